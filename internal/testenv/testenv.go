@@ -1,0 +1,123 @@
+// Package testenv starts a real etcd and kube-apiserver (controller-runtime's envtest)
+// for integration tests. The binaries come from KUBEBUILDER_ASSETS, which `make test`
+// sets to the cache that hack/build-k8s.sh fills.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Env is a running control plane.
+type Env struct {
+	env    *envtest.Environment
+	Config *rest.Config // cluster-admin
+	Client kubernetes.Interface
+}
+
+// Start starts etcd and kube-apiserver. Call Stop when done (TestMain).
+func Start(opts envtest.Environment) (*Env, error) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd and kube-apiserver, or point it at a directory holding them")
+	}
+	e := opts
+	cfg, err := e.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest (etcd and kube-apiserver from %s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return &Env{env: &e, Config: cfg, Client: cs}, nil
+}
+
+// Stop stops the control plane.
+func (e *Env) Stop() error { return e.env.Stop() }
+
+// Namespace creates a fresh namespace for one test and deletes it afterwards.
+func (e *Env) Namespace(t testing.TB) string {
+	t.Helper()
+	ns, err := e.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = e.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+// ServiceAccountConfig creates a ServiceAccount in ns bound to a Role with rules and
+// returns a client config that authenticates as it with a real token.
+func (e *Env) ServiceAccountConfig(t testing.TB, ns, name string, rules []rbacv1.PolicyRule) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating service account: %v", err)
+	}
+	if _, err := e.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating role: %v", err)
+	}
+	if _, err := e.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating role binding: %v", err)
+	}
+	expiry := int64(3600)
+	tok, err := e.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("requesting a token for service account %s/%s: %v", ns, name, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.Config)
+	cfg.BearerToken = tok.Status.Token
+	return cfg
+}
+
+// Kubeconfig writes cfg as a kubeconfig file in dir, for processes under test.
+func Kubeconfig(t testing.TB, cfg *rest.Config, dir string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken,
+	}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
+	kc.CurrentContext = "test"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatalf("writing kubeconfig: %v", err)
+	}
+	return path
+}
+
+// Eventually polls cond until it returns true or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

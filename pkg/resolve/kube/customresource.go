@@ -1,0 +1,114 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// CustomResource is ready when the object exists and every listed field value and
+// condition matches. It works for any kind the API server serves, core v1 included.
+type CustomResource struct {
+	Client *Client
+	Ref    spec.CustomResourceRef
+}
+
+func (c *CustomResource) String() string {
+	return fmt.Sprintf("%s %s/%s (%s)", strings.ToLower(c.Ref.Kind), c.Ref.Namespace, c.Ref.Name, c.Ref.APIVersion)
+}
+
+func (c *CustomResource) Wait(ctx context.Context, report func(resolve.Status)) error {
+	r := reporter{report: report}
+	// The kind may be served only later (a CRD installed by another release), so
+	// discovery is retried rather than failing.
+	for {
+		gvr, namespaced, err := c.Client.resourceFor(ctx, c.Ref.APIVersion, c.Ref.Kind)
+		if err == nil {
+			src := source{resource: gvr, fieldSelector: "metadata.name=" + c.Ref.Name}
+			if namespaced {
+				src.namespace = c.Ref.Namespace
+			}
+			return c.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
+				st := customResourceStatus(snaps[0], c.Ref)
+				r.set(st)
+				return st.Ready, nil
+			})
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.set(resolve.Status{Reason: err.Error()})
+		sleep(ctx, c.Client.opts.PollInterval)
+	}
+}
+
+func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Status {
+	if snap.err != nil {
+		return resolve.Status{Reason: "cannot list: " + shortError(snap.err)}
+	}
+	if len(snap.objects) == 0 {
+		return resolve.Status{Reason: "not found"}
+	}
+	obj := snap.objects[0]
+	var unmet []string
+	for _, f := range ref.Fields {
+		if why := fieldMismatch(obj, f); why != "" {
+			unmet = append(unmet, why)
+		}
+	}
+	for _, want := range ref.Conditions {
+		got, _, _ := condition(obj.Object, want.Type)
+		if got != want.Status {
+			if got == "" {
+				got = "absent"
+			}
+			unmet = append(unmet, fmt.Sprintf("condition %s is %s, want %s", want.Type, got, want.Status))
+		}
+	}
+	if len(unmet) > 0 {
+		return resolve.Status{Reason: strings.Join(unmet, "; ")}
+	}
+	return resolve.Status{Ready: true}
+}
+
+// fieldMismatch says why the field does not hold the wanted value, "" when it does.
+// Values are compared as JSON so numbers and booleans work; a wanted JSON string also
+// matches a non-string field whose JSON text it is ("3" matches 3).
+func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
+	got, found, err := unstructured.NestedFieldNoCopy(obj.Object, strings.Split(f.Key, ".")...)
+	if err != nil || !found {
+		return fmt.Sprintf("field %s is absent, want %s", f.Key, f.Value)
+	}
+	gotJSON, err := json.Marshal(got)
+	if err != nil {
+		return fmt.Sprintf("field %s cannot be read: %v", f.Key, err)
+	}
+	var wantText string
+	if err := json.Unmarshal(f.Value, &wantText); err == nil {
+		if s, ok := got.(string); ok && s == wantText {
+			return ""
+		}
+		if _, isString := got.(string); !isString && jsonEqual(gotJSON, []byte(wantText)) {
+			return ""
+		}
+	} else if jsonEqual(gotJSON, f.Value) {
+		return ""
+	}
+	return fmt.Sprintf("field %s is %s, want %s", f.Key, gotJSON, f.Value)
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	// Numbers decode to float64 on both sides, so 3, 3.0 and 3e0 are equal.
+	return reflect.DeepEqual(x, y)
+}

@@ -1,0 +1,103 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+var daemonSetsResource = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+
+// DaemonSet is ready when the DaemonSet's pod on this node (matched by node name and
+// controller reference) is ready. When the DaemonSet is fully scheduled and still
+// has no pod on this node, it does not target this node and does not block.
+type DaemonSet struct {
+	Client *Client
+	Ref    spec.ObjectRef
+}
+
+func (d *DaemonSet) String() string { return "daemonset " + d.Ref.String() }
+
+func (d *DaemonSet) Wait(ctx context.Context, report func(resolve.Status)) error {
+	r := reporter{report: report}
+	node, err := d.Client.waitNodeName(ctx, &r)
+	if err != nil {
+		return err
+	}
+	sources := []source{
+		{resource: daemonSetsResource, namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name},
+		{resource: podsResource, namespace: d.Ref.Namespace, fieldSelector: "spec.nodeName=" + node},
+	}
+	return d.Client.follow(ctx, sources, func(snaps []snapshot) (bool, error) {
+		st := daemonSetStatus(snaps[0], snaps[1], node)
+		r.set(st)
+		return st.Ready, nil
+	})
+}
+
+func daemonSetStatus(dsSnap, podSnap snapshot, node string) resolve.Status {
+	if dsSnap.err != nil {
+		return resolve.Status{Reason: "cannot list daemonsets: " + shortError(dsSnap.err)}
+	}
+	if podSnap.err != nil {
+		return resolve.Status{Reason: "cannot list pods: " + shortError(podSnap.err)}
+	}
+	if len(dsSnap.objects) == 0 {
+		return resolve.Status{Reason: "not found"}
+	}
+	ds := dsSnap.objects[0]
+	var mine []*unstructured.Unstructured
+	for _, pod := range podSnap.objects {
+		if controlledBy(pod, ds) && pod.GetDeletionTimestamp() == nil {
+			mine = append(mine, pod)
+		}
+	}
+	for _, pod := range mine {
+		if podReady(pod) {
+			return resolve.Status{Ready: true}
+		}
+	}
+	if len(mine) > 0 {
+		return resolve.Status{Reason: fmt.Sprintf("pod %s on node %s not ready", mine[0].GetName(), node)}
+	}
+	desired := nestedInt(ds.Object, "status", "desiredNumberScheduled")
+	current := nestedInt(ds.Object, "status", "currentNumberScheduled")
+	observed := nestedInt(ds.Object, "status", "observedGeneration")
+	if observed >= ds.GetGeneration() && current == desired {
+		// The controller has seen the current spec and placed every pod it wants:
+		// none is meant for this node.
+		return resolve.Status{Ready: true}
+	}
+	return resolve.Status{Reason: fmt.Sprintf("no pod on node %s yet (%d of %d scheduled)", node, current, desired)}
+}
+
+func controlledBy(obj, owner *unstructured.Unstructured) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == owner.GetUID() && ref.Controller != nil && *ref.Controller {
+			return true
+		}
+	}
+	return false
+}
+
+// waitNodeName learns this pod's node, retrying while it cannot and saying why.
+func (c *Client) waitNodeName(ctx context.Context, r *reporter) (string, error) {
+	delay := minRetryDelay
+	for {
+		node, err := c.NodeName(ctx)
+		if err == nil {
+			return node, nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		r.set(resolve.Status{Reason: err.Error()})
+		sleep(ctx, delay)
+		delay = min(2*delay, c.opts.PollInterval)
+	}
+}

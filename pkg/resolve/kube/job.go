@@ -1,0 +1,101 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+var jobsResource = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+
+// Job is ready when the named Job, or every Job matching the labels (at least one),
+// has succeeded at least once. A failed Job is logged as an error; with fail-fast on
+// it ends the wait.
+type Job struct {
+	Client *Client
+	Ref    spec.JobRef
+}
+
+func (j *Job) String() string {
+	if j.Ref.Name != "" {
+		return "job " + j.Ref.Namespace + "/" + j.Ref.Name
+	}
+	return "jobs in " + j.Ref.Namespace + " with labels " + labels.SelectorFromSet(j.Ref.Labels).String()
+}
+
+func (j *Job) Wait(ctx context.Context, report func(resolve.Status)) error {
+	r := reporter{report: report}
+	src := source{resource: jobsResource, namespace: j.Ref.Namespace}
+	if j.Ref.Name != "" {
+		src.fieldSelector = "metadata.name=" + j.Ref.Name
+	} else {
+		src.labelSelector = labels.SelectorFromSet(j.Ref.Labels).String()
+	}
+	failedLogged := map[string]bool{}
+	return j.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
+		snap := snaps[0]
+		if snap.err != nil {
+			r.set(resolve.Status{Reason: "cannot list jobs: " + shortError(snap.err)})
+			return false, nil
+		}
+		if len(snap.objects) == 0 {
+			r.set(resolve.Status{Reason: "not found"})
+			return false, nil
+		}
+		var waiting []string
+		for _, job := range snap.objects {
+			done, failed, state := jobState(job)
+			if done {
+				continue
+			}
+			if failed != "" {
+				if j.Client.opts.FailFast {
+					return false, resolve.Terminal("job %s/%s failed: %s", job.GetNamespace(), job.GetName(), failed)
+				}
+				if !failedLogged[job.GetName()] {
+					failedLogged[job.GetName()] = true
+					j.Client.opts.Log.Error(nil, "job failed; waiting in case it is re-run (use --fail-fast to stop instead)",
+						"job", job.GetNamespace()+"/"+job.GetName(), "reason", failed)
+				}
+				state = "failed: " + failed
+			}
+			waiting = append(waiting, prefixName(job, len(snap.objects) > 1)+state)
+		}
+		if len(waiting) == 0 {
+			r.set(resolve.Status{Ready: true})
+			return true, nil
+		}
+		r.set(resolve.Status{Reason: strings.Join(waiting, "; ")})
+		return false, nil
+	})
+}
+
+// jobState tells whether the Job succeeded at least once, and if not, whether it
+// failed (with the reason) and what it is doing.
+func jobState(job *unstructured.Unstructured) (succeeded bool, failed string, state string) {
+	if nestedInt(job.Object, "status", "succeeded") > 0 {
+		return true, "", ""
+	}
+	if st, _, _ := condition(job.Object, "Complete"); st == "True" {
+		return true, "", ""
+	}
+	if st, reason, message := condition(job.Object, "Failed"); st == "True" {
+		return false, strings.TrimSuffix(reason+": "+message, ": "), ""
+	}
+	return false, "", fmt.Sprintf("%d active, 0 succeeded, %d failed",
+		nestedInt(job.Object, "status", "active"), nestedInt(job.Object, "status", "failed"))
+}
+
+func prefixName(obj *unstructured.Unstructured, yes bool) string {
+	if !yes {
+		return ""
+	}
+	return obj.GetName() + ": "
+}

@@ -1,0 +1,111 @@
+// Package spec is the dependency model and the parsers of the environment contract
+// (DEPENDENCY_* variables) shared by the resolver and the webhook. It is pure: no
+// clients, no I/O beyond the lookup function it is given.
+package spec
+
+import (
+	"encoding/json"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Spec is everything a resolver run is asked to do, parsed from its environment.
+type Spec struct {
+	// Namespace is the pod's namespace (NAMESPACE), "default" when empty.
+	Namespace string
+	// PodName is the own pod's name (POD_NAME); needed by container, daemonset and
+	// same-node pod dependencies.
+	PodName string
+	// NodeName is the node the pod runs on (NODE_NAME), when the environment sets it;
+	// otherwise the resolver reads it from its own pod.
+	NodeName string
+	// InterfaceName is the NIC whose IP config templates see (INTERFACE_NAME).
+	InterfaceName string
+	// Command is the legacy COMMAND split on whitespace; nil when empty or unset.
+	Command []string
+
+	Services        []ObjectRef
+	Jobs            []JobRef
+	DaemonSets      []ObjectRef
+	Containers      []string
+	Pods            []PodRef
+	CustomResources []CustomResourceRef
+	Configs         []string // absolute destination paths
+	Sockets         []string // absolute paths
+	TCP             []string // host:port
+	HTTP            []string // http:// or https:// URLs
+}
+
+// ObjectRef names a namespaced object; Namespace is always filled in (the pod's
+// namespace when the item had no "ns:" prefix).
+type ObjectRef struct {
+	Namespace string
+	Name      string
+}
+
+func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
+
+// JobRef selects one Job by name, or every Job matching Labels (all must succeed,
+// and at least one must exist). Exactly one of Name and Labels is set.
+type JobRef struct {
+	Namespace string
+	Name      string
+	Labels    map[string]string
+}
+
+// String is "namespace/name" or "namespace/[key=value,...]".
+func (r JobRef) String() string {
+	if r.Name != "" {
+		return r.Namespace + "/" + r.Name
+	}
+	return r.Namespace + "/[" + labels.Set(r.Labels).String() + "]"
+}
+
+// PodRef selects pods by labels; at least one matching pod must be ready, on this
+// node when RequireSameNode is set.
+type PodRef struct {
+	Namespace       string
+	Labels          map[string]string
+	RequireSameNode bool
+}
+
+// String is "namespace/[key=value,...]", with " on this node" when that is required.
+func (r PodRef) String() string {
+	s := r.Namespace + "/[" + labels.Set(r.Labels).String() + "]"
+	if r.RequireSameNode {
+		s += " on this node"
+	}
+	return s
+}
+
+// CustomResourceRef is one object of any kind, core v1 included, that must have every
+// listed field value and condition.
+type CustomResourceRef struct {
+	APIVersion string // "group/version" or "v1"
+	Kind       string
+	Namespace  string // the pod's namespace when the input left it empty; ignored for cluster-scoped kinds
+	Name       string
+	Fields     []FieldMatch
+	Conditions []ConditionMatch
+}
+
+// String is "Kind apiVersion namespace/name": "Connection mariadb.osh.openstack.org/v1alpha1 openstack/nova-db".
+func (r CustomResourceRef) String() string {
+	return r.Kind + " " + r.APIVersion + " " + r.Namespace + "/" + r.Name
+}
+
+// FieldMatch requires the value at a dot-separated Key ("status.phase") to equal
+// Value. Value holds JSON: a JSON string matches a string field with that text, and
+// also a non-string field whose JSON encoding is that text ("3", "true"); any other
+// JSON value is compared as JSON.
+type FieldMatch struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// ConditionMatch requires a status.conditions entry of Type with Status ("True" when
+// the input left it empty).
+type ConditionMatch struct {
+	Type   string
+	Status string
+}
