@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Env is a running control plane.
@@ -34,6 +36,9 @@ func Start(opts envtest.Environment) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd and kube-apiserver, or point it at a directory holding them")
 	}
+	// envtest logs through controller-runtime's global logger; without one it
+	// prints a warning with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	e := opts
 	cfg, err := e.Start()
 	if err != nil {

@@ -1,0 +1,146 @@
+// Package run is one resolver run: the parsed environment contract turned into
+// dependencies, the wait, and the exec of the application.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/launch"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// ErrConfig marks a run that cannot start because of its configuration.
+var ErrConfig = errors.New("bad configuration")
+
+// Options is everything one run needs besides the Spec.
+type Options struct {
+	Log logr.Logger
+	// Argv is the exact application argv given after "--"; it wins over COMMAND.
+	Argv []string
+	// Timeout bounds the whole wait; zero means none.
+	Timeout        time.Duration
+	PollInterval   time.Duration
+	ReportInterval time.Duration
+	FailFast       bool
+	// TemplateDir holds the config templates (local.DefaultTemplateDir when empty).
+	TemplateDir string
+	// RESTConfig returns the API server's client config; called only when a
+	// dependency needs the API.
+	RESTConfig func() (*rest.Config, error)
+	// Stdout receives the output of builtins (the echo of legacy COMMANDs).
+	Stdout io.Writer
+	// Exec replaces the process with argv; launch.Exec when nil (tests swap it).
+	Exec func(argv []string, stdout io.Writer) error
+}
+
+// Run waits for every dependency of s, then execs the application. It returns nil
+// when there is nothing to exec (init-container mode) or a builtin ran; on success
+// with a command it does not return.
+func Run(ctx context.Context, s *spec.Spec, o Options) error {
+	argv := o.Argv
+	if argv == nil {
+		argv = s.Command
+	}
+	deps, err := dependencies(s, o)
+	if err != nil {
+		return err
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
+	var recorder resolve.Recorder
+	if r := deps.events; r != nil {
+		recorder = r
+	}
+	if err := resolve.Wait(ctx, deps.list, resolve.Options{Log: o.Log, ReportInterval: o.ReportInterval, Recorder: recorder}); err != nil {
+		return err
+	}
+	if len(argv) == 0 {
+		o.Log.Info("no command to run; exiting")
+		return nil
+	}
+	o.Log.Info("starting application", "argv", argv)
+	exec := o.Exec
+	if exec == nil {
+		exec = launch.Exec
+	}
+	return exec(argv, o.Stdout)
+}
+
+type plan struct {
+	list   []resolve.Dependency
+	events *kube.EventRecorder
+}
+
+// dependencies builds one Dependency per item of the spec, in the contract's order.
+func dependencies(s *spec.Spec, o Options) (plan, error) {
+	var p plan
+	if needsAPI(s) {
+		if o.RESTConfig == nil {
+			return p, fmt.Errorf("%w: dependencies need the Kubernetes API but no client config is available", ErrConfig)
+		}
+		cfg, err := o.RESTConfig()
+		if err != nil {
+			return p, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		c, err := kube.NewClient(cfg, kube.Options{
+			Log: o.Log, PollInterval: o.PollInterval, FailFast: o.FailFast,
+			Namespace: s.Namespace, PodName: s.PodName, NodeName: s.NodeName,
+		})
+		if err != nil {
+			return p, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		p.events = c.Events()
+		for _, r := range s.Services {
+			p.list = append(p.list, &kube.Service{Client: c, Ref: r})
+		}
+		for _, r := range s.Jobs {
+			p.list = append(p.list, &kube.Job{Client: c, Ref: r})
+		}
+		for _, r := range s.DaemonSets {
+			p.list = append(p.list, &kube.DaemonSet{Client: c, Ref: r})
+		}
+		for _, name := range s.Containers {
+			p.list = append(p.list, &kube.Container{Client: c, Name: name})
+		}
+		for _, r := range s.Pods {
+			p.list = append(p.list, &kube.Pod{Client: c, Ref: r})
+		}
+		for _, r := range s.CustomResources {
+			p.list = append(p.list, &kube.CustomResource{Client: c, Ref: r})
+		}
+	}
+	for _, dest := range s.Configs {
+		cfg := local.NewConfig(dest, s.InterfaceName)
+		if o.TemplateDir != "" {
+			cfg.TemplateDir = o.TemplateDir
+		}
+		p.list = append(p.list, cfg)
+	}
+	for _, path := range s.Sockets {
+		p.list = append(p.list, local.NewSocket(path))
+	}
+	for _, addr := range s.TCP {
+		p.list = append(p.list, local.NewTCP(addr))
+	}
+	for _, u := range s.HTTP {
+		p.list = append(p.list, local.NewHTTP(u))
+	}
+	return p, nil
+}
+
+func needsAPI(s *spec.Spec) bool {
+	return len(s.Services)+len(s.Jobs)+len(s.DaemonSets)+len(s.Containers)+len(s.Pods)+len(s.CustomResources) > 0
+}
