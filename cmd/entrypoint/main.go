@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -110,7 +111,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "invalid dependency configuration in the environment")
 		return exitConfig
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop, received := notifyContext(syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = run.Run(ctx, sp, run.Options{
 		Log:            log,
@@ -128,10 +129,35 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return launch.Exec(argv, out)
 		},
 	})
-	return exitCode(log, err)
+	return exitCode(log, err, received())
 }
 
-func exitCode(log logr.Logger, err error) int {
+// notifyContext is cancelled by the first of sigs; received tells which one came.
+func notifyContext(sigs ...os.Signal) (ctx context.Context, stop func(), received func() os.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	var got atomic.Value
+	go func() {
+		select {
+		case sig := <-ch:
+			got.Store(sig)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stop = func() {
+		signal.Stop(ch)
+		cancel()
+	}
+	received = func() os.Signal {
+		sig, _ := got.Load().(os.Signal)
+		return sig
+	}
+	return ctx, stop, received
+}
+
+func exitCode(log logr.Logger, err error, sig os.Signal) int {
 	var blocked *resolve.BlockedError
 	var launchErr *launch.Error
 	switch {
@@ -146,9 +172,12 @@ func exitCode(log logr.Logger, err error) int {
 	case errors.As(err, &blocked) && errors.Is(err, context.DeadlineExceeded):
 		log.Error(err, "timed out", "blocking", blocked.Blocking)
 		return exitTimeout
-	case errors.As(err, &blocked):
-		log.Info("stopped by signal while waiting", "blocking", blocked.Blocking)
-		return 128 + int(syscall.SIGTERM)
+	case errors.As(err, &blocked) && sig != nil:
+		log.Info("stopped by signal while waiting", "signal", sig.String(), "blocking", blocked.Blocking)
+		if s, ok := sig.(syscall.Signal); ok {
+			return 128 + int(s)
+		}
+		return exitInternal
 	case errors.Is(err, resolve.ErrTerminal):
 		log.Error(err, "dependency failed")
 		return exitFailed

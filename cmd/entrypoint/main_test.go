@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,5 +317,25 @@ func TestExitCodes(t *testing.T) {
 	out, err := exec.Command(filepath.Join(installDir, "kubernetes-entrypoint"), "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "kubernetes-entrypoint ") {
 		t.Errorf("installed copy: %q, %v", out, err)
+	}
+}
+
+// SIGTERM while waiting (the pod is deleted) ends the resolver at once with
+// 128+15, saying what it was still waiting for.
+func TestSignalWhileWaiting(t *testing.T) {
+	ns := env.Namespace(t)
+	kubeconfig := testenv.Kubeconfig(t, env.Config, t.TempDir())
+	p := startResolver(t, []string{"KUBECONFIG=" + kubeconfig, "NAMESPACE=" + ns, "DEPENDENCY_SERVICE=never"}, "--", "/bin/true")
+	testenv.Eventually(t, 20*time.Second, "the resolver to start waiting", func() bool {
+		return strings.Contains(p.stderr.String(), "waiting for dependencies")
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t); code != 143 {
+		t.Fatalf("exit code %d, want 143; stderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "stopped by signal while waiting") || !strings.Contains(p.stderr.String(), "service "+ns+"/never") {
+		t.Errorf("stderr does not say it stopped and what blocked:\n%s", p.stderr.String())
 	}
 }
