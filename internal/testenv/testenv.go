@@ -126,3 +126,6 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// KubeconfigBytes is an admin kubeconfig for the control plane.
+func (e *Env) KubeconfigBytes() []byte { return e.env.KubeConfig }
