@@ -43,8 +43,8 @@ type recorder struct {
 	calls []string
 }
 
-func (r *recorder) add(s string) { r.mu.Lock(); r.calls = append(r.calls, s); r.mu.Unlock() }
-func (r *recorder) Waiting(b []string) { r.add("waiting: " + strings.Join(b, "; ")) }
+func (r *recorder) add(s string)        { r.mu.Lock(); r.calls = append(r.calls, s); r.mu.Unlock() }
+func (r *recorder) Waiting(b []string)  { r.add("waiting: " + strings.Join(b, "; ")) }
 func (r *recorder) Ready(time.Duration) { r.add("ready") }
 func (r *recorder) Failed(err error)    { r.add("failed: " + err.Error()) }
 

@@ -108,7 +108,8 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 	client := c.dynamic.Resource(src.resource).Namespace(src.namespace)
 	opts := metav1.ListOptions{FieldSelector: src.fieldSelector, LabelSelector: src.labelSelector}
 	polling := false
-	delay := minRetryDelay
+	delay := minRetryDelay      // after failed lists
+	watchDelay := minRetryDelay // after watches that fail or end at once
 	for ctx.Err() == nil {
 		list, err := client.List(ctx, opts)
 		if err != nil {
@@ -153,12 +154,21 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 				continue
 			}
 			c.opts.Log.V(1).Info("watch failed; listing again", "source", src.String(), "error", err.Error())
-			sleep(ctx, delay)
-			delay = min(2*delay, maxRetryDelay)
+			sleep(ctx, watchDelay)
+			watchDelay = min(2*watchDelay, maxRetryDelay)
 			continue
 		}
-		if err := consume(ctx, w, objects, emit); err != nil {
+		began := time.Now()
+		if err := consume(ctx, w, objects, emit); err != nil && ctx.Err() == nil {
 			c.opts.Log.V(1).Info("watch ended; listing again", "source", src.String(), "reason", err.Error())
+		}
+		// Watches normally last minutes; one that keeps ending at once must not turn
+		// into a tight list+watch loop against the API server.
+		if time.Since(began) < time.Second {
+			sleep(ctx, watchDelay)
+			watchDelay = min(2*watchDelay, maxRetryDelay)
+		} else {
+			watchDelay = minRetryDelay
 		}
 	}
 }

@@ -1,0 +1,84 @@
+package kube_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// flakyAPIServer proxies to the real API server, failing the first lists with
+// 500 and cutting every watch after a short while, as an overloaded or restarting
+// API server or a load balancer does.
+func flakyAPIServer(t *testing.T, failLists int32) (*rest.Config, *atomic.Int32, *atomic.Int32) {
+	t.Helper()
+	target, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = transport
+	proxy.FlushInterval = -1 // stream watch events at once
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	var lists, watches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("watch") == "true" {
+			watches.Add(1)
+			ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
+			defer cancel()
+			proxy.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		if n := lists.Add(1); n <= failLists {
+			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected failure","reason":"InternalError","code":500}`, http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return &rest.Config{Host: srv.URL}, &lists, &watches
+}
+
+func TestTransientErrorsAreRetriedNeverResolvedEarly(t *testing.T) {
+	ns := env.Namespace(t)
+	createService(t, ns, "galera", nil)
+	createSlice(t, ns, "galera", "galera-a", endpoint{ip: "10.0.0.1", ready: ptr.To(false)})
+	cfg, lists, watches := flakyAPIServer(t, 3)
+	c, err := kube.NewClient(cfg, kube.Options{PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, &kube.Service{Client: c, Ref: spec.ObjectRef{Namespace: ns, Name: "galera"}})
+	// The injected failures surface as the reason, then the real state does.
+	w.blocked(t, "cannot list EndpointSlices: InternalError")
+	w.blocked(t, "0 of 1 endpoints ready")
+	// Watches are cut every 300ms; across several cuts it must keep waiting.
+	deadline := time.Now().Add(settle)
+	for watches.Load() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d watches after %s", watches.Load(), settle)
+		}
+		w.stillBlocked(t)
+	}
+	createSlice(t, ns, "galera", "galera-b", endpoint{ip: "10.0.0.2", ready: ptr.To(true)})
+	w.ready(t)
+	if lists.Load() < 4 {
+		t.Errorf("%d lists, want the 3 failures and at least one success", lists.Load())
+	}
+}
