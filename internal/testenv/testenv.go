@@ -129,3 +129,9 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // KubeconfigBytes is an admin kubeconfig for the control plane.
 func (e *Env) KubeconfigBytes() []byte { return e.env.KubeConfig }
+
+// WebhookInstallOptions tells where envtest expects the webhook server (host,
+// port, serving certificates) when it was started with webhook configurations.
+func (e *Env) WebhookInstallOptions() *envtest.WebhookInstallOptions {
+	return &e.env.WebhookInstallOptions
+}

@@ -1,0 +1,142 @@
+package inject
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// AnnotationPrefix starts every annotation this package reads; others are ignored.
+const AnnotationPrefix = "entrypoint.io/"
+
+// The annotations, named without AnnotationPrefix (DESIGN.md section 7).
+const (
+	keyService        = "dependency-service"
+	keyJob            = "dependency-job"
+	keyJobJSON        = "dependency-job-json"
+	keyDaemonSet      = "dependency-daemonset"
+	keyContainer      = "dependency-container"
+	keyPod            = "dependency-pod"
+	keyCustomResource = "dependency-custom-resource"
+	keyConfig         = "dependency-config"
+	keySocket         = "dependency-socket"
+	keyTCP            = "dependency-tcp"
+	keyHTTP           = "dependency-http"
+	keyContainers     = "containers"
+	keyCommandPrefix  = "command." // + container name
+	keyTimeout        = "timeout"
+	keyInject         = "inject"
+	keyStatus         = "status"
+)
+
+// AnnotationStatus is written by Mutate: what it injected, so a second call can tell.
+const AnnotationStatus = AnnotationPrefix + keyStatus
+
+// AnnotationInject set to "false" opts a pod out.
+const AnnotationInject = AnnotationPrefix + keyInject
+
+// fixedKeys are the annotations with a fixed name, in the order problems with them
+// are reported.
+func fixedKeys() []string {
+	return []string{
+		keyService, keyJob, keyJobJSON, keyDaemonSet, keyContainer, keyPod,
+		keyCustomResource, keyConfig, keySocket, keyTCP, keyHTTP,
+		keyContainers, keyTimeout, keyInject, keyStatus,
+	}
+}
+
+// annotationName is how messages name an annotation: "annotation entrypoint.io/timeout".
+func annotationName(key string) string { return "annotation " + AnnotationPrefix + key }
+
+// ourAnnotations returns this package's annotations by name without the prefix,
+// values with blanks around them trimmed; nil when there are none.
+func ourAnnotations(all map[string]string) map[string]string {
+	var ours map[string]string
+	for k, v := range all {
+		name, ok := strings.CutPrefix(k, AnnotationPrefix)
+		if !ok {
+			continue
+		}
+		if ours == nil {
+			ours = make(map[string]string, 4)
+		}
+		ours[name] = strings.TrimSpace(v)
+	}
+	return ours
+}
+
+// sortedKeys returns the names of ours, sorted, so problems come in a stable order.
+func sortedKeys(ours map[string]string) []string {
+	return slices.Sorted(maps.Keys(ours))
+}
+
+// isKnownKey tells whether key (without the prefix) is an annotation of this package.
+func isKnownKey(key string) bool {
+	if strings.HasPrefix(key, keyCommandPrefix) {
+		return true
+	}
+	return slices.Contains(fixedKeys(), key)
+}
+
+// unknownKeyProblem words the problem with an annotation this package does not know:
+// most likely a misspelt one, so the closest known name is suggested.
+func unknownKeyProblem(key string, containerNames []string) string {
+	msg := annotationName(key) + ": unknown annotation"
+	if key == "command" || key == "commands" {
+		example := "app"
+		if len(containerNames) > 0 {
+			example = containerNames[0]
+		}
+		return msg + "; expected " + AnnotationPrefix + keyCommandPrefix + "<container>, e.g. " +
+			AnnotationPrefix + keyCommandPrefix + example
+	}
+	candidates := fixedKeys()
+	for _, c := range containerNames {
+		candidates = append(candidates, keyCommandPrefix+c)
+	}
+	if best := closest(key, candidates); best != "" {
+		return msg + "; did you mean " + AnnotationPrefix + best + "?"
+	}
+	known := make([]string, 0, len(fixedKeys())+1)
+	for _, k := range fixedKeys() {
+		known = append(known, AnnotationPrefix+k)
+	}
+	known = append(known, AnnotationPrefix+keyCommandPrefix+"<container>")
+	return msg + "; expected one of " + strings.Join(known, ", ")
+}
+
+// closest returns the candidate nearest to key by edit distance, compared without
+// case and with '_' as '-' (DEPENDENCY_SERVICE is near dependency-service), or ""
+// when none is near enough to be a plausible typo.
+func closest(key string, candidates []string) string {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
+	k := norm(key)
+	best, bestDistance := "", max(2, len(k)/4)+1
+	for _, c := range candidates {
+		if d := editDistance(k, norm(c)); d < bestDistance {
+			best, bestDistance = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

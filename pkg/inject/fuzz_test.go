@@ -1,0 +1,142 @@
+package inject
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// FuzzAnnotations feeds arbitrary annotation values to Mutate. It must never panic;
+// a denial must list its problems; and an accepted pod must come out as a plan the
+// resolver accepts: every wrapped container runs the resolver with "--" and an argv,
+// and its environment parses with spec.FromEnv, as the resolver will parse it.
+func FuzzAnnotations(f *testing.F) {
+	f.Add("mariadb,openstack:keystone-api", "db-migrate", "", "ovs-agent", "shipper", `[{"labels":{"app":"x"}}]`,
+		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "/etc/app.conf", "/run/x.sock", "db:5432", "http://h/x",
+		"", `["/bin/cache"]`, "30s", "true", "", "")
+	f.Add("a,,b", "x", `[{"name":"y"}]`, "a:b:c", "nope", `{}`, `[1]`, "rel", "/x/", "h", "ftp://x",
+		"app,nope", "[]", "-1s", "yes", "dependency-services", "x")
+	f.Add("", "", `[{"labels":{"a":"b"},"namespace":"n"}]`, "", "", "", "", "", "", "[::1]:80", "", "cache,shipper",
+		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`)
+	f.Fuzz(func(t *testing.T, service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets,
+		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue string) {
+		annotations := map[string]string{
+			"entrypoint.io/dependency-service":         service,
+			"entrypoint.io/dependency-job":             job,
+			"entrypoint.io/dependency-job-json":        jobJSON,
+			"entrypoint.io/dependency-daemonset":       daemonSet,
+			"entrypoint.io/dependency-container":       container,
+			"entrypoint.io/dependency-pod":             pods,
+			"entrypoint.io/dependency-custom-resource": customResources,
+			"entrypoint.io/dependency-config":          configs,
+			"entrypoint.io/dependency-socket":          sockets,
+			"entrypoint.io/dependency-tcp":             tcp,
+			"entrypoint.io/dependency-http":            http,
+			"entrypoint.io/containers":                 containers,
+			"entrypoint.io/command.cache":              cacheCommand,
+			"entrypoint.io/timeout":                    timeout,
+			"entrypoint.io/inject":                     inject,
+		}
+		if extraKey != "" {
+			annotations["entrypoint.io/"+extraKey] = extraValue
+		}
+		pod := fuzzPod(annotations)
+		before := pod.DeepCopy()
+
+		out, outcome, err := Mutate(context.Background(), pod, testConfig())
+		if pod.String() != before.String() {
+			t.Fatal("Mutate modified its input")
+		}
+		switch outcome.Result {
+		case ResultSkipped:
+			if outcome.Reason != ReasonOptOut || err != nil || out == nil {
+				t.Fatalf("skipped with %+v, %v", outcome, err)
+			}
+		case ResultDenied:
+			var denied *DeniedError
+			if !errors.As(err, &denied) || len(denied.Problems) == 0 || out != nil {
+				t.Fatalf("denied without problems: %+v, %v", outcome, err)
+			}
+			for _, p := range denied.Problems {
+				if strings.TrimSpace(p) == "" {
+					t.Fatalf("an empty problem in %q", denied.Problems)
+				}
+			}
+		case ResultInjected:
+			if err != nil {
+				t.Fatalf("injected with an error: %v", err)
+			}
+			checkInjected(t, out)
+		default:
+			t.Fatalf("unknown outcome %+v", outcome)
+		}
+	})
+}
+
+func fuzzPod(annotations map[string]string) *corev1.Pod {
+	always := corev1.ContainerRestartPolicyAlways
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", Annotations: annotations},
+		Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{
+				{Name: "shipper", Image: "registry.example/shipper:1.0", Command: []string{"/ship"}, RestartPolicy: &always},
+			},
+			Containers: []corev1.Container{
+				{Name: "app", Image: "registry.example/app:1.0", Command: []string{"/usr/bin/app"}},
+				{Name: "cache", Image: "registry.example/unknown:1.0", Args: []string{"-m", "64"}},
+			},
+		},
+	}
+}
+
+// checkInjected checks what an injected pod must hold, whatever its annotations.
+func checkInjected(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if !wasInjected(pod) {
+		t.Fatal("an injected pod is not recognized as injected")
+	}
+	wrapped := 0
+	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		if len(c.Command) != 1 || c.Command[0] != DefaultMountPath+"/kubernetes-entrypoint" {
+			continue
+		}
+		wrapped++
+		if len(c.Args) < 2 || c.Args[0] != "--" || c.Args[1] == "" {
+			t.Fatalf("container %s: args %q, want -- and an argv", c.Name, c.Args)
+		}
+		env := map[string]string{}
+		for _, e := range c.Env {
+			if _, dup := env[e.Name]; dup {
+				t.Fatalf("container %s sets %s twice", c.Name, e.Name)
+			}
+			env[e.Name] = e.Value
+			if e.ValueFrom != nil { // what the downward API would give
+				env[e.Name] = map[string]string{
+					"metadata.name": "web-0", "metadata.namespace": "shop", "spec.nodeName": "node-1", "status.podIP": "10.0.0.7",
+				}[e.ValueFrom.FieldRef.FieldPath]
+			}
+		}
+		if _, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+			t.Fatalf("container %s: the resolver would reject its environment: %v", c.Name, err)
+		}
+		if v, ok := env[envTimeout]; ok {
+			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+				t.Fatalf("container %s: %s=%q", c.Name, envTimeout, v)
+			}
+		}
+	}
+	if wrapped == 0 {
+		t.Fatal("an injected pod has no wrapped container")
+	}
+	again, outcome, err := Mutate(context.Background(), pod, testConfig())
+	if err != nil || outcome.Reason != ReasonAlreadyInjected || again.String() != pod.String() {
+		t.Fatalf("second Mutate: %+v, %v", outcome, err)
+	}
+}

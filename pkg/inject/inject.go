@@ -1,0 +1,177 @@
+// Package inject turns a pod's entrypoint.io/ annotations into a validated plan and
+// the plan into a mutated pod: an emptyDir volume, an init container that installs
+// the resolver binary into it, and target containers rewritten to run the resolver,
+// which waits for the declared dependencies and then execs the exact original argv.
+//
+// It is pure: no HTTP and no Kubernetes client. The only way out is the
+// ImageConfigLookup the caller may give, used when a container's argv comes from its
+// image.
+package inject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// DefaultMountPath is where the emptyDir holding the resolver is mounted in the init
+// container and in every target container.
+const DefaultMountPath = "/kubernetes-entrypoint"
+
+// DefaultRunAsUser is the init container's user when Config.RunAsUser is 0: the
+// "nonroot" user of distroless images.
+const DefaultRunAsUser int64 = 65532
+
+// Names of what Mutate adds to a pod.
+const (
+	InitContainerName = "kubernetes-entrypoint-install"
+	VolumeName        = "kubernetes-entrypoint"
+)
+
+// volumeSizeLimit caps the emptyDir, in bytes; the binary is well under 20 MB.
+const volumeSizeLimit = 64 << 20
+
+// Config is how the webhook was deployed; it is the same for every pod.
+type Config struct {
+	// Image is the project's image, which holds kubernetes-entrypoint on its PATH.
+	Image string
+	// ImagePullPolicy of the init container; "" means IfNotPresent.
+	ImagePullPolicy corev1.PullPolicy
+	// MountPath is where the volume is mounted; "" means DefaultMountPath.
+	MountPath string
+	// Resources of the init container; the zero value means DefaultResources().
+	Resources corev1.ResourceRequirements
+	// RunAsUser is the init container's numeric user; 0 means DefaultRunAsUser.
+	RunAsUser int64
+	// ImageConfig reads a container image's ENTRYPOINT and CMD for containers that
+	// set no command; nil turns registry lookups off.
+	ImageConfig ImageConfigLookup
+}
+
+// DefaultResources are the init container's requests and limits unless Config sets
+// them: it only copies one file.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    *resource.NewMilliQuantity(10, resource.DecimalSI),
+			corev1.ResourceMemory: *resource.NewQuantity(16<<20, resource.BinarySI),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:    *resource.NewMilliQuantity(100, resource.DecimalSI),
+			corev1.ResourceMemory: *resource.NewQuantity(32<<20, resource.BinarySI),
+		},
+	}
+}
+
+// withDefaults returns c with every zero field replaced by its default.
+func (c Config) withDefaults() Config {
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if c.MountPath == "" {
+		c.MountPath = DefaultMountPath
+	}
+	if len(c.Resources.Requests) == 0 && len(c.Resources.Limits) == 0 && len(c.Resources.Claims) == 0 {
+		c.Resources = DefaultResources()
+	}
+	if c.RunAsUser == 0 {
+		c.RunAsUser = DefaultRunAsUser
+	}
+	return c
+}
+
+// Validate reports what is wrong with the webhook's own configuration; Mutate checks
+// it too, but a server should call it once at start.
+func (c Config) Validate() error {
+	return c.withDefaults().validate()
+}
+
+// validate is Validate for a config whose defaults are filled in.
+func (c Config) validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Image) == "" {
+		errs = append(errs, errors.New("inject config: Image is empty; it must name the kubernetes-entrypoint image"))
+	}
+	switch c.ImagePullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("inject config: ImagePullPolicy %q is not Always, IfNotPresent or Never", c.ImagePullPolicy))
+	}
+	if !path.IsAbs(c.MountPath) || path.Clean(c.MountPath) != c.MountPath || c.MountPath == "/" {
+		errs = append(errs, fmt.Errorf("inject config: MountPath %q is not a clean absolute path below /", c.MountPath))
+	}
+	if c.RunAsUser < 0 {
+		errs = append(errs, fmt.Errorf("inject config: RunAsUser %d is negative", c.RunAsUser))
+	}
+	return errors.Join(errs...)
+}
+
+// Results of Mutate.
+const (
+	ResultInjected = "injected"
+	ResultSkipped  = "skipped"
+	ResultDenied   = "denied"
+)
+
+// Reasons of Mutate's results, short enough for metric labels.
+const (
+	ReasonInjected          = "injected"
+	ReasonOptOut            = "opt-out"
+	ReasonNoAnnotations     = "no-annotations"
+	ReasonAlreadyInjected   = "already-injected"
+	ReasonMirrorPod         = "mirror-pod"
+	ReasonWindows           = "windows"
+	ReasonInvalidAnnotation = "invalid-annotation"
+	ReasonNoCommand         = "no-command"
+	ReasonImageLookupFailed = "image-lookup-failed"
+	// ReasonInvalidConfig: the webhook's Config is wrong; not the pod's fault.
+	ReasonInvalidConfig = "invalid-config"
+)
+
+// Outcome says what Mutate did with a pod.
+type Outcome struct {
+	Result  string // ResultInjected, ResultSkipped or ResultDenied
+	Reason  string // one of the Reason* constants
+	Message string // for people: what was injected, or why it was skipped or denied
+}
+
+// Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
+// A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
+// a *DeniedError listing every problem found, or, when cfg itself is invalid, with
+// cfg's error.
+//
+// pod.Namespace must be set (from the admission request: a pod being created may
+// not carry it); when empty, dependencies without a namespace default to "default".
+func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, Outcome{Result: ResultDenied, Reason: ReasonInvalidConfig, Message: err.Error()}, err
+	}
+	if pod == nil {
+		return nil, Outcome{Result: ResultSkipped, Reason: ReasonNoAnnotations, Message: "no pod"}, nil
+	}
+
+	ours := ourAnnotations(pod.Annotations)
+	if skip, ok := skipOutcome(pod, ours); ok {
+		return pod.DeepCopy(), skip, nil
+	}
+
+	p, problems := newPlan(ctx, pod, ours, cfg)
+	if len(problems) > 0 {
+		denied := newDeniedError(problems)
+		return nil, Outcome{Result: ResultDenied, Reason: deniedReason(problems), Message: denied.Error()}, denied
+	}
+
+	out := pod.DeepCopy()
+	p.apply(out, cfg)
+	return out, Outcome{
+		Result:  ResultInjected,
+		Reason:  ReasonInjected,
+		Message: "wrapped container(s) " + strings.Join(p.targetNames(), ", "),
+	}, nil
+}

@@ -1,0 +1,205 @@
+package inject
+
+import (
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// knownSidecars are regular containers that other injectors add next to the
+// application. They are not wrapped unless entrypoint.io/containers names them: a
+// proxy that waited for the app's dependencies could keep them from becoming ready.
+func knownSidecars() []string {
+	return []string{
+		"istio-proxy",     // Istio
+		"linkerd-proxy",   // Linkerd
+		"vault-agent",     // HashiCorp Vault Agent Injector
+		"cloud-sql-proxy", // Google Cloud SQL Auth Proxy
+		"cloudsql-proxy",  // its older name
+	}
+}
+
+// meshInitContainers are init containers of service meshes that must run before any
+// other: they set up the pod's network. The install init container goes after them.
+func meshInitContainers() []string {
+	return []string{"istio-init", "istio-validation", "linkerd-init", "linkerd-network-validator"}
+}
+
+// containerKind is what a name is in a pod.
+type containerKind int
+
+const (
+	notInPod           containerKind = iota
+	regularContainer                 // spec.containers
+	nativeSidecar                    // spec.initContainers with restartPolicy Always
+	plainInitContainer               // spec.initContainers, run to completion
+)
+
+// kindOf tells what name is in pod.
+func kindOf(pod *corev1.Pod, name string) containerKind {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return regularContainer
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; c.Name == name {
+			if isNativeSidecar(c) {
+				return nativeSidecar
+			}
+			return plainInitContainer
+		}
+	}
+	return notInPod
+}
+
+func isNativeSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// runsAlongside tells whether kind is a container that runs while the app does: a
+// regular container or a native sidecar. Only those can be waited for (see
+// pkg/resolve/kube) and only those are wrapped: a plain init container could be
+// too, but init containers are left to run exactly as written.
+func runsAlongside(kind containerKind) bool {
+	return kind == regularContainer || kind == nativeSidecar
+}
+
+// containerNames lists the pod's init containers, then its containers, in order.
+func containerNames(pod *corev1.Pod) []string {
+	names := make([]string, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		names = append(names, pod.Spec.InitContainers[i].Name)
+	}
+	for i := range pod.Spec.Containers {
+		names = append(names, pod.Spec.Containers[i].Name)
+	}
+	return names
+}
+
+// containerOf returns the container t refers to.
+func containerOf(pod *corev1.Pod, t target) *corev1.Container {
+	if t.sidecar {
+		return &pod.Spec.InitContainers[t.index]
+	}
+	return &pod.Spec.Containers[t.index]
+}
+
+// targets works out which containers to wrap: those entrypoint.io/containers names,
+// else every regular container but the known sidecars. Native sidecars come first,
+// as the kubelet starts them first, then regular containers, each in pod order.
+func (pl *planner) targets() []target {
+	var (
+		wanted   func(c *corev1.Container, sidecar bool) bool
+		explicit = pl.ours[keyContainers]
+	)
+	if explicit != "" {
+		names, err := spec.ParseNames(explicit)
+		if err == nil {
+			err = pl.checkNamesInPod(keyContainers, "a regular container or native sidecar of this pod", runsAlongside)
+		}
+		if err != nil {
+			pl.invalidValue(keyContainers, err)
+			return nil
+		}
+		wanted = func(c *corev1.Container, _ bool) bool { return slices.Contains(names, c.Name) }
+	} else {
+		wanted = func(c *corev1.Container, sidecar bool) bool {
+			return !sidecar && !slices.Contains(knownSidecars(), c.Name)
+		}
+	}
+
+	var out []target
+	for i := range pl.pod.Spec.InitContainers {
+		if c := &pl.pod.Spec.InitContainers[i]; isNativeSidecar(c) && wanted(c, true) {
+			out = append(out, target{name: c.Name, sidecar: true, index: i})
+		}
+	}
+	for i := range pl.pod.Spec.Containers {
+		if c := &pl.pod.Spec.Containers[i]; wanted(c, false) {
+			out = append(out, target{name: c.Name, index: i})
+		}
+	}
+	if len(out) == 0 && explicit == "" {
+		pl.invalid("no container to wrap: every container of this pod is a known sidecar (" +
+			strings.Join(containerNames(pl.pod), ", ") + "); name the ones to wrap in annotation " +
+			AnnotationPrefix + keyContainers)
+	}
+	return out
+}
+
+// initContainerIndex is where the install init container goes: first, but after
+// the leading init containers of a service mesh.
+func initContainerIndex(pod *corev1.Pod) int {
+	index := 0
+	for i := range pod.Spec.InitContainers {
+		if slices.Contains(meshInitContainers(), pod.Spec.InitContainers[i].Name) {
+			index = i + 1
+		}
+	}
+	return index
+}
+
+// checkTarget reports what keeps container c, target t, from being wrapped: a
+// variable the plan sets that the container sets too, a mount where the resolver's
+// volume goes, or (for a native sidecar) a place before the install init container.
+func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int) {
+	for _, e := range c.Env {
+		key, conflict := pl.envSource[e.Name]
+		if !conflict {
+			key, conflict = pl.jobsConflict(e.Name)
+		}
+		if conflict {
+			pl.invalid("container " + quoted(c.Name) + " already sets " + e.Name + " in its env, which conflicts with annotation " +
+				AnnotationPrefix + key + "; declare these dependencies in one place, the env or the annotation")
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if path.Clean(m.MountPath) == pl.cfg.MountPath {
+			pl.invalid("container " + quoted(c.Name) + " already mounts volume " + quoted(m.Name) + " at " + pl.cfg.MountPath +
+				", where the webhook mounts the resolver; mount it elsewhere")
+		}
+	}
+	if pl.waitsFor(c.Name) {
+		pl.invalid("container " + quoted(c.Name) + " is wrapped and listed in annotation " + AnnotationPrefix + keyContainer +
+			", so it would wait for itself; leave it out of one of them (annotation " + AnnotationPrefix + keyContainers +
+			" chooses which containers are wrapped)")
+	}
+	if t.sidecar && t.index < initIndex {
+		pl.invalid("native sidecar " + quoted(c.Name) + " comes before the service mesh's init containers (" +
+			strings.Join(meshInitContainers(), ", ") + "), so it would start before the resolver is installed after them; " +
+			"move it after them, or leave it out of annotation " + AnnotationPrefix + keyContainers)
+	}
+}
+
+// jobsConflict tells whether a container setting variable name would make the
+// resolver ignore a job annotation: it reads DEPENDENCY_JOBS_JSON instead of
+// DEPENDENCY_JOBS whenever the JSON one is set.
+func (pl *planner) jobsConflict(name string) (string, bool) {
+	if name != spec.EnvJobs && name != spec.EnvJobsJSON {
+		return "", false
+	}
+	for _, env := range []string{spec.EnvJobs, spec.EnvJobsJSON} {
+		if key, ok := pl.envSource[env]; ok {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// waitsFor tells whether the container dependencies name container name.
+func (pl *planner) waitsFor(name string) bool {
+	if _, ok := pl.envSource[spec.EnvContainers]; !ok {
+		return false
+	}
+	for _, item := range strings.Split(pl.ours[keyContainer], ",") {
+		if strings.TrimSpace(item) == name {
+			return true
+		}
+	}
+	return false
+}

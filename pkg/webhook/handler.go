@@ -1,0 +1,99 @@
+// Package webhook is the thin HTTP side of the injector: it decodes admission
+// requests, hands the pod to pkg/inject, and turns the result into a JSON patch, a
+// denial or an allow, counting each decision.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// Path is where the API server sends pod admission reviews.
+const Path = "/mutate-v1-pod"
+
+// PodInjector is the admission handler for pod CREATE.
+type PodInjector struct {
+	Config  inject.Config
+	Decoder admission.Decoder
+	Log     logr.Logger
+	Metrics *Metrics
+}
+
+var _ admission.Handler = (*PodInjector)(nil)
+
+// Handle mutates one pod.
+func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	pod := &corev1.Pod{}
+	if err := p.Decoder.Decode(req, pod); err != nil {
+		p.Metrics.observe("error", "decode")
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	// A pod created from a template has no namespace in the request's object yet.
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	name := pod.Name
+	if name == "" {
+		name = pod.GenerateName + "<generated>"
+	}
+	log := p.Log.WithValues("pod", pod.Namespace+"/"+name, "uid", string(req.UID))
+
+	mutated, outcome, err := inject.Mutate(ctx, pod, p.Config)
+	p.Metrics.observe(outcome.Result, outcome.Reason)
+	switch outcome.Result {
+	case "denied":
+		log.Info("denied", "reason", outcome.Reason, "message", err.Error())
+		return admission.Denied(err.Error())
+	case "skipped":
+		log.V(1).Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
+		return admission.Allowed(outcome.Message)
+	}
+	if err != nil {
+		log.Error(err, "mutation failed")
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	raw, err := json.Marshal(mutated)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	log.Info("injected", "message", outcome.Message)
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}
+
+// Metrics counts the webhook's decisions.
+type Metrics struct {
+	injections *prometheus.CounterVec
+}
+
+// NewMetrics registers the webhook's metrics with reg (controller-runtime's
+// metrics.Registry in the server).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubernetes_entrypoint_injections_total",
+		Help: "Pod admission decisions of the entrypoint webhook, by result (injected, skipped, denied, error) and reason.",
+	}, []string{"result", "reason"})}
+	if err := reg.Register(m.injections); err != nil {
+		// A second webhook in the same process (tests) shares the counter.
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			return nil, err
+		}
+		m.injections = already.ExistingCollector.(*prometheus.CounterVec)
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(result, reason string) {
+	if m != nil {
+		m.injections.WithLabelValues(result, reason).Inc()
+	}
+}

@@ -1,0 +1,267 @@
+// Package server assembles entrypoint-webhook: the controller-runtime manager, the
+// webhook server and its TLS (a cert dir, or the built-in self-signed mode), the
+// registry lookup, probes and metrics.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/selfsigned"
+	ewebhook "github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook"
+)
+
+// TLS modes.
+const (
+	TLSCertDir    = "cert-dir"
+	TLSSelfSigned = "self-signed"
+)
+
+// Options are the webhook's settings; BindFlags exposes them as flags.
+type Options struct {
+	Version string
+
+	Host    string // bind address of the webhook server; "" = all
+	Port    int
+	CertDir string
+	TLSMode string
+
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+
+	Image             string
+	ImagePullPolicy   string
+	MountPath         string
+	RunAsUser         int64
+	InitCPURequest    string
+	InitMemoryRequest string
+	InitCPULimit      string
+	InitMemoryLimit   string
+
+	RegistryLookup  bool
+	RegistryTimeout time.Duration
+
+	// Self-signed mode.
+	Namespace         string // the webhook's own namespace
+	SecretName        string
+	WebhookConfigName string
+	ServiceName       string
+	TLSHosts          string // comma-separated; default: the Service's DNS names
+	CertCheckInterval time.Duration
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{
+		Port:                   9443,
+		TLSMode:                TLSCertDir,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		Image:                  "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
+		MountPath:              inject.DefaultMountPath,
+		RunAsUser:              65532,
+		InitCPURequest:         "10m",
+		InitMemoryRequest:      "16Mi",
+		InitCPULimit:           "100m",
+		InitMemoryLimit:        "32Mi",
+		RegistryLookup:         true,
+		RegistryTimeout:        3 * time.Second,
+		Namespace:              os.Getenv("POD_NAMESPACE"),
+		SecretName:             "entrypoint-webhook-tls",
+		WebhookConfigName:      "kubernetes-entrypoint",
+		ServiceName:            "entrypoint-webhook",
+		CertCheckInterval:      selfsigned.DefaultCheckInterval,
+	}
+}
+
+// BindFlags registers the options on fs, following controller-runtime's names.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Host, "host", o.Host, "address the webhook server binds to (default: all)")
+	fs.IntVar(&o.Port, "port", o.Port, "port of the webhook server")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with tls.crt and tls.key (cert-manager), reloaded on change; --tls-mode=cert-dir")
+	fs.StringVar(&o.TLSMode, "tls-mode", o.TLSMode, "cert-dir (certificates from --cert-dir, e.g. cert-manager) or self-signed (built-in CA in a Secret, caBundle patched, rotated)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
+	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
+	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
+	fs.StringVar(&o.MountPath, "mount-path", o.MountPath, "where the resolver is installed in every wrapped container")
+	fs.Int64Var(&o.RunAsUser, "run-as-user", o.RunAsUser, "numeric UID of the injected init container")
+	fs.StringVar(&o.InitCPURequest, "init-cpu-request", o.InitCPURequest, "CPU request of the injected init container")
+	fs.StringVar(&o.InitMemoryRequest, "init-memory-request", o.InitMemoryRequest, "memory request of the injected init container")
+	fs.StringVar(&o.InitCPULimit, "init-cpu-limit", o.InitCPULimit, "CPU limit of the injected init container; empty for none")
+	fs.StringVar(&o.InitMemoryLimit, "init-memory-limit", o.InitMemoryLimit, "memory limit of the injected init container; empty for none")
+	fs.BoolVar(&o.RegistryLookup, "registry-lookup", o.RegistryLookup, "read ENTRYPOINT/CMD from the registry for containers without command")
+	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", o.RegistryTimeout, "time limit of one registry lookup; keep it well inside the webhook timeout")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace (self-signed mode) [$POD_NAMESPACE]")
+	fs.StringVar(&o.SecretName, "tls-secret", o.SecretName, "Secret holding the self-signed CA and certificate")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
+	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "the webhook's Service, for the certificate's DNS names")
+	fs.StringVar(&o.TLSHosts, "tls-hosts", o.TLSHosts, "comma-separated names and IPs of the self-signed certificate (default: the Service's DNS names)")
+	fs.DurationVar(&o.CertCheckInterval, "cert-check-interval", o.CertCheckInterval, "how often the self-signed certificate and caBundle are checked")
+}
+
+// InjectConfig turns the options into pkg/inject's configuration.
+func (o *Options) InjectConfig() (inject.Config, error) {
+	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	var errs []error
+	add := func(flagName, value string, name corev1.ResourceName, into corev1.ResourceList) {
+		if value == "" {
+			return
+		}
+		q, err := resource.ParseQuantity(value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s=%q: want a Kubernetes quantity such as 10m or 16Mi", flagName, value))
+			return
+		}
+		into[name] = q
+	}
+	add("init-cpu-request", o.InitCPURequest, corev1.ResourceCPU, res.Requests)
+	add("init-memory-request", o.InitMemoryRequest, corev1.ResourceMemory, res.Requests)
+	add("init-cpu-limit", o.InitCPULimit, corev1.ResourceCPU, res.Limits)
+	add("init-memory-limit", o.InitMemoryLimit, corev1.ResourceMemory, res.Limits)
+	switch corev1.PullPolicy(o.ImagePullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("--image-pull-policy=%q: want Always, IfNotPresent or Never", o.ImagePullPolicy))
+	}
+	if o.Image == "" {
+		errs = append(errs, errors.New("--image is required"))
+	}
+	if !strings.HasPrefix(o.MountPath, "/") {
+		errs = append(errs, fmt.Errorf("--mount-path=%q: want an absolute path", o.MountPath))
+	}
+	if o.RunAsUser <= 0 {
+		errs = append(errs, fmt.Errorf("--run-as-user=%d: want a non-root numeric UID", o.RunAsUser))
+	}
+	cfg := inject.Config{
+		Image:           o.Image,
+		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
+		MountPath:       o.MountPath,
+		Resources:       res,
+		RunAsUser:       o.RunAsUser,
+	}
+	if len(errs) == 0 {
+		errs = append(errs, cfg.Validate())
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// Webhook is an assembled, not yet started webhook.
+type Webhook struct {
+	Manager manager.Manager
+	// Certs is the self-signed certificate manager, nil in cert-dir mode.
+	Certs *selfsigned.Manager
+}
+
+// New assembles the webhook for cfg.
+func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
+	injectCfg, err := o.InjectConfig()
+	if err != nil {
+		return nil, err
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if o.RegistryLookup {
+		injectCfg.ImageConfig = imageconfig.New(imageconfig.Options{Client: clientset, Timeout: o.RegistryTimeout})
+	}
+
+	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}
+	var certs *selfsigned.Manager
+	switch o.TLSMode {
+	case TLSCertDir:
+	case TLSSelfSigned:
+		hosts := splitList(o.TLSHosts)
+		if len(hosts) == 0 {
+			if o.Namespace == "" {
+				return nil, errors.New("self-signed TLS needs the webhook's namespace: set --namespace or POD_NAMESPACE")
+			}
+			svc := o.ServiceName + "." + o.Namespace
+			hosts = []string{svc + ".svc", svc, o.ServiceName, svc + ".svc.cluster.local"}
+		}
+		certs, err = selfsigned.New(selfsigned.Options{
+			Client: clientset, Log: log.WithName("tls"), Namespace: o.Namespace, SecretName: o.SecretName,
+			WebhookConfigName: o.WebhookConfigName, Hosts: hosts, CheckInterval: o.CertCheckInterval,
+		})
+		if err != nil {
+			return nil, err
+		}
+		serverOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+	default:
+		return nil, fmt.Errorf("--tls-mode=%q: want %s or %s", o.TLSMode, TLSCertDir, TLSSelfSigned)
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		WebhookServer:          webhook.NewServer(serverOpts),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	m, err := ewebhook.NewMetrics(metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: &ewebhook.PodInjector{
+		Config: injectCfg, Decoder: admission.NewDecoder(mgr.GetScheme()), Log: log.WithName("inject"), Metrics: m,
+	}})
+	if certs != nil {
+		if err := mgr.Add(certs); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("certificate", certs.Healthz); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, err
+	}
+	return &Webhook{Manager: mgr, Certs: certs}, nil
+}
+
+// Run assembles the webhook and serves until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
+	w, err := New(cfg, o, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting entrypoint-webhook", "version", o.Version, "image", o.Image, "tlsMode", o.TLSMode, "port", o.Port)
+	return w.Manager.Start(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,272 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
+)
+
+const image = "registry.example/kubernetes-entrypoint:test"
+
+func options() server.Options {
+	o := server.DefaultOptions()
+	o.Image = image
+	o.MetricsBindAddress = "0"
+	o.HealthProbeBindAddress = "0"
+	o.RegistryLookup = false
+	return o
+}
+
+// start runs the webhook until the test ends and waits until it serves TLS.
+func start(t *testing.T, env *testenv.Env, o server.Options) *server.Webhook {
+	t.Helper()
+	w, err := server.New(env.Config, o, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Manager.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("webhook stopped with %v", err)
+		}
+	})
+	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+	testenv.Eventually(t, 30*time.Second, "the webhook to serve TLS on "+addr, func() bool {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that it serves
+		if err != nil {
+			return false
+		}
+		_ = conn.Close()
+		return true
+	})
+	return w
+}
+
+func testLogger(t *testing.T) logr.Logger {
+	return zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)).WithName(t.Name())
+}
+
+func annotatedPod(annotations map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "app-", Annotations: annotations},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "app:1", Command: []string{"/app/server"}, Args: []string{"--port", "8080"},
+		}}},
+	}
+}
+
+// injections sums the webhook's decision counter.
+func injections(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "kubernetes_entrypoint_injections_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += counterValue(m)
+		}
+	}
+	return total
+}
+
+func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
+
+func assertInjected(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != "kubernetes-entrypoint-install" || pod.Spec.InitContainers[0].Image != image {
+		t.Fatalf("pod %s has no injected init container: %+v", pod.Name, pod.Spec.InitContainers)
+	}
+	c := pod.Spec.Containers[0]
+	want := []string{"--", "/app/server", "--port", "8080"}
+	if len(c.Command) != 1 || !strings.HasSuffix(c.Command[0], "/kubernetes-entrypoint") || fmt.Sprint(c.Args) != fmt.Sprint(want) {
+		t.Fatalf("container not wrapped: command %q args %q", c.Command, c.Args)
+	}
+	if pod.Annotations["entrypoint.io/status"] == "" {
+		t.Errorf("no entrypoint.io/status annotation")
+	}
+}
+
+func TestWebhookThroughTheAPIServer(t *testing.T) {
+	env, err := testenv.Start(envtest.Environment{
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	wio := env.WebhookInstallOptions()
+	o := options()
+	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	start(t, env, o)
+	ns := env.Namespace(t)
+	pods := env.Client.CoreV1().Pods(ns)
+	ctx := context.Background()
+
+	t.Run("annotated pod is mutated", func(t *testing.T) {
+		var pod *corev1.Pod
+		// The API server may need a moment to use the freshly installed webhook.
+		testenv.Eventually(t, 20*time.Second, "an injected pod", func() bool {
+			pod, err = pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-service": "mariadb"}), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(pod.Spec.InitContainers) > 0
+		})
+		assertInjected(t, pod)
+		env := map[string]string{}
+		for _, e := range pod.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		if env["DEPENDENCY_SERVICE"] != ns+":mariadb" {
+			t.Errorf("DEPENDENCY_SERVICE=%q, want %q", env["DEPENDENCY_SERVICE"], ns+":mariadb")
+		}
+	})
+	t.Run("bad annotation is refused with the message", func(t *testing.T) {
+		_, err := pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-service": "mariadb,,memcached"}), metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "denied the request") || !strings.Contains(err.Error(), "entrypoint.io/dependency-service") || !strings.Contains(err.Error(), "is empty") {
+			t.Fatalf("error %v, want a denial naming the annotation and the problem", err)
+		}
+	})
+	t.Run("unannotated and opted-out pods never reach the webhook", func(t *testing.T) {
+		before := injections(t)
+		for _, annotations := range []map[string]string{nil, {"other.io/x": "y"}, {"entrypoint.io/inject": "false", "entrypoint.io/dependency-service": "x"}} {
+			pod, err := pods.Create(ctx, annotatedPod(annotations), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pod.Spec.InitContainers) != 0 || pod.Spec.Containers[0].Command[0] != "/app/server" {
+				t.Errorf("pod with annotations %v was mutated", annotations)
+			}
+		}
+		if after := injections(t); after != before {
+			t.Errorf("the webhook was called %v times for pods its matchConditions exclude", after-before)
+		}
+	})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// servedSerial is the serial number of the certificate the webhook serves.
+func servedSerial(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the served certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// The self-signed mode: the API server, given no caBundle, trusts the webhook once
+// it patched its own, and again after a forced rotation.
+func TestSelfSignedTLS(t *testing.T) {
+	env, err := testenv.Start(envtest.Environment{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	ctx := context.Background()
+	const ownNS = "entrypoint-system"
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	url := "https://" + addr + "/mutate-v1-pod"
+	if _, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-entrypoint"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "pods.entrypoint.io",
+			AdmissionReviewVersions: []string{"v1"},
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+			}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name: "has-entrypoint-annotation", Expression: "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('entrypoint.io/'))",
+			}},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", ownNS},
+			}}},
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			SideEffects:   ptr.To(admissionregistrationv1.SideEffectClassNone),
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	o := options()
+	o.TLSMode = server.TLSSelfSigned
+	o.Host, o.Port = "127.0.0.1", port
+	o.Namespace = ownNS
+	o.TLSHosts = "127.0.0.1"
+	w := start(t, env, o)
+	<-w.Certs.Ready()
+
+	ns := env.Namespace(t)
+	pods := env.Client.CoreV1().Pods(ns)
+	create := func() {
+		t.Helper()
+		var pod *corev1.Pod
+		testenv.Eventually(t, 20*time.Second, "an injected pod", func() bool {
+			pod, err = pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-job": "db-sync"}), metav1.CreateOptions{})
+			if err != nil && !strings.Contains(err.Error(), "x509") && !strings.Contains(err.Error(), "tls") {
+				t.Fatalf("creating pod: %v", err)
+			}
+			return err == nil && len(pod.Spec.InitContainers) > 0
+		})
+		assertInjected(t, pod)
+	}
+	create()
+	first := servedSerial(t, addr)
+
+	if err := w.Certs.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if second := servedSerial(t, addr); second == first {
+		t.Fatalf("the served certificate did not change on rotation (serial %s)", first)
+	}
+	secret, err := env.Client.CoreV1().Secrets(ownNS).Get(ctx, o.SecretName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(secret.Data["ca.crt"]), "BEGIN CERTIFICATE"); n != 2 {
+		t.Errorf("the CA bundle holds %d certificates after rotation, want the new and the previous CA", n)
+	}
+	create()
+}
