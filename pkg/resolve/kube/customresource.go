@@ -80,7 +80,7 @@ func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Sta
 
 // fieldMismatch says why the field does not hold the wanted value, "" when it does.
 // Values are compared as JSON so numbers and booleans work; a wanted JSON string also
-// matches a non-string field whose JSON text it is ("3" matches 3).
+// matches a field whose JSON text it is ("3" matches 3, "\"Ready\"" matches Ready).
 func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
 	got, found, err := unstructured.NestedFieldNoCopy(obj.Object, strings.Split(f.Key, ".")...)
 	if err != nil || !found {
@@ -95,7 +95,7 @@ func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
 		if s, ok := got.(string); ok && s == wantText {
 			return ""
 		}
-		if _, isString := got.(string); !isString && jsonEqual(gotJSON, []byte(wantText)) {
+		if jsonEqual(gotJSON, []byte(wantText)) {
 			return ""
 		}
 	} else if jsonEqual(gotJSON, f.Value) {

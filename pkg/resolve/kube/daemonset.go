@@ -51,10 +51,14 @@ func daemonSetStatus(dsSnap, podSnap snapshot, node string) resolve.Status {
 		return resolve.Status{Reason: "not found"}
 	}
 	ds := dsSnap.objects[0]
-	var mine []*unstructured.Unstructured
+	var mine, terminating []*unstructured.Unstructured
 	for _, pod := range podSnap.objects {
-		if controlledBy(pod, ds) && pod.GetDeletionTimestamp() == nil {
+		switch {
+		case !controlledBy(pod, ds):
+		case pod.GetDeletionTimestamp() == nil:
 			mine = append(mine, pod)
+		default:
+			terminating = append(terminating, pod)
 		}
 	}
 	for _, pod := range mine {
@@ -64,6 +68,12 @@ func daemonSetStatus(dsSnap, podSnap snapshot, node string) resolve.Status {
 	}
 	if len(mine) > 0 {
 		return resolve.Status{Reason: fmt.Sprintf("pod %s on node %s not ready", mine[0].GetName(), node)}
+	}
+	if len(terminating) > 0 {
+		// Being replaced (a rolling update): the DaemonSet does target this node, and
+		// the controller still counts the node as scheduled, so the counts below would
+		// wrongly say it does not.
+		return resolve.Status{Reason: fmt.Sprintf("pod %s on node %s is terminating", terminating[0].GetName(), node)}
 	}
 	desired := nestedInt(ds.Object, "status", "desiredNumberScheduled")
 	current := nestedInt(ds.Object, "status", "currentNumberScheduled")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,7 +57,11 @@ func (e *EventRecorder) record(reason, typ, message string) {
 	opts := e.client.opts
 	const maxMessage = 1024 // the API server rejects longer event messages
 	if len(message) > maxMessage {
-		message = message[:maxMessage-3] + "..."
+		cut := maxMessage - 3
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut-- // never split a character
+		}
+		message = message[:cut] + "..."
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	involved := map[string]any{"apiVersion": "v1", "kind": "Pod", "namespace": opts.Namespace, "name": opts.PodName}
@@ -83,7 +88,9 @@ func (e *EventRecorder) record(reason, typ, message string) {
 		return
 	}
 	if apierrors.IsForbidden(err) {
-		e.disabled.Store(true)
+		if e.disabled.Swap(true) {
+			return // already said
+		}
 		opts.Log.Info("not allowed to create events on the own pod; continuing without them", "hint", "grant create on events")
 		return
 	}

@@ -96,7 +96,7 @@ func (r CustomResourceRef) String() string {
 
 // FieldMatch requires the value at a dot-separated Key ("status.phase") to equal
 // Value. Value holds JSON: a JSON string matches a string field with that text, and
-// also a non-string field whose JSON encoding is that text ("3", "true"); any other
+// also a field whose JSON encoding is that text ("3" matches 3, "true" matches true); any other
 // JSON value is compared as JSON.
 type FieldMatch struct {
 	Key   string
