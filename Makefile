@@ -24,6 +24,7 @@ help: ## List the targets.
 
 build: ## Build the static binaries into bin/.
 	$(GO_BUILD) -o $(BIN)/kubernetes-entrypoint ./cmd/entrypoint
+	$(GO_BUILD) -o $(BIN)/entrypoint-webhook ./cmd/webhook
 
 envtest-assets: ## Build (once, then cached) etcd and kube-apiserver for the integration tests.
 	@hack/build-k8s.sh etcd kube-apiserver >/dev/null
@@ -42,9 +43,10 @@ fuzz: ## Run each fuzz test for FUZZ_TIME.
 	@for f in $$(go test -list 'Fuzz.*' ./pkg/resolve/spec/ | grep ^Fuzz); do \
 		echo "fuzzing $$f for $(FUZZ_TIME)"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./pkg/resolve/spec/; done
 
-bench: envtest-assets build ## Measure latency, API requests, size, overhead and memory (see README).
+bench: envtest-assets build ## Measure the resolver and the webhook (see README).
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) ENTRYPOINT_BINARY=$(abspath $(BIN))/kubernetes-entrypoint \
-		go test -run '^$$' -bench . -benchtime 1x -count 1 ./test/bench/
+		go test -run '^$$' -bench . -benchtime 1x -count 1 ./test/bench/ ./pkg/webhook/server/
+	go test -run '^$$' -bench . -benchmem -count 1 ./pkg/inject/ ./pkg/webhook/
 
 demo: envtest-assets build ## Show the resolver waiting on a local control plane.
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go run ./hack/demo $(abspath $(BIN))/kubernetes-entrypoint

@@ -37,7 +37,7 @@ func options() server.Options {
 }
 
 // start runs the webhook until the test ends and waits until it serves TLS.
-func start(t *testing.T, env *testenv.Env, o server.Options) *server.Webhook {
+func start(t testing.TB, env *testenv.Env, o server.Options) *server.Webhook {
 	t.Helper()
 	w, err := server.New(env.Config, o, testLogger(t))
 	if err != nil {
@@ -64,7 +64,7 @@ func start(t *testing.T, env *testenv.Env, o server.Options) *server.Webhook {
 	return w
 }
 
-func testLogger(t *testing.T) logr.Logger {
+func testLogger(t testing.TB) logr.Logger {
 	return zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)).WithName(t.Name())
 }
 
