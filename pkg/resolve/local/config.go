@@ -23,7 +23,8 @@ const DefaultTemplateDir = "/configmaps"
 // DEPENDENCY_CONFIG item. For Destination /etc/foo/bar.conf the template is
 // <TemplateDir>/bar.conf/bar.conf. The template sees:
 //
-//	.IP         the first IPv4 address of InterfaceName, else its first IPv6 address
+//	.IP         the first IPv4 address of InterfaceName, else its first IPv6 address;
+//	            PodIP when InterfaceName is empty
 //	.IP_ERLANG  .IP with "." replaced by ",", as Erlang node configuration wants it
 //	.HOSTNAME   the host name (the pod name, in Kubernetes)
 //
@@ -39,6 +40,9 @@ type Config struct {
 	// InterfaceName is the network interface whose address .IP yields
 	// (INTERFACE_NAME).
 	InterfaceName string
+	// PodIP is .IP when InterfaceName is empty (POD_IP, which the webhook sets
+	// from the downward API), so injected pods need no interface name.
+	PodIP string
 	// InterfaceAddrs lists the addresses of the named interface; nil means the
 	// host's interfaces (net.InterfaceByName, then Addrs). Tests replace it.
 	InterfaceAddrs func(name string) ([]net.Addr, error)
@@ -159,7 +163,10 @@ func (v *templateValues) HOSTNAME() (string, error) {
 // interfaceIP finds the address .IP stands for.
 func (c *Config) interfaceIP() (string, error) {
 	if c.InterfaceName == "" {
-		return "", errors.New("INTERFACE_NAME is empty, so there is no interface to take the IP address from")
+		if c.PodIP != "" {
+			return c.PodIP, nil
+		}
+		return "", errors.New("INTERFACE_NAME and POD_IP are empty, so there is no IP address to render")
 	}
 	lookup := c.InterfaceAddrs
 	if lookup == nil {

@@ -192,12 +192,12 @@ func TestConfigFailuresAreTerminal(t *testing.T) {
 		{
 			name:     "IP without INTERFACE_NAME",
 			template: ptr("{{.IP}}"),
-			want:     []string{"INTERFACE_NAME is empty"},
+			want:     []string{"INTERFACE_NAME and POD_IP are empty"},
 		},
 		{
 			name:     "IP_ERLANG without INTERFACE_NAME",
 			template: ptr("{{.IP_ERLANG}}"),
-			want:     []string{"IP_ERLANG", "INTERFACE_NAME is empty"},
+			want:     []string{"IP_ERLANG", "INTERFACE_NAME and POD_IP are empty"},
 		},
 		{
 			name:     "unknown interface",
@@ -418,4 +418,21 @@ func TestConfigCancelledContext(t *testing.T) {
 
 func TestConfigEmptyDestinationIsTerminal(t *testing.T) {
 	requireTerminal(t, (&Config{}).Wait(context.Background(), nil), "not a file path")
+}
+
+// Injected pods get POD_IP from the downward API and no INTERFACE_NAME: .IP is the
+// pod's IP then; an interface, when named, still wins.
+func TestConfigPodIP(t *testing.T) {
+	f := newConfigFixture(t)
+	f.addTemplate(t, "node.conf", "{{.IP}} {{.IP_ERLANG}}")
+	for _, tc := range []struct{ iface, want string }{{"", "10.244.0.7 10,244,0,7"}, {"lo", "127.0.0.1 127,0,0,1"}} {
+		dest := filepath.Join(f.destDir, "node.conf")
+		c := &Config{Destination: dest, TemplateDir: f.templateDir, InterfaceName: tc.iface, PodIP: "10.244.0.7"}
+		if err := c.Wait(context.Background(), nil); err != nil {
+			t.Fatalf("interface %q: %v", tc.iface, err)
+		}
+		if got := readFile(t, dest); got != tc.want {
+			t.Errorf("interface %q: rendered %q, want %q", tc.iface, got, tc.want)
+		}
+	}
 }

@@ -124,6 +124,7 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 	}
 	for _, dest := range s.Configs {
 		cfg := local.NewConfig(dest, s.InterfaceName)
+		cfg.PodIP = s.PodIP
 		if o.TemplateDir != "" {
 			cfg.TemplateDir = o.TemplateDir
 		}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"net"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -14,6 +15,7 @@ const (
 	EnvPodName          = "POD_NAME"
 	EnvNodeName         = "NODE_NAME"
 	EnvInterfaceName    = "INTERFACE_NAME"
+	EnvPodIP            = "POD_IP"
 	EnvServices         = "DEPENDENCY_SERVICE"
 	EnvJobs             = "DEPENDENCY_JOBS"
 	EnvJobsJSON         = "DEPENDENCY_JOBS_JSON"
@@ -51,11 +53,15 @@ func FromEnv(lookup func(string) (string, bool)) (*Spec, error) {
 		PodName:       get(EnvPodName),
 		NodeName:      get(EnvNodeName),
 		InterfaceName: get(EnvInterfaceName),
+		PodIP:         get(EnvPodIP),
 		Command:       SplitCommand(get(EnvCommand)),
 	}
 	collect(EnvNamespace, wholeValueProblem(s.Namespace, "a namespace name ("+dns1123Label+")", dns1123Label, validation.IsDNS1123Label))
 	if s.PodName != "" {
 		collect(EnvPodName, wholeValueProblem(s.PodName, podNameFromFieldRef, dns1123Subdomain, validation.IsDNS1123Subdomain))
+	}
+	if s.PodIP != "" && net.ParseIP(s.PodIP) == nil {
+		collect(EnvPodIP, &ValueError{Value: s.PodIP, Problem: "is not an IP address", Expected: "the pod's IP (valueFrom.fieldRef status.podIP)"})
 	}
 	if s.NodeName != "" {
 		collect(EnvNodeName, wholeValueProblem(s.NodeName, "the node's name (valueFrom.fieldRef spec.nodeName)", dns1123Subdomain, validation.IsDNS1123Subdomain))

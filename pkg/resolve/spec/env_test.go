@@ -230,6 +230,8 @@ func badCases() []badCase {
 			[]string{`has name "my.svc", which is not a DNS-1035 label (`, objects}},
 		{"namespace with capitals", map[string]string{EnvServices: "Infra:db"}, EnvServices,
 			[]string{`has namespace "Infra", which is not a DNS-1123 label (`, objects}},
+		{"pod IP not an IP", map[string]string{EnvPodIP: "10.0.0"}, EnvPodIP,
+			[]string{`"10.0.0" is not an IP address; expected the pod's IP (valueFrom.fieldRef status.podIP)`}},
 		{"empty job item", map[string]string{EnvJobs: "a,,b"}, EnvJobs,
 			[]string{`item 2 of "a,,b" is empty` + objects}},
 		{"job name not a subdomain", map[string]string{EnvJobs: "db_sync"}, EnvJobs,

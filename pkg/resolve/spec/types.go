@@ -21,6 +21,8 @@ type Spec struct {
 	NodeName string
 	// InterfaceName is the NIC whose IP config templates see (INTERFACE_NAME).
 	InterfaceName string
+	// PodIP is the pod's IP (POD_IP), what templates see when InterfaceName is empty.
+	PodIP string
 	// Command is the legacy COMMAND split on whitespace; nil when empty or unset.
 	Command []string
 
