@@ -128,7 +128,7 @@ func TestInstalledBaseResolves(t *testing.T) {
 				}, metav1.CreateOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				readySlice(t, r.Namespace, r.Name)
+				env.ReadyEndpointSlice(t, r.Namespace, r.Name)
 			})
 		}
 		for _, r := range s.Jobs {

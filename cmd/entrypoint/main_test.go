@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,17 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
@@ -73,32 +69,15 @@ func runTests(m *testing.M) int {
 // process is a running resolver.
 type process struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.Buffer
 	done           chan struct{}
 	err            error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startResolver runs the binary with exactly envVars (plus nothing inherited).
 func startResolver(t *testing.T, envVars []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(binary, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(binary, args...), stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = envVars
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -132,18 +111,6 @@ func (p *process) running(t *testing.T, d time.Duration) {
 	case <-p.done:
 		t.Fatalf("resolver exited with %d, want it still waiting; stderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
 	case <-time.After(d):
-	}
-}
-
-func readySlice(t *testing.T, ns, service string) {
-	t.Helper()
-	_, err := env.Client.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{GenerateName: service + "-", Labels: map[string]string{discoveryv1.LabelServiceName: service}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -223,7 +190,7 @@ func TestHelmToolkitEnvironmentWaitsThenExitsZero(t *testing.T) {
 	})
 	p.running(t, 500*time.Millisecond)
 	job := createJob(t, ns, "keystone-db-sync", nil)
-	readySlice(t, ns, "mariadb")
+	env.ReadyEndpointSlice(t, ns, "mariadb")
 	p.running(t, 500*time.Millisecond)
 	stderr := p.stderr.String()
 	for _, want := range []string{

@@ -4,11 +4,15 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"github.com/go-logr/logr"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +138,35 @@ func (e *Env) KubeconfigBytes() []byte { return e.env.KubeConfig }
 // port, serving certificates) when it was started with webhook configurations.
 func (e *Env) WebhookInstallOptions() *envtest.WebhookInstallOptions {
 	return &e.env.WebhookInstallOptions
+}
+
+// ReadyEndpointSlice gives service one EndpointSlice with one ready endpoint.
+func (e *Env) ReadyEndpointSlice(t testing.TB, ns, service string) {
+	t.Helper()
+	_, err := e.Client.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{GenerateName: service + "-", Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating an EndpointSlice for service %s/%s: %v", ns, service, err)
+	}
+}
+
+// Buffer is a bytes.Buffer that a process's output and a test may use at once.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -7,10 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 )
@@ -90,19 +88,6 @@ func createServices(b *testing.B, ns, prefix string, n int) []string {
 		}
 	}
 	return names
-}
-
-// readySlice makes service ready: one EndpointSlice with one ready endpoint.
-func readySlice(b *testing.B, ns, service string) {
-	b.Helper()
-	_, err := env.Client.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{GenerateName: service + "-", Labels: map[string]string{discoveryv1.LabelServiceName: service}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		b.Fatalf("creating endpoint slice: %v", err)
-	}
 }
 
 // waitSettled waits until every resolver of rs has done its first list and, in

@@ -67,7 +67,7 @@ func measureReadyToExec(b *testing.B, m mode) durations {
 		start := time.Now()
 		for i, svc := range services {
 			time.Sleep(time.Until(start.Add(offsets[i])))
-			readySlice(b, s.ns, svc)
+			env.ReadyEndpointSlice(b, s.ns, svc)
 			ready[i] = time.Now()
 		}
 		limit := 10 * time.Second

@@ -1,0 +1,71 @@
+package install
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// combinations are the chart's major value sets; each has testdata/values/<name>.yaml
+// and its golden render testdata/<name>.yaml.
+var combinations = []string{"default", "self-signed", "single-node", "issuer-ignore", "bindings", "resources"}
+
+// golden compares got with testdata/<file>, or rewrites it with -update.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := firstDifference(string(want), got); diff != "" {
+		t.Errorf("%s differs from the render; run `go test ./test/install/ -run Golden -update` if the change is intended:\n%s", path, diff)
+	}
+}
+
+// firstDifference shows the first differing line of two texts with some context.
+func firstDifference(want, got string) string {
+	if want == got {
+		return ""
+	}
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	i := 0
+	for i < len(w) && i < len(g) && w[i] == g[i] {
+		i++
+	}
+	line := func(lines []string, n int) string {
+		if n < len(lines) {
+			return lines[n]
+		}
+		return "<end>"
+	}
+	var b strings.Builder
+	for n := max(0, i-3); n < i; n++ {
+		b.WriteString("  " + w[n] + "\n")
+	}
+	b.WriteString("- " + line(w, i) + "\n+ " + line(g, i) + "\n")
+	b.WriteString("(line " + strconv.Itoa(i+1) + "; golden has " + strconv.Itoa(len(w)) + " lines, render " + strconv.Itoa(len(g)) + ")")
+	return b.String()
+}
+
+func TestGoldenChart(t *testing.T) {
+	for _, name := range combinations {
+		t.Run(name, func(t *testing.T) {
+			r := mustRender(t, releaseNamespace, readValues(t, name))
+			header := "# helm template " + releaseName + " charts/kubernetes-entrypoint -n " + releaseNamespace +
+				" -f test/install/testdata/values/" + name + ".yaml\n"
+			golden(t, name+".yaml", header+r.Manifest)
+			if !strings.Contains(r.Notes, "entrypoint.io/dependency-service") {
+				t.Errorf("NOTES.txt does not show how to annotate a workload:\n%s", r.Notes)
+			}
+		})
+	}
+}
