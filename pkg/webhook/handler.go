@@ -5,7 +5,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -61,12 +60,8 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		log.Error(err, "mutation failed")
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	raw, err := json.Marshal(mutated)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
 	log.Info("injected", "message", outcome.Message)
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return admission.Patched(outcome.Message, podPatch(pod, mutated)...)
 }
 
 // Metrics counts the webhook's decisions.
