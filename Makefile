@@ -22,9 +22,13 @@ all: build
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## Build the static binaries into bin/.
-	$(GO_BUILD) -o $(BIN)/kubernetes-entrypoint ./cmd/entrypoint
-	$(GO_BUILD) -o $(BIN)/entrypoint-webhook ./cmd/webhook
+build: ## Build the static binaries into bin/ (the Dockerfile runs this target).
+	$(GO_BUILD) -buildvcs=false -o $(BIN)/kubernetes-entrypoint ./cmd/entrypoint
+	$(GO_BUILD) -buildvcs=false -o $(BIN)/entrypoint-webhook ./cmd/webhook
+
+.PHONY: helm-lint
+helm-lint: ## Lint the Helm chart and check its renders and the kustomize build against test/install/testdata.
+	go test -count=1 -run 'TestHelmLint|TestChartRefusesBadValues|TestChartReadme|TestGolden|TestChartAndKustomizeAgree' ./test/install/
 
 envtest-assets: ## Build (once, then cached) etcd and kube-apiserver for the integration tests.
 	@hack/build-k8s.sh etcd kube-apiserver >/dev/null

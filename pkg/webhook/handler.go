@@ -53,7 +53,7 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		log.Info("denied", "reason", outcome.Reason, "message", err.Error())
 		return admission.Denied(err.Error())
 	case "skipped":
-		log.V(1).Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
+		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
 		return admission.Allowed(outcome.Message)
 	}
 	if err != nil {

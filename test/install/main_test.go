@@ -54,5 +54,8 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		_ = shared.Stop()
 	}
+	if makeDir != "" {
+		_ = os.RemoveAll(makeDir)
+	}
 	os.Exit(code)
 }
