@@ -3,6 +3,7 @@ package install
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,5 +68,42 @@ func TestGoldenChart(t *testing.T) {
 				t.Errorf("NOTES.txt does not show how to annotate a workload:\n%s", r.Notes)
 			}
 		})
+	}
+}
+
+// No template generates a certificate, a key or a random value, or renders a
+// caBundle (cert-manager's cainjector or the webhook writes it): two renders are
+// identical, so `helm upgrade` and GitOps tools see no change where there is none.
+func TestChartGeneratesNoSecrets(t *testing.T) {
+	templates, err := filepath.Glob(filepath.Join(chartDir, "templates", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forbidden := regexp.MustCompile(`\{\{[^}]*\b(genCA|genSelfSignedCert|genSignedCert|genPrivateKey|genCAWithKey|genSelfSignedCertWithKey|genSignedCertWithKey|randAlpha|randAlphaNum|randNumeric|randAscii|randBytes|uuidv4|now|lookup)\b|caBundle:`)
+	comment := regexp.MustCompile(`(?s)\{\{-?\s*/\*.*?\*/\s*-?\}\}`)
+	for _, file := range templates {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := comment.ReplaceAll(data, nil)
+		if m := forbidden.Find(code); m != nil {
+			t.Errorf("%s uses %q", filepath.Base(file), m)
+		}
+	}
+	for _, name := range combinations {
+		values := readValues(t, name)
+		first, second := mustRender(t, releaseNamespace, values), mustRender(t, releaseNamespace, values)
+		if first.Manifest != second.Manifest {
+			t.Errorf("%s: two renders differ", name)
+		}
+		for _, o := range parseObjects(t, first.Manifest) {
+			if o.GetKind() == "Secret" {
+				t.Errorf("%s renders the Secret %s", name, o.GetName())
+			}
+		}
+		if strings.Contains(first.Manifest, "caBundle:") {
+			t.Errorf("%s renders a caBundle", name)
+		}
 	}
 }

@@ -85,8 +85,13 @@ func TestChartReadmeDocumentsEveryValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, section, found := strings.Cut(string(readme), "\n## Values\n")
+	if !found {
+		t.Fatal("charts/kubernetes-entrypoint/README.md has no \"## Values\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `([^`]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range regexp.MustCompile("(?m)^\\| `([^`]+)` \\|").FindAllStringSubmatch(section, -1) {
 		documented[m[1]] = true
 	}
 	var missing []string

@@ -8,6 +8,8 @@ package install
 
 import (
 	"flag"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,6 +52,9 @@ func controlPlane(t *testing.T) *testenv.Env {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// Helm's template engine logs each `fail` through the standard logger; the tests
+	// check the errors themselves.
+	log.SetOutput(io.Discard)
 	code := m.Run()
 	if shared != nil {
 		_ = shared.Stop()
