@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,16 +25,6 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // The chart installed as on this machine's single node (DESIGN.md section 8):
 // self-signed TLS, the webhook on the host network registered by URL on 127.0.0.1.
 // Every rendered object is applied for real; entrypoint-webhook (built by `make
@@ -49,7 +38,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	ctx := context.Background()
 	const ns = "ke-chart-flags"
 
-	port, healthPort := freePort(t), freePort(t)
+	port, healthPort := testenv.FreePort(t), testenv.FreePort(t)
 	values := map[string]any{
 		"replicaCount": 1,
 		"tls":          map[string]any{"mode": "self-signed"},
