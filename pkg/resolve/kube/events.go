@@ -22,6 +22,7 @@ var eventsResource = schema.GroupVersionResource{Version: "v1", Resource: "event
 type EventRecorder struct {
 	client   *Client
 	disabled atomic.Bool
+	podUID   atomic.Value // string, once read
 }
 
 // Events returns a recorder for the own pod, or nil when the pod is unknown.
@@ -80,8 +81,8 @@ func (e *EventRecorder) record(reason, typ, message string) {
 		"lastTimestamp":      now,
 		"count":              int64(1),
 	}}
-	if pod, err := e.client.dynamic.Resource(podsResource).Namespace(opts.Namespace).Get(ctx, opts.PodName, metav1.GetOptions{}); err == nil {
-		involved["uid"] = string(pod.GetUID())
+	if uid := e.uid(ctx); uid != "" {
+		involved["uid"] = uid
 	}
 	_, err := e.client.dynamic.Resource(eventsResource).Namespace(opts.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if err == nil {
@@ -95,4 +96,20 @@ func (e *EventRecorder) record(reason, typ, message string) {
 		return
 	}
 	opts.Log.V(1).Info("could not record event", "reason", reason, "error", err.Error())
+}
+
+// uid is the own pod's UID, read once; "" when it cannot be read (the event is
+// still recorded, matched by name).
+func (e *EventRecorder) uid(ctx context.Context) string {
+	if uid, ok := e.podUID.Load().(string); ok {
+		return uid
+	}
+	opts := e.client.opts
+	pod, err := e.client.dynamic.Resource(podsResource).Namespace(opts.Namespace).Get(ctx, opts.PodName, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	uid := string(pod.GetUID())
+	e.podUID.Store(uid)
+	return uid
 }
