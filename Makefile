@@ -54,7 +54,7 @@ bench: envtest-assets build ## Measure the resolver and the webhook (see README)
 		go test -run '^$$' -bench . -benchtime 1x -count 1 ./test/bench/ ./pkg/webhook/server/
 	go test -run '^$$' -bench . -benchmem -count 1 ./pkg/inject/ ./pkg/webhook/
 
-demo: envtest-assets build ## Show the resolver waiting on a local control plane.
+demo: envtest-assets build ## The webhook injects the resolver into a pod, which waits for a Service and a Job.
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go run ./hack/demo $(abspath $(BIN))/kubernetes-entrypoint
 
 clean: ## Remove build output (the control-plane cache in $(KE_CACHE) stays).
