@@ -59,3 +59,10 @@ demo: envtest-assets build ## The webhook injects the resolver into a pod, which
 
 clean: ## Remove build output (the control-plane cache in $(KE_CACHE) stays).
 	rm -rf $(BIN)
+
+.PHONY: cluster-up cluster-down
+cluster-up: ## Start a real single-node cluster on loopback (state in $KE_CLUSTER_DIR, default /tmp/ke-cluster).
+	go run ./hack/cluster up
+
+cluster-down: ## Stop that cluster and remove every process, mount, link, cgroup and chain it made.
+	go run ./hack/cluster down

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Loopback ports. etcd avoids 2379 so that it never meets another etcd on the machine.
+const (
+	etcdClientPort    = 12379
+	etcdPeerPort      = 12380
+	apiserverPort     = 6443
+	kcmPort           = 10257
+	schedulerPort     = 10259
+	kubeletPort       = 10250
+	kubeletHealthPort = 10248
+
+	serviceCIDR   = "10.96.0.0/16"
+	serviceIP     = "10.96.0.1" // the first address of serviceCIDR: the `kubernetes` Service
+	podCIDR       = "10.85.0.0/24"
+	bridgeName    = "ke-br0"
+	cniNetwork    = "ke-cluster"
+	pauseImage    = "localhost/ke-pause:v1"
+	clusterDomain = "cluster.local"
+)
+
+// The binaries hack/build-k8s.sh builds, in start order.
+var k8sBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"}
+
+// cluster knows where everything lives.
+type cluster struct {
+	dir      string // the state directory: everything up writes is under it
+	repo     string // the repository root (for hack/build-k8s.sh and the image sources)
+	binDir   string // the cached Kubernetes binaries
+	nodeName string
+
+	containerIDs []string // found by down in runc's state: sandboxes and containers
+}
+
+func newCluster() (*cluster, error) {
+	dir := os.Getenv("KE_CLUSTER_DIR")
+	if dir == "" {
+		dir = "/tmp/ke-cluster"
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if dir == "/" || len(strings.Split(strings.Trim(dir, "/"), "/")) < 2 {
+		// down removes the directory: refuse /, /tmp, /var and the like.
+		return nil, fmt.Errorf("KE_CLUSTER_DIR=%s: want a dedicated directory at least two levels deep", dir)
+	}
+	repo, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host)}
+	c.binDir = os.Getenv("KE_CLUSTER_BIN")
+	if c.binDir == "" {
+		cache := os.Getenv("KE_CACHE")
+		if cache == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				return nil, err
+			}
+			cache = filepath.Join(base, "kubernetes-entrypoint")
+		}
+		v := os.Getenv("K8S_VERSION")
+		if v == "" {
+			v = "v1.37.2"
+		}
+		c.binDir = filepath.Join(cache, "k8s-"+v)
+	}
+	return c, nil
+}
+
+// repoRoot is the directory holding go.mod, found upwards from the working directory.
+func repoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "hack", "build-k8s.sh")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("run from inside the kubernetes-entrypoint repository (hack/build-k8s.sh not found)")
+		}
+		d = parent
+	}
+}
+
+func (c *cluster) path(elem ...string) string {
+	return filepath.Join(append([]string{c.dir}, elem...)...)
+}
+
+func (c *cluster) bin(name string) string { return filepath.Join(c.binDir, name) }
+
+func (c *cluster) containerdSocket() string { return c.path("containerd", "containerd.sock") }
+
+func (c *cluster) apiserverURL() string { return fmt.Sprintf("https://127.0.0.1:%d", apiserverPort) }
+
+// ensureBinaries builds (or finds cached) every Kubernetes binary with hack/build-k8s.sh.
+func (c *cluster) ensureBinaries() error {
+	missing := false
+	for _, b := range k8sBinaries {
+		if _, err := os.Stat(c.bin(b)); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	if os.Getenv("KE_CLUSTER_BIN") != "" {
+		return fmt.Errorf("KE_CLUSTER_BIN=%s lacks some of %v", c.binDir, k8sBinaries)
+	}
+	logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")
+	cmd := exec.Command(filepath.Join(c.repo, "hack", "build-k8s.sh"), k8sBinaries...)
+	cmd.Dir = c.repo
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("hack/build-k8s.sh: %w", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != c.binDir {
+		return fmt.Errorf("hack/build-k8s.sh put the binaries in %s, expected %s (set KE_CACHE/K8S_VERSION consistently)", got, c.binDir)
+	}
+	return nil
+}
+
+// debianPackages maps a file that must exist to the package that provides it.
+var debianPackages = []struct{ file, pkg string }{
+	{"/usr/bin/containerd", "containerd"},
+	{"/usr/bin/containerd-shim-runc-v2", "containerd"},
+	{"/usr/bin/ctr", "containerd"},
+	{"/usr/sbin/runc", "runc"},
+	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
+	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
+	{"/usr/lib/cni/loopback", "containernetworking-plugins"},
+	{"/usr/sbin/iptables", "iptables"},
+}
+
+// ensurePackages installs the Debian packages that are missing.
+func ensurePackages() error {
+	var want []string
+	seen := map[string]bool{}
+	for _, p := range debianPackages {
+		if _, err := os.Stat(p.file); err != nil && !seen[p.pkg] {
+			seen[p.pkg] = true
+			want = append(want, p.pkg)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	logf("installing Debian packages: %s", strings.Join(want, " "))
+	run := func(args ...string) error {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		return cmd.Run()
+	}
+	if err := run("update", "-qq"); err != nil {
+		return fmt.Errorf("apt-get update: %w", err)
+	}
+	if err := run(append([]string{"install", "-y", "-qq", "--no-install-recommends"}, want...)...); err != nil {
+		return fmt.Errorf("apt-get install: %w", err)
+	}
+	return nil
+}

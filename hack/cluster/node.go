@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// writeNodeConfig writes the configuration of containerd, the CNI network and the kubelet.
+func (c *cluster) writeNodeConfig() error {
+	for _, d := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet/root", "kubelet/pki", "pod-logs"} {
+		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(c.path("containerd", "config.toml"), []byte(c.containerdConfig()), 0o644); err != nil {
+		return err
+	}
+	cni, err := c.cniConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.path("cni", "net.d", "10-ke-cluster.conflist"), cni, 0o644); err != nil {
+		return err
+	}
+	if err := c.writeResolvConf(); err != nil {
+		return err
+	}
+	return os.WriteFile(c.path("kubelet", "config.yaml"), []byte(c.kubeletConfig()), 0o644)
+}
+
+// containerdConfig is containerd 1.6's configuration (version 2) with everything it
+// writes under the state directory.
+func (c *cluster) containerdConfig() string {
+	q := func(elem ...string) string { return fmt.Sprintf("%q", c.path(elem...)) }
+	return strings.Join([]string{
+		`version = 2`,
+		`root = ` + q("containerd", "root"),
+		`state = ` + q("containerd", "state"),
+		`oom_score = 0`,
+		``,
+		`[grpc]`,
+		`  address = ` + q("containerd", "containerd.sock"),
+		``,
+		`[ttrpc]`,
+		`  address = ` + q("containerd", "containerd.sock.ttrpc"),
+		``,
+		`[plugins."io.containerd.internal.v1.opt"]`,
+		`  path = ` + q("containerd", "opt"),
+		``,
+		`[plugins."io.containerd.grpc.v1.cri"]`,
+		// The images are built here and imported; nothing is pulled.
+		`  sandbox_image = "` + pauseImage + `"`,
+		// Without CAP_SYS_RESOURCE, runc fails with "can't get final child's PID from pipe"
+		// when asked to lower a container's oom_score_adj below its own.
+		`  restrict_oom_score_adj = true`,
+		// Pod network namespaces under the state dir, not /var/run/netns.
+		`  netns_mounts_under_state_dir = true`,
+		`  enable_selinux = false`,
+		`  disable_apparmor = true`,
+		`  [plugins."io.containerd.grpc.v1.cri".containerd]`,
+		`    snapshotter = "overlayfs"`,
+		`    default_runtime_name = "runc"`,
+		`    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]`,
+		`      runtime_type = "io.containerd.runc.v2"`,
+		`      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]`,
+		`        SystemdCgroup = false`,
+		`        Root = ` + q("runc"),
+		`  [plugins."io.containerd.grpc.v1.cri".cni]`,
+		`    bin_dir = "/usr/lib/cni"`,
+		`    conf_dir = ` + q("cni", "net.d"),
+		`    max_conf_num = 1`,
+		``,
+	}, "\n")
+}
+
+// cniConfig is a bridge with host-local addresses and no address of the host on it: pods
+// reach each other and nothing else (no gateway, no masquerading, no iptables rules).
+func (c *cluster) cniConfig() ([]byte, error) {
+	return json.MarshalIndent(map[string]any{
+		"cniVersion": "0.4.0",
+		"name":       cniNetwork,
+		"plugins": []any{map[string]any{
+			"type":        "bridge",
+			"bridge":      bridgeName,
+			"isGateway":   false,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+				"dataDir": c.path("cni", "ipam"),
+			},
+		}},
+	}, "", "  ")
+}
+
+func (c *cluster) kubeletConfig() string {
+	pki := func(f string) string { return c.path("pki", f) }
+	return strings.Join([]string{
+		`apiVersion: kubelet.config.k8s.io/v1beta1`,
+		`kind: KubeletConfiguration`,
+		`address: 127.0.0.1`,
+		fmt.Sprintf(`port: %d`, kubeletPort),
+		`readOnlyPort: 0`,
+		`healthzBindAddress: 127.0.0.1`,
+		fmt.Sprintf(`healthzPort: %d`, kubeletHealthPort),
+		`containerRuntimeEndpoint: unix://` + c.containerdSocket(),
+		`cgroupDriver: cgroupfs`,
+		`failCgroupV1: false`,
+		`failSwapOn: false`,
+		`makeIPTablesUtilChains: false`,
+		`imageGCHighThresholdPercent: 100`,
+		`imageGCLowThresholdPercent: 99`,
+		`evictionHard:`,
+		`  memory.available: "50Mi"`,
+		`  nodefs.available: "1%"`,
+		`  imagefs.available: "1%"`,
+		`podLogsDir: ` + c.path("pod-logs"),
+		`volumePluginDir: ` + c.path("kubelet", "volume-plugins"),
+		`tlsCertFile: ` + pki("kubelet-serving.crt"),
+		`tlsPrivateKeyFile: ` + pki("kubelet-serving.key"),
+		`authentication:`,
+		`  anonymous: {enabled: false}`,
+		`  webhook: {enabled: true}`,
+		`  x509: {clientCAFile: ` + pki("ca.crt") + `}`,
+		`authorization:`,
+		`  mode: Webhook`,
+		`clusterDomain: ` + clusterDomain,
+		`resolvConf: ` + c.path("kubelet", "resolv.conf"),
+		`serializeImagePulls: false`,
+		`nodeStatusUpdateFrequency: 4s`,
+		`fileCheckFrequency: 0s`,
+		`shutdownGracePeriod: 0s`,
+		``,
+	}, "\n")
+}
+
+// writeResolvConf gives pods an empty DNS configuration: nothing answers DNS here, and
+// the host's resolver may be on an address pods must not send to.
+func (c *cluster) writeResolvConf() error {
+	p := c.path("kubelet", "resolv.conf")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte("# ke-cluster: no DNS\n"), 0o644)
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+const helloImage = "localhost/ke-hello:v1"
+
+// smoke proves the node end to end: a locally built image is imported, two pods run it
+// (one on the pod network, one on the host network calling the API server with its
+// service-account token), their logs are read through the API server and the kubelet,
+// and both are deleted again.
+func (c *cluster) smoke(ctx context.Context) error {
+	if err := c.buildAndImport(ctx, helloImage, []string{"./hack/cluster/hello"}); err != nil {
+		return err
+	}
+	cs, err := c.clientset()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	const ns = "default"
+
+	// The controller manager creates the default service account shortly after start.
+	for {
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			return fmt.Errorf("no default service account: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	pods := []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{helloPod("hello", false), "addresses: "},
+		{helloPod("hello-api", true), "the API server knows me as system:serviceaccount:default:default"},
+	}
+	for _, p := range pods {
+		if err := deletePod(ctx, cs, ns, p.pod.Name); err != nil {
+			return err
+		}
+	}
+	for _, p := range pods {
+		created := time.Now()
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p.pod, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		running, err := waitPod(ctx, cs, ns, p.pod.Name, func(pod *corev1.Pod) bool { return pod.Status.Phase == corev1.PodRunning })
+		if err != nil {
+			return err
+		}
+		logf("pod %s Running %s after create (IP %s)", p.pod.Name, time.Since(created).Round(time.Millisecond), running.Status.PodIP)
+		var logs string
+		for {
+			b, err := cs.CoreV1().Pods(ns).GetLogs(p.pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			logs = string(b)
+			if err == nil && strings.Contains(logs, p.want) {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("logs of %s lack %q: %v\n%s", p.pod.Name, p.want, err, logs)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		logf("logs of %s (read %s after create):\n    %s", p.pod.Name, time.Since(created).Round(time.Millisecond),
+			strings.ReplaceAll(strings.TrimSpace(logs), "\n", "\n    "))
+		if !p.pod.Spec.HostNetwork && !strings.Contains(logs, strings.TrimSuffix(podCIDR, "0/24")) {
+			return fmt.Errorf("pod %s has no address in %s", p.pod.Name, podCIDR)
+		}
+	}
+	for _, p := range pods {
+		began := time.Now()
+		if err := deletePod(ctx, cs, ns, p.pod.Name); err != nil {
+			return err
+		}
+		logf("pod %s deleted and gone in %s", p.pod.Name, time.Since(began).Round(time.Millisecond))
+	}
+	logf("smoke test passed")
+	return nil
+}
+
+func helloPod(name string, hostNetwork bool) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "ke-hello"}},
+		Spec: corev1.PodSpec{
+			HostNetwork:                   hostNetwork,
+			TerminationGracePeriodSeconds: ptr.To[int64](5),
+			Containers: []corev1.Container{{
+				Name:            "hello",
+				Image:           helloImage,
+				ImagePullPolicy: corev1.PullNever,
+				SecurityContext: &corev1.SecurityContext{
+					RunAsNonRoot:             ptr.To(true),
+					RunAsUser:                ptr.To[int64](65532),
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				},
+			}},
+		},
+	}
+	if hostNetwork {
+		// Nothing routes Service IPs here: pods that call the API server use the host
+		// network and the loopback address.
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{
+			{Name: "KUBERNETES_SERVICE_HOST", Value: "127.0.0.1"},
+			{Name: "KUBERNETES_SERVICE_PORT", Value: strconv.Itoa(apiserverPort)},
+			{Name: "HELLO_WHOAMI", Value: "1"},
+		}
+	}
+	return pod
+}
+
+func waitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, done func(*corev1.Pod) bool) (*corev1.Pod, error) {
+	var last *corev1.Pod
+	for {
+		pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			last = pod
+			if done(pod) {
+				return pod, nil
+			}
+			if pod.Status.Phase == corev1.PodFailed {
+				return nil, fmt.Errorf("pod %s failed: %s", name, pod.Status.Message)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return nil, fmt.Errorf("pod %s: %v; phase %s, conditions %+v, containers %+v", name, ctx.Err(), last.Status.Phase, last.Status.Conditions, last.Status.ContainerStatuses)
+			}
+			return nil, fmt.Errorf("pod %s: %v (last error %v)", name, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// deletePod deletes the pod and waits until it is gone.
+func deletePod(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+	err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pod %s not gone: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func (c *cluster) up(ctx context.Context) error {
+	began := time.Now()
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("up needs root (containerd, runc, mounts, cgroups)")
+	}
+	for _, name := range allComponents {
+		if pid, ok := c.alive(name); ok {
+			return fmt.Errorf("%s already runs as pid %d (state %s); run down first", name, pid, c.dir)
+		}
+	}
+	if err := ensurePackages(); err != nil {
+		return err
+	}
+	if err := c.ensureBinaries(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	if err := c.saveHostState(); err != nil {
+		return err
+	}
+	if err := c.saveIptables(); err != nil {
+		return err
+	}
+	if err := c.writePKI(); err != nil {
+		return err
+	}
+	// The pause image is built while nothing runs yet: go build takes a second or two warm.
+	pauseTar := c.path("images", "pause.tar")
+	if err := c.buildImage(ctx, pauseImage, []string{"./hack/cluster/pause"}, pauseTar); err != nil {
+		return fmt.Errorf("pause image: %w", err)
+	}
+	if err := c.writeNodeConfig(); err != nil {
+		return err
+	}
+	client, err := c.httpsClient()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+
+	// etcd and containerd need nothing else: start both at once.
+	etcd := c.etcd()
+	ctrd := c.containerd()
+	for _, p := range []*component{etcd, ctrd} {
+		if err := c.startComponent(p); err != nil {
+			return err
+		}
+	}
+	if err := c.waitReady(ctx, etcd, 30*time.Second); err != nil {
+		return err
+	}
+	apiserver := c.apiserver(client)
+	if err := c.startComponent(apiserver); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, ctrd, 30*time.Second); err != nil {
+		return err
+	}
+	if err := c.importImage(pauseTar); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, apiserver, 60*time.Second); err != nil {
+		return err
+	}
+	kcm, sched := c.controllerManager(client), c.scheduler(client)
+	kubelet := c.kubelet(client)
+	for _, p := range []*component{kcm, sched, kubelet} {
+		if err := c.startComponent(p); err != nil {
+			return err
+		}
+	}
+	kubeletStarted := time.Now()
+	for _, p := range []*component{kcm, sched, kubelet} {
+		if err := c.waitReady(ctx, p, 60*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := c.waitNodeReady(ctx, kubelet, 90*time.Second); err != nil {
+		return err
+	}
+	logf("node %s Ready %s after the kubelet started, %s after etcd started",
+		c.nodeName, time.Since(kubeletStarted).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	// Pods can be created once the controller manager has made the default service account.
+	if err := c.waitReady(ctx, &component{name: "service account default/default", exited: kcm.exited, ready: func(ctx context.Context) error {
+		cs, err := c.clientset()
+		if err != nil {
+			return err
+		}
+		_, err = cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}}, 60*time.Second); err != nil {
+		return err
+	}
+	logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
+	logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.path("pki", "admin.kubeconfig"))
+	return nil
+}
+
+// allComponents in stop order reversed: down stops them from the end of the list.
+var allComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet"}
+
+func (c *cluster) etcd() *component {
+	client := fmt.Sprintf("http://127.0.0.1:%d", etcdClientPort)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", etcdPeerPort)
+	return &component{
+		name: "etcd", path: c.bin("etcd"),
+		args: []string{
+			"--name=ke-cluster",
+			"--data-dir=" + c.path("etcd"),
+			"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+			"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+			"--initial-cluster=ke-cluster=" + peer,
+			"--unsafe-no-fsync", // a throwaway cluster: durability buys nothing here
+			"--log-level=warn",
+		},
+		ready: httpOK(httpPlain, client+"/health"),
+	}
+}
+
+func (c *cluster) apiserver(client *http.Client) *component {
+	pki := func(f string) string { return c.path("pki", f) }
+	return &component{
+		name: "kube-apiserver", path: c.bin("kube-apiserver"),
+		args: []string{
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(apiserverPort),
+			// With a loopback advertise address the endpoint reconciler refuses to run.
+			"--endpoint-reconciler-type=none",
+			fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClientPort),
+			"--service-cluster-ip-range=" + serviceCIDR,
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--allow-privileged=true",
+			"--client-ca-file=" + pki("ca.crt"),
+			"--tls-cert-file=" + pki("apiserver.crt"),
+			"--tls-private-key-file=" + pki("apiserver.key"),
+			"--kubelet-client-certificate=" + pki("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key=" + pki("apiserver-kubelet-client.key"),
+			"--kubelet-certificate-authority=" + pki("ca.crt"),
+			// The node's name resolves to loopback, where the kubelet listens; its
+			// InternalIP is the machine's own address, which nothing may be sent to.
+			"--kubelet-preferred-address-types=Hostname",
+			"--service-account-issuer=https://kubernetes.default.svc." + clusterDomain,
+			"--service-account-key-file=" + pki("sa.pub"),
+			"--service-account-signing-key-file=" + pki("sa.key"),
+			"--api-audiences=https://kubernetes.default.svc." + clusterDomain,
+			"--profiling=false",
+		},
+		ready: httpOK(client, c.apiserverURL()+"/readyz"),
+	}
+}
+
+func (c *cluster) controllerManager(client *http.Client) *component {
+	pki := func(f string) string { return c.path("pki", f) }
+	kc := pki("controller-manager.kubeconfig")
+	return &component{
+		name: "kube-controller-manager", path: c.bin("kube-controller-manager"),
+		args: []string{
+			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(kcmPort),
+			"--tls-cert-file=" + pki("controller-manager-serving.crt"),
+			"--tls-private-key-file=" + pki("controller-manager-serving.key"),
+			"--client-ca-file=" + pki("ca.crt"),
+			"--use-service-account-credentials",
+			"--root-ca-file=" + pki("ca.crt"),
+			"--service-account-private-key-file=" + pki("sa.key"),
+			"--cluster-signing-cert-file=" + pki("ca.crt"),
+			"--cluster-signing-key-file=" + pki("ca.key"),
+			"--service-cluster-ip-range=" + serviceCIDR,
+			// Each controller gets its own service account and token at start; at the
+			// default 20 QPS that alone takes seconds.
+			"--kube-api-qps=200", "--kube-api-burst=400",
+			"--leader-elect=false",
+			"--profiling=false",
+		},
+		ready: httpOK(client, fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort)),
+	}
+}
+
+func (c *cluster) scheduler(client *http.Client) *component {
+	pki := func(f string) string { return c.path("pki", f) }
+	kc := pki("scheduler.kubeconfig")
+	return &component{
+		name: "kube-scheduler", path: c.bin("kube-scheduler"),
+		args: []string{
+			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(schedulerPort),
+			"--tls-cert-file=" + pki("scheduler-serving.crt"),
+			"--tls-private-key-file=" + pki("scheduler-serving.key"),
+			"--client-ca-file=" + pki("ca.crt"),
+			"--leader-elect=false",
+			"--profiling=false",
+		},
+		ready: httpOK(client, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedulerPort)),
+	}
+}
+
+func (c *cluster) containerd() *component {
+	return &component{
+		name: "containerd", path: "/usr/bin/containerd",
+		args:  []string{"--config=" + c.path("containerd", "config.toml")},
+		ready: c.containerdReady,
+	}
+}
+
+func (c *cluster) containerdReady(ctx context.Context) error {
+	if err := fileExists(c.containerdSocket())(ctx); err != nil {
+		return err
+	}
+	_, err := run("ctr", "--address", c.containerdSocket(), "version")
+	return err
+}
+
+func (c *cluster) kubelet(client *http.Client) *component {
+	return &component{
+		name: "kubelet", path: c.bin("kubelet"),
+		args: []string{
+			"--config=" + c.path("kubelet", "config.yaml"),
+			"--kubeconfig=" + c.path("pki", "kubelet.kubeconfig"),
+			"--root-dir=" + c.path("kubelet", "root"),
+			"--cert-dir=" + c.path("kubelet", "pki"),
+			"--hostname-override=" + c.nodeName,
+			"--v=1",
+		},
+		ready: httpOK(httpPlain, fmt.Sprintf("http://127.0.0.1:%d/healthz", kubeletHealthPort)),
+	}
+}
+
+func (c *cluster) clientset() (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.path("pki", "admin.kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	return kubernetes.NewForConfig(cfg)
+}
+
+func (c *cluster) waitNodeReady(ctx context.Context, kubelet *component, timeout time.Duration) error {
+	cs, err := c.clientset()
+	if err != nil {
+		return err
+	}
+	return c.waitReady(ctx, &component{
+		name:   "node " + c.nodeName,
+		exited: kubelet.exited,
+		ready: func(ctx context.Context) error {
+			n, err := cs.CoreV1().Nodes().Get(ctx, c.nodeName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady {
+					if cond.Status == corev1.ConditionTrue {
+						return nil
+					}
+					return fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message)
+				}
+			}
+			return fmt.Errorf("no Ready condition yet")
+		},
+	}, timeout)
+}
+
+// kubectl runs the cached kubectl against the cluster.
+func (c *cluster) kubectl(args []string) error {
+	return execReplace(c.bin("kubectl"), append([]string{"kubectl", "--kubeconfig=" + c.path("pki", "admin.kubeconfig"), "--cache-dir=" + c.path("kubectl-cache")}, args...))
+}
+
+// saveHostState records what up may change on the host so that down can restore it:
+// the kernel settings the kubelet tunes.
+func (c *cluster) saveHostState() error {
+	path := c.path("host-sysctls")
+	if _, err := os.Stat(path); err == nil {
+		return nil // an earlier, failed up saved them before anything changed
+	}
+	var b strings.Builder
+	for _, k := range kubeletSysctls {
+		v, err := os.ReadFile(filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/")))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%s\n", k, strings.TrimSpace(string(v)))
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	// Directories outside the state dir that the kubelet or the CNI library create:
+	// down removes those that did not exist before (when they are empty again).
+	var made []string
+	for _, d := range outsideDirs {
+		if _, err := os.Stat(d); err != nil {
+			made = append(made, d)
+		}
+	}
+	return os.WriteFile(c.path("host-dirs"), []byte(strings.Join(made, "\n")), 0o644)
+}
+
+// outsideDirs are created by the kubelet (container log links) and by libcni in
+// containerd (its result cache); neither has a setting to move them.
+// The kubelet's device-plugin socket ignores --root-dir as well, and containerd 1.6
+// puts its shims' sockets in /run/containerd/s whatever its state directory.
+var outsideDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni",
+	"/var/lib/kubelet/device-plugins", "/var/lib/kubelet", "/run/containerd/s", "/run/containerd"}
+
+// kubeletSysctls are the kernel settings the kubelet sets at start unless
+// protectKernelDefaults is on (which would make it refuse to start here instead).
+var kubeletSysctls = []string{"vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops", "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes"}
