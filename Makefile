@@ -66,3 +66,7 @@ cluster-up: ## Start a real single-node cluster on loopback (state in $KE_CLUSTE
 
 cluster-down: ## Stop that cluster and remove every process, mount, link, cgroup and chain it made.
 	go run ./hack/cluster down
+
+.PHONY: e2e
+e2e: ## End-to-end tests on a real local cluster (root; brings it up and down; not part of `make test` yet).
+	go test -tags e2e -count=1 -v ./test/e2e/

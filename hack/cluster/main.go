@@ -13,7 +13,8 @@
 //	go run ./hack/cluster kubectl ARGS...        the cached kubectl with the admin kubeconfig
 //	go run ./hack/cluster env       shell exports (KUBECONFIG, CONTAINERD_ADDRESS, ...)
 //
-// The state directory is $KE_CLUSTER_DIR, default /tmp/ke-cluster.
+// The state directory is $KE_CLUSTER_DIR, default /tmp/ke-cluster. The logic lives in
+// internal/localcluster, which the end-to-end tests (test/e2e) use as well.
 package main
 
 import (
@@ -21,9 +22,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 )
 
 func usage() {
@@ -38,7 +39,7 @@ func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
-	c, err := newCluster()
+	c, err := localcluster.New(localcluster.Options{})
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -47,28 +48,27 @@ func main() {
 
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "up":
-		err = c.up(ctx)
+		err = c.Start(ctx)
 		if err != nil {
-			logf("up failed: %v", err)
-			logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.path("logs"))
+			localcluster.Logf("up failed: %v", err)
+			localcluster.Logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.Path("logs"))
 			os.Exit(1)
 		}
 	case "down":
-		err = c.down()
+		err = c.Down()
 	case "status":
-		err = c.status(ctx)
+		err = c.Status(ctx)
 	case "smoke":
-		err = c.smoke(ctx)
+		err = c.Smoke(ctx)
 	case "env":
-		fmt.Printf("export KUBECONFIG=%s\nexport CONTAINERD_ADDRESS=%s\nexport CONTAINERD_NAMESPACE=k8s.io\nexport KE_CLUSTER_BIN=%s\n",
-			c.path("pki/admin.kubeconfig"), c.containerdSocket(), c.binDir)
+		fmt.Print(c.Env())
 	case "image":
 		if len(args) < 2 {
 			usage()
 		}
-		err = c.buildAndImport(ctx, args[0], args[1:])
+		err = c.BuildAndImport(ctx, args[0], args[1:])
 	case "kubectl":
-		err = c.kubectl(args)
+		err = c.Kubectl(args)
 	default:
 		usage()
 	}
@@ -77,13 +77,7 @@ func main() {
 	}
 }
 
-var start = time.Now()
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.2fs] %s\n", time.Since(start).Seconds(), strings.TrimSuffix(fmt.Sprintf(format, args...), "\n"))
-}
-
 func fatalf(format string, args ...any) {
-	logf(format, args...)
+	localcluster.Logf(format, args...)
 	os.Exit(1)
 }

@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
-func (c *cluster) up(ctx context.Context) error {
+// Start starts the cluster and waits until the node is Ready and pods can be created.
+// It installs missing Debian packages and builds missing Kubernetes binaries first.
+func (c *Cluster) Start(ctx context.Context) error {
 	began := time.Now()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("up needs root (containerd, runc, mounts, cgroups)")
@@ -45,7 +46,7 @@ func (c *cluster) up(ctx context.Context) error {
 		return err
 	}
 	// The pause image is built while nothing runs yet: go build takes a second or two warm.
-	pauseTar := c.path("images", "pause.tar")
+	pauseTar := c.Path("images", "pause.tar")
 	if err := c.buildImage(ctx, pauseImage, []string{"./hack/cluster/pause"}, pauseTar); err != nil {
 		return fmt.Errorf("pause image: %w", err)
 	}
@@ -76,7 +77,7 @@ func (c *cluster) up(ctx context.Context) error {
 	if err := c.waitReady(ctx, ctrd, 30*time.Second); err != nil {
 		return err
 	}
-	if err := c.importImage(pauseTar); err != nil {
+	if err := c.ImportImage(pauseTar); err != nil {
 		return err
 	}
 	if err := c.waitReady(ctx, apiserver, 60*time.Second); err != nil {
@@ -102,7 +103,7 @@ func (c *cluster) up(ctx context.Context) error {
 		c.nodeName, time.Since(kubeletStarted).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	// Pods can be created once the controller manager has made the default service account.
 	if err := c.waitReady(ctx, &component{name: "service account default/default", exited: kcm.exited, ready: func(ctx context.Context) error {
-		cs, err := c.clientset()
+		cs, err := c.Clientset()
 		if err != nil {
 			return err
 		}
@@ -112,21 +113,21 @@ func (c *cluster) up(ctx context.Context) error {
 		return err
 	}
 	logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
-	logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.path("pki", "admin.kubeconfig"))
+	logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.Path("pki", "admin.kubeconfig"))
 	return nil
 }
 
 // allComponents in stop order reversed: down stops them from the end of the list.
 var allComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet"}
 
-func (c *cluster) etcd() *component {
+func (c *Cluster) etcd() *component {
 	client := fmt.Sprintf("http://127.0.0.1:%d", etcdClientPort)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", etcdPeerPort)
 	return &component{
 		name: "etcd", path: c.bin("etcd"),
 		args: []string{
 			"--name=ke-cluster",
-			"--data-dir=" + c.path("etcd"),
+			"--data-dir=" + c.Path("etcd"),
 			"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
 			"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
 			"--initial-cluster=ke-cluster=" + peer,
@@ -137,8 +138,8 @@ func (c *cluster) etcd() *component {
 	}
 }
 
-func (c *cluster) apiserver(client *http.Client) *component {
-	pki := func(f string) string { return c.path("pki", f) }
+func (c *Cluster) apiserver(client *http.Client) *component {
+	pki := func(f string) string { return c.Path("pki", f) }
 	return &component{
 		name: "kube-apiserver", path: c.bin("kube-apiserver"),
 		args: []string{
@@ -171,8 +172,8 @@ func (c *cluster) apiserver(client *http.Client) *component {
 	}
 }
 
-func (c *cluster) controllerManager(client *http.Client) *component {
-	pki := func(f string) string { return c.path("pki", f) }
+func (c *Cluster) controllerManager(client *http.Client) *component {
+	pki := func(f string) string { return c.Path("pki", f) }
 	kc := pki("controller-manager.kubeconfig")
 	return &component{
 		name: "kube-controller-manager", path: c.bin("kube-controller-manager"),
@@ -199,8 +200,8 @@ func (c *cluster) controllerManager(client *http.Client) *component {
 	}
 }
 
-func (c *cluster) scheduler(client *http.Client) *component {
-	pki := func(f string) string { return c.path("pki", f) }
+func (c *Cluster) scheduler(client *http.Client) *component {
+	pki := func(f string) string { return c.Path("pki", f) }
 	kc := pki("scheduler.kubeconfig")
 	return &component{
 		name: "kube-scheduler", path: c.bin("kube-scheduler"),
@@ -218,30 +219,30 @@ func (c *cluster) scheduler(client *http.Client) *component {
 	}
 }
 
-func (c *cluster) containerd() *component {
+func (c *Cluster) containerd() *component {
 	return &component{
 		name: "containerd", path: "/usr/bin/containerd",
-		args:  []string{"--config=" + c.path("containerd", "config.toml")},
+		args:  []string{"--config=" + c.Path("containerd", "config.toml")},
 		ready: c.containerdReady,
 	}
 }
 
-func (c *cluster) containerdReady(ctx context.Context) error {
-	if err := fileExists(c.containerdSocket())(ctx); err != nil {
+func (c *Cluster) containerdReady(ctx context.Context) error {
+	if err := fileExists(c.ContainerdSocket())(ctx); err != nil {
 		return err
 	}
-	_, err := run("ctr", "--address", c.containerdSocket(), "version")
+	_, err := run("ctr", "--address", c.ContainerdSocket(), "version")
 	return err
 }
 
-func (c *cluster) kubelet(client *http.Client) *component {
+func (c *Cluster) kubelet(client *http.Client) *component {
 	return &component{
 		name: "kubelet", path: c.bin("kubelet"),
 		args: []string{
-			"--config=" + c.path("kubelet", "config.yaml"),
-			"--kubeconfig=" + c.path("pki", "kubelet.kubeconfig"),
-			"--root-dir=" + c.path("kubelet", "root"),
-			"--cert-dir=" + c.path("kubelet", "pki"),
+			"--config=" + c.Path("kubelet", "config.yaml"),
+			"--kubeconfig=" + c.Path("pki", "kubelet.kubeconfig"),
+			"--root-dir=" + c.Path("kubelet", "root"),
+			"--cert-dir=" + c.Path("kubelet", "pki"),
 			"--hostname-override=" + c.nodeName,
 			"--v=1",
 		},
@@ -249,17 +250,17 @@ func (c *cluster) kubelet(client *http.Client) *component {
 	}
 }
 
-func (c *cluster) clientset() (*kubernetes.Clientset, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.path("pki", "admin.kubeconfig"))
+// Clientset is an admin clientset.
+func (c *Cluster) Clientset() (*kubernetes.Clientset, error) {
+	cfg, err := c.RESTConfig()
 	if err != nil {
 		return nil, err
 	}
-	cfg.QPS, cfg.Burst = 50, 100
 	return kubernetes.NewForConfig(cfg)
 }
 
-func (c *cluster) waitNodeReady(ctx context.Context, kubelet *component, timeout time.Duration) error {
-	cs, err := c.clientset()
+func (c *Cluster) waitNodeReady(ctx context.Context, kubelet *component, timeout time.Duration) error {
+	cs, err := c.Clientset()
 	if err != nil {
 		return err
 	}
@@ -284,15 +285,15 @@ func (c *cluster) waitNodeReady(ctx context.Context, kubelet *component, timeout
 	}, timeout)
 }
 
-// kubectl runs the cached kubectl against the cluster.
-func (c *cluster) kubectl(args []string) error {
-	return execReplace(c.bin("kubectl"), append([]string{"kubectl", "--kubeconfig=" + c.path("pki", "admin.kubeconfig"), "--cache-dir=" + c.path("kubectl-cache")}, args...))
+// Kubectl replaces this process with the cached kubectl against the cluster.
+func (c *Cluster) Kubectl(args []string) error {
+	return execReplace(c.bin("kubectl"), append([]string{"kubectl", "--kubeconfig=" + c.Path("pki", "admin.kubeconfig"), "--cache-dir=" + c.Path("kubectl-cache")}, args...))
 }
 
 // saveHostState records what up may change on the host so that down can restore it:
 // the kernel settings the kubelet tunes.
-func (c *cluster) saveHostState() error {
-	path := c.path("host-sysctls")
+func (c *Cluster) saveHostState() error {
+	path := c.Path("host-sysctls")
 	if _, err := os.Stat(path); err == nil {
 		return nil // an earlier, failed up saved them before anything changed
 	}
@@ -315,7 +316,7 @@ func (c *cluster) saveHostState() error {
 			made = append(made, d)
 		}
 	}
-	return os.WriteFile(c.path("host-dirs"), []byte(strings.Join(made, "\n")), 0o644)
+	return os.WriteFile(c.Path("host-dirs"), []byte(strings.Join(made, "\n")), 0o644)
 }
 
 // outsideDirs are created by the kubelet (container log links) and by libcni in

@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// status prints each component's pid and the node's and pods' state; it fails when a
+// Status prints each component's pid and the node's and pods' state; it fails when a
 // component is down.
-func (c *cluster) status(ctx context.Context) error {
+func (c *Cluster) Status(ctx context.Context) error {
 	if _, err := os.Stat(c.dir); err != nil {
 		fmt.Printf("no cluster state in %s\n", c.dir)
 		return nil
@@ -28,7 +28,7 @@ func (c *cluster) status(ctx context.Context) error {
 		}
 	}
 	if _, ok := c.alive("kube-apiserver"); ok {
-		cs, err := c.clientset()
+		cs, err := c.Clientset()
 		if err != nil {
 			return err
 		}

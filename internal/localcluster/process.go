@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"context"
@@ -29,16 +29,16 @@ type component struct {
 // startComponent starts the process in its own session (so it outlives `up` and no
 // terminal signal reaches it), logs to <dir>/logs/<name>.log and records its pid in
 // <dir>/run/<name>.pid.
-func (c *cluster) startComponent(p *component) error {
+func (c *Cluster) startComponent(p *component) error {
 	if pid, ok := c.alive(p.name); ok {
 		return fmt.Errorf("%s already runs as pid %d; run down first", p.name, pid)
 	}
 	for _, d := range []string{"logs", "run"} {
-		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
+		if err := os.MkdirAll(c.Path(d), 0o755); err != nil {
 			return err
 		}
 	}
-	logPath := c.path("logs", p.name+".log")
+	logPath := c.Path("logs", p.name+".log")
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (c *cluster) startComponent(p *component) error {
 }
 
 // waitReady polls p.ready until it succeeds, the process exits, or the timeout passes.
-func (c *cluster) waitReady(ctx context.Context, p *component, timeout time.Duration) error {
+func (c *Cluster) waitReady(ctx context.Context, p *component, timeout time.Duration) error {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -74,19 +74,19 @@ func (c *cluster) waitReady(ctx context.Context, p *component, timeout time.Dura
 		}
 		select {
 		case err := <-p.exited:
-			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, err, c.path("logs", p.name+".log"), tail(c.path("logs", p.name+".log"), 25))
+			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, err, c.Path("logs", p.name+".log"), tail(c.Path("logs", p.name+".log"), 25))
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s: %v; the end of its log:\n%s", p.name, timeout, last, tail(c.path("logs", p.name+".log"), 25))
+			return fmt.Errorf("%s not ready after %s: %v; the end of its log:\n%s", p.name, timeout, last, tail(c.Path("logs", p.name+".log"), 25))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func (c *cluster) pidFile(name string) string { return c.path("run", name+".pid") }
+func (c *Cluster) pidFile(name string) string { return c.Path("run", name+".pid") }
 
 // alive reports the pid recorded for name and whether that process still runs and is
 // still ours (its command line names the state directory).
-func (c *cluster) alive(name string) (int, bool) {
+func (c *Cluster) alive(name string) (int, bool) {
 	b, err := os.ReadFile(c.pidFile(name))
 	if err != nil {
 		return 0, false
@@ -100,7 +100,7 @@ func (c *cluster) alive(name string) (int, bool) {
 
 // ours tells whether pid is a live (not zombie) process whose command line mentions the
 // state directory: every component, shim included, gets a flag or config path under it.
-func (c *cluster) ours(pid int) bool {
+func (c *Cluster) ours(pid int) bool {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(cmdline) == 0 {
 		return false
@@ -126,8 +126,8 @@ func tail(path string, n int) string {
 }
 
 // httpsClient trusts the cluster CA and presents the admin certificate.
-func (c *cluster) httpsClient() (*http.Client, error) {
-	caPEM, err := os.ReadFile(c.path("pki", "ca.crt"))
+func (c *Cluster) httpsClient() (*http.Client, error) {
+	caPEM, err := os.ReadFile(c.Path("pki", "ca.crt"))
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func (c *cluster) httpsClient() (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("no CA certificate in pki/ca.crt")
 	}
-	cert, err := tls.LoadX509KeyPair(c.path("pki", "admin.crt"), c.path("pki", "admin.key"))
+	cert, err := tls.LoadX509KeyPair(c.Path("pki", "admin.crt"), c.Path("pki", "admin.key"))
 	if err != nil {
 		return nil, err
 	}

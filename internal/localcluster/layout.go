@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"errors"
@@ -9,11 +9,16 @@ import (
 	"strings"
 )
 
+// APIServerPort is where kube-apiserver listens on 127.0.0.1. Pods that call the API
+// server use the host network and KUBERNETES_SERVICE_HOST=127.0.0.1 with this port:
+// nothing routes Service IPs here.
+const APIServerPort = 6443
+
 // Loopback ports. etcd avoids 2379 so that it never meets another etcd on the machine.
 const (
 	etcdClientPort    = 12379
 	etcdPeerPort      = 12380
-	apiserverPort     = 6443
+	apiserverPort     = APIServerPort
 	kcmPort           = 10257
 	schedulerPort     = 10259
 	kubeletPort       = 10250
@@ -31,18 +36,34 @@ const (
 // The binaries hack/build-k8s.sh builds, in start order.
 var k8sBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"}
 
-// cluster knows where everything lives.
-type cluster struct {
+// Cluster knows where everything lives. Make one with New (or Up).
+type Cluster struct {
 	dir      string // the state directory: everything up writes is under it
 	repo     string // the repository root (for hack/build-k8s.sh and the image sources)
 	binDir   string // the cached Kubernetes binaries
+	binFixed bool   // binDir was given (KE_CLUSTER_BIN or Options.BinDir): never build into it
 	nodeName string
 
 	containerIDs []string // found by down in runc's state: sandboxes and containers
 }
 
-func newCluster() (*cluster, error) {
-	dir := os.Getenv("KE_CLUSTER_DIR")
+// Options say where a cluster lives. Every field is optional.
+type Options struct {
+	// Dir is the state directory; default $KE_CLUSTER_DIR, else /tmp/ke-cluster.
+	Dir string
+	// BinDir holds the Kubernetes binaries; default $KE_CLUSTER_BIN, else
+	// $KE_CACHE/k8s-$K8S_VERSION (built there by hack/build-k8s.sh when missing).
+	BinDir string
+	// Repo is the repository root; default: found upwards from the working directory.
+	Repo string
+}
+
+// New resolves the cluster's paths; it starts nothing.
+func New(opts Options) (*Cluster, error) {
+	dir := opts.Dir
+	if dir == "" {
+		dir = os.Getenv("KE_CLUSTER_DIR")
+	}
 	if dir == "" {
 		dir = "/tmp/ke-cluster"
 	}
@@ -54,16 +75,22 @@ func newCluster() (*cluster, error) {
 		// down removes the directory: refuse /, /tmp, /var and the like.
 		return nil, fmt.Errorf("KE_CLUSTER_DIR=%s: want a dedicated directory at least two levels deep", dir)
 	}
-	repo, err := repoRoot()
-	if err != nil {
-		return nil, err
+	repo := opts.Repo
+	if repo == "" {
+		if repo, err = repoRoot(); err != nil {
+			return nil, err
+		}
 	}
 	host, err := os.Hostname()
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host)}
-	c.binDir = os.Getenv("KE_CLUSTER_BIN")
+	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host)}
+	c.binDir = opts.BinDir
+	if c.binDir == "" {
+		c.binDir = os.Getenv("KE_CLUSTER_BIN")
+	}
+	c.binFixed = c.binDir != ""
 	if c.binDir == "" {
 		cache := os.Getenv("KE_CACHE")
 		if cache == "" {
@@ -100,18 +127,18 @@ func repoRoot() (string, error) {
 	}
 }
 
-func (c *cluster) path(elem ...string) string {
+func (c *Cluster) Path(elem ...string) string {
 	return filepath.Join(append([]string{c.dir}, elem...)...)
 }
 
-func (c *cluster) bin(name string) string { return filepath.Join(c.binDir, name) }
+func (c *Cluster) bin(name string) string { return filepath.Join(c.binDir, name) }
 
-func (c *cluster) containerdSocket() string { return c.path("containerd", "containerd.sock") }
+func (c *Cluster) ContainerdSocket() string { return c.Path("containerd", "containerd.sock") }
 
-func (c *cluster) apiserverURL() string { return fmt.Sprintf("https://127.0.0.1:%d", apiserverPort) }
+func (c *Cluster) apiserverURL() string { return fmt.Sprintf("https://127.0.0.1:%d", apiserverPort) }
 
 // ensureBinaries builds (or finds cached) every Kubernetes binary with hack/build-k8s.sh.
-func (c *cluster) ensureBinaries() error {
+func (c *Cluster) ensureBinaries() error {
 	missing := false
 	for _, b := range k8sBinaries {
 		if _, err := os.Stat(c.bin(b)); err != nil {
@@ -121,7 +148,7 @@ func (c *cluster) ensureBinaries() error {
 	if !missing {
 		return nil
 	}
-	if os.Getenv("KE_CLUSTER_BIN") != "" {
+	if c.binFixed {
 		return fmt.Errorf("KE_CLUSTER_BIN=%s lacks some of %v", c.binDir, k8sBinaries)
 	}
 	logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")

@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"bufio"
@@ -16,10 +16,10 @@ import (
 	"time"
 )
 
-// down stops and removes everything up made. It reads nothing that only a successful up
+// Down stops and removes everything up made. It reads nothing that only a successful up
 // would have written, so it also cleans up after an up that failed half way, and running
 // it twice is harmless. The logs stay in <dir>/logs.
-func (c *cluster) down() error {
+func (c *Cluster) Down() error {
 	began := time.Now()
 	if _, err := os.Stat(c.dir); err != nil {
 		logf("down: no state in %s; looking for leftovers anyway", c.dir)
@@ -63,14 +63,14 @@ func (c *cluster) down() error {
 		entries, _ := os.ReadDir(c.dir)
 		for _, e := range entries {
 			if e.Name() != "logs" {
-				note(os.RemoveAll(c.path(e.Name())))
+				note(os.RemoveAll(c.Path(e.Name())))
 			}
 		}
 	}
 	if problems != nil {
 		return fmt.Errorf("%d problem(s) left, see above", len(problems))
 	}
-	logf("down: nothing left (%s); logs kept in %s", time.Since(began).Round(time.Millisecond), c.path("logs"))
+	logf("down: nothing left (%s); logs kept in %s", time.Since(began).Round(time.Millisecond), c.Path("logs"))
 	return nil
 }
 
@@ -78,7 +78,7 @@ func (c *cluster) down() error {
 // binary of ours (the cached Kubernetes binaries, containerd and its shims) whose command
 // line names the state directory. Recorded pids are checked the same way, so a reused
 // pid is never killed.
-func (c *cluster) processes(match func(exe string) bool) []int {
+func (c *Cluster) processes(match func(exe string) bool) []int {
 	self := os.Getpid()
 	recorded := map[int]bool{} // from the pid files, whatever binary they ran
 	for _, name := range allComponents {
@@ -107,7 +107,7 @@ func (c *cluster) processes(match func(exe string) bool) []int {
 }
 
 // stop sends SIGTERM, waits up to grace, then SIGKILLs what is left.
-func (c *cluster) stop(pids []int, grace time.Duration) {
+func (c *Cluster) stop(pids []int, grace time.Duration) {
 	if len(pids) == 0 {
 		return
 	}
@@ -159,13 +159,13 @@ func anyAlive(pids []int) bool {
 }
 
 // removeContainers kills and deletes every container in our runc root.
-func (c *cluster) removeContainers() error {
+func (c *Cluster) removeContainers() error {
 	if _, err := os.Stat("/usr/sbin/runc"); err != nil {
 		return nil
 	}
-	nss, _ := os.ReadDir(c.path("runc"))
+	nss, _ := os.ReadDir(c.Path("runc"))
 	for _, ns := range nss {
-		root := c.path("runc", ns.Name())
+		root := c.Path("runc", ns.Name())
 		ids, _ := os.ReadDir(root)
 		for _, id := range ids {
 			c.containerIDs = append(c.containerIDs, id.Name())
@@ -233,7 +233,7 @@ func removeCgroups() error {
 }
 
 // mounts lists the mount points under the state directory, deepest first.
-func (c *cluster) mounts() []string {
+func (c *Cluster) mounts() []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
@@ -278,7 +278,7 @@ func unescapeMount(s string) string {
 // unmountAll unmounts everything under the state directory (the kubelet's volumes,
 // containerd's rootfs overlays, sandbox shm and network namespaces), deepest first,
 // repeating while stacked mounts uncover more.
-func (c *cluster) unmountAll() error {
+func (c *Cluster) unmountAll() error {
 	for round := 0; round < 10; round++ {
 		m := c.mounts()
 		if len(m) == 0 {
@@ -337,8 +337,8 @@ func iptablesChains() map[string][]string {
 }
 
 // saveIptables records the chains that exist before up.
-func (c *cluster) saveIptables() error {
-	path := c.path("host-iptables")
+func (c *Cluster) saveIptables() error {
+	path := c.Path("host-iptables")
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
@@ -353,9 +353,9 @@ func (c *cluster) saveIptables() error {
 
 // restoreIptables removes the KUBE-* and CNI-* chains that did not exist before up, and
 // the rules that jump to them.
-func (c *cluster) restoreIptables() error {
+func (c *Cluster) restoreIptables() error {
 	before := map[string]bool{}
-	if b, err := os.ReadFile(c.path("host-iptables")); err == nil {
+	if b, err := os.ReadFile(c.Path("host-iptables")); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			before[l] = true
 		}
@@ -399,8 +399,8 @@ func (c *cluster) restoreIptables() error {
 }
 
 // restoreSysctls puts back the kernel settings recorded before the kubelet changed them.
-func (c *cluster) restoreSysctls() error {
-	b, err := os.ReadFile(c.path("host-sysctls"))
+func (c *Cluster) restoreSysctls() error {
+	b, err := os.ReadFile(c.Path("host-sysctls"))
 	if err != nil {
 		return nil
 	}
@@ -423,7 +423,7 @@ func (c *cluster) restoreSysctls() error {
 
 // removeOutsideFiles removes what the kubelet and the CNI library write outside the state
 // directory: container log links in /var/log/containers and CNI result caches.
-func (c *cluster) removeOutsideFiles() error {
+func (c *Cluster) removeOutsideFiles() error {
 	links, _ := filepath.Glob("/var/log/containers/*.log")
 	for _, l := range links {
 		if t, err := os.Readlink(l); err == nil && strings.HasPrefix(t, c.dir+"/") {
@@ -446,10 +446,10 @@ func (c *cluster) removeOutsideFiles() error {
 	// A shim's socket is /run/containerd/s/<sha256 of containerd's address/namespace/id>;
 	// a shim removes it when it exits, but not when it is killed.
 	for _, id := range c.containerIDs {
-		sum := sha256.Sum256([]byte(filepath.Join(c.containerdSocket(), "k8s.io", id)))
+		sum := sha256.Sum256([]byte(filepath.Join(c.ContainerdSocket(), "k8s.io", id)))
 		_ = os.Remove(filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:])))
 	}
-	if b, err := os.ReadFile(c.path("host-dirs")); err == nil {
+	if b, err := os.ReadFile(c.Path("host-dirs")); err == nil {
 		for _, d := range strings.Fields(string(b)) {
 			if d == "/var/lib/kubelet/device-plugins" {
 				_ = os.Remove(filepath.Join(d, "kubelet.sock"))

@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"encoding/json"
@@ -9,32 +9,32 @@ import (
 )
 
 // writeNodeConfig writes the configuration of containerd, the CNI network and the kubelet.
-func (c *cluster) writeNodeConfig() error {
+func (c *Cluster) writeNodeConfig() error {
 	for _, d := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet/root", "kubelet/pki", "pod-logs"} {
-		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
+		if err := os.MkdirAll(c.Path(d), 0o755); err != nil {
 			return err
 		}
 	}
-	if err := os.WriteFile(c.path("containerd", "config.toml"), []byte(c.containerdConfig()), 0o644); err != nil {
+	if err := os.WriteFile(c.Path("containerd", "config.toml"), []byte(c.containerdConfig()), 0o644); err != nil {
 		return err
 	}
 	cni, err := c.cniConfig()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(c.path("cni", "net.d", "10-ke-cluster.conflist"), cni, 0o644); err != nil {
+	if err := os.WriteFile(c.Path("cni", "net.d", "10-ke-cluster.conflist"), cni, 0o644); err != nil {
 		return err
 	}
 	if err := c.writeResolvConf(); err != nil {
 		return err
 	}
-	return os.WriteFile(c.path("kubelet", "config.yaml"), []byte(c.kubeletConfig()), 0o644)
+	return os.WriteFile(c.Path("kubelet", "config.yaml"), []byte(c.kubeletConfig()), 0o644)
 }
 
 // containerdConfig is containerd 1.6's configuration (version 2) with everything it
 // writes under the state directory.
-func (c *cluster) containerdConfig() string {
-	q := func(elem ...string) string { return fmt.Sprintf("%q", c.path(elem...)) }
+func (c *Cluster) containerdConfig() string {
+	q := func(elem ...string) string { return fmt.Sprintf("%q", c.Path(elem...)) }
 	return strings.Join([]string{
 		`version = 2`,
 		`root = ` + q("containerd", "root"),
@@ -78,7 +78,7 @@ func (c *cluster) containerdConfig() string {
 
 // cniConfig is a bridge with host-local addresses and no address of the host on it: pods
 // reach each other and nothing else (no gateway, no masquerading, no iptables rules).
-func (c *cluster) cniConfig() ([]byte, error) {
+func (c *Cluster) cniConfig() ([]byte, error) {
 	return json.MarshalIndent(map[string]any{
 		"cniVersion": "0.4.0",
 		"name":       cniNetwork,
@@ -91,14 +91,14 @@ func (c *cluster) cniConfig() ([]byte, error) {
 			"ipam": map[string]any{
 				"type":    "host-local",
 				"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
-				"dataDir": c.path("cni", "ipam"),
+				"dataDir": c.Path("cni", "ipam"),
 			},
 		}},
 	}, "", "  ")
 }
 
-func (c *cluster) kubeletConfig() string {
-	pki := func(f string) string { return c.path("pki", f) }
+func (c *Cluster) kubeletConfig() string {
+	pki := func(f string) string { return c.Path("pki", f) }
 	return strings.Join([]string{
 		`apiVersion: kubelet.config.k8s.io/v1beta1`,
 		`kind: KubeletConfiguration`,
@@ -107,7 +107,7 @@ func (c *cluster) kubeletConfig() string {
 		`readOnlyPort: 0`,
 		`healthzBindAddress: 127.0.0.1`,
 		fmt.Sprintf(`healthzPort: %d`, kubeletHealthPort),
-		`containerRuntimeEndpoint: unix://` + c.containerdSocket(),
+		`containerRuntimeEndpoint: unix://` + c.ContainerdSocket(),
 		`cgroupDriver: cgroupfs`,
 		`failCgroupV1: false`,
 		`failSwapOn: false`,
@@ -118,8 +118,8 @@ func (c *cluster) kubeletConfig() string {
 		`  memory.available: "50Mi"`,
 		`  nodefs.available: "1%"`,
 		`  imagefs.available: "1%"`,
-		`podLogsDir: ` + c.path("pod-logs"),
-		`volumePluginDir: ` + c.path("kubelet", "volume-plugins"),
+		`podLogsDir: ` + c.Path("pod-logs"),
+		`volumePluginDir: ` + c.Path("kubelet", "volume-plugins"),
 		`tlsCertFile: ` + pki("kubelet-serving.crt"),
 		`tlsPrivateKeyFile: ` + pki("kubelet-serving.key"),
 		`authentication:`,
@@ -129,7 +129,7 @@ func (c *cluster) kubeletConfig() string {
 		`authorization:`,
 		`  mode: Webhook`,
 		`clusterDomain: ` + clusterDomain,
-		`resolvConf: ` + c.path("kubelet", "resolv.conf"),
+		`resolvConf: ` + c.Path("kubelet", "resolv.conf"),
 		`serializeImagePulls: false`,
 		`nodeStatusUpdateFrequency: 4s`,
 		`fileCheckFrequency: 0s`,
@@ -140,8 +140,8 @@ func (c *cluster) kubeletConfig() string {
 
 // writeResolvConf gives pods an empty DNS configuration: nothing answers DNS here, and
 // the host's resolver may be on an address pods must not send to.
-func (c *cluster) writeResolvConf() error {
-	p := c.path("kubelet", "resolv.conf")
+func (c *Cluster) writeResolvConf() error {
+	p := c.Path("kubelet", "resolv.conf")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"context"
@@ -16,15 +16,15 @@ import (
 
 const helloImage = "localhost/ke-hello:v1"
 
-// smoke proves the node end to end: a locally built image is imported, two pods run it
+// Smoke proves the node end to end: a locally built image is imported, two pods run it
 // (one on the pod network, one on the host network calling the API server with its
 // service-account token), their logs are read through the API server and the kubelet,
 // and both are deleted again.
-func (c *cluster) smoke(ctx context.Context) error {
-	if err := c.buildAndImport(ctx, helloImage, []string{"./hack/cluster/hello"}); err != nil {
+func (c *Cluster) Smoke(ctx context.Context) error {
+	if err := c.BuildAndImport(ctx, helloImage, []string{"./hack/cluster/hello"}); err != nil {
 		return err
 	}
-	cs, err := c.clientset()
+	cs, err := c.Clientset()
 	if err != nil {
 		return err
 	}

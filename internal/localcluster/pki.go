@@ -1,4 +1,4 @@
-package main
+package localcluster
 
 import (
 	"crypto"
@@ -130,8 +130,8 @@ type identity struct{ name, user string }
 
 // writePKI generates the CA, the serving and client certificates, the service-account
 // signing key and one kubeconfig per client, all under <dir>/pki.
-func (c *cluster) writePKI() error {
-	dir := c.path("pki")
+func (c *Cluster) writePKI() error {
+	dir := c.Path("pki")
 	if _, err := os.Stat(filepath.Join(dir, "admin.kubeconfig")); err == nil {
 		return nil // written by an earlier up: keep them, kubeconfigs handed out stay valid
 	}
@@ -185,8 +185,8 @@ func (c *cluster) writePKI() error {
 	return nil
 }
 
-func (c *cluster) writeKubeconfig(id identity) error {
-	dir := c.path("pki")
+func (c *Cluster) writeKubeconfig(id identity) error {
+	dir := c.Path("pki")
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["ke-cluster"] = &clientcmdapi.Cluster{
 		Server:               c.apiserverURL(),

@@ -1,0 +1,183 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+)
+
+const (
+	// projectImage holds both binaries, as the Dockerfile builds it.
+	projectImage = "localhost/kubernetes-entrypoint:e2e"
+	// appImage is test/e2e/testapp: no shell, nothing else.
+	appImage = "localhost/ke-e2e-app:v1"
+
+	releaseName      = "kubernetes-entrypoint"
+	releaseNamespace = "kubernetes-entrypoint"
+)
+
+// Set up by TestMain for every test.
+var (
+	cluster    *localcluster.Cluster
+	restConfig *rest.Config
+	cs         kubernetes.Interface
+	// resolverClusterRole is the chart's ClusterRole for the resolver in annotated pods.
+	resolverClusterRole string
+	// reg serves images over HTTPS on loopback; the webhook trusts its CA.
+	reg *testRegistry
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) (code int) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: needs root (the local cluster runs containerd, runc and the kubelet); skipping")
+		return 0
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	c, err := localcluster.New(localcluster.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if running := c.Running(); len(running) > 0 {
+		// Not ours to take down.
+		fmt.Fprintf(os.Stderr, "e2e: a cluster already runs in %s (%v); stop it first: go run ./hack/cluster down\n", c.Dir(), running)
+		return 1
+	}
+	// Down exactly once: at the end, on a panic, or on SIGINT/SIGTERM. A panic in a
+	// test would end the process before this runs: every test defers noPanic.
+	var downOnce sync.Once
+	down := func() {
+		downOnce.Do(func() {
+			if err := c.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e: cluster down:", err)
+				code = 1
+			}
+		})
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			fmt.Fprintln(os.Stderr, "e2e: interrupted: taking the cluster down")
+			down()
+			os.Exit(1)
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "e2e: panic: %v\n", r)
+			code = 1
+		}
+		down()
+		if reg != nil {
+			reg.Close()
+		}
+		fmt.Fprintf(os.Stderr, "e2e: everything, cluster up and down included, took %s\n", time.Since(began).Round(time.Millisecond))
+	}()
+
+	if err := setup(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: setup:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// setup starts the cluster, builds and imports the images and installs the chart.
+func setup(ctx context.Context, c *localcluster.Cluster) error {
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("cluster up: %w (logs in %s)", err, c.Path("logs"))
+	}
+	cluster = c
+	var err error
+	if restConfig, err = c.RESTConfig(); err != nil {
+		return err
+	}
+	if cs, err = kubernetes.NewForConfig(restConfig); err != nil {
+		return err
+	}
+	if reg, err = startRegistry(); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	// Both images build at once: go build dominates.
+	images := []localcluster.Image{
+		{
+			Ref: projectImage,
+			Binaries: []localcluster.Binary{
+				{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
+				{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
+			},
+			Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
+			User:       "65532:65532",
+			LDFlags:    "-X main.version=e2e",
+			// The CA bundle, as distroless has one: here the test registry's CA only.
+			Files: map[string][]byte{"/etc/ssl/certs/ca-certificates.crt": reg.caPEM},
+		},
+		{
+			Ref:      appImage,
+			Binaries: []localcluster.Binary{{Name: "testapp", Package: "./test/e2e/testapp"}},
+			User:     "65532:65532",
+		},
+	}
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	for i, img := range images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.BuildAndImportImage(ctx, img)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return installChart(ctx)
+}
+
+// freePort is a TCP port free on 127.0.0.1 right now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func apiServerEnv() map[string]string {
+	return map[string]string{
+		"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+		"KUBERNETES_SERVICE_PORT": strconv.Itoa(localcluster.APIServerPort),
+	}
+}
+
+// noPanic turns a panic in a test into a failure, so that the process lives on and
+// TestMain takes the cluster down. Defer it first in every test.
+func noPanic(t *testing.T) {
+	if r := recover(); r != nil {
+		t.Errorf("panic: %v\n%s", r, debug.Stack())
+	}
+}
