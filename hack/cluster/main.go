@@ -41,7 +41,8 @@ func main() {
 	}
 	c, err := localcluster.New(localcluster.Options{})
 	if err != nil {
-		fatalf("%v", err)
+		fmt.Fprintf(os.Stderr, "cluster: %v\n", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -50,8 +51,8 @@ func main() {
 	case "up":
 		err = c.Start(ctx)
 		if err != nil {
-			localcluster.Logf("up failed: %v", err)
-			localcluster.Logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.Path("logs"))
+			c.Logf("up failed: %v", err)
+			c.Logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.Path("logs"))
 			os.Exit(1)
 		}
 	case "down":
@@ -73,11 +74,7 @@ func main() {
 		usage()
 	}
 	if err != nil {
-		fatalf("%s: %v", os.Args[1], err)
+		c.Logf("%s: %v", os.Args[1], err)
+		os.Exit(1)
 	}
-}
-
-func fatalf(format string, args ...any) {
-	localcluster.Logf(format, args...)
-	os.Exit(1)
 }

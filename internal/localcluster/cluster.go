@@ -18,15 +18,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-var start = time.Now()
+// Logf writes one progress line (of Start, Down, the image helpers, Smoke, ...) through
+// the cluster's logger: Options.Logf, by default a line on stderr with the seconds since
+// the cluster was made by New.
+func (c *Cluster) Logf(format string, args ...any) { c.logf(format, args...) }
 
-// Logf receives the progress lines of Start, Down, the image helpers and Smoke. The
-// default writes them to stderr with the seconds since the process started.
-var Logf = func(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.2fs] %s\n", time.Since(start).Seconds(), strings.TrimSuffix(fmt.Sprintf(format, args...), "\n"))
+// stderrLogger writes lines to stderr with the seconds since began.
+func stderrLogger(began time.Time) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.2fs] %s\n", time.Since(began).Seconds(), strings.TrimSuffix(fmt.Sprintf(format, args...), "\n"))
+	}
 }
-
-func logf(format string, args ...any) { Logf(format, args...) }
 
 // Up resolves the cluster's paths with New and starts it. When Start fails the Cluster
 // is returned with the error, so that the caller can Down it (Down cleans up after a

@@ -22,13 +22,13 @@ import (
 func (c *Cluster) Down() error {
 	began := time.Now()
 	if _, err := os.Stat(c.dir); err != nil {
-		logf("down: no state in %s; looking for leftovers anyway", c.dir)
+		c.Logf("down: no state in %s; looking for leftovers anyway", c.dir)
 	}
 	var problems []string
 	note := func(err error) {
 		if err != nil {
 			problems = append(problems, err.Error())
-			logf("down: %v", err)
+			c.Logf("down: %v", err)
 		}
 	}
 
@@ -46,7 +46,7 @@ func (c *Cluster) Down() error {
 	c.stop(c.processes(func(exe string) bool { return true }), 10*time.Second)
 	// 4. Mounts, network, cgroups, iptables, kernel settings, files outside the state dir.
 	note(c.unmountAll())
-	note(removeBridge())
+	note(c.removeBridge())
 	note(removeCgroups())
 	note(c.restoreIptables())
 	note(c.restoreSysctls())
@@ -70,7 +70,7 @@ func (c *Cluster) Down() error {
 	if problems != nil {
 		return fmt.Errorf("%d problem(s) left, see above", len(problems))
 	}
-	logf("down: nothing left (%s); logs kept in %s", time.Since(began).Round(time.Millisecond), c.Path("logs"))
+	c.Logf("down: nothing left (%s); logs kept in %s", time.Since(began).Round(time.Millisecond), c.Path("logs"))
 	return nil
 }
 
@@ -112,7 +112,7 @@ func (c *Cluster) stop(pids []int, grace time.Duration) {
 		return
 	}
 	for _, pid := range pids {
-		logf("down: stopping pid %d (%s)", pid, comm(pid))
+		c.Logf("down: stopping pid %d (%s)", pid, comm(pid))
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(grace)
@@ -124,7 +124,7 @@ func (c *Cluster) stop(pids []int, grace time.Duration) {
 	}
 	for _, pid := range pids {
 		if alive(pid) {
-			logf("down: pid %d did not stop within %s: SIGKILL", pid, grace)
+			c.Logf("down: pid %d did not stop within %s: SIGKILL", pid, grace)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -171,7 +171,7 @@ func (c *Cluster) removeContainers() error {
 			c.containerIDs = append(c.containerIDs, id.Name())
 			_, _ = run("runc", "--root", root, "kill", "--all", id.Name(), "KILL")
 			if _, err := run("runc", "--root", root, "delete", "--force", id.Name()); err != nil {
-				logf("down: %v", err)
+				c.Logf("down: %v", err)
 			}
 		}
 	}
@@ -287,7 +287,7 @@ func (c *Cluster) unmountAll() error {
 		for _, mp := range m {
 			if err := syscall.Unmount(mp, 0); err != nil {
 				if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-					logf("down: umount %s: %v", mp, err)
+					c.Logf("down: umount %s: %v", mp, err)
 				}
 			}
 		}
@@ -299,7 +299,7 @@ func (c *Cluster) unmountAll() error {
 }
 
 // removeBridge deletes the pods' bridge and any veth still attached to it.
-func removeBridge() error {
+func (c *Cluster) removeBridge() error {
 	if _, err := os.Stat("/sys/class/net/" + bridgeName); err != nil {
 		return nil
 	}
@@ -307,7 +307,7 @@ func removeBridge() error {
 	for _, p := range ports {
 		// A veth goes away by itself with its pod's network namespace: gone is fine.
 		if _, err := run("ip", "link", "del", p.Name()); err != nil && fileExistsNow("/sys/class/net/"+p.Name()) {
-			logf("down: %v", err)
+			c.Logf("down: %v", err)
 		}
 	}
 	_, err := run("ip", "link", "del", bridgeName)
@@ -389,7 +389,7 @@ func (c *Cluster) restoreIptables() error {
 			_, _ = run("iptables", "-w", "-t", t, "-F", ch)
 		}
 		for _, ch := range ours {
-			logf("down: removing iptables chain %s/%s", t, ch)
+			c.Logf("down: removing iptables chain %s/%s", t, ch)
 			if _, err := run("iptables", "-w", "-t", t, "-X", ch); err != nil {
 				errs = append(errs, err)
 			}
@@ -412,7 +412,7 @@ func (c *Cluster) restoreSysctls() error {
 		}
 		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 		if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) != v {
-			logf("down: restoring %s=%s (was %s)", k, v, strings.TrimSpace(string(cur)))
+			c.Logf("down: restoring %s=%s (was %s)", k, v, strings.TrimSpace(string(cur)))
 			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
 				errs = append(errs, err)
 			}

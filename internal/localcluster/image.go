@@ -192,7 +192,7 @@ func (c *Cluster) BuildImage(ctx context.Context, spec Image) (v1.Image, int, er
 	if err != nil {
 		return nil, 0, err
 	}
-	logf("built image %s (%d KiB) in %s", spec.Ref, layer.Len()/1024, time.Since(began).Round(time.Millisecond))
+	c.Logf("built image %s (%d KiB) in %s", spec.Ref, layer.Len()/1024, time.Since(began).Round(time.Millisecond))
 	return img, layer.Len(), nil
 }
 
@@ -220,6 +220,6 @@ func (c *Cluster) ImportImage(tarPath string) error {
 	if err != nil {
 		return err
 	}
-	logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.TrimSpace(out))
+	c.Logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.TrimSpace(out))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // APIServerPort is where kube-apiserver listens on 127.0.0.1. Pods that call the API
@@ -45,6 +46,8 @@ type Cluster struct {
 	nodeName string
 
 	containerIDs []string // found by down in runc's state: sandboxes and containers
+
+	logf func(format string, args ...any) // Options.Logf or stderrLogger; never nil
 }
 
 // Options say where a cluster lives. Every field is optional.
@@ -56,10 +59,14 @@ type Options struct {
 	BinDir string
 	// Repo is the repository root; default: found upwards from the working directory.
 	Repo string
+	// Logf receives the progress lines (of Start, Down, the image helpers, Smoke, ...),
+	// one per call. Default: written to stderr with the seconds since New.
+	Logf func(format string, args ...any)
 }
 
 // New resolves the cluster's paths; it starts nothing.
 func New(opts Options) (*Cluster, error) {
+	began := time.Now()
 	dir := opts.Dir
 	if dir == "" {
 		dir = os.Getenv("KE_CLUSTER_DIR")
@@ -85,7 +92,10 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host)}
+	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host), logf: opts.Logf}
+	if c.logf == nil {
+		c.logf = stderrLogger(began)
+	}
 	c.binDir = opts.BinDir
 	if c.binDir == "" {
 		c.binDir = os.Getenv("KE_CLUSTER_BIN")
@@ -151,7 +161,7 @@ func (c *Cluster) ensureBinaries() error {
 	if c.binFixed {
 		return fmt.Errorf("KE_CLUSTER_BIN=%s lacks some of %v", c.binDir, k8sBinaries)
 	}
-	logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")
+	c.Logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")
 	cmd := exec.Command(filepath.Join(c.repo, "hack", "build-k8s.sh"), k8sBinaries...)
 	cmd.Dir = c.repo
 	cmd.Stderr = os.Stderr
@@ -178,7 +188,7 @@ var debianPackages = []struct{ file, pkg string }{
 }
 
 // ensurePackages installs the Debian packages that are missing.
-func ensurePackages() error {
+func (c *Cluster) ensurePackages() error {
 	var want []string
 	seen := map[string]bool{}
 	for _, p := range debianPackages {
@@ -190,7 +200,7 @@ func ensurePackages() error {
 	if len(want) == 0 {
 		return nil
 	}
-	logf("installing Debian packages: %s", strings.Join(want, " "))
+	c.Logf("installing Debian packages: %s", strings.Join(want, " "))
 	run := func(args ...string) error {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")

@@ -57,7 +57,7 @@ func (c *Cluster) startComponent(p *component) error {
 	}
 	p.exited = make(chan error, 1)
 	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
-	logf("started %-24s pid %-7d log %s", p.name, cmd.Process.Pid, logPath)
+	c.Logf("started %-24s pid %-7d log %s", p.name, cmd.Process.Pid, logPath)
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (c *Cluster) waitReady(ctx context.Context, p *component, timeout time.Dura
 	var last error
 	for {
 		if last = p.ready(ctx); last == nil {
-			logf("%s ready after %s", p.name, time.Since(began).Round(time.Millisecond))
+			c.Logf("%s ready after %s", p.name, time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 		select {

@@ -63,7 +63,7 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		logf("pod %s Running %s after create (IP %s)", p.pod.Name, time.Since(created).Round(time.Millisecond), running.Status.PodIP)
+		c.Logf("pod %s Running %s after create (IP %s)", p.pod.Name, time.Since(created).Round(time.Millisecond), running.Status.PodIP)
 		var logs string
 		for {
 			b, err := cs.CoreV1().Pods(ns).GetLogs(p.pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
@@ -76,7 +76,7 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		logf("logs of %s (read %s after create):\n    %s", p.pod.Name, time.Since(created).Round(time.Millisecond),
+		c.Logf("logs of %s (read %s after create):\n    %s", p.pod.Name, time.Since(created).Round(time.Millisecond),
 			strings.ReplaceAll(strings.TrimSpace(logs), "\n", "\n    "))
 		if !p.pod.Spec.HostNetwork && !strings.Contains(logs, strings.TrimSuffix(podCIDR, "0/24")) {
 			return fmt.Errorf("pod %s has no address in %s", p.pod.Name, podCIDR)
@@ -87,9 +87,9 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 		if err := deletePod(ctx, cs, ns, p.pod.Name); err != nil {
 			return err
 		}
-		logf("pod %s deleted and gone in %s", p.pod.Name, time.Since(began).Round(time.Millisecond))
+		c.Logf("pod %s deleted and gone in %s", p.pod.Name, time.Since(began).Round(time.Millisecond))
 	}
-	logf("smoke test passed")
+	c.Logf("smoke test passed")
 	return nil
 }
 

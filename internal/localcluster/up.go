@@ -27,7 +27,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return fmt.Errorf("%s already runs as pid %d (state %s); run down first", name, pid, c.dir)
 		}
 	}
-	if err := ensurePackages(); err != nil {
+	if err := c.ensurePackages(); err != nil {
 		return err
 	}
 	if err := c.ensureBinaries(); err != nil {
@@ -99,7 +99,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.waitNodeReady(ctx, kubelet, 90*time.Second); err != nil {
 		return err
 	}
-	logf("node %s Ready %s after the kubelet started, %s after etcd started",
+	c.Logf("node %s Ready %s after the kubelet started, %s after etcd started",
 		c.nodeName, time.Since(kubeletStarted).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	// Pods can be created once the controller manager has made the default service account.
 	if err := c.waitReady(ctx, &component{name: "service account default/default", exited: kcm.exited, ready: func(ctx context.Context) error {
@@ -112,8 +112,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}}, 60*time.Second); err != nil {
 		return err
 	}
-	logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
-	logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.Path("pki", "admin.kubeconfig"))
+	c.Logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
+	c.Logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.Path("pki", "admin.kubeconfig"))
 	return nil
 }
 

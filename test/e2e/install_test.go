@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -78,7 +77,7 @@ func installChart(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("helm install: %w", err)
 	}
-	localcluster.Logf("helm installed %s %s (chart %s) in %s; webhook on 127.0.0.1:%d",
+	cluster.Logf("helm installed %s %s (chart %s) in %s; webhook on 127.0.0.1:%d",
 		rel.Name, rel.Info.Status, rel.Chart.Metadata.Version, time.Since(began).Round(time.Millisecond), port)
 	resolverClusterRole = releaseName + "-resolver"
 	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, resolverClusterRole, metav1.GetOptions{}); err != nil {
@@ -107,7 +106,7 @@ func waitWebhook(ctx context.Context, began time.Time) error {
 		case err != nil:
 			last = err.Error()
 		case len(pod.Spec.InitContainers) > 0 && pod.Spec.InitContainers[0].Name == inject.InitContainerName:
-			localcluster.Logf("the webhook mutates pods, %s after the install began", time.Since(began).Round(time.Millisecond))
+			cluster.Logf("the webhook mutates pods, %s after the install began", time.Since(began).Round(time.Millisecond))
 			return nil
 		default:
 			last = "the pod was admitted unchanged"

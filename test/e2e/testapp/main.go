@@ -6,6 +6,7 @@
 //	testapp sleep               sleep until killed (a database)
 //	testapp touch-after SECONDS FILE   create FILE after that long, then sleep
 //	testapp exists FILE         exit 0 when FILE exists, else 1 (an exec readiness probe)
+//	testapp cat FILE            print the contents of FILE, then sleep until killed
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: testapp print|run|sleep|touch-after|exists ...")
+		fmt.Fprintln(os.Stderr, "usage: testapp print|run|sleep|touch-after|exists|cat ...")
 		os.Exit(2)
 	}
 	switch args := os.Args[2:]; os.Args[1] {
@@ -50,6 +51,17 @@ func main() {
 		if _, err := os.Stat(args[0]); err != nil {
 			os.Exit(1)
 		}
+	case "cat":
+		if len(args) != 1 {
+			os.Exit(2)
+		}
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s:\n%s\n", args[0], b)
+		sleep()
 	default:
 		fmt.Fprintf(os.Stderr, "testapp: unknown mode %q\n", os.Args[1])
 		os.Exit(2)
