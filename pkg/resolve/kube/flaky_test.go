@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -81,4 +83,63 @@ func TestTransientErrorsAreRetriedNeverResolvedEarly(t *testing.T) {
 	if lists.Load() < 4 {
 		t.Errorf("%d lists, want the 3 failures and at least one success", lists.Load())
 	}
+}
+
+// silentPodWatches proxies to the real API server but holds every pod watch open
+// without events: the pod watch lags behind everything else, as it may under load.
+func silentPodWatches(t *testing.T) *rest.Config {
+	t.Helper()
+	target, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = transport
+	proxy.FlushInterval = -1
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("watch") == "true" && strings.HasSuffix(r.URL.Path, "/pods") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return &rest.Config{Host: srv.URL}
+}
+
+// The DaemonSet's status may count this node's pod before the pod watch delivers
+// it. That must not read as "the DaemonSet does not target this node" (found by
+// the end-to-end suite on a real kubelet).
+func TestDaemonSetStatusAheadOfThePodWatch(t *testing.T) {
+	ns := env.Namespace(t)
+	ds := createDaemonSet(t, ns, "agent")
+	c, err := kube.NewClient(silentPodWatches(t), kube.Options{Namespace: ns, NodeName: "node-a", PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, &kube.DaemonSet{Client: c, Ref: spec.ObjectRef{Namespace: ns, Name: "agent"}})
+	w.blocked(t, "no pod on node node-a yet")
+	// As the controller does it: the pod first, then the status that counts it.
+	createPod(t, ns, "agent-a", podSpec{node: "node-a", labels: agentLabels, owner: ownedBy(ds)})
+	setDaemonSetStatus(t, ns, "agent", 1, 1, true)
+	w.blocked(t, "pod agent-a on node node-a not ready")
+	w.stillBlocked(t)
+	setPodStatus(t, ns, "agent-a", *runningPod(true))
+	ds2, err := env.Client.AppsV1().DaemonSets(ns).Get(context.Background(), "agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds2.Status.NumberReady = 1
+	if _, err := env.Client.AppsV1().DaemonSets(ns).UpdateStatus(context.Background(), ds2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.ready(t)
 }
