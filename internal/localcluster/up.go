@@ -174,47 +174,45 @@ func (c *Cluster) apiserver(client *http.Client) *component {
 
 func (c *Cluster) controllerManager(client *http.Client) *component {
 	pki := func(f string) string { return c.Path("pki", f) }
-	kc := pki("controller-manager.kubeconfig")
 	return &component{
 		name: "kube-controller-manager", path: c.bin("kube-controller-manager"),
-		args: []string{
-			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(kcmPort),
-			"--tls-cert-file=" + pki("controller-manager-serving.crt"),
-			"--tls-private-key-file=" + pki("controller-manager-serving.key"),
-			"--client-ca-file=" + pki("ca.crt"),
+		args: append(c.servingFlags("controller-manager", kcmPort),
 			"--use-service-account-credentials",
-			"--root-ca-file=" + pki("ca.crt"),
-			"--service-account-private-key-file=" + pki("sa.key"),
-			"--cluster-signing-cert-file=" + pki("ca.crt"),
-			"--cluster-signing-key-file=" + pki("ca.key"),
-			"--service-cluster-ip-range=" + serviceCIDR,
+			"--root-ca-file="+pki("ca.crt"),
+			"--service-account-private-key-file="+pki("sa.key"),
+			"--cluster-signing-cert-file="+pki("ca.crt"),
+			"--cluster-signing-key-file="+pki("ca.key"),
+			"--service-cluster-ip-range="+serviceCIDR,
 			// Each controller gets its own service account and token at start; at the
 			// default 20 QPS that alone takes seconds.
 			"--kube-api-qps=200", "--kube-api-burst=400",
-			"--leader-elect=false",
-			"--profiling=false",
-		},
+		),
 		ready: httpOK(client, fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort)),
 	}
 }
 
-func (c *Cluster) scheduler(client *http.Client) *component {
+// servingFlags are what the controller manager and the scheduler share: their
+// kubeconfig (named <name>.kubeconfig) for everything, and a secure port on
+// loopback serving <name>-serving.crt to clients of the cluster CA.
+func (c *Cluster) servingFlags(name string, port int) []string {
 	pki := func(f string) string { return c.Path("pki", f) }
-	kc := pki("scheduler.kubeconfig")
+	kc := pki(name + ".kubeconfig")
+	return []string{
+		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + pki(name+"-serving.crt"),
+		"--tls-private-key-file=" + pki(name+"-serving.key"),
+		"--client-ca-file=" + pki("ca.crt"),
+		"--leader-elect=false",
+		"--profiling=false",
+	}
+}
+
+func (c *Cluster) scheduler(client *http.Client) *component {
 	return &component{
 		name: "kube-scheduler", path: c.bin("kube-scheduler"),
-		args: []string{
-			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(schedulerPort),
-			"--tls-cert-file=" + pki("scheduler-serving.crt"),
-			"--tls-private-key-file=" + pki("scheduler-serving.key"),
-			"--client-ca-file=" + pki("ca.crt"),
-			"--leader-elect=false",
-			"--profiling=false",
-		},
+		args:  c.servingFlags("scheduler", schedulerPort),
 		ready: httpOK(client, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedulerPort)),
 	}
 }

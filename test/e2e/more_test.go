@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -104,17 +103,5 @@ func TestContainerDependency(t *testing.T) {
 	if lineIndex(mainLogs, "waiting for dependencies") < 0 || !strings.Contains(mainLogs, "sidecar") {
 		t.Errorf("the resolver did not report waiting for container sidecar")
 	}
-	at := regexp.MustCompile(`at ([^)]+)\)`)
-	started, touched := at.FindStringSubmatch(mainLogs), at.FindStringSubmatch(sidecarLogs)
-	if started == nil || touched == nil {
-		t.Fatalf("no times in the logs")
-	}
-	ts, err := time.Parse(time.RFC3339Nano, started[1])
-	must(t, err)
-	tt, err := time.Parse(time.RFC3339Nano, touched[1])
-	must(t, err)
-	if !ts.After(tt) {
-		t.Errorf("main's app started at %s, before the sidecar could be Ready (%s)", ts, tt)
-	}
-	t.Logf("main's app started %s after the sidecar's readiness file appeared", ts.Sub(tt).Round(time.Millisecond))
+	startedAfter(t, mainLogs, sidecarLogs, "main's app", "the sidecar's readiness file appeared")
 }

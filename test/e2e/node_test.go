@@ -84,19 +84,7 @@ func TestDaemonSetDependency(t *testing.T) {
 	if !strings.Contains(appLogs, "agent") {
 		t.Errorf("the resolver did not report waiting for daemonset agent")
 	}
-	at := regexp.MustCompile(`at ([^)]+)\)`)
-	started, touched := at.FindStringSubmatch(appLogs), at.FindStringSubmatch(agentLogs)
-	if started == nil || touched == nil {
-		t.Fatalf("no times in the logs")
-	}
-	ts, err := time.Parse(time.RFC3339Nano, started[1])
-	must(t, err)
-	tt, err := time.Parse(time.RFC3339Nano, touched[1])
-	must(t, err)
-	if !ts.After(tt) {
-		t.Errorf("the app started at %s, before the DaemonSet's pod could be Ready (%s)", ts, tt)
-	}
-	t.Logf("the app started %s after the DaemonSet pod's readiness file appeared", ts.Sub(tt).Round(time.Millisecond))
+	startedAfter(t, appLogs, agentLogs, "the app", "the DaemonSet pod's readiness file appeared")
 }
 
 // configPod is a pod on the pod network, as ServiceAccount "app", whose container
@@ -224,4 +212,23 @@ func TestRestrictedNamespace(t *testing.T) {
 	if !containerRunning(got, "app") {
 		t.Errorf("the app's container does not run: %+v", got.Status.ContainerStatuses)
 	}
+}
+
+// startedAfter checks, from the "(... at <RFC 3339 time>)" stamps the test app
+// prints, that the app in appLogs started after the event in otherLogs.
+func startedAfter(t *testing.T, appLogs, otherLogs, app, event string) {
+	t.Helper()
+	at := regexp.MustCompile(`at ([^)]+)\)`)
+	started, happened := at.FindStringSubmatch(appLogs), at.FindStringSubmatch(otherLogs)
+	if started == nil || happened == nil {
+		t.Fatalf("no times in the logs")
+	}
+	ts, err := time.Parse(time.RFC3339Nano, started[1])
+	must(t, err)
+	te, err := time.Parse(time.RFC3339Nano, happened[1])
+	must(t, err)
+	if !ts.After(te) {
+		t.Errorf("%s started at %s, before %s (%s)", app, ts, event, te)
+	}
+	t.Logf("%s started %s after %s", app, ts.Sub(te).Round(time.Millisecond), event)
 }

@@ -21,10 +21,9 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
-// flakyAPIServer proxies to the real API server, failing the first lists with
-// 500 and cutting every watch after a short while, as an overloaded or restarting
-// API server or a load balancer does.
-func flakyAPIServer(t *testing.T, failLists int32) (*rest.Config, *atomic.Int32, *atomic.Int32) {
+// proxyAPIServer serves handle on plain HTTP in front of the real API server;
+// handle passes a request on with the given proxy, or answers it itself.
+func proxyAPIServer(t *testing.T, handle func(proxy http.Handler, w http.ResponseWriter, r *http.Request)) *rest.Config {
 	t.Helper()
 	target, err := url.Parse(env.Config.Host)
 	if err != nil {
@@ -38,8 +37,18 @@ func flakyAPIServer(t *testing.T, failLists int32) (*rest.Config, *atomic.Int32,
 	proxy.Transport = transport
 	proxy.FlushInterval = -1 // stream watch events at once
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(proxy, w, r) }))
+	t.Cleanup(srv.Close)
+	return &rest.Config{Host: srv.URL}
+}
+
+// flakyAPIServer proxies to the real API server, failing the first lists with
+// 500 and cutting every watch after a short while, as an overloaded or restarting
+// API server or a load balancer does.
+func flakyAPIServer(t *testing.T, failLists int32) (*rest.Config, *atomic.Int32, *atomic.Int32) {
+	t.Helper()
 	var lists, watches atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	cfg := proxyAPIServer(t, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("watch") == "true" {
 			watches.Add(1)
 			ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
@@ -52,9 +61,8 @@ func flakyAPIServer(t *testing.T, failLists int32) (*rest.Config, *atomic.Int32,
 			return
 		}
 		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return &rest.Config{Host: srv.URL}, &lists, &watches
+	})
+	return cfg, &lists, &watches
 }
 
 func TestTransientErrorsAreRetriedNeverResolvedEarly(t *testing.T) {
@@ -89,19 +97,7 @@ func TestTransientErrorsAreRetriedNeverResolvedEarly(t *testing.T) {
 // without events: the pod watch lags behind everything else, as it may under load.
 func silentPodWatches(t *testing.T) *rest.Config {
 	t.Helper()
-	target, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = transport
-	proxy.FlushInterval = -1
-	proxy.ErrorLog = log.New(io.Discard, "", 0)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return proxyAPIServer(t, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("watch") == "true" && strings.HasSuffix(r.URL.Path, "/pods") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
@@ -110,9 +106,7 @@ func silentPodWatches(t *testing.T) *rest.Config {
 			return
 		}
 		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return &rest.Config{Host: srv.URL}
+	})
 }
 
 // The DaemonSet's status may count this node's pod before the pod watch delivers
