@@ -15,7 +15,7 @@ GO_BUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VE
 TEST_FLAGS ?= -race -count=1
 FUZZ_TIME  ?= 20s
 
-.PHONY: all build test unit envtest-assets bench fuzz vet fmt demo clean help
+.PHONY: all build test unit envtest-assets bench fuzz vet fmt demo demo-envtest clean help
 
 all: build
 
@@ -33,14 +33,16 @@ helm-lint: ## Lint the Helm chart and check its renders and the kustomize build 
 envtest-assets: ## Build (once, then cached) etcd and kube-apiserver for the integration tests.
 	@hack/build-k8s.sh etcd kube-apiserver >/dev/null
 
-test: envtest-assets vet ## Run every test, integration tests on a real kube-apiserver included.
+test: envtest-assets vet ## Run every test: unit, integration on a real kube-apiserver, end-to-end on a real local cluster.
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go test $(TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory e2e
 
 unit: ## Run the tests that need no control plane.
 	go test $(TEST_FLAGS) ./pkg/resolve/spec/... ./pkg/resolve/local/... ./pkg/launch/... ./pkg/resolve/
 
 vet: ## go vet and a gofmt check.
 	go vet ./...
+	go vet -tags e2e ./test/e2e/
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 FUZZ_PACKAGES ?= ./pkg/resolve/spec/ ./pkg/inject/
@@ -54,8 +56,11 @@ bench: envtest-assets build ## Measure the resolver and the webhook (see README)
 		go test -run '^$$' -bench . -benchtime 1x -count 1 ./test/bench/ ./pkg/webhook/server/
 	go test -run '^$$' -bench . -benchmem -count 1 ./pkg/inject/ ./pkg/webhook/
 
-demo: envtest-assets build ## The webhook injects the resolver into a pod, which waits for a Service and a Job.
-	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go run ./hack/demo $(abspath $(BIN))/kubernetes-entrypoint
+demo: ## The whole path on a real single-node cluster on this machine (Linux, root): the chart, examples/, narrated; then tear down.
+	go run ./hack/demo $(DEMO_FLAGS)
+
+demo-envtest: envtest-assets build ## The webhook and the resolver on an API server without a node, as any user (plays the kubelet's part).
+	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go run ./hack/demo-envtest $(abspath $(BIN))/kubernetes-entrypoint
 
 clean: ## Remove build output (the control-plane cache in $(KE_CACHE) stays).
 	rm -rf $(BIN)
@@ -67,6 +72,11 @@ cluster-up: ## Start a real single-node cluster on loopback (state in $KE_CLUSTE
 cluster-down: ## Stop that cluster and remove every process, mount, link, cgroup and chain it made.
 	go run ./hack/cluster down
 
+E2E_FLAGS ?= -count=1 -timeout 20m
+
 .PHONY: e2e
-e2e: ## End-to-end tests on a real local cluster (root; brings it up and down; not part of `make test` yet).
-	go test -tags e2e -count=1 -v ./test/e2e/
+e2e: ## End-to-end tests on a real local cluster (root; installs and builds what the cluster needs, brings it up and down).
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "e2e: SKIPPED: the local cluster needs root (containerd, runc, mounts, cgroups); run make e2e as root"; exit 0; fi
+	go run ./hack/cluster prepare
+	go test -tags e2e $(E2E_FLAGS) ./test/e2e/

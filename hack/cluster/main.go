@@ -5,6 +5,7 @@
 // process, mount, network link, cgroup and iptables chain that up made, also after a
 // failed up.
 //
+//	go run ./hack/cluster prepare   install missing Debian packages, build missing binaries
 //	go run ./hack/cluster up        start (installs missing Debian packages, builds binaries once)
 //	go run ./hack/cluster down      stop and clean up; safe to run at any time
 //	go run ./hack/cluster status    what runs and whether the node is Ready
@@ -28,7 +29,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: go run ./hack/cluster up|down|status|smoke|env
+	fmt.Fprintln(os.Stderr, `usage: go run ./hack/cluster prepare|up|down|status|smoke|env
        go run ./hack/cluster image NAME:TAG PKG [PKG...]
        go run ./hack/cluster kubectl ARGS...
 state directory: $KE_CLUSTER_DIR (default /tmp/ke-cluster)`)
@@ -55,6 +56,8 @@ func main() {
 			c.Logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.Path("logs"))
 			os.Exit(1)
 		}
+	case "prepare":
+		err = c.Prepare()
 	case "down":
 		err = c.Down()
 	case "status":

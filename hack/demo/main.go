@@ -1,273 +1,210 @@
-// Command demo shows the whole path on a local control plane: it starts etcd and
-// kube-apiserver (envtest, binaries from KUBEBUILDER_ASSETS) with entrypoint-webhook
-// registered from config/webhook, creates an annotated pod and shows what the webhook
-// made of it, then plays the kubelet's part (there is none here): runs the injected
-// init container's command and the wrapped container's, so that the real resolver
-// waits for a Service and a Job, which the demo makes ready one step at a time, and
-// the application starts the moment the last one is ready.
+// Command demo shows the whole path on a real single-node cluster on this machine
+// (internal/localcluster): it starts the cluster, builds and imports the project's
+// image, installs the chart with Helm, applies examples/ (through hack/demo/overlay,
+// which adapts it to the loopback network), and narrates what happens: the pod the
+// webhook mutated, the resolver's waiting lines, the dependencies becoming ready and
+// the application starting. Then it takes everything down.
 //
-//	go run ./hack/demo PATH-TO-kubernetes-entrypoint
+//	go run ./hack/demo [-keep]     (make demo)
+//
+// It needs Linux and root: the kubelet, containerd and runc mount, make cgroups and
+// network namespaces.
 package main
 
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
+	"errors"
+	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localinstall"
 )
 
-const ns = "demo"
-
-// appArgv is the demo application: it prints its PID and argv, to show that the
-// resolver exec'd it with its exact arguments.
-var appArgv = []string{"sh", "-c", `echo "app started as PID $$ with argv: $0 \"$1\""`, "my-app", "--greeting=hello world"}
+const (
+	projectImage = "localhost/kubernetes-entrypoint:demo"
+	// busyboxImage is what examples/ runs; here a stand-in built from Debian's
+	// busybox-static (the same 1.35 release) is imported under that name.
+	busyboxImage = "docker.io/library/busybox:1.35"
+	ns           = "demo"
+	// overlayDir adapts examples/ to the loopback cluster (see its comments).
+	overlayDir = "hack/demo/overlay"
+)
 
 func main() {
-	if runtime.GOOS != "linux" {
-		fmt.Fprintf(os.Stderr, "the demo runs etcd, kube-apiserver and the resolver as Linux processes; this is %s\n", runtime.GOOS)
+	keep := flag.Bool("keep", false, "leave the cluster running at the end (stop it with: go run ./hack/cluster down)")
+	flag.Parse()
+	if why := cannotRun(); why != "" {
+		fmt.Fprintln(os.Stderr, "make demo cannot run here: "+why)
 		os.Exit(2)
 	}
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: demo PATH-TO-kubernetes-entrypoint")
-		os.Exit(2)
-	}
-	if err := run(os.Args[1]); err != nil {
-		fmt.Fprintln(os.Stderr, "demo failed:", err)
+	n := newNarrator(os.Stdout)
+	if err := run(n, *keep); err != nil {
+		n.say("demo failed: %v", err)
 		os.Exit(1)
 	}
 }
 
-// narrator prints timestamped lines relative to the demo's start.
-type narrator struct{ start time.Time }
-
-func (n narrator) say(format string, args ...any) {
-	n.line("demo", fmt.Sprintf(format, args...))
+// cannotRun says why this machine cannot run the demo, or "".
+func cannotRun() string {
+	if runtime.GOOS != "linux" {
+		return fmt.Sprintf("it runs a real kubelet with containerd and runc, which need Linux; this is %s. "+
+			"Run it in a Linux VM as root.", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Sprintf("it runs a real kubelet with containerd and runc, which need root "+
+			"(mounts, cgroups, network namespaces, iptables); this is uid %d. Run `sudo make demo`, or "+
+			"`make demo-envtest`, which shows the webhook and the resolver on an API server without a node, as any user.", os.Geteuid())
+	}
+	return ""
 }
 
-func (n narrator) line(label, text string) {
-	fmt.Printf("[%6.2fs] %-8s | %s\n", time.Since(n.start).Seconds(), label, text)
-}
-
-func run(binary string) error {
-	n := narrator{start: time.Now()}
-	say := n.say
-	say("starting etcd and kube-apiserver from %s, with the webhook of config/webhook", os.Getenv("KUBEBUILDER_ASSETS"))
-	env, err := testenv.Start(envtest.Environment{
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"config/webhook"}},
-	})
+func run(n *narrator, keep bool) error {
+	c, err := localcluster.New(localcluster.Options{Logf: n.indented("cluster")})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		say("stopping the control plane")
-		_ = env.Stop()
-	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := startWebhook(ctx, env); err != nil {
-		return err
+	if running := c.Running(); len(running) > 0 {
+		return fmt.Errorf("a local cluster already runs in %s (%v); stop it first: go run ./hack/cluster down", c.Dir(), running)
 	}
-	say("entrypoint-webhook is serving on %s:%d", env.WebhookInstallOptions().LocalServingHost, env.WebhookInstallOptions().LocalServingPort)
-	c := env.Client
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	if _, err := c.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "mariadb"},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "mariadb"}, Ports: []corev1.ServicePort{{Port: 3306}}},
-	}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	say("created Service demo/mariadb, no endpoints yet")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
-	annotations := map[string]string{
-		"entrypoint.io/dependency-service": "mariadb",
-		"entrypoint.io/dependency-job":     "db-migrate",
+	n.step("Preparing what the cluster needs: Debian packages (containerd, runc, CNI plugins, busybox-static) and the Kubernetes binaries, built from the Go module proxy once and cached in %s", c.BinDir())
+	if err := c.Prepare(); err != nil {
+		return err
 	}
-	say("creating pod demo/web with annotations %v and command %q", annotations, appArgv)
-	var pod *corev1.Pod
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		pod, err = c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "web-", Annotations: annotations},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1", Command: appArgv}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if len(pod.Spec.InitContainers) > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // the API server may not use the new webhook yet
-	}
-	if len(pod.Spec.InitContainers) == 0 {
-		return fmt.Errorf("the webhook did not mutate pod %s", pod.Name)
-	}
-	app := pod.Spec.Containers[0]
-	say("the webhook mutated pod %s:", pod.Name)
-	say("  init container %s: %q (image %s)", pod.Spec.InitContainers[0].Name, pod.Spec.InitContainers[0].Command, pod.Spec.InitContainers[0].Image)
-	say("  container web: command %q args %q", app.Command, app.Args)
-	for _, e := range app.Env {
-		if e.ValueFrom != nil {
-			say("    env %s from %s", e.Name, e.ValueFrom.FieldRef.FieldPath)
-		} else {
-			say("    env %s=%s", e.Name, e.Value)
-		}
+	if err := c.EnsurePackages(localcluster.DebianPackage{File: busyboxBinary, Name: "busybox-static"}); err != nil {
+		return err
 	}
 
-	// There is no kubelet here, so the demo plays its part: it runs the init
-	// container's command, then the wrapped container's, with the env the kubelet
-	// would give it (in-cluster config replaced by a kubeconfig).
-	dir, err := os.MkdirTemp("", "entrypoint-demo-")
-	if err != nil {
-		return err
+	var downOnce sync.Once
+	down := func() {
+		downOnce.Do(func() {
+			if keep {
+				n.step("Leaving the cluster running (-keep). Try:\n    go run ./hack/cluster kubectl -n %s get pods\n    go run ./hack/cluster down", ns)
+				return
+			}
+			n.step("Tearing everything down")
+			if err := c.Down(); err != nil {
+				n.say("teardown: %v", err)
+			}
+		})
 	}
-	defer os.RemoveAll(dir)
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeconfigBytes(), 0o600); err != nil {
-		return err
-	}
-	mount := filepath.Join(dir, "mount")
-	if err := os.Mkdir(mount, 0o755); err != nil {
-		return err
-	}
-	install := pod.Spec.InitContainers[0].Command
-	out, err := exec.Command(binary, append(install[1:len(install)-1], mount)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("running the init container's %q: %w: %s", install, err, out)
-	}
-	say("as the kubelet: ran the init container, %s", strings.TrimSpace(string(out)))
-	resolverEnv := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH"), "ENTRYPOINT_LOG_FORMAT=console", "ENTRYPOINT_REPORT_INTERVAL=1s"}
-	for _, e := range app.Env {
-		value := e.Value
-		if e.ValueFrom != nil {
-			value = map[string]string{"metadata.name": pod.Name, "metadata.namespace": ns, "status.podIP": "10.244.0.7"}[e.ValueFrom.FieldRef.FieldPath]
-		}
-		resolverEnv = append(resolverEnv, e.Name+"="+value)
-	}
-	argv := append([]string{filepath.Join(mount, filepath.Base(app.Command[0]))}, app.Args...)
-	say("as the kubelet: starting container web: %q", argv)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = resolverEnv
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	say("resolver PID %d", cmd.Process.Pid)
-	var wg sync.WaitGroup
-	var appStarted time.Time
-	var mu sync.Mutex
-	wg.Add(2)
-	go func() { defer wg.Done(); n.prefix("resolver", stderr, nil) }()
-	go func() {
-		defer wg.Done()
-		n.prefix("app", stdout, func() { mu.Lock(); appStarted = time.Now(); mu.Unlock() })
-	}()
+	defer down()
 
-	time.Sleep(2 * time.Second)
-	job, err := c.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "db-migrate"},
-		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "migrate", Image: "migrate"}},
-		}}},
-	}, metav1.CreateOptions{})
+	n.step("Starting a single-node cluster on loopback: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (state in %s)", c.Dir())
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("cluster up: %w (logs in %s)", err, c.Path("logs"))
+	}
+
+	n.step("Building images without Docker (go-containerregistry) and importing them into containerd")
+	if err := buildImages(ctx, c); err != nil {
+		return err
+	}
+
+	n.step("Installing the chart charts/kubernetes-entrypoint with Helm: self-signed TLS, the webhook on the host network, registered at a URL on 127.0.0.1")
+	if _, err := localinstall.Install(ctx, localinstall.Options{
+		Repo:          c.Repo(),
+		Kubeconfig:    c.KubeconfigPath(),
+		Image:         projectImage,
+		APIServerHost: "127.0.0.1",
+		APIServerPort: localcluster.APIServerPort,
+		Logf:          n.indented("helm"),
+	}); err != nil {
+		return err
+	}
+
+	restConfig, err := c.RESTConfig()
 	if err != nil {
 		return err
 	}
-	say("created Job demo/db-migrate (running)")
-	time.Sleep(2 * time.Second)
-	now := metav1.Now()
-	job.Status = batchv1.JobStatus{StartTime: &now, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
-		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}}
-	if _, err := c.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	say("Job demo/db-migrate succeeded")
-	time.Sleep(1500 * time.Millisecond)
-	slice, err := c.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "mariadb-x1", Labels: map[string]string{discoveryv1.LabelServiceName: "mariadb"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.7"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}}},
-	}, metav1.CreateOptions{})
+	cs, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return err
 	}
-	say("mariadb has an endpoint, not ready yet (its readiness probe has not passed)")
-	time.Sleep(2 * time.Second)
-	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
-	if _, err := c.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+	d := &demo{n: n, c: c, cs: cs}
+	if err := d.play(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return errors.New("interrupted")
+		}
 		return err
 	}
-	ready := time.Now()
-	say("mariadb endpoint is ready")
-	wg.Wait()
-	err = cmd.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("the resolver or the app failed: %w", err)
-	}
-	if appStarted.IsZero() {
-		return fmt.Errorf("the app never printed anything")
-	}
-	say("the app started %s after the last dependency became ready (same PID: the resolver exec'd it)", appStarted.Sub(ready).Round(time.Millisecond))
 	return nil
 }
 
-// prefix copies r line by line with a label; first is called at the first line.
-func (n narrator) prefix(label string, r io.Reader, first func()) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if first != nil {
-			first()
-			first = nil
-		}
-		n.line(label, sc.Text())
-	}
+// narrator prints numbered steps and timestamped lines: the wall clock and the
+// seconds since the demo began.
+type narrator struct {
+	mu    sync.Mutex
+	out   *bufio.Writer
+	began time.Time
+	steps int
 }
 
-// startWebhook runs entrypoint-webhook in this process, where envtest expects it.
-func startWebhook(ctx context.Context, env *testenv.Env) error {
-	o := server.DefaultOptions()
-	wio := env.WebhookInstallOptions()
-	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
-	o.Image = "kubernetes-entrypoint:demo"
-	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
-	o.RegistryLookup = false
-	w, err := server.New(env.Config, o, logr.Discard())
-	if err != nil {
-		return err
+func newNarrator(f *os.File) *narrator {
+	return &narrator{out: bufio.NewWriter(f), began: time.Now()}
+}
+
+func (n *narrator) stamp(t time.Time) string {
+	return fmt.Sprintf("%s %6.1fs", t.Format("15:04:05.000"), t.Sub(n.began).Seconds())
+}
+
+func (n *narrator) write(s string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.out.WriteString(s)
+	n.out.Flush()
+}
+
+// step starts a new part of the story.
+func (n *narrator) step(format string, args ...any) {
+	n.mu.Lock()
+	n.steps++
+	s := n.steps
+	n.mu.Unlock()
+	n.write(fmt.Sprintf("\n%s  == %d. %s\n", n.stamp(time.Now()), s, fmt.Sprintf(format, args...)))
+}
+
+// say prints one line stamped now.
+func (n *narrator) say(format string, args ...any) { n.sayAt(time.Now(), format, args...) }
+
+// sayAt prints one line stamped t (when a log line says when it happened).
+func (n *narrator) sayAt(t time.Time, format string, args ...any) {
+	n.write(fmt.Sprintf("%s  %s\n", n.stamp(t), fmt.Sprintf(format, args...)))
+}
+
+// block prints lines indented, under the last line.
+func (n *narrator) block(text string) {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		b.WriteString("                        " + l + "\n")
 	}
-	go func() { _ = w.Manager.Start(ctx) }()
-	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}); err == nil { //nolint:gosec // only checks that it serves
-			_ = conn.Close()
-			return nil
+	n.write(b.String())
+}
+
+// indented is a Logf for a component's progress lines.
+func (n *narrator) indented(who string) func(string, ...any) {
+	return func(format string, args ...any) { n.say("  %s: %s", who, fmt.Sprintf(format, args...)) }
+}
+
+// podReady tells whether the pod's Ready condition is true.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
 		}
 	}
-	return fmt.Errorf("the webhook did not start serving on %s", addr)
+	return false
 }

@@ -175,8 +175,11 @@ func (c *Cluster) ensureBinaries() error {
 	return nil
 }
 
-// debianPackages maps a file that must exist to the package that provides it.
-var debianPackages = []struct{ file, pkg string }{
+// DebianPackage is a package to install when File is missing.
+type DebianPackage struct{ File, Name string }
+
+// nodePackages are what the node needs.
+var nodePackages = []DebianPackage{
 	{"/usr/bin/containerd", "containerd"},
 	{"/usr/bin/containerd-shim-runc-v2", "containerd"},
 	{"/usr/bin/ctr", "containerd"},
@@ -185,16 +188,17 @@ var debianPackages = []struct{ file, pkg string }{
 	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
 	{"/usr/lib/cni/loopback", "containernetworking-plugins"},
 	{"/usr/sbin/iptables", "iptables"},
+	{"/sbin/ip", "iproute2"},
 }
 
-// ensurePackages installs the Debian packages that are missing.
-func (c *Cluster) ensurePackages() error {
+// EnsurePackages installs those of pkgs whose file is missing, with apt-get.
+func (c *Cluster) EnsurePackages(pkgs ...DebianPackage) error {
 	var want []string
 	seen := map[string]bool{}
-	for _, p := range debianPackages {
-		if _, err := os.Stat(p.file); err != nil && !seen[p.pkg] {
-			seen[p.pkg] = true
-			want = append(want, p.pkg)
+	for _, p := range pkgs {
+		if _, err := os.Stat(p.File); err != nil && !seen[p.Name] {
+			seen[p.Name] = true
+			want = append(want, p.Name)
 		}
 	}
 	if len(want) == 0 {

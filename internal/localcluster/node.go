@@ -133,6 +133,8 @@ func (c *Cluster) kubeletConfig() string {
 		`serializeImagePulls: false`,
 		`nodeStatusUpdateFrequency: 4s`,
 		`fileCheckFrequency: 0s`,
+		// One node holds every pod here (the scale benchmark runs 300 and more).
+		`maxPods: 500`,
 		`shutdownGracePeriod: 0s`,
 		``,
 	}, "\n")

@@ -27,10 +27,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return fmt.Errorf("%s already runs as pid %d (state %s); run down first", name, pid, c.dir)
 		}
 	}
-	if err := c.ensurePackages(); err != nil {
-		return err
-	}
-	if err := c.ensureBinaries(); err != nil {
+	if err := c.Prepare(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
@@ -115,6 +112,18 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.Logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
 	c.Logf("kubeconfig: %s   (go run ./hack/cluster kubectl get nodes)", c.Path("pki", "admin.kubeconfig"))
 	return nil
+}
+
+// Prepare installs the missing Debian packages and builds the missing Kubernetes
+// binaries: everything Start needs that takes long the first time.
+func (c *Cluster) Prepare() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the local cluster needs root (apt-get, containerd, runc, mounts, cgroups); running as uid %d", os.Geteuid())
+	}
+	if err := c.EnsurePackages(nodePackages...); err != nil {
+		return err
+	}
+	return c.ensureBinaries()
 }
 
 // allComponents in stop order reversed: down stops them from the end of the list.

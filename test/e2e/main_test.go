@@ -5,11 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,9 +24,6 @@ const (
 	projectImage = "localhost/kubernetes-entrypoint:e2e"
 	// appImage is test/e2e/testapp: no shell, nothing else.
 	appImage = "localhost/ke-e2e-app:v1"
-
-	releaseName      = "kubernetes-entrypoint"
-	releaseNamespace = "kubernetes-entrypoint"
 )
 
 // Set up by TestMain for every test.
@@ -155,23 +150,6 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 		}
 	}
 	return installChart(ctx)
-}
-
-// freePort is a TCP port free on 127.0.0.1 right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func apiServerEnv() map[string]string {
-	return map[string]string{
-		"KUBERNETES_SERVICE_HOST": "127.0.0.1",
-		"KUBERNETES_SERVICE_PORT": strconv.Itoa(localcluster.APIServerPort),
-	}
 }
 
 // noPanic turns a panic in a test into a failure, so that the process lives on and

@@ -140,7 +140,7 @@ func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, rea
 	return res.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 }
 
-// exampleObjects are the objects of examples/*.yaml.
+// exampleObjects are the objects of examples/*.yaml (its kustomization aside).
 func exampleObjects(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(repoRoot, "examples", "*.yaml"))
@@ -149,6 +149,9 @@ func exampleObjects(t *testing.T) []*unstructured.Unstructured {
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

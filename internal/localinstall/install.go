@@ -1,0 +1,220 @@
+// Package localinstall installs the project's Helm chart on the local single-node
+// cluster (internal/localcluster) the way an operator would, with the values that
+// cluster needs, and waits until the webhook mutates pods. The end-to-end tests, the
+// demo and the scale benchmark share it.
+package localinstall
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/kube"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// Options describe one install. Image and Kubeconfig are required.
+type Options struct {
+	Repo       string // the repository root, holding charts/kubernetes-entrypoint
+	Kubeconfig string
+	// Image is the project's image as repository:tag, already in the node's containerd
+	// (pull policy Never).
+	Image string
+	// APIServerHost and APIServerPort are set in the webhook's env: it runs on the host
+	// network, where the API server listens on loopback.
+	APIServerHost string
+	APIServerPort int
+	// RegistryLookup turns on image config lookups (for containers without a command).
+	RegistryLookup bool
+	// LogLevel is the webhook's zap level ("info" when empty).
+	LogLevel string
+	Release  string // default kubernetes-entrypoint
+	// Namespace of the release, created if missing; default kubernetes-entrypoint.
+	Namespace string
+	Logf      func(format string, args ...any)
+}
+
+// Installed is what Install did.
+type Installed struct {
+	Release, Namespace string
+	// ResolverClusterRole is the chart's ClusterRole for resolvers in annotated pods.
+	ResolverClusterRole string
+	WebhookURL          string
+	// Values are the values the chart was installed with.
+	Values map[string]any
+}
+
+// Values are the chart values for this cluster: the webhook on the host network and
+// registered by a URL on loopback (nothing routes Service or node addresses here), the
+// built-in self-signed TLS mode, images that are never pulled.
+func Values(o Options, webhookPort, healthPort int) map[string]any {
+	repo, tag, _ := strings.Cut(o.Image, ":")
+	level := o.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	return map[string]any{
+		"image":        map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"},
+		"replicaCount": 1,
+		"tls":          map[string]any{"mode": "self-signed"},
+		"webhook": map[string]any{
+			"url":         fmt.Sprintf("https://127.0.0.1:%d/mutate-v1-pod", webhookPort),
+			"port":        webhookPort,
+			"hostNetwork": true,
+			"extraEnv": []any{
+				map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": o.APIServerHost},
+				map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": strconv.Itoa(o.APIServerPort)},
+			},
+			"extraArgs": []any{"--zap-log-level=" + level},
+		},
+		"injection":           map[string]any{"imagePullPolicy": "Never"},
+		"metrics":             map[string]any{"enabled": false},
+		"healthProbe":         map[string]any{"port": healthPort},
+		"registryLookup":      map[string]any{"enabled": o.RegistryLookup, "timeout": "5s"},
+		"podDisruptionBudget": map[string]any{"enabled": false},
+	}
+}
+
+// Install installs charts/kubernetes-entrypoint with the Helm SDK and waits until the
+// webhook mutates an annotated pod (server-side dry run).
+func Install(ctx context.Context, o Options) (*Installed, error) {
+	if o.Image == "" || o.Kubeconfig == "" || o.APIServerHost == "" || o.APIServerPort == 0 {
+		return nil, fmt.Errorf("localinstall: Image, Kubeconfig, APIServerHost and APIServerPort are required")
+	}
+	if o.Release == "" {
+		o.Release = "kubernetes-entrypoint"
+	}
+	if o.Namespace == "" {
+		o.Namespace = "kubernetes-entrypoint"
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	began := time.Now()
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	values := Values(o, ports[0], ports[1])
+
+	ch, err := loader.Load(filepath.Join(o.Repo, "charts", "kubernetes-entrypoint"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the chart: %w", err)
+	}
+	cfg := new(action.Configuration)
+	getter := kube.GetConfig(o.Kubeconfig, "", o.Namespace)
+	if err := cfg.Init(getter, o.Namespace, "secret", func(string, ...any) {}); err != nil {
+		return nil, fmt.Errorf("helm: %w", err)
+	}
+	install := action.NewInstall(cfg)
+	install.ReleaseName = o.Release
+	install.Namespace = o.Namespace
+	install.CreateNamespace = true
+	install.Timeout = 2 * time.Minute
+	rel, err := install.RunWithContext(ctx, ch, values)
+	if err != nil {
+		return nil, fmt.Errorf("helm install: %w", err)
+	}
+	in := &Installed{
+		Release:             rel.Name,
+		Namespace:           o.Namespace,
+		ResolverClusterRole: o.Release + "-resolver",
+		WebhookURL:          values["webhook"].(map[string]any)["url"].(string),
+		Values:              values,
+	}
+	o.Logf("helm installed %s (chart %s) in namespace %s in %s; webhook at %s",
+		rel.Name, rel.Chart.Metadata.Version, o.Namespace, time.Since(began).Round(time.Millisecond), in.WebhookURL)
+
+	restCfg, err := getter.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, in.ResolverClusterRole, metav1.GetOptions{}); err != nil {
+		return nil, fmt.Errorf("the chart's resolver ClusterRole: %w", err)
+	}
+	if err := waitMutating(ctx, cs, o.Namespace, o.Image); err != nil {
+		return nil, err
+	}
+	o.Logf("the webhook mutates pods, %s after the install began", time.Since(began).Round(time.Millisecond))
+	return in, nil
+}
+
+// waitMutating creates an annotated pod with server-side dry run until the webhook
+// mutates it: then the webhook runs, serves TLS with a certificate the API server
+// trusts (the self-signed mode wrote the caBundle), and its configuration is active.
+func waitMutating(ctx context.Context, cs kubernetes.Interface, ns, image string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	probe := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "webhook-probe",
+			Annotations: map[string]string{"entrypoint.io/dependency-service": "nothing"},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image, Command: []string{"/probe"}}}},
+	}
+	var last string
+	for {
+		pod, err := cs.CoreV1().Pods("default").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(pod.Spec.InitContainers) > 0 && pod.Spec.InitContainers[0].Name == inject.InitContainerName:
+			return nil
+		default:
+			last = "the pod was admitted unchanged"
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the webhook does not mutate pods: %s\n%s", last, Diagnostics(cs, ns))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Diagnostics are the state and logs of the pods in the release's namespace.
+func Diagnostics(cs kubernetes.Interface, ns string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "pod %s: %s %+v\n", p.Name, p.Status.Phase, p.Status.ContainerStatuses)
+		logs, _ := cs.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		b.Write(logs)
+	}
+	if b.Len() == 0 {
+		fmt.Fprintf(&b, "no webhook pod in namespace %s: see the kubelet's log", ns)
+	}
+	return b.String()
+}
+
+// freePorts are n distinct TCP ports free on 127.0.0.1 right now.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
