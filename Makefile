@@ -74,9 +74,15 @@ cluster-down: ## Stop that cluster and remove every process, mount, link, cgroup
 
 E2E_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: e2e
+SCALE_PODS ?= 300
+
+.PHONY: e2e bench-scale
 e2e: ## End-to-end tests on a real local cluster (root; installs and builds what the cluster needs, brings it up and down).
 	@if [ "$$(id -u)" != 0 ]; then \
 		echo "e2e: SKIPPED: the local cluster needs root (containerd, runc, mounts, cgroups); run make e2e as root"; exit 0; fi
 	go run ./hack/cluster prepare
 	go test -tags e2e $(E2E_FLAGS) ./test/e2e/
+
+bench-scale: ## SCALE_PODS (300) waiting resolvers as pods on the local cluster, released by one Service: watch vs poll (root).
+	go run ./hack/cluster prepare
+	SCALE_PODS=$(SCALE_PODS) go test -tags e2e -run '^$$' -bench ReleaseWaitingResolvers -benchtime 1x -timeout 90m -v ./test/e2e/

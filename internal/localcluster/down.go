@@ -170,8 +170,18 @@ func (c *Cluster) removeContainers() error {
 		for _, id := range ids {
 			c.containerIDs = append(c.containerIDs, id.Name())
 			_, _ = run("runc", "--root", root, "kill", "--all", id.Name(), "KILL")
-			if _, err := run("runc", "--root", root, "delete", "--force", id.Name()); err != nil {
-				c.Logf("down: %v", err)
+			// A container that is still stopping refuses delete ("invalid state
+			// transition"); its shim finishes in a moment.
+			for attempt := 0; ; attempt++ {
+				_, err := run("runc", "--root", root, "delete", "--force", id.Name())
+				if err == nil || !fileExistsNow(filepath.Join(root, id.Name())) {
+					break
+				}
+				if attempt == 5 {
+					c.Logf("down: %v", err)
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		}
 	}

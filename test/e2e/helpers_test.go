@@ -23,7 +23,7 @@ const testapp = "/usr/local/bin/testapp"
 
 // namespace creates a namespace for one test, with a ServiceAccount "app" bound to the
 // chart's resolver ClusterRole in it; the namespace is deleted when the test ends.
-func namespace(t *testing.T, name string) string {
+func namespace(t testing.TB, name string) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
@@ -50,7 +50,7 @@ func namespace(t *testing.T, name string) string {
 }
 
 // dumpNamespace logs the pods, their logs and the events of a namespace.
-func dumpNamespace(t *testing.T, ns string) {
+func dumpNamespace(t testing.TB, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pods, _ := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})

@@ -154,7 +154,7 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 
 // noPanic turns a panic in a test into a failure, so that the process lives on and
 // TestMain takes the cluster down. Defer it first in every test.
-func noPanic(t *testing.T) {
+func noPanic(t testing.TB) {
 	if r := recover(); r != nil {
 		t.Errorf("panic: %v\n%s", r, debug.Stack())
 	}

@@ -1,0 +1,345 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// BenchmarkReleaseWaitingResolvers runs SCALE_PODS (default 300) pods of one annotated
+// Deployment on the node, each with a real resolver waiting for the Service "db", then
+// makes that Service ready (one EndpointSlice with a ready endpoint) and measures:
+//
+//   - from that moment to each application's start (the app prints its own clock):
+//     p50, p99 and max;
+//   - the waiting resolvers' total resident memory (VmRSS of every resolver process);
+//   - the API server's own request counters (its /metrics) for Services,
+//     EndpointSlices and Endpoints while they all wait, per resolver per minute, and
+//     what they cost to start.
+//
+// "watch" gives the resolvers the chart's ClusterRole; "poll" the same rules without
+// the watch verb, so that they fall back to listing every 2 s (the original image's
+// behaviour). Run: make bench-scale.
+func BenchmarkReleaseWaitingResolvers(b *testing.B) {
+	defer noPanic(b)
+	n := 300
+	if v := os.Getenv("SCALE_PODS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SCALE_PODS=%q: want a positive number", v)
+		}
+	}
+	window := time.Minute
+	if v := os.Getenv("SCALE_WINDOW"); v != "" {
+		var err error
+		if window, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("SCALE_WINDOW=%q: %v", v, err)
+		}
+	}
+	for _, mode := range []string{"watch", "poll"} {
+		b.Run(mode, func(b *testing.B) {
+			defer noPanic(b)
+			for range b.N {
+				r := releaseWaiting(b, mode, n, window)
+				b.ReportMetric(r.p50.Seconds()*1000, "p50-ms")
+				b.ReportMetric(r.p99.Seconds()*1000, "p99-ms")
+				b.ReportMetric(r.max.Seconds()*1000, "max-ms")
+				b.ReportMetric(float64(r.rssTotal)/(1<<20), "rss-total-MiB")
+				b.ReportMetric(r.perResolverPerMinute, "req/resolver/min")
+				b.ReportMetric(r.startupPerResolver, "startup-req/resolver")
+				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute); to start: %v (%.2f per resolver); ready -> app start p50 %s p99 %s max %s",
+					mode, n, r.processes, float64(r.rssTotal)/(1<<20), float64(r.rssTotal)/(1<<20)/float64(max(r.processes, 1)),
+					r.window.Seconds(), r.waitingRequests, r.perResolverPerMinute, r.startupRequests, r.startupPerResolver,
+					r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+type scaleResult struct {
+	p50, p99, max                            time.Duration
+	processes                                int
+	rssTotal                                 int64
+	window                                   time.Duration
+	waitingRequests, startupRequests         map[string]float64
+	perResolverPerMinute, startupPerResolver float64
+}
+
+func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scaleResult {
+	ctx := context.Background()
+	ns := namespace(b, "scale-"+mode)
+	if mode == "poll" {
+		forbidWatch(b, ns)
+	}
+	if _, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		// No selector: the benchmark writes the EndpointSlice, so it knows the moment
+		// the Service becomes ready.
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "db", Port: 3306}}},
+	}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	before := apiRequests(b)
+
+	d := appDeployment("app", map[string]string{"entrypoint.io/dependency-service": "db"}, container("app", "print", "started"))
+	d.Spec.Replicas = ptr.To(int32(n))
+	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	began := time.Now()
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { deleteAndWait(b, ns) })
+
+	// Every resolver runs and has logged that it waits.
+	waitFor(b, fmt.Sprintf("%d resolvers waiting", n), 20*time.Minute, func() (bool, string) {
+		waiting := len(logLines(b, ns, `"msg":"waiting for dependencies"`))
+		return waiting >= n, fmt.Sprintf("%d of %d waiting", waiting, n)
+	})
+	b.Logf("%s: %d resolvers waiting %s after the Deployment was created", mode, n, time.Since(began).Round(time.Second))
+	// Let the last ones finish their first LIST and WATCH.
+	time.Sleep(5 * time.Second)
+
+	r := scaleResult{window: window}
+	start := apiRequests(b)
+	r.startupRequests = diff(start, before)
+	time.Sleep(window)
+	end := apiRequests(b)
+	r.waitingRequests = diff(end, start)
+	r.perResolverPerMinute = sum(r.waitingRequests) / float64(n) / window.Minutes()
+	r.startupPerResolver = sum(r.startupRequests) / float64(n)
+	r.processes, r.rssTotal = resolverRSS(b)
+	if r.processes < n {
+		b.Fatalf("found %d resolver processes on the node, expected at least %d", r.processes, n)
+	}
+	if got := len(logLines(b, ns, "started (pid")); got != 0 {
+		b.Fatalf("%d applications started before the Service was ready", got)
+	}
+
+	// Release: the Service gets a ready endpoint.
+	released := time.Now()
+	if _, err := cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.85.0.250"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("db"), Port: ptr.To[int32](3306)}},
+	}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	var starts []time.Duration
+	waitFor(b, fmt.Sprintf("%d applications started", n), 10*time.Minute, func() (bool, string) {
+		starts = starts[:0]
+		for _, l := range logLines(b, ns, "started (pid") {
+			at, err := appStartTime(l)
+			if err != nil {
+				b.Fatal(err)
+			}
+			starts = append(starts, at.Sub(released))
+		}
+		return len(starts) >= n, fmt.Sprintf("%d of %d started", len(starts), n)
+	})
+	slices.Sort(starts)
+	r.p50, r.p99, r.max = percentile(starts, 50), percentile(starts, 99), starts[len(starts)-1]
+	return r
+}
+
+// forbidWatch binds the ServiceAccount "app" to the chart's resolver rules without
+// the watch verb, in place of the chart's ClusterRole.
+func forbidWatch(b *testing.B, ns string) {
+	ctx := context.Background()
+	role, err := cs.RbacV1().ClusterRoles().Get(ctx, resolverClusterRole, metav1.GetOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rules []rbacv1.PolicyRule
+	for _, r := range role.Rules {
+		r.Verbs = slices.DeleteFunc(slices.Clone(r.Verbs), func(v string) bool { return v == "watch" || v == "*" })
+		rules = append(rules, r)
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "resolver-no-watch"}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := cs.RbacV1().RoleBindings(ns).Delete(ctx, "app-entrypoint-resolver", metav1.DeleteOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "app-resolver-no-watch"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "resolver-no-watch"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "app", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// logLines are the lines containing s in the "app" containers' logs of namespace ns,
+// read from the kubelet's log files (no API requests while measuring them).
+func logLines(b *testing.B, ns, s string) []string {
+	files, err := filepath.Glob(cluster.Path("pod-logs", ns+"_*", "app", "*.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lines []string
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue // rotated or removed meanwhile
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			if l := sc.Text(); strings.Contains(l, s) {
+				lines = append(lines, l)
+				break // one per container
+			}
+		}
+		fh.Close()
+	}
+	return lines
+}
+
+// appStartTime reads the clock testapp printed at its start: "... started (pid 1, at T)".
+func appStartTime(line string) (time.Time, error) {
+	_, after, ok := strings.Cut(line, ", at ")
+	if !ok {
+		return time.Time{}, fmt.Errorf("no start time in %q", line)
+	}
+	return time.Parse(time.RFC3339Nano, strings.TrimSuffix(after, ")"))
+}
+
+// resolverRSS counts the resolver processes on this machine and sums their VmRSS.
+func resolverRSS(b *testing.B) (int, int64) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	count, total := 0, int64(0)
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || filepath.Base(exe) != "kubernetes-entrypoint" {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				total += kb * 1024
+				count++
+			}
+		}
+	}
+	return count, total
+}
+
+// apiRequests reads apiserver_request_total from the API server's /metrics: requests
+// for the resources a resolver waiting for a Service reads, by "VERB resource".
+func apiRequests(b *testing.B) map[string]float64 {
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatalf("reading the API server's /metrics: %v", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(raw)))
+	if err != nil {
+		b.Fatalf("parsing the API server's /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	f := families["apiserver_request_total"]
+	if f == nil {
+		b.Fatal("no apiserver_request_total in the API server's /metrics")
+	}
+	for _, m := range f.Metric {
+		l := labels(m)
+		switch l["resource"] {
+		case "services", "endpointslices", "endpoints":
+			out[l["verb"]+" "+l["resource"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+func labels(m *dto.Metric) map[string]string {
+	l := map[string]string{}
+	for _, p := range m.Label {
+		l[p.GetName()] = p.GetValue()
+	}
+	return l
+}
+
+func diff(after, before map[string]float64) map[string]float64 {
+	d := map[string]float64{}
+	for k, v := range after {
+		if v-before[k] > 0 {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+func sum(m map[string]float64) float64 {
+	var s float64
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i-1, 0)]
+}
+
+// waitFor polls cond every second until it holds, reporting progress every 30 s.
+func waitFor(b *testing.B, what string, timeout time.Duration, cond func() (bool, string)) {
+	deadline := time.Now().Add(timeout)
+	lastReport := time.Now()
+	for {
+		ok, progress := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: not after %s (%s)", what, timeout, progress)
+		}
+		if time.Since(lastReport) > 30*time.Second {
+			b.Logf("%s: %s", what, progress)
+			lastReport = time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// deleteAndWait deletes the namespace's Deployment and waits until its pods are gone,
+// so that the next run starts on an empty node.
+func deleteAndWait(b *testing.B, ns string) {
+	ctx := context.Background()
+	_ = cs.AppsV1().Deployments(ns).Delete(ctx, "app", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)})
+	waitFor(b, "pods of "+ns+" gone", 10*time.Minute, func() (bool, string) {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprintf("%d left", len(pods.Items))
+	})
+}
