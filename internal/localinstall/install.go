@@ -38,7 +38,9 @@ type Options struct {
 	RegistryLookup bool
 	// LogLevel is the webhook's zap level ("info" when empty).
 	LogLevel string
-	Release  string // default kubernetes-entrypoint
+	// Overrides are merged into Values' result, maps key by key.
+	Overrides map[string]any
+	Release   string // default kubernetes-entrypoint
 	// Namespace of the release, created if missing; default kubernetes-entrypoint.
 	Namespace string
 	Logf      func(format string, args ...any)
@@ -105,7 +107,7 @@ func Install(ctx context.Context, o Options) (*Installed, error) {
 	if err != nil {
 		return nil, err
 	}
-	values := Values(o, ports[0], ports[1])
+	values := merge(Values(o, ports[0], ports[1]), o.Overrides)
 
 	ch, err := loader.Load(filepath.Join(o.Repo, "charts", "kubernetes-entrypoint"))
 	if err != nil {
@@ -203,6 +205,20 @@ func Diagnostics(cs kubernetes.Interface, ns string) string {
 		fmt.Fprintf(&b, "no webhook pod in namespace %s: see the kubelet's log", ns)
 	}
 	return b.String()
+}
+
+// merge sets every value of over in base, descending into maps that both have.
+func merge(base, over map[string]any) map[string]any {
+	for k, v := range over {
+		if bm, ok := base[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				base[k] = merge(bm, om)
+				continue
+			}
+		}
+		base[k] = v
+	}
+	return base
 }
 
 // freePorts are n distinct TCP ports free on 127.0.0.1 right now.

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -31,9 +32,9 @@ import (
 //   - from that moment to each application's start (the app prints its own clock):
 //     p50, p99 and max;
 //   - the waiting resolvers' total resident memory (VmRSS of every resolver process);
-//   - the API server's own request counters (its /metrics) for Services,
-//     EndpointSlices and Endpoints while they all wait, per resolver per minute, and
-//     what they cost to start.
+//   - the API server's own request counters (its /metrics) for reads (GET, LIST,
+//     WATCH) of Services, EndpointSlices and Endpoints while they all wait, per
+//     resolver per minute, what they cost to start, and the watches held open.
 //
 // "watch" gives the resolvers the chart's ClusterRole; "poll" the same rules without
 // the watch verb, so that they fall back to listing every 2 s (the original image's
@@ -65,17 +66,19 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 				b.ReportMetric(float64(r.rssTotal)/(1<<20), "rss-total-MiB")
 				b.ReportMetric(r.perResolverPerMinute, "req/resolver/min")
 				b.ReportMetric(r.startupPerResolver, "startup-req/resolver")
-				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute); to start: %v (%.2f per resolver); ready -> app start p50 %s p99 %s max %s",
+				b.ReportMetric(r.openWatches/float64(n), "open-watches/resolver")
+				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
 					mode, n, r.processes, float64(r.rssTotal)/(1<<20), float64(r.rssTotal)/(1<<20)/float64(max(r.processes, 1)),
-					r.window.Seconds(), r.waitingRequests, r.perResolverPerMinute, r.startupRequests, r.startupPerResolver,
-					r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
+					r.window.Seconds(), r.waitingRequests, r.perResolverPerMinute, r.openWatches, r.startupRequests, r.startupPerResolver,
+					r.createTook.Round(time.Millisecond), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
 			}
 		})
 	}
 }
 
 type scaleResult struct {
-	p50, p99, max                            time.Duration
+	p50, p99, max, createTook                time.Duration
+	openWatches                              float64
 	processes                                int
 	rssTotal                                 int64
 	window                                   time.Duration
@@ -85,6 +88,14 @@ type scaleResult struct {
 
 func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scaleResult {
 	ctx := context.Background()
+	// Runs after the namespace's own cleanup has deleted it: the next run's counters
+	// must not see this namespace's deletion.
+	b.Cleanup(func() {
+		waitFor(b, "namespace scale-"+mode+" gone", 5*time.Minute, func() (bool, string) {
+			_, err := cs.CoreV1().Namespaces().Get(ctx, "scale-"+mode, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
+		})
+	})
 	ns := namespace(b, "scale-"+mode)
 	if mode == "poll" {
 		forbidWatch(b, ns)
@@ -97,7 +108,7 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	before := apiRequests(b)
+	before, watchesBefore := apiRequests(b)
 
 	d := appDeployment("app", map[string]string{"entrypoint.io/dependency-service": "db"}, container("app", "print", "started"))
 	d.Spec.Replicas = ptr.To(int32(n))
@@ -118,10 +129,11 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	time.Sleep(5 * time.Second)
 
 	r := scaleResult{window: window}
-	start := apiRequests(b)
+	start, _ := apiRequests(b)
 	r.startupRequests = diff(start, before)
 	time.Sleep(window)
-	end := apiRequests(b)
+	end, openWatches := apiRequests(b)
+	r.openWatches = openWatches - watchesBefore
 	r.waitingRequests = diff(end, start)
 	r.perResolverPerMinute = sum(r.waitingRequests) / float64(n) / window.Minutes()
 	r.startupPerResolver = sum(r.startupRequests) / float64(n)
@@ -133,8 +145,9 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 		b.Fatalf("%d applications started before the Service was ready", got)
 	}
 
-	// Release: the Service gets a ready endpoint.
-	released := time.Now()
+	// Release: the Service gets a ready endpoint, the moment its create returns (as
+	// make bench measures from the update's return).
+	create := time.Now()
 	if _, err := cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
@@ -143,6 +156,8 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	released := time.Now()
+	r.createTook = released.Sub(create)
 	var starts []time.Duration
 	waitFor(b, fmt.Sprintf("%d applications started", n), 10*time.Minute, func() (bool, string) {
 		starts = starts[:0]
@@ -157,6 +172,19 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	})
 	slices.Sort(starts)
 	r.p50, r.p99, r.max = percentile(starts, 50), percentile(starts, 99), starts[len(starts)-1]
+	// Where the time goes: until each resolver logged the dependency ready (its log's
+	// own clock), and from there to the app's first instruction.
+	var seen []time.Duration
+	for _, l := range logLines(b, ns, `"msg":"dependency ready"`) {
+		if at, err := logTime(l); err == nil {
+			seen = append(seen, at.Sub(released))
+		}
+	}
+	if len(seen) > 0 {
+		slices.Sort(seen)
+		b.Logf("%s: ready -> resolver logged it: p50 %s p99 %s (%d resolvers)", mode,
+			percentile(seen, 50).Round(time.Millisecond), percentile(seen, 99).Round(time.Millisecond), len(seen))
+	}
 	return r
 }
 
@@ -222,6 +250,16 @@ func appStartTime(line string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, strings.TrimSuffix(after, ")"))
 }
 
+// logTime is the "ts" of a resolver's JSON log line.
+func logTime(line string) (time.Time, error) {
+	_, after, ok := strings.Cut(line, `"ts":"`)
+	if !ok {
+		return time.Time{}, fmt.Errorf("no ts in %q", line)
+	}
+	ts, _, _ := strings.Cut(after, `"`)
+	return time.Parse(time.RFC3339Nano, ts)
+}
+
 // resolverRSS counts the resolver processes on this machine and sums their VmRSS.
 func resolverRSS(b *testing.B) (int, int64) {
 	entries, err := os.ReadDir("/proc")
@@ -252,9 +290,10 @@ func resolverRSS(b *testing.B) (int, int64) {
 	return count, total
 }
 
-// apiRequests reads apiserver_request_total from the API server's /metrics: requests
-// for the resources a resolver waiting for a Service reads, by "VERB resource".
-func apiRequests(b *testing.B) map[string]float64 {
+// apiRequests reads the API server's /metrics: apiserver_request_total for reads of the
+// resources a resolver waiting for a Service reads, by "VERB resource" (a WATCH counts
+// when it ends), and how many watches of them are open now.
+func apiRequests(b *testing.B) (map[string]float64, float64) {
 	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
 		b.Fatalf("reading the API server's /metrics: %v", err)
@@ -269,14 +308,27 @@ func apiRequests(b *testing.B) map[string]float64 {
 	if f == nil {
 		b.Fatal("no apiserver_request_total in the API server's /metrics")
 	}
-	for _, m := range f.Metric {
-		l := labels(m)
+	read := func(l map[string]string) bool {
 		switch l["resource"] {
 		case "services", "endpointslices", "endpoints":
+			return l["verb"] == "GET" || l["verb"] == "LIST" || l["verb"] == "WATCH"
+		}
+		return false
+	}
+	for _, m := range f.Metric {
+		if l := labels(m); read(l) {
 			out[l["verb"]+" "+l["resource"]] += m.GetCounter().GetValue()
 		}
 	}
-	return out
+	var open float64
+	if g := families["apiserver_longrunning_requests"]; g != nil {
+		for _, m := range g.Metric {
+			if l := labels(m); read(l) && l["verb"] == "WATCH" {
+				open += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out, open
 }
 
 func labels(m *dto.Metric) map[string]string {

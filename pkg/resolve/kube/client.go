@@ -42,6 +42,9 @@ type Options struct {
 	// NodeName is this pod's node when known up front (NODE_NAME); otherwise it is
 	// read from the own pod on first use.
 	NodeName string
+	// ReadyEventBudget bounds how long the DependenciesReady event may hold up the
+	// application; DefaultReadyEventBudget when zero.
+	ReadyEventBudget time.Duration
 }
 
 // Client is what every Kubernetes dependency of one resolver run shares.
@@ -58,6 +61,9 @@ type Client struct {
 
 // NewClient builds a Client for cfg. It does not contact the API server.
 func NewClient(cfg *rest.Config, opts Options) (*Client, error) {
+	if opts.ReadyEventBudget <= 0 {
+		opts.ReadyEventBudget = DefaultReadyEventBudget
+	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
 	}

@@ -3,7 +3,9 @@ package kube_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,12 +73,61 @@ func TestEventsLongMessage(t *testing.T) {
 		blocking = append(blocking, "service "+ns+"/a-service-with-a-long-name: no endpoints")
 	}
 	rec.Waiting(blocking)
+	if !rec.Flush(30 * time.Second) {
+		t.Fatal("the event was not written")
+	}
 	events := listEvents(t, ns)
 	if len(events) != 1 {
 		t.Fatalf("got %d events, want 1", len(events))
 	}
 	if msg := events[0].Message; len(msg) > 1024 || !strings.HasPrefix(msg, "Waiting for service ") || !strings.HasSuffix(msg, "...") {
 		t.Errorf("message of %d bytes: %q", len(msg), msg)
+	}
+}
+
+// The DependenciesReady event holds the application up at most its budget: with the
+// API server's answers to event writes held back, Ready returns before the events
+// reach it, and the writer still delivers them, in order, afterwards.
+func TestEventsReadyDoesNotWaitForASlowAPIServer(t *testing.T) {
+	ns := env.Namespace(t)
+	createPod(t, ns, "me", podSpec{})
+	release := make(chan struct{})
+	cfg := proxyAPIServer(t, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events") {
+			<-release
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	c, err := kube.NewClient(cfg, kube.Options{Namespace: ns, PodName: "me", PollInterval: time.Hour, ReadyEventBudget: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := c.Events()
+	rec.Waiting([]string{"service " + ns + "/mariadb: no endpoints"})
+	began := time.Now()
+	rec.Ready(time.Second)
+	// Not a performance bound: a budget of 50 ms against writes held without end (a
+	// single write gives up after 5 s).
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("Ready held the application up %s while the API server did not answer", d)
+	}
+	// Ready returned while the first write is held: nothing has reached the API server.
+	if events := listEvents(t, ns); len(events) != 0 {
+		t.Fatalf("events written while the API server held them back: %+v", events)
+	}
+	close(release)
+	if !rec.Flush(30 * time.Second) {
+		t.Fatal("the events were not written once the API server answered")
+	}
+	events := listEvents(t, ns)
+	if len(events) != 2 || events[0].Reason != "DependenciesReady" || events[1].Reason != "Waiting" {
+		t.Fatalf("want the Waiting and DependenciesReady events, got %+v", events)
+	}
+	// One writer, in order: Waiting got the earlier revision.
+	waitingRV, _ := strconv.ParseInt(events[1].ResourceVersion, 10, 64)
+	readyRV, _ := strconv.ParseInt(events[0].ResourceVersion, 10, 64)
+	if waitingRV == 0 || readyRV == 0 || waitingRV >= readyRV {
+		t.Errorf("Waiting written at revision %s, DependenciesReady at %s: want Waiting first", events[1].ResourceVersion, events[0].ResourceVersion)
 	}
 }
 
