@@ -8,7 +8,7 @@ import (
 func TestValuesWithOverrides(t *testing.T) {
 	o := Options{Image: "localhost/ke:v1", APIServerHost: "127.0.0.1", APIServerPort: 6443}
 	got := merge(Values(o, 9443, 8081), map[string]any{
-		"injection": map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "1m"}}},
+		"injection":    map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "1m"}}},
 		"replicaCount": 2,
 	})
 	injection := got["injection"].(map[string]any)

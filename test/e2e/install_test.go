@@ -27,7 +27,7 @@ func installChart(ctx context.Context) error {
 		Overrides: map[string]any{"injection": map[string]any{"resources": map[string]any{
 			"requests": map[string]any{"cpu": "1m", "memory": "16Mi"},
 		}}},
-		Logf:           cluster.Logf,
+		Logf: cluster.Logf,
 	})
 	if err != nil {
 		return err
