@@ -59,6 +59,8 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	eventually(t, "the resolver says what it waits for", 30*time.Second, func(ctx context.Context) (bool, error) {
 		return strings.Contains(logs(ctx), "waiting for dependencies"), nil
 	})
+	// The text is in the resolver's "starting application" line as well as in the
+	// app's own: either would be a premature exec.
 	if l := logs(ctx); strings.Contains(l, appOutput) {
 		t.Fatalf("the app ran before any dependency existed:\n%s", l)
 	}
@@ -105,17 +107,22 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	var l string
 	eventually(t, "the app runs", 30*time.Second, func(ctx context.Context) (bool, error) {
 		l = logs(ctx)
-		return strings.Contains(l, appOutput), nil
+		return appPrinted(l, appOutput), nil
 	})
 	t.Logf("endpoint ready %s after the Service was created; app output seen %s after that",
 		endpointReady.Sub(serviceCreated).Round(time.Millisecond), time.Since(endpointReady).Round(time.Millisecond))
 	t.Logf("logs of the app's container:\n%s", l)
 
 	// In order: the resolver's report, then the app, exec'd as the container's first
-	// process (pid 1: no shell, no child), after the Service existed.
-	if all, out := lineIndex(l, "all dependencies ready"), lineIndex(l, appOutput); all < 0 || out < all {
-		t.Errorf("want \"all dependencies ready\" before the app's output")
+	// process (pid 1: no shell, no child), after the Service existed. The order is read
+	// from the clocks: the resolver logs to stderr and the app prints to stdout, which
+	// the container log interleaves as each stream's lines arrive.
+	ready := regexp.MustCompile(`"ts":"([^"]+)","msg":"all dependencies ready"`).FindStringSubmatch(l)
+	if ready == nil {
+		t.Fatalf("the resolver did not log \"all dependencies ready\"")
 	}
+	readyAt, err := time.Parse(time.RFC3339Nano, ready[1])
+	must(t, err)
 	m := regexp.MustCompile(`\(pid (\d+), at ([^)]+)\)`).FindStringSubmatch(l)
 	if m == nil {
 		t.Fatalf("no pid and time in the app's output")
@@ -125,6 +132,9 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	}
 	at, err := time.Parse(time.RFC3339Nano, m[2])
 	must(t, err)
+	if !at.After(readyAt) {
+		t.Errorf("the app started at %s, not after the resolver found every dependency ready at %s", at, readyAt)
+	}
 	if !at.After(serviceCreated) {
 		t.Errorf("the app started at %s, before the Service was created at %s", at, serviceCreated)
 	}

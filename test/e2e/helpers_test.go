@@ -253,3 +253,8 @@ func must(t *testing.T, err error) {
 }
 
 var _ = fmt.Sprintf
+
+// appPrinted tells whether testapp's own "print" line (the text, then its pid and
+// clock) is in logs: the resolver's "starting application" line holds the text too,
+// and reaches the log first.
+func appPrinted(logs, text string) bool { return strings.Contains(logs, text+" (pid ") }

@@ -96,7 +96,7 @@ func TestContainerDependency(t *testing.T) {
 	var mainLogs, sidecarLogs string
 	eventually(t, "the main container's app runs", time.Minute, func(ctx context.Context) (bool, error) {
 		mainLogs = podLogs(ctx, ns, pod.Name, "main")
-		return strings.Contains(mainLogs, appOutput), nil
+		return appPrinted(mainLogs, appOutput), nil
 	})
 	sidecarLogs = podLogs(ctx, ns, pod.Name, "sidecar")
 	t.Logf("main:\n%s\nsidecar:\n%s", mainLogs, sidecarLogs)

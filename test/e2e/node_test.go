@@ -69,7 +69,7 @@ func TestDaemonSetDependency(t *testing.T) {
 	var appLogs string
 	eventually(t, "the app runs", time.Minute, func(ctx context.Context) (bool, error) {
 		appLogs = logs(ctx)
-		return strings.Contains(appLogs, appOutput), nil
+		return appPrinted(appLogs, appOutput), nil
 	})
 	agentPod, err := onlyPod(ctx, ns, "agent")
 	must(t, err)
