@@ -20,7 +20,7 @@ FUZZ_TIME  ?= 20s
 all: build
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## Build the static binaries into bin/ (the Dockerfile runs this target).
 	$(GO_BUILD) -buildvcs=false -o $(BIN)/kubernetes-entrypoint ./cmd/entrypoint

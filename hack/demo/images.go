@@ -27,16 +27,7 @@ const busyboxBinary = "/bin/busybox"
 // buildImages builds the project's image (both binaries, as the Dockerfile does) and
 // the busybox stand-in, and imports them into the node's containerd.
 func buildImages(ctx context.Context, c *localcluster.Cluster) error {
-	if err := c.BuildAndImportImage(ctx, localcluster.Image{
-		Ref: projectImage,
-		Binaries: []localcluster.Binary{
-			{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
-			{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
-		},
-		Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
-		User:       "65532:65532",
-		LDFlags:    "-X main.version=demo",
-	}); err != nil {
+	if err := c.BuildAndImportImage(ctx, localcluster.ProjectImage(projectImage, "demo")); err != nil {
 		return fmt.Errorf("the project's image: %w", err)
 	}
 	img, err := busybox(busyboxBinary)

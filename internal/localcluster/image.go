@@ -46,6 +46,21 @@ type Image struct {
 	LDFlags string // appended to -s -w, e.g. -X main.version=e2e
 }
 
+// ProjectImage is the project's image as the Dockerfile lays it out: both binaries in
+// /usr/local/bin, entrypoint-webhook as the entrypoint, UID 65532, version stamped.
+func ProjectImage(ref, version string) Image {
+	return Image{
+		Ref: ref,
+		Binaries: []Binary{
+			{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
+			{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
+		},
+		Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
+		User:       "65532:65532",
+		LDFlags:    "-X main.version=" + version,
+	}
+}
+
 // Binary is one Go main package and its file name in /usr/local/bin.
 type Binary struct{ Name, Package string }
 

@@ -115,19 +115,11 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	// Both images build at once: go build dominates.
+	project := localcluster.ProjectImage(projectImage, "e2e")
+	// The CA bundle, as distroless has one: here the test registry's CA only.
+	project.Files = map[string][]byte{"/etc/ssl/certs/ca-certificates.crt": reg.caPEM}
 	images := []localcluster.Image{
-		{
-			Ref: projectImage,
-			Binaries: []localcluster.Binary{
-				{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
-				{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
-			},
-			Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
-			User:       "65532:65532",
-			LDFlags:    "-X main.version=e2e",
-			// The CA bundle, as distroless has one: here the test registry's CA only.
-			Files: map[string][]byte{"/etc/ssl/certs/ca-certificates.crt": reg.caPEM},
-		},
+		project,
 		{
 			Ref:      appImage,
 			Binaries: []localcluster.Binary{{Name: "testapp", Package: "./test/e2e/testapp"}},
