@@ -31,7 +31,8 @@ import (
 //
 //   - from that moment to each application's start (the app prints its own clock):
 //     p50, p99 and max;
-//   - the waiting resolvers' total resident memory (VmRSS of every resolver process);
+//   - the waiting resolvers' total resident memory (VmRSS of every resolver process),
+//     and their proportional share of it (Pss), which counts shared pages once;
 //   - the API server's own request counters (its /metrics) for reads (GET, LIST,
 //     WATCH) of Services, EndpointSlices and Endpoints while they all wait, per
 //     resolver per minute, what they cost to start, and the watches held open.
@@ -65,11 +66,13 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 				b.ReportMetric(r.p99.Seconds()*1000, "p99-ms")
 				b.ReportMetric(r.max.Seconds()*1000, "max-ms")
 				b.ReportMetric(float64(r.rssTotal)/(1<<20), "rss-total-MiB")
+				b.ReportMetric(float64(r.pssTotal)/(1<<20), "pss-total-MiB")
 				b.ReportMetric(r.perResolverPerMinute, "req/resolver/min")
 				b.ReportMetric(r.startupPerResolver, "startup-req/resolver")
 				b.ReportMetric(r.openWatches/float64(n), "open-watches/resolver")
-				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
+				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each; Pss %.1f MiB in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
 					mode, n, r.processes, float64(r.rssTotal)/(1<<20), float64(r.rssTotal)/(1<<20)/float64(max(r.processes, 1)),
+					float64(r.pssTotal)/(1<<20), float64(r.pssTotal)/(1<<20)/float64(max(r.processes, 1)),
 					r.window.Seconds(), r.waitingRequests, r.perResolverPerMinute, r.openWatches, r.startupRequests, r.startupPerResolver,
 					r.createTook.Round(time.Millisecond), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
 			}
@@ -81,7 +84,7 @@ type scaleResult struct {
 	p50, p99, max, createTook                time.Duration
 	openWatches                              float64
 	processes                                int
-	rssTotal                                 int64
+	rssTotal, pssTotal                       int64
 	window                                   time.Duration
 	waitingRequests, startupRequests         map[string]float64
 	perResolverPerMinute, startupPerResolver float64
@@ -141,7 +144,7 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	r.waitingRequests = diff(end, start)
 	r.perResolverPerMinute = sum(r.waitingRequests) / float64(n) / window.Minutes()
 	r.startupPerResolver = sum(r.startupRequests) / float64(n)
-	r.processes, r.rssTotal = resolverRSS(b)
+	r.processes, r.rssTotal, r.pssTotal = resolverMemory(b)
 	if r.processes < n {
 		b.Fatalf("found %d resolver processes on the node, expected at least %d", r.processes, n)
 	}
@@ -281,13 +284,15 @@ func logTime(line string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, ts)
 }
 
-// resolverRSS counts the resolver processes on this machine and sums their VmRSS.
-func resolverRSS(b *testing.B) (int, int64) {
+// resolverMemory counts the resolver processes on this machine and sums their VmRSS
+// and their Pss (smaps_rollup): RSS counts the static binary's shared text once per
+// process, Pss splits shared pages among the processes that map them, so its total
+// is what the resolvers cost the node together.
+func resolverMemory(b *testing.B) (count int, rss, pss int64) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		b.Fatal(err)
 	}
-	count, total := 0, int64(0)
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -298,17 +303,33 @@ func resolverRSS(b *testing.B) (int, int64) {
 		}
 		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
 		if err != nil {
+			continue // exited meanwhile
+		}
+		rollup, err := os.ReadFile(filepath.Join("/proc", e.Name(), "smaps_rollup"))
+		if err != nil {
 			continue
 		}
-		for _, l := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				total += kb * 1024
-				count++
-			}
+		r, okR := kibibytes(string(status), "VmRSS:")
+		p, okP := kibibytes(string(rollup), "Pss:")
+		if !okR || !okP {
+			b.Fatalf("no VmRSS or Pss for resolver process %s", e.Name())
+		}
+		count++
+		rss += r
+		pss += p
+	}
+	return count, rss, pss
+}
+
+// kibibytes reads the "<field> <n> kB" line of a /proc file, in bytes.
+func kibibytes(text, field string) (int64, bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == field && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err == nil
 		}
 	}
-	return count, total
+	return 0, false
 }
 
 // apiRequests reads the API server's /metrics: apiserver_request_total for reads of the
