@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"testing"
@@ -79,6 +81,18 @@ func run(m *testing.M) (code int) {
 			os.Exit(1)
 		}
 	}()
+	// go test's -timeout panics in its own goroutine, where no deferred call of ours
+	// runs: end a little before it, with the same goroutine dump, and take the cluster
+	// down on the way out.
+	if guard := timeoutGuard(); guard > 0 {
+		timer := time.AfterFunc(guard, func() {
+			fmt.Fprintf(os.Stderr, "e2e: %s passed, close to go test's -timeout: goroutines, then taking the cluster down\n", guard)
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+			down()
+			os.Exit(1)
+		})
+		defer timer.Stop()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(os.Stderr, "e2e: panic: %v\n", r)
@@ -142,6 +156,24 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 		}
 	}
 	return installChart(ctx)
+}
+
+// timeoutGuard is how long the run may take before go test's -timeout would kill it
+// with no chance to clean up, less a margin for the teardown; 0 when there is no timeout.
+func timeoutGuard() time.Duration {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return 0
+	}
+	d, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	if !ok || d <= 0 {
+		return 0
+	}
+	const margin = 30 * time.Second
+	return max(d-margin, d/2)
 }
 
 // noPanic turns a panic in a test into a failure, so that the process lives on and
