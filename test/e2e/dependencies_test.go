@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
@@ -26,10 +28,15 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	ctx := context.Background()
 	const appOutput = "web: the application runs"
 
+	// The resolver waits as a process of the app's container, so its memory counts
+	// toward that container's limit: a small one must do (it is charged about 3 MiB;
+	// its binary's file pages were charged to the init container that wrote them).
+	web := container("web", "print", appOutput)
+	web.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(appMemoryLimit)}
 	app := appDeployment("web", map[string]string{
 		"entrypoint.io/dependency-service": "mariadb",
 		"entrypoint.io/dependency-job":     "db-migrate",
-	}, container("web", "print", appOutput))
+	}, web)
 	created := time.Now()
 	_, err := cs.AppsV1().Deployments(ns).Create(ctx, app, metav1.CreateOptions{})
 	must(t, err)
@@ -138,4 +145,17 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	if !at.After(serviceCreated) {
 		t.Errorf("the app started at %s, before the Service was created at %s", at, serviceCreated)
 	}
+
+	// One run of the container: no restart, no OOM kill under its memory limit.
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, podName, metav1.GetOptions{})
+	must(t, err)
+	for _, st := range p.Status.ContainerStatuses {
+		if st.RestartCount != 0 || !containerRunning(p, st.Name) {
+			t.Errorf("container %s (memory limit %s): %d restarts, state %+v, last state %+v",
+				st.Name, appMemoryLimit, st.RestartCount, st.State, st.LastTerminationState)
+		}
+	}
 }
+
+// appMemoryLimit is the app container's memory limit in TestAppWaitsForServiceAndJob.
+const appMemoryLimit = "16Mi"
