@@ -32,7 +32,9 @@ import (
 //   - from that moment to each application's start (the app prints its own clock):
 //     p50, p99 and max;
 //   - the waiting resolvers' total resident memory (VmRSS of every resolver process),
-//     and their proportional share of it (Pss), which counts shared pages once;
+//     the anonymous part of it (RssAnon: what cannot be dropped and read back from
+//     the binary's file), and their proportional share (Pss), which counts shared
+//     pages once;
 //   - the API server's own request counters (its /metrics) for reads (GET, LIST,
 //     WATCH) of Services, EndpointSlices and Endpoints while they all wait, per
 //     resolver per minute, what they cost to start, and the watches held open.
@@ -65,14 +67,16 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 				b.ReportMetric(r.p50.Seconds()*1000, "p50-ms")
 				b.ReportMetric(r.p99.Seconds()*1000, "p99-ms")
 				b.ReportMetric(r.max.Seconds()*1000, "max-ms")
-				b.ReportMetric(float64(r.rssTotal)/(1<<20), "rss-total-MiB")
-				b.ReportMetric(float64(r.pssTotal)/(1<<20), "pss-total-MiB")
+				b.ReportMetric(float64(r.memory.rss)/(1<<20), "rss-total-MiB")
+				b.ReportMetric(float64(r.memory.pss)/(1<<20), "pss-total-MiB")
+				b.ReportMetric(float64(r.memory.anon)/(1<<20), "anon-total-MiB")
 				b.ReportMetric(r.perResolverPerMinute, "req/resolver/min")
 				b.ReportMetric(r.startupPerResolver, "startup-req/resolver")
 				b.ReportMetric(r.openWatches/float64(n), "open-watches/resolver")
-				b.Logf("%s: %d resolvers (%d processes, %.1f MiB RSS in all, %.1f MiB each; Pss %.1f MiB in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
-					mode, n, r.processes, float64(r.rssTotal)/(1<<20), float64(r.rssTotal)/(1<<20)/float64(max(r.processes, 1)),
-					float64(r.pssTotal)/(1<<20), float64(r.pssTotal)/(1<<20)/float64(max(r.processes, 1)),
+				m := r.memory
+				b.Logf("%s: %d resolvers (%d processes; RSS %.1f MiB in all, %.1f MiB each, of which anonymous %.1f MiB in all, %.1f MiB each; Pss %.1f MiB in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
+					mode, n, m.processes, float64(m.rss)/(1<<20), m.perProcessMiB(m.rss),
+					float64(m.anon)/(1<<20), m.perProcessMiB(m.anon), float64(m.pss)/(1<<20), m.perProcessMiB(m.pss),
 					r.window.Seconds(), r.waitingRequests, r.perResolverPerMinute, r.openWatches, r.startupRequests, r.startupPerResolver,
 					r.createTook.Round(time.Millisecond), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond))
 			}
@@ -83,8 +87,7 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 type scaleResult struct {
 	p50, p99, max, createTook                time.Duration
 	openWatches                              float64
-	processes                                int
-	rssTotal, pssTotal                       int64
+	memory                                   memoryUse
 	window                                   time.Duration
 	waitingRequests, startupRequests         map[string]float64
 	perResolverPerMinute, startupPerResolver float64
@@ -144,9 +147,9 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	r.waitingRequests = diff(end, start)
 	r.perResolverPerMinute = sum(r.waitingRequests) / float64(n) / window.Minutes()
 	r.startupPerResolver = sum(r.startupRequests) / float64(n)
-	r.processes, r.rssTotal, r.pssTotal = resolverMemory(b)
-	if r.processes < n {
-		b.Fatalf("found %d resolver processes on the node, expected at least %d", r.processes, n)
+	r.memory = resolverMemory(b)
+	if r.memory.processes < n {
+		b.Fatalf("found %d resolver processes on the node, expected at least %d", r.memory.processes, n)
 	}
 	if got := len(logLines(b, ns, "started (pid")); got != 0 {
 		b.Fatalf("%d applications started before the Service was ready", got)
@@ -284,11 +287,28 @@ func logTime(line string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, ts)
 }
 
-// resolverMemory counts the resolver processes on this machine and sums their VmRSS
-// and their Pss (smaps_rollup): RSS counts the static binary's shared text once per
-// process, Pss splits shared pages among the processes that map them, so its total
-// is what the resolvers cost the node together.
-func resolverMemory(b *testing.B) (count int, rss, pss int64) {
+// memoryUse sums what the resolver processes on this machine hold in memory, in bytes.
+type memoryUse struct {
+	processes int
+	// rss is VmRSS: every page mapped in, including the binary's clean file pages.
+	rss int64
+	// pss splits pages shared between processes among them. Each pod runs its own copy
+	// of the binary (from its emptyDir), so file pages are not shared and pss ~ rss.
+	pss int64
+	// anon is RssAnon: heap and stacks, what the kernel cannot drop and read back from
+	// the file under memory pressure.
+	anon int64
+}
+
+// perProcessMiB is total/processes in MiB.
+func (m memoryUse) perProcessMiB(total int64) float64 {
+	return float64(total) / (1 << 20) / float64(max(m.processes, 1))
+}
+
+// resolverMemory reads VmRSS and RssAnon (status) and Pss (smaps_rollup) of every
+// resolver process on this machine.
+func resolverMemory(b *testing.B) memoryUse {
+	var m memoryUse
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		b.Fatal(err)
@@ -310,15 +330,17 @@ func resolverMemory(b *testing.B) (count int, rss, pss int64) {
 			continue
 		}
 		r, okR := kibibytes(string(status), "VmRSS:")
+		a, okA := kibibytes(string(status), "RssAnon:")
 		p, okP := kibibytes(string(rollup), "Pss:")
-		if !okR || !okP {
-			b.Fatalf("no VmRSS or Pss for resolver process %s", e.Name())
+		if !okR || !okA || !okP {
+			b.Fatalf("no VmRSS, RssAnon or Pss for resolver process %s", e.Name())
 		}
-		count++
-		rss += r
-		pss += p
+		m.processes++
+		m.rss += r
+		m.anon += a
+		m.pss += p
 	}
-	return count, rss, pss
+	return m
 }
 
 // kibibytes reads the "<field> <n> kB" line of a /proc file, in bytes.
