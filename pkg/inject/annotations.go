@@ -46,7 +46,11 @@ func fixedKeys() []string {
 }
 
 // annotationName is how messages name an annotation: "annotation entrypoint.io/timeout".
-func annotationName(key string) string { return "annotation " + AnnotationPrefix + key }
+// A long key (an annotation's name may be 63 bytes after its prefix, but the
+// webhook sees it before the API server checks) is cut.
+func annotationName(key string) string {
+	return "annotation " + AnnotationPrefix + truncate(key, maxQuotedBytes)
+}
 
 // ourAnnotations returns this package's annotations by name without the prefix,
 // values with blanks around them trimmed; nil when there are none.
@@ -85,14 +89,19 @@ func unknownKeyProblem(key string, containerNames []string) string {
 	if key == "command" || key == "commands" {
 		example := "app"
 		if len(containerNames) > 0 {
-			example = containerNames[0]
+			example = truncate(containerNames[0], maxQuotedBytes)
 		}
 		return msg + "; expected " + AnnotationPrefix + keyCommandPrefix + "<container>, e.g. " +
 			AnnotationPrefix + keyCommandPrefix + example
 	}
 	candidates := fixedKeys()
 	for _, c := range containerNames {
-		candidates = append(candidates, keyCommandPrefix+c)
+		if len(candidates) == maxSuggestCandidates {
+			break
+		}
+		if len(c) <= maxSuggestKey {
+			candidates = append(candidates, keyCommandPrefix+c)
+		}
 	}
 	if best := closest(key, candidates); best != "" {
 		return msg + "; did you mean " + AnnotationPrefix + best + "?"
@@ -105,23 +114,45 @@ func unknownKeyProblem(key string, containerNames []string) string {
 	return msg + "; expected one of " + strings.Join(known, ", ")
 }
 
+// Bounds of the "did you mean" search, which costs len(key) × len(candidate) per
+// candidate: keys and names longer than maxSuggestKey are no typo of a known name,
+// and a pod with more than maxSuggestCandidates containers only gets suggestions
+// among the fixed names and its first containers.
+const (
+	maxSuggestKey        = 64
+	maxSuggestCandidates = 32
+)
+
 // closest returns the candidate nearest to key by edit distance, compared without
 // case and with '_' as '-' (DEPENDENCY_SERVICE is near dependency-service), or ""
-// when none is near enough to be a plausible typo.
+// when none is near enough to be a plausible typo. A key longer than maxSuggestKey
+// gets none, and candidates after the first maxSuggestCandidates are not
+// considered; a candidate much longer than key costs nothing (editDistance's limit).
 func closest(key string, candidates []string) string {
+	if len(key) > maxSuggestKey {
+		return ""
+	}
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
 	k := norm(key)
 	best, bestDistance := "", max(2, len(k)/4)+1
-	for _, c := range candidates {
-		if d := editDistance(k, norm(c)); d < bestDistance {
+	for i, c := range candidates {
+		if i == maxSuggestCandidates {
+			break
+		}
+		if d := editDistance(k, norm(c), bestDistance); d < bestDistance {
 			best, bestDistance = c, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
+// editDistance is the Levenshtein distance between a and b, in bytes, when it is
+// below limit; otherwise some number not below limit, found without finishing the
+// table once no path can come back under it.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -129,12 +160,17 @@ func editDistance(a, b string) int {
 	}
 	for i := 1; i <= len(a); i++ {
 		cur[0] = i
+		rowMin := cur[0]
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit // every later row is at least this row's minimum
 		}
 		prev, cur = cur, prev
 	}

@@ -1,10 +1,13 @@
 package inject
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -47,15 +50,22 @@ func (pl *planner) checkCommandTarget(key, name string, targets []target) bool {
 			return true
 		}
 	}
-	kind := kindOf(pl.pod, name)
+	if pl.problems.full() {
+		// Not shown: only count it, without the work of the message.
+		if pl.kinds[name] == notInPod || len(targets) > 0 || pl.ours[keyContainers] == "" {
+			pl.problems.count(ReasonInvalidAnnotation)
+		}
+		return false
+	}
+	kind := pl.kinds[name]
 	switch {
 	case kind == notInPod:
 		msg := annotationName(key) + ": this pod has no container " + quoted(name)
 		if len(validation.IsDNS1123Label(name)) > 0 {
 			msg += " (a container name is a DNS-1123 label)"
 		}
-		pl.invalid(msg + "; expected " + AnnotationPrefix + keyCommandPrefix + "<container> for one of " +
-			describeAllowed(pl.pod, runsAlongside))
+		pl.invalid(annotationPath(key), msg+"; expected "+AnnotationPrefix+keyCommandPrefix+"<container> for one of "+
+			pl.allowedTargets())
 	case len(targets) > 0 || pl.ours[keyContainers] == "":
 		// Not wrapped; stay quiet while entrypoint.io/containers itself is invalid,
 		// since which containers are wrapped is unknown then.
@@ -64,7 +74,7 @@ func (pl *planner) checkCommandTarget(key, name string, targets []target) bool {
 			why = "only regular containers other than known sidecars are wrapped unless annotation " +
 				AnnotationPrefix + keyContainers + " lists them"
 		}
-		pl.invalid(annotationName(key) + ": container " + quoted(name) + " is not wrapped (" + why +
+		pl.invalid(annotationPath(key), annotationName(key)+": container "+quoted(name)+" is not wrapped ("+why+
 			"), so this command would not be used; wrap it, or remove this annotation")
 	}
 	return false
@@ -106,77 +116,132 @@ type imageLookup struct {
 	err    error
 }
 
-// originalArgv is the argv container c ran before being wrapped, by Kubernetes'
-// rules: its command and args; else the command annotation (standing for the
-// image's ENTRYPOINT) and its args; else the image's ENTRYPOINT, followed by its
-// args if it has any, by the image's CMD if not. It reports a container whose argv
-// cannot be known.
+// originalArgv is the argv container c, target t, ran before being wrapped, by
+// Kubernetes' rules: its command and args; else the command annotation (standing
+// for the image's ENTRYPOINT) and its args; else the image's ENTRYPOINT, followed by
+// its args if it has any, by the image's CMD if not. It reports a container whose
+// argv cannot be known.
 //
 // Argv items taken from the annotation or the image are escaped for Kubernetes'
 // $(VAR) expansion, which applies to args but never applied to them.
-func (pl *planner) originalArgv(c *corev1.Container, commands map[string][]string) []string {
+func (pl *planner) originalArgv(c *corev1.Container, t target, commands map[string][]string) []string {
 	if len(c.Command) > 0 {
 		return concat(c.Command, c.Args)
 	}
 	if annotated, ok := commands[c.Name]; ok {
 		return concat(escapeExpansion(annotated), c.Args)
 	}
-	hint := "; add annotation " + AnnotationPrefix + keyCommandPrefix + c.Name + `: '["/path/to/app", "arg"]'`
+	found, looked := pl.images[c.Image]
+	reason := ReasonNoCommand
+	switch {
+	case pl.cfg.ImageConfig == nil || !looked:
+	case found.err != nil:
+		reason = ReasonImageLookupFailed
+	default:
+		argv := escapeExpansion(found.config.Entrypoint)
+		if len(c.Args) > 0 {
+			argv = concat(argv, c.Args)
+		} else {
+			argv = concat(argv, escapeExpansion(found.config.Cmd))
+		}
+		if len(argv) > 0 {
+			return argv
+		}
+	}
+	if pl.problems.full() {
+		pl.problems.count(reason) // not shown: spare the message
+		return nil
+	}
+	name := truncate(c.Name, maxQuotedBytes)
+	hint := "; add annotation " + AnnotationPrefix + keyCommandPrefix + name + `: '["/path/to/app", "arg"]'`
 	what := "has no command"
 	if len(c.Args) > 0 {
-		hint = "; add annotation " + AnnotationPrefix + keyCommandPrefix + c.Name + `: '["/path/to/app"]' (its args are appended)`
+		hint = "; add annotation " + AnnotationPrefix + keyCommandPrefix + name + `: '["/path/to/app"]' (its args are appended)`
 		what = "has args but no command"
 	}
-	if pl.cfg.ImageConfig == nil {
-		pl.problems = append(pl.problems, problem{reason: ReasonNoCommand, message: "container " + quoted(c.Name) + " " + what +
-			" and its image's entrypoint could not be read (registry lookup is off)" + hint})
-		return nil
+	var why string
+	switch {
+	case pl.cfg.ImageConfig == nil || !looked:
+		why = " and its image's entrypoint could not be read (registry lookup is off)"
+	case found.err != nil:
+		why = " and its image's entrypoint could not be read (image " + quoted(c.Image) + ": " +
+			truncate(found.err.Error(), maxLookupErrorBytes) + ")"
+	default:
+		why = " and its image " + quoted(c.Image) + " has neither ENTRYPOINT nor CMD"
 	}
-	found := pl.imageConfig(c.Image)
-	if found.err != nil {
-		pl.problems = append(pl.problems, problem{reason: ReasonImageLookupFailed, message: "container " + quoted(c.Name) + " " + what +
-			" and its image's entrypoint could not be read (image " + quoted(c.Image) + ": " + found.err.Error() + ")" + hint})
-		return nil
-	}
-	argv := escapeExpansion(found.config.Entrypoint)
-	if len(c.Args) > 0 {
-		argv = concat(argv, c.Args)
-	} else {
-		argv = concat(argv, escapeExpansion(found.config.Cmd))
-	}
-	if len(argv) == 0 {
-		pl.problems = append(pl.problems, problem{reason: ReasonNoCommand, message: "container " + quoted(c.Name) + " " + what +
-			" and its image " + quoted(c.Image) + " has neither ENTRYPOINT nor CMD" + hint})
-		return nil
-	}
-	return argv
+	pl.problems.add(reason, containerPath(t).Child("command"), "container "+quoted(c.Name)+" "+what+why+hint)
+	return nil
 }
 
-// imageConfig reads the config of image once per pod.
-func (pl *planner) imageConfig(image string) imageLookup {
-	if found, ok := pl.images[image]; ok {
-		return found
+// maxLookupErrorBytes bounds what a denial repeats of a registry lookup's error.
+const maxLookupErrorBytes = 300
+
+// maxLookupsInFlight bounds the registry lookups of one pod made at once.
+const maxLookupsInFlight = 4
+
+// lookUpImages reads, at most maxLookupsInFlight at a time and all within
+// Config.LookupBudget, the config of every image whose ENTRYPOINT decides the argv
+// of a target: one without a command in its spec or a command annotation. Each
+// image is read once. Results go to pl.images; what was not read when the budget
+// ran out, or the request's context ended, has the context's error.
+func (pl *planner) lookUpImages(targets []target, commands map[string][]string) {
+	if pl.cfg.ImageConfig == nil {
+		return
 	}
-	pullSecrets := make([]string, 0, len(pl.pod.Spec.ImagePullSecrets))
+	var images []string
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		c := containerOf(pl.pod, t)
+		if _, annotated := commands[c.Name]; len(c.Command) > 0 || annotated || seen[c.Image] {
+			continue
+		}
+		seen[c.Image] = true
+		images = append(images, c.Image)
+	}
+	if len(images) == 0 {
+		return
+	}
+	ref := ImageRef{Namespace: pl.namespace, ServiceAccount: pl.pod.Spec.ServiceAccountName}
+	if ref.ServiceAccount == "" {
+		ref.ServiceAccount = "default"
+	}
 	for _, s := range pl.pod.Spec.ImagePullSecrets {
-		pullSecrets = append(pullSecrets, s.Name)
+		ref.ImagePullSecrets = append(ref.ImagePullSecrets, s.Name)
 	}
-	serviceAccount := pl.pod.Spec.ServiceAccountName
-	if serviceAccount == "" {
-		serviceAccount = "default"
+
+	ctx, cancel := context.WithTimeoutCause(pl.ctx, pl.cfg.LookupBudget,
+		fmt.Errorf("the registry lookups of this pod took longer than %s in all", pl.cfg.LookupBudget))
+	defer cancel()
+	results := make([]imageLookup, len(images))
+	slots := make(chan struct{}, maxLookupsInFlight)
+	var wg sync.WaitGroup
+	for i, image := range images {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			for j := i; j < len(images); j++ {
+				results[j].err = fmt.Errorf("not looked up: %w", context.Cause(ctx))
+			}
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			r := ref
+			r.Image = image
+			config, err := pl.cfg.ImageConfig.ImageConfig(ctx, r)
+			if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+				err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+			}
+			results[i] = imageLookup{config: config, err: err}
+		})
 	}
-	config, err := pl.cfg.ImageConfig.ImageConfig(pl.ctx, ImageRef{
-		Image:            image,
-		Namespace:        pl.namespace,
-		ServiceAccount:   serviceAccount,
-		ImagePullSecrets: pullSecrets,
-	})
-	found := imageLookup{config: config, err: err}
-	if pl.images == nil {
-		pl.images = make(map[string]imageLookup, 1)
+	wg.Wait()
+	pl.images = make(map[string]imageLookup, len(images))
+	for i, image := range images {
+		pl.images[image] = results[i]
 	}
-	pl.images[image] = found
-	return found
 }
 
 // escapeExpansion returns argv with every "$" doubled, so that Kubernetes' $(VAR)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 func TestDeny(t *testing.T) {
@@ -22,11 +23,14 @@ func TestDeny(t *testing.T) {
 		reason      string
 		// problems are the expected problems in order: each holds every substring given.
 		problems [][]string
+		// path is where the first problem is, when set.
+		path string
 	}{
 		{
 			name:        "empty list item",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "a,,b"},
 			problems:    [][]string{{`annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty; expected [namespace:]name,...`}},
+			path:        "metadata.annotations[entrypoint.io/dependency-service]",
 		},
 		{
 			name:        "service name",
@@ -206,6 +210,7 @@ func TestDeny(t *testing.T) {
 				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DEPENDENCY_SERVICE", Value: "shop:redis"}}
 			},
 			problems: [][]string{{`container "app" already sets DEPENDENCY_SERVICE in its env, which conflicts with annotation entrypoint.io/dependency-service; declare these dependencies in one place`}},
+			path:     "spec.containers[0].env[0]",
 		},
 		{
 			name:        "env sets the other jobs variable",
@@ -242,6 +247,7 @@ func TestDeny(t *testing.T) {
 				{`the pod already has a container named "kubernetes-entrypoint-install"`, "rename that container"},
 				{`the pod already has a volume named "kubernetes-entrypoint"`, "rename that volume"},
 			},
+			path: "spec.initContainers[0].name",
 		},
 		{
 			name:        "only known sidecars",
@@ -269,6 +275,7 @@ func TestDeny(t *testing.T) {
 			config:      lookupOff,
 			reason:      ReasonNoCommand,
 			problems:    [][]string{{`container "app" has no command and its image's entrypoint could not be read (registry lookup is off); add annotation entrypoint.io/command.app: '["/path/to/app", "arg"]'`}},
+			path:        "spec.containers[0].command",
 		},
 		{
 			name:        "args only, lookup off",
@@ -343,19 +350,32 @@ func TestDeny(t *testing.T) {
 			if outcome.Result != ResultDenied || outcome.Reason != wantReason || outcome.Message != err.Error() {
 				t.Errorf("outcome %+v, want denied %s with the error as message", outcome, wantReason)
 			}
-			if err.Error() != strings.Join(denied.Problems, "; ") {
+			shown := details(denied.Problems)
+			if err.Error() != strings.Join(shown, "; ") {
 				t.Errorf("Error() = %q, want the problems joined with \"; \"", err.Error())
 			}
-			if len(denied.Problems) != len(tt.problems) {
-				t.Fatalf("got %d problems, want %d:\n%s", len(denied.Problems), len(tt.problems), strings.Join(denied.Problems, "\n"))
+			if len(shown) != len(tt.problems) || denied.Total != len(tt.problems) {
+				t.Fatalf("got %d problems (total %d), want %d:\n%s", len(shown), denied.Total, len(tt.problems), strings.Join(shown, "\n"))
 			}
 			for i, want := range tt.problems {
 				for _, sub := range want {
-					if !strings.Contains(denied.Problems[i], sub) {
-						t.Errorf("problem %d = %q\nwant it to contain %q", i+1, denied.Problems[i], sub)
+					if !strings.Contains(shown[i], sub) {
+						t.Errorf("problem %d = %q\nwant it to contain %q", i+1, shown[i], sub)
 					}
 				}
 			}
+			if tt.path != "" && denied.Problems[0].Field != tt.path {
+				t.Errorf("problem 1 is at %q, want %q", denied.Problems[0].Field, tt.path)
+			}
 		})
 	}
+}
+
+// details are the messages of problems, in order.
+func details(problems field.ErrorList) []string {
+	out := make([]string, len(problems))
+	for i, p := range problems {
+		out[i] = p.Detail
+	}
+	return out
 }

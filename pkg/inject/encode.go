@@ -111,8 +111,18 @@ func encodeJSON(v any) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// quoted is s in double quotes, for messages.
-func quoted(s string) string { return strconv.Quote(s) }
+// maxQuotedBytes bounds a name or image that a message repeats from the pod: the
+// webhook sees the pod before the API server validates it, so a container name may
+// be 100 kB long.
+const maxQuotedBytes = 100
+
+// quoted is s in double quotes, for messages; a long s is cut and says how long it was.
+func quoted(s string) string {
+	if len(s) > maxQuotedBytes {
+		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+	}
+	return strconv.Quote(s)
+}
 
 // joinErrors is errors.Join, except that a single error is returned as itself.
 func joinErrors(errs []error) error {

@@ -61,13 +61,16 @@ func FuzzAnnotations(f *testing.F) {
 			}
 		case ResultDenied:
 			var denied *DeniedError
-			if !errors.As(err, &denied) || len(denied.Problems) == 0 || out != nil {
+			if !errors.As(err, &denied) || len(denied.Problems) == 0 || denied.Total < len(denied.Problems) || out != nil {
 				t.Fatalf("denied without problems: %+v, %v", outcome, err)
 			}
 			for _, p := range denied.Problems {
-				if strings.TrimSpace(p) == "" {
-					t.Fatalf("an empty problem in %q", denied.Problems)
+				if strings.TrimSpace(p.Detail) == "" || p.Field == "" {
+					t.Fatalf("an empty problem in %v", denied.Problems)
 				}
+			}
+			if len(err.Error()) >= maxDenialBytes {
+				t.Fatalf("a denial of %d bytes", len(err.Error()))
 			}
 		case ResultInjected:
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -51,7 +52,14 @@ type Config struct {
 	// ImageConfig reads a container image's ENTRYPOINT and CMD for containers that
 	// set no command; nil turns registry lookups off.
 	ImageConfig ImageConfigLookup
+	// LookupBudget bounds all registry lookups of one pod together (they run a few
+	// at a time); 0 means DefaultLookupBudget. Keep it under the webhook's timeout.
+	LookupBudget time.Duration
 }
+
+// DefaultLookupBudget is Config.LookupBudget unless set: well under the webhook's
+// default timeout of 10 s, and two rounds of the registry's default 3 s per lookup.
+const DefaultLookupBudget = 6 * time.Second
 
 // DefaultResources are the init container's requests and limits unless Config sets
 // them: it only copies one file.
@@ -82,6 +90,9 @@ func (c Config) withDefaults() Config {
 	if c.RunAsUser == 0 {
 		c.RunAsUser = DefaultRunAsUser
 	}
+	if c.LookupBudget == 0 {
+		c.LookupBudget = DefaultLookupBudget
+	}
 	return c
 }
 
@@ -108,6 +119,9 @@ func (c Config) validate() error {
 	if c.RunAsUser < 0 {
 		errs = append(errs, fmt.Errorf("inject config: RunAsUser %d is negative", c.RunAsUser))
 	}
+	if c.LookupBudget < 0 {
+		errs = append(errs, fmt.Errorf("inject config: LookupBudget %s is negative", c.LookupBudget))
+	}
 	return errors.Join(errs...)
 }
 
@@ -116,6 +130,8 @@ const (
 	ResultInjected = "injected"
 	ResultSkipped  = "skipped"
 	ResultDenied   = "denied"
+	// ResultError: Mutate stopped without a decision (ReasonCanceled).
+	ResultError = "error"
 )
 
 // Reasons of Mutate's results, short enough for metric labels.
@@ -131,6 +147,9 @@ const (
 	ReasonImageLookupFailed = "image-lookup-failed"
 	// ReasonInvalidConfig: the webhook's Config is wrong; not the pod's fault.
 	ReasonInvalidConfig = "invalid-config"
+	// ReasonCanceled: the context ended (the API server gave up waiting) before
+	// Mutate was done.
+	ReasonCanceled = "canceled"
 )
 
 // Outcome says what Mutate did with a pod.
@@ -142,8 +161,9 @@ type Outcome struct {
 
 // Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
 // A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
-// a *DeniedError listing every problem found, or, when cfg itself is invalid, with
-// cfg's error.
+// a *DeniedError counting every problem found, or, when cfg itself is invalid, with
+// cfg's error. When ctx ends first, Mutate stops and returns nil, a ResultError
+// outcome and an error wrapping ctx's.
 //
 // pod.Namespace must be set (from the admission request: a pod being created may
 // not carry it); when empty, dependencies without a namespace default to "default".
@@ -161,10 +181,13 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 		return pod.DeepCopy(), skip, nil
 	}
 
-	p, problems := newPlan(ctx, pod, ours, cfg)
-	if len(problems) > 0 {
-		denied := newDeniedError(problems)
-		return nil, Outcome{Result: ResultDenied, Reason: deniedReason(problems), Message: denied.Error()}, denied
+	p, problems, err := newPlan(ctx, pod, ours, cfg)
+	if err != nil {
+		return nil, Outcome{Result: ResultError, Reason: ReasonCanceled, Message: err.Error()}, err
+	}
+	if problems != nil {
+		denied := problems.deniedError()
+		return nil, Outcome{Result: ResultDenied, Reason: problems.reason(), Message: denied.Error()}, denied
 	}
 
 	out := pod.DeepCopy()

@@ -2,10 +2,12 @@ package inject
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -49,70 +51,133 @@ type planner struct {
 	ours      map[string]string // entrypoint.io/ annotations, by name without the prefix
 	cfg       Config
 	namespace string // default namespace of dependencies: the pod's
-	problems  []problem
+	problems  problems
 	// envSource maps each variable the plan sets to the annotation it comes from.
 	envSource map[string]string
-	// images caches registry lookups by image, for pods running one image twice.
+	// kinds says what each container name is in the pod, built once: annotations
+	// may name 100,000 containers.
+	kinds map[string]containerKind
+	// waitedFor are the containers of entrypoint.io/dependency-container, once valid.
+	waitedFor map[string]bool
+	// allowed is describeAllowed(runsAlongside), built when first needed.
+	allowed string
+	// images are the registry lookups of the pod, by image, made once each.
 	images map[string]imageLookup
 }
 
+// ctxCheckEvery is how many items of a list the planner handles between two looks
+// at its context.
+const ctxCheckEvery = 1024
+
 // newPlan validates every annotation of pod and works out what to change. It
-// returns the plan, or every problem found.
-func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, []problem) {
-	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace}
+// returns the plan, or every problem found as a *DeniedError, or the context's
+// error when ctx ends first (the API server no longer waits for the answer).
+func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
+	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
 	if pl.namespace == "" {
 		pl.namespace = "default"
 	}
-	pl.checkKeys()
+	if err := pl.checkKeys(); err != nil {
+		return nil, nil, err
+	}
 	p := &plan{env: pl.dependencyEnv()}
 	pl.checkInject()
 	p.targets = pl.targets()
 	p.initIndex = initContainerIndex(pod)
+	if err := pl.stopped(); err != nil {
+		return nil, nil, err
+	}
 	commands := pl.commandAnnotations(p.targets)
+	pl.lookUpImages(p.targets, commands)
 	for i := range p.targets {
+		if err := pl.stopped(); err != nil {
+			return nil, nil, err
+		}
 		t := &p.targets[i]
 		c := containerOf(pod, *t)
-		t.argv = pl.originalArgv(c, commands)
+		t.argv = pl.originalArgv(c, *t, commands)
 		pl.checkTarget(c, *t, p.initIndex)
 	}
 	pl.checkNameClashes()
-	if len(pl.problems) > 0 {
-		return nil, pl.problems
+	if err := pl.stopped(); err != nil {
+		return nil, nil, err
 	}
-	return p, nil
+	if pl.problems.any() {
+		return nil, &pl.problems, nil
+	}
+	return p, nil, nil
 }
 
-// invalid records a problem with the annotations.
-func (pl *planner) invalid(message string) {
-	pl.problems = append(pl.problems, problem{reason: ReasonInvalidAnnotation, message: message})
+// stopped returns, wrapped, the error of the planner's context once it is done.
+func (pl *planner) stopped() error {
+	if err := pl.ctx.Err(); err != nil {
+		return fmt.Errorf("stopped checking the pod before the end: %w", err)
+	}
+	return nil
+}
+
+// annotationPath is where annotation key (without the prefix) is in a pod, for
+// field errors; a long key is cut.
+func annotationPath(key string) *field.Path {
+	return field.NewPath("metadata", "annotations").Key(AnnotationPrefix + truncate(key, maxQuotedBytes))
+}
+
+// containerPath is where target t is in the pod.
+func containerPath(t target) *field.Path {
+	if t.sidecar {
+		return field.NewPath("spec", "initContainers").Index(t.index)
+	}
+	return field.NewPath("spec", "containers").Index(t.index)
+}
+
+// invalid records a problem with the annotations, at path.
+func (pl *planner) invalid(path *field.Path, message string) {
+	pl.problems.add(ReasonInvalidAnnotation, path, message)
 }
 
 // invalidValue records every problem in err, which a spec parser returned for the
-// value of annotation key.
+// value of annotation key. Only problems that will be shown are rendered.
 func (pl *planner) invalidValue(key string, err error) {
-	named := spec.WithName(annotationName(key), err)
-	valueErrs := spec.ValueErrors(named)
+	path := annotationPath(key)
+	valueErrs := spec.ValueErrors(err)
 	if len(valueErrs) == 0 {
-		pl.invalid(named.Error())
+		pl.invalid(path, spec.WithName(annotationName(key), err).Error())
 		return
 	}
 	for _, ve := range valueErrs {
-		pl.invalid(ve.Error())
+		if pl.problems.full() {
+			pl.problems.count(ReasonInvalidAnnotation)
+			continue
+		}
+		named := *ve
+		named.Name = annotationName(key)
+		pl.invalid(path, named.Error())
 	}
 }
 
 // checkKeys reports every entrypoint.io/ annotation this package does not know.
-func (pl *planner) checkKeys() {
+func (pl *planner) checkKeys() error {
 	var names []string
-	for _, key := range sortedKeys(pl.ours) {
+	for i, key := range sortedKeys(pl.ours) {
+		if i%ctxCheckEvery == 0 {
+			if err := pl.stopped(); err != nil {
+				return err
+			}
+		}
 		if isKnownKey(key) {
+			continue
+		}
+		// Only a shown problem is worth the search for a suggestion.
+		if pl.problems.full() {
+			pl.problems.count(ReasonInvalidAnnotation)
 			continue
 		}
 		if names == nil {
 			names = containerNames(pl.pod)
 		}
-		pl.invalid(unknownKeyProblem(key, names))
+		pl.invalid(annotationPath(key), unknownKeyProblem(key, names))
 	}
+	return nil
 }
 
 // checkInject accepts "true" and "false" ("false" never gets here: it skips the pod).
@@ -121,7 +186,7 @@ func (pl *planner) checkInject() {
 	if !ok || v == "true" || v == "false" {
 		return
 	}
-	pl.invalid((&spec.ValueError{
+	pl.invalid(annotationPath(keyInject), (&spec.ValueError{
 		Name:     annotationName(keyInject),
 		Value:    v,
 		Problem:  `is neither "true" nor "false"`,
@@ -153,8 +218,8 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 	// The resolver reads only DEPENDENCY_JOBS_JSON when both job variables are set,
 	// so both annotations at once would silently drop one of them.
 	if pl.ours[keyJob] != "" && pl.ours[keyJobJSON] != "" {
-		pl.invalid("annotations " + AnnotationPrefix + keyJob + " and " + AnnotationPrefix + keyJobJSON +
-			" are both set, and the resolver would wait only for the jobs of the JSON one; " +
+		pl.invalid(annotationPath(keyJobJSON), "annotations "+AnnotationPrefix+keyJob+" and "+AnnotationPrefix+keyJobJSON+
+			" are both set, and the resolver would wait only for the jobs of the JSON one; "+
 			`list every job in one of them (a named job in JSON is {"name":"..."})`)
 	}
 	jobs, err := spec.ParseObjectList(pl.ours[keyJob], ns)
@@ -167,7 +232,14 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 
 	containers, err := spec.ParseNames(pl.ours[keyContainer])
 	if err == nil && len(containers) > 0 {
-		err = pl.checkNamesInPod(keyContainer, "a container or native sidecar of this pod", runsAlongside)
+		if pl.checkNamesInPod(keyContainer, "a container or native sidecar of this pod", runsAlongside) {
+			pl.waitedFor = make(map[string]bool, len(containers))
+			for _, name := range containers {
+				pl.waitedFor[name] = true
+			}
+		} else {
+			containers = nil // its problems are reported
+		}
 	}
 	set(keyContainer, spec.EnvContainers, strings.Join(containers, ","), err)
 
@@ -211,29 +283,44 @@ func parseTimeout(value string) (string, error) {
 
 // checkNamesInPod checks that every item of the annotation key, a list of container
 // names that spec.ParseNames accepted, is what ok says it must be: what names it in
-// messages. It returns the problems found as one error.
-func (pl *planner) checkNamesInPod(key, what string, ok func(containerKind) bool) error {
+// messages. It reports each item that is not, and tells whether all are.
+func (pl *planner) checkNamesInPod(key, what string, ok func(containerKind) bool) bool {
 	value := pl.ours[key]
-	items := strings.Split(value, ",")
-	var errs []error
-	for i, item := range items {
+	multiple := strings.Contains(value, ",")
+	var expected string // rendered for the first problem shown only
+	good := true
+	i := 0
+	for item := range strings.SplitSeq(value, ",") {
+		i++
+		if i%ctxCheckEvery == 0 && pl.ctx.Err() != nil {
+			return false // newPlan reports why
+		}
 		item = strings.TrimSpace(item)
-		kind := kindOf(pl.pod, item)
+		kind := pl.kinds[item]
 		if ok(kind) {
 			continue
 		}
-		ve := &spec.ValueError{
-			Value:    value,
-			Item:     i + 1,
-			Problem:  "is not " + what + describeKind(kind),
-			Expected: "names of " + describeAllowed(pl.pod, ok) + ", comma-separated",
+		good = false
+		if pl.problems.full() {
+			pl.problems.count(ReasonInvalidAnnotation)
+			continue
 		}
-		if len(items) > 1 {
+		if expected == "" {
+			expected = "names of " + pl.describeAllowed(ok) + ", comma-separated"
+		}
+		ve := &spec.ValueError{
+			Name:     annotationName(key),
+			Value:    value,
+			Item:     i,
+			Problem:  "is not " + what + describeKind(kind),
+			Expected: expected,
+		}
+		if multiple {
 			ve.ItemText = item
 		}
-		errs = append(errs, ve)
+		pl.invalid(annotationPath(key), ve.Error())
 	}
-	return joinErrors(errs)
+	return good
 }
 
 // describeKind adds what a rejected name is, when it is in the pod at all.
@@ -249,37 +336,72 @@ func describeKind(kind containerKind) string {
 	return ""
 }
 
+// maxListedNames is how many container names a message lists before "and N more".
+const maxListedNames = 10
+
 // describeAllowed lists the pod's containers that ok accepts: "this pod's containers (app, worker)".
-func describeAllowed(pod *corev1.Pod, ok func(containerKind) bool) string {
+// Only runsAlongside is asked for more than once per pod, so that one is kept.
+func (pl *planner) describeAllowed(ok func(containerKind) bool) string {
 	var names []string
-	for _, name := range containerNames(pod) {
-		if ok(kindOf(pod, name)) {
+	for _, name := range containerNames(pl.pod) {
+		if ok(pl.kinds[name]) {
 			names = append(names, name)
 		}
 	}
 	if len(names) == 0 {
 		return "this pod's containers (none qualifies)"
 	}
-	return "this pod's containers (" + strings.Join(names, ", ") + ")"
+	return "this pod's containers (" + listNames(names) + ")"
+}
+
+// allowedTargets is describeAllowed(runsAlongside), computed once.
+func (pl *planner) allowedTargets() string {
+	if pl.allowed == "" {
+		pl.allowed = pl.describeAllowed(runsAlongside)
+	}
+	return pl.allowed
+}
+
+// listNames joins names with ", ", each cut to a sane length, at most
+// maxListedNames of them: the API server has not validated names yet when the
+// webhook sees them.
+func listNames(names []string) string {
+	var b strings.Builder
+	for i, name := range names {
+		if i == maxListedNames {
+			b.WriteString(", ... and " + thousands(len(names)-i) + " more")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(truncate(name, maxQuotedBytes))
+	}
+	return b.String()
 }
 
 // checkNameClashes reports what the pod already has under the names Mutate adds.
 // A pod injected before never gets here (it is skipped).
 func (pl *planner) checkNameClashes() {
-	if kindOf(pl.pod, InitContainerName) != notInPod {
-		pl.invalid("the pod already has a container named " + quoted(InitContainerName) +
-			", the name of the init container the webhook adds, but its " + AnnotationStatus +
+	spec := field.NewPath("spec")
+	if pl.kinds[InitContainerName] != notInPod {
+		path := containerNamed(pl.pod, InitContainerName)
+		pl.invalid(path.Child("name"), "the pod already has a container named "+quoted(InitContainerName)+
+			", the name of the init container the webhook adds, but its "+AnnotationStatus+
 			" annotation does not say it was injected; rename that container")
 	}
 	for i := range pl.pod.Spec.EphemeralContainers {
 		if pl.pod.Spec.EphemeralContainers[i].Name == InitContainerName {
-			pl.invalid("the pod already has an ephemeral container named " + quoted(InitContainerName) +
-				", the name of the init container the webhook adds; rename that container")
+			pl.invalid(spec.Child("ephemeralContainers").Index(i).Child("name"), "the pod already has an ephemeral container named "+
+				quoted(InitContainerName)+", the name of the init container the webhook adds; rename that container")
 		}
 	}
-	if hasVolume(pl.pod, VolumeName) {
-		pl.invalid("the pod already has a volume named " + quoted(VolumeName) +
-			", the name of the volume the webhook adds, but its " + AnnotationStatus +
-			" annotation does not say it was injected; rename that volume")
+	for i := range pl.pod.Spec.Volumes {
+		if pl.pod.Spec.Volumes[i].Name == VolumeName {
+			pl.invalid(spec.Child("volumes").Index(i).Child("name"), "the pod already has a volume named "+quoted(VolumeName)+
+				", the name of the volume the webhook adds, but its "+AnnotationStatus+
+				" annotation does not say it was injected; rename that volume")
+			break
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -39,22 +40,41 @@ const (
 	plainInitContainer               // spec.initContainers, run to completion
 )
 
-// kindOf tells what name is in pod.
-func kindOf(pod *corev1.Pod, name string) containerKind {
+// containerKinds says what each container name is in pod; a name missing from it
+// is notInPod. A regular container wins over an init container of the same name
+// (the API server rejects such a pod later), and the first of equal names wins.
+func containerKinds(pod *corev1.Pod) map[string]containerKind {
+	kinds := make(map[string]containerKind, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if _, seen := kinds[c.Name]; seen {
+			continue
+		}
+		if isNativeSidecar(c) {
+			kinds[c.Name] = nativeSidecar
+		} else {
+			kinds[c.Name] = plainInitContainer
+		}
+	}
+	for i := range pod.Spec.Containers {
+		kinds[pod.Spec.Containers[i].Name] = regularContainer
+	}
+	return kinds
+}
+
+// containerNamed is the path of the container called name, which is in pod.
+func containerNamed(pod *corev1.Pod, name string) *field.Path {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
-			return regularContainer
+			return field.NewPath("spec", "containers").Index(i)
 		}
 	}
 	for i := range pod.Spec.InitContainers {
-		if c := &pod.Spec.InitContainers[i]; c.Name == name {
-			if isNativeSidecar(c) {
-				return nativeSidecar
-			}
-			return plainInitContainer
+		if pod.Spec.InitContainers[i].Name == name {
+			return field.NewPath("spec", "initContainers").Index(i)
 		}
 	}
-	return notInPod
+	return field.NewPath("spec", "containers")
 }
 
 func isNativeSidecar(c *corev1.Container) bool {
@@ -99,14 +119,18 @@ func (pl *planner) targets() []target {
 	)
 	if explicit != "" {
 		names, err := spec.ParseNames(explicit)
-		if err == nil {
-			err = pl.checkNamesInPod(keyContainers, "a regular container or native sidecar of this pod", runsAlongside)
-		}
 		if err != nil {
 			pl.invalidValue(keyContainers, err)
 			return nil
 		}
-		wanted = func(c *corev1.Container, _ bool) bool { return slices.Contains(names, c.Name) }
+		if !pl.checkNamesInPod(keyContainers, "a regular container or native sidecar of this pod", runsAlongside) {
+			return nil
+		}
+		named := make(map[string]bool, len(names))
+		for _, name := range names {
+			named[name] = true
+		}
+		wanted = func(c *corev1.Container, _ bool) bool { return named[c.Name] }
 	} else {
 		wanted = func(c *corev1.Container, sidecar bool) bool {
 			return !sidecar && !slices.Contains(knownSidecars(), c.Name)
@@ -125,9 +149,8 @@ func (pl *planner) targets() []target {
 		}
 	}
 	if len(out) == 0 && explicit == "" {
-		pl.invalid("no container to wrap: every container of this pod is a known sidecar (" +
-			strings.Join(containerNames(pl.pod), ", ") + "); name the ones to wrap in annotation " +
-			AnnotationPrefix + keyContainers)
+		pl.invalid(field.NewPath("spec", "containers"), "no container to wrap: every container of this pod is a known sidecar ("+
+			listNames(containerNames(pl.pod))+"); name the ones to wrap in annotation "+AnnotationPrefix+keyContainers)
 	}
 	return out
 }
@@ -148,31 +171,32 @@ func initContainerIndex(pod *corev1.Pod) int {
 // variable the plan sets that the container sets too, a mount where the resolver's
 // volume goes, or (for a native sidecar) a place before the install init container.
 func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int) {
-	for _, e := range c.Env {
+	at := containerPath(t)
+	for i, e := range c.Env {
 		key, conflict := pl.envSource[e.Name]
 		if !conflict {
 			key, conflict = pl.jobsConflict(e.Name)
 		}
 		if conflict {
-			pl.invalid("container " + quoted(c.Name) + " already sets " + e.Name + " in its env, which conflicts with annotation " +
-				AnnotationPrefix + key + "; declare these dependencies in one place, the env or the annotation")
+			pl.invalid(at.Child("env").Index(i), "container "+quoted(c.Name)+" already sets "+e.Name+" in its env, which conflicts with annotation "+
+				AnnotationPrefix+key+"; declare these dependencies in one place, the env or the annotation")
 		}
 	}
-	for _, m := range c.VolumeMounts {
+	for i, m := range c.VolumeMounts {
 		if path.Clean(m.MountPath) == pl.cfg.MountPath {
-			pl.invalid("container " + quoted(c.Name) + " already mounts volume " + quoted(m.Name) + " at " + pl.cfg.MountPath +
+			pl.invalid(at.Child("volumeMounts").Index(i), "container "+quoted(c.Name)+" already mounts volume "+quoted(m.Name)+" at "+pl.cfg.MountPath+
 				", where the webhook mounts the resolver; mount it elsewhere")
 		}
 	}
-	if pl.waitsFor(c.Name) {
-		pl.invalid("container " + quoted(c.Name) + " is wrapped and listed in annotation " + AnnotationPrefix + keyContainer +
-			", so it would wait for itself; leave it out of one of them (annotation " + AnnotationPrefix + keyContainers +
+	if pl.waitedFor[c.Name] {
+		pl.invalid(annotationPath(keyContainer), "container "+quoted(c.Name)+" is wrapped and listed in annotation "+AnnotationPrefix+keyContainer+
+			", so it would wait for itself; leave it out of one of them (annotation "+AnnotationPrefix+keyContainers+
 			" chooses which containers are wrapped)")
 	}
 	if t.sidecar && t.index < initIndex {
-		pl.invalid("native sidecar " + quoted(c.Name) + " comes before the service mesh's init containers (" +
-			strings.Join(meshInitContainers(), ", ") + "), so it would start before the resolver is installed after them; " +
-			"move it after them, or leave it out of annotation " + AnnotationPrefix + keyContainers)
+		pl.invalid(at, "native sidecar "+quoted(c.Name)+" comes before the service mesh's init containers ("+
+			strings.Join(meshInitContainers(), ", ")+"), so it would start before the resolver is installed after them; "+
+			"move it after them, or leave it out of annotation "+AnnotationPrefix+keyContainers)
 	}
 }
 
@@ -189,17 +213,4 @@ func (pl *planner) jobsConflict(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// waitsFor tells whether the container dependencies name container name.
-func (pl *planner) waitsFor(name string) bool {
-	if _, ok := pl.envSource[spec.EnvContainers]; !ok {
-		return false
-	}
-	for _, item := range strings.Split(pl.ours[keyContainer], ",") {
-		if strings.TrimSpace(item) == name {
-			return true
-		}
-	}
-	return false
 }
