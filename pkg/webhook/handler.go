@@ -6,6 +6,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-logr/logr"
@@ -18,6 +19,9 @@ import (
 
 // Path is where the API server sends pod admission reviews.
 const Path = "/mutate-v1-pod"
+
+// reasonNamespaceMismatch: the pod names another namespace than the request.
+const reasonNamespaceMismatch = "namespace-mismatch"
 
 // PodInjector is the admission handler for pod CREATE.
 type PodInjector struct {
@@ -36,10 +40,18 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		p.Metrics.observe("error", "decode")
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	// A pod created from a template has no namespace in the request's object yet.
-	if pod.Namespace == "" {
-		pod.Namespace = req.Namespace
+	// The request's namespace is the pod's for everything: dependencies without a
+	// namespace, and whose pull secrets and ServiceAccount a registry lookup reads.
+	// The object's own may be empty (a pod from a template) but must not differ: the
+	// API server never sends that, so it comes from someone calling the webhook
+	// directly to make it read another namespace's secrets.
+	if req.Namespace == "" || (pod.Namespace != "" && pod.Namespace != req.Namespace) {
+		p.Metrics.observe(inject.ResultDenied, reasonNamespaceMismatch)
+		msg := fmt.Sprintf("metadata.namespace: the pod's namespace %.100q is not the namespace of the admission request %.100q", pod.Namespace, req.Namespace)
+		p.Log.Info("denied", "reason", reasonNamespaceMismatch, "message", msg, "uid", string(req.UID))
+		return admission.Denied(msg)
 	}
+	pod.Namespace = req.Namespace
 	name := pod.Name
 	if name == "" {
 		name = pod.GenerateName + "<generated>"
@@ -49,10 +61,10 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	mutated, outcome, err := inject.Mutate(ctx, pod, p.Config)
 	p.Metrics.observe(outcome.Result, outcome.Reason)
 	switch outcome.Result {
-	case "denied":
+	case inject.ResultDenied:
 		log.Info("denied", "reason", outcome.Reason, "message", err.Error())
 		return admission.Denied(err.Error())
-	case "skipped":
+	case inject.ResultSkipped:
 		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
 		return admission.Allowed(outcome.Message)
 	}
@@ -60,8 +72,13 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		log.Error(err, "mutation failed")
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
+	patch, err := podPatch(pod, mutated)
+	if err != nil {
+		log.Error(err, "mutation failed")
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
 	log.Info("injected", "message", outcome.Message)
-	return admission.Patched(outcome.Message, podPatch(pod, mutated)...)
+	return admission.Patched(outcome.Message, patch...)
 }
 
 // Metrics counts the webhook's decisions.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -146,5 +148,86 @@ func BenchmarkHandle(b *testing.B) {
 		if resp := h.Handle(ctx, req); !resp.Allowed || len(resp.Patches) == 0 {
 			b.Fatalf("not injected: %+v", resp.Result)
 		}
+	}
+}
+
+// recordingLookup answers every image with an ENTRYPOINT and records each lookup.
+type recordingLookup struct {
+	mu    sync.Mutex
+	asked []inject.ImageRef
+}
+
+func (r *recordingLookup) ImageConfig(_ context.Context, ref inject.ImageRef) (inject.ImageConfig, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked = append(r.asked, ref)
+	return inject.ImageConfig{Entrypoint: []string{"/app"}}, nil
+}
+
+// The request's namespace is the only one used: a pod object naming another one
+// is denied before any registry lookup, so a direct caller cannot make the webhook
+// read another namespace's pull secrets.
+func TestHandleNamespaceIsTheRequests(t *testing.T) {
+	cases := []struct {
+		name         string
+		podNamespace string
+		reqNamespace string
+		allowed      bool
+		lookedUpIn   string // the namespace of the registry lookup, when one is made
+	}{
+		{name: "pod from a template", reqNamespace: "openstack", allowed: true, lookedUpIn: "openstack"},
+		{name: "same namespace", podNamespace: "openstack", reqNamespace: "openstack", allowed: true, lookedUpIn: "openstack"},
+		{name: "pod names another namespace", podNamespace: "kube-system", reqNamespace: "openstack"},
+		{name: "request without a namespace", podNamespace: "kube-system"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newInjector(t)
+			lookup := &recordingLookup{}
+			h.Config.ImageConfig = lookup
+			pod := typicalPod(map[string]string{"entrypoint.io/dependency-service": "mariadb"})
+			pod.Namespace = tc.podNamespace
+			pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "private-registry"}}
+			pod.Spec.Containers[0].Command = nil // its argv comes from the registry
+			req := request(t, pod)
+			req.Namespace = tc.reqNamespace
+			resp := h.Handle(context.Background(), req)
+			if resp.Allowed != tc.allowed {
+				t.Fatalf("allowed %v, want %v: %+v", resp.Allowed, tc.allowed, resp.Result)
+			}
+			var namespaces []string
+			for _, ref := range lookup.asked {
+				namespaces = append(namespaces, ref.Namespace)
+			}
+			var want []string
+			if tc.lookedUpIn != "" {
+				want = []string{tc.lookedUpIn}
+			}
+			if !slices.Equal(namespaces, want) {
+				t.Errorf("registry lookups in namespaces %q, want %q", namespaces, want)
+			}
+			if !tc.allowed && !strings.Contains(resp.Result.Message, "is not the namespace of the admission request") {
+				t.Errorf("denial %q does not say why", resp.Result.Message)
+			}
+		})
+	}
+}
+
+// A request whose context has ended gets an error, not a decision.
+func TestHandleCanceled(t *testing.T) {
+	h, reg := newInjector(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp := h.Handle(ctx, request(t, typicalPod(typicalAnnotations)))
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusInternalServerError {
+		t.Fatalf("response %+v, want an error", resp.Result)
+	}
+	want := `
+# HELP kubernetes_entrypoint_injections_total Pod admission decisions of the entrypoint webhook, by result (injected, skipped, denied, error) and reason.
+# TYPE kubernetes_entrypoint_injections_total counter
+kubernetes_entrypoint_injections_total{reason="canceled",result="error"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubernetes_entrypoint_injections_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -10,74 +11,152 @@ import (
 )
 
 // podPatch returns the JSON patch that turns original into mutated, for the parts
-// of a pod that pkg/inject changes: annotations, volumes, init containers, and
-// command, args, env and volume mounts of containers. It is built from the typed
-// objects instead of diffing whole JSON documents, which would decode the pod
-// twice more per request; fields it does not touch are never rewritten, so fields
-// this build does not know survive. Object members are set with "add", which
-// RFC 6902 defines to replace a member that exists.
-func podPatch(original, mutated *corev1.Pod) []jsonpatch.Operation {
+// of a pod that pkg/inject changes: annotations, volumes and init containers added,
+// and the command, args, env and volume mounts of wrapped containers. It is built
+// from the typed objects instead of diffing whole JSON documents, which would
+// decode the pod twice more per request.
+//
+// It adds and replaces only what changed, by index: new volumes, init containers,
+// env entries and volume mounts are added at their place, and no array the user
+// wrote is replaced whole, so that fields this build's k8s.io/api does not know (an
+// API server newer than the webhook) survive in everything the user wrote. Only
+// command and args, arrays of strings, are replaced. Object members are set with
+// "add", which RFC 6902 defines to replace a member that exists.
+//
+// Any other change is an error: it could not be expressed without losing fields.
+func podPatch(original, mutated *corev1.Pod) ([]jsonpatch.Operation, error) {
+	restOriginal, restMutated := *original, *mutated
+	restOriginal.Annotations, restMutated.Annotations = nil, nil
+	restOriginal.Spec.Volumes, restMutated.Spec.Volumes = nil, nil
+	restOriginal.Spec.InitContainers, restMutated.Spec.InitContainers = nil, nil
+	restOriginal.Spec.Containers, restMutated.Spec.Containers = nil, nil
+	if !reflect.DeepEqual(restOriginal, restMutated) {
+		return nil, fmt.Errorf("building the pod's patch: the mutation changed more than annotations, volumes and containers")
+	}
+
 	var ops []jsonpatch.Operation
-	if !reflect.DeepEqual(original.Annotations, mutated.Annotations) {
-		if original.Annotations == nil {
-			ops = append(ops, op("add", "/metadata/annotations", mutated.Annotations))
-		} else {
-			for k, v := range mutated.Annotations {
-				if old, ok := original.Annotations[k]; !ok || old != v {
-					ops = append(ops, op("add", "/metadata/annotations/"+escape(k), v))
-				}
+	if original.Annotations == nil && mutated.Annotations != nil {
+		ops = append(ops, op("add", "/metadata/annotations", mutated.Annotations))
+	} else {
+		for k, v := range mutated.Annotations {
+			if old, ok := original.Annotations[k]; !ok || old != v {
+				ops = append(ops, op("add", "/metadata/annotations/"+escape(k), v))
 			}
-			for k := range original.Annotations {
-				if _, ok := mutated.Annotations[k]; !ok {
-					ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: "/metadata/annotations/" + escape(k)})
-				}
+		}
+		for k := range original.Annotations {
+			if _, ok := mutated.Annotations[k]; !ok {
+				ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: "/metadata/annotations/" + escape(k)})
 			}
 		}
 	}
-	if !reflect.DeepEqual(original.Spec.Volumes, mutated.Spec.Volumes) {
-		ops = append(ops, op("add", "/spec/volumes", mutated.Spec.Volumes))
+
+	volumes, err := appended("/spec/volumes", original.Spec.Volumes, mutated.Spec.Volumes)
+	if err != nil {
+		return nil, err
 	}
-	if !reflect.DeepEqual(original.Spec.InitContainers, mutated.Spec.InitContainers) {
-		ops = append(ops, op("add", "/spec/initContainers", mutated.Spec.InitContainers))
+	ops = append(ops, volumes...)
+	for _, list := range []struct {
+		path              string
+		original, mutated []corev1.Container
+	}{
+		{"/spec/initContainers", original.Spec.InitContainers, mutated.Spec.InitContainers},
+		{"/spec/containers", original.Spec.Containers, mutated.Spec.Containers},
+	} {
+		containers, err := containersPatch(list.path, list.original, list.mutated)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, containers...)
 	}
-	restSpec, restMutated := original.Spec, mutated.Spec
-	restSpec.Volumes, restSpec.InitContainers, restSpec.Containers = nil, nil, nil
-	restMutated.Volumes, restMutated.InitContainers, restMutated.Containers = nil, nil, nil
-	if !reflect.DeepEqual(restSpec, restMutated) {
-		// Not something pkg/inject does today; stay correct if it ever does.
-		return append(ops, op("add", "/spec", mutated.Spec))
-	}
-	if len(original.Spec.Containers) != len(mutated.Spec.Containers) {
-		return append(ops, op("replace", "/spec/containers", mutated.Spec.Containers))
-	}
-	for i := range mutated.Spec.Containers {
-		ops = append(ops, containerPatch("/spec/containers/"+strconv.Itoa(i), &original.Spec.Containers[i], &mutated.Spec.Containers[i])...)
-	}
-	return ops
+	return ops, nil
 }
 
-func containerPatch(path string, original, mutated *corev1.Container) []jsonpatch.Operation {
-	if reflect.DeepEqual(original, mutated) {
-		return nil
+// containersPatch patches the containers at path, original into mutated, which
+// holds every original container, in order, changed or not, and new ones between
+// them. New containers are told apart by name: a container the mutation added has
+// a name no original one at that place has. The operations go in the order of
+// mutated, so that each index is the container's final one when applied.
+func containersPatch(path string, original, mutated []corev1.Container) ([]jsonpatch.Operation, error) {
+	if len(original) == 0 {
+		if len(mutated) == 0 {
+			return nil, nil
+		}
+		return []jsonpatch.Operation{op("add", path, mutated)}, nil
 	}
 	var ops []jsonpatch.Operation
-	field := func(name string, was, is any) {
-		if !reflect.DeepEqual(was, is) {
-			ops = append(ops, op("add", path+"/"+name, is))
+	j := 0 // next original container
+	for i := range mutated {
+		at := path + "/" + strconv.Itoa(i)
+		if j < len(original) && mutated[i].Name == original[j].Name {
+			changed, err := containerPatch(at, &original[j], &mutated[i])
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, changed...)
+			j++
+			continue
 		}
+		ops = append(ops, op("add", at, mutated[i]))
 	}
-	field("command", original.Command, mutated.Command)
-	field("args", original.Args, mutated.Args)
-	field("env", original.Env, mutated.Env)
-	field("volumeMounts", original.VolumeMounts, mutated.VolumeMounts)
-	// Anything else changed as well: replace the container whole.
+	if j != len(original) {
+		return nil, fmt.Errorf("building the pod's patch: the mutation removed or reordered containers at %s", path)
+	}
+	return ops, nil
+}
+
+// containerPatch patches one container: command and args replaced, env and
+// volume mounts appended to.
+func containerPatch(path string, original, mutated *corev1.Container) ([]jsonpatch.Operation, error) {
+	if reflect.DeepEqual(original, mutated) {
+		return nil, nil
+	}
 	rest, restMutated := *original, *mutated
 	rest.Command, rest.Args, rest.Env, rest.VolumeMounts = nil, nil, nil, nil
 	restMutated.Command, restMutated.Args, restMutated.Env, restMutated.VolumeMounts = nil, nil, nil, nil
 	if !reflect.DeepEqual(rest, restMutated) {
-		return []jsonpatch.Operation{op("replace", path, mutated)}
+		return nil, fmt.Errorf("building the pod's patch: the mutation changed more than command, args, env and volumeMounts of the container at %s", path)
 	}
-	return ops
+	var ops []jsonpatch.Operation
+	if !reflect.DeepEqual(original.Command, mutated.Command) {
+		ops = append(ops, op("add", path+"/command", mutated.Command))
+	}
+	if !reflect.DeepEqual(original.Args, mutated.Args) {
+		ops = append(ops, op("add", path+"/args", mutated.Args))
+	}
+	env, err := appended(path+"/env", original.Env, mutated.Env)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := appended(path+"/volumeMounts", original.VolumeMounts, mutated.VolumeMounts)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(ops, env...), mounts...), nil
+}
+
+// appended patches the array at path from original to mutated, which must be
+// original with items added at its end: each is added after the last, or the
+// array is created when original is empty (absent, null or []).
+func appended[T any](path string, original, mutated []T) ([]jsonpatch.Operation, error) {
+	changed := len(mutated) < len(original)
+	for i := 0; !changed && i < len(original); i++ {
+		changed = !reflect.DeepEqual(original[i], mutated[i])
+	}
+	if changed {
+		return nil, fmt.Errorf("building the pod's patch: the mutation changed items of %s, where it may only add some at the end", path)
+	}
+	added := mutated[len(original):]
+	switch {
+	case len(added) == 0:
+		return nil, nil
+	case len(original) == 0:
+		return []jsonpatch.Operation{op("add", path, added)}, nil
+	}
+	ops := make([]jsonpatch.Operation, len(added))
+	for i := range added {
+		ops[i] = op("add", path+"/-", added[i])
+	}
+	return ops, nil
 }
 
 func op(operation, path string, value any) jsonpatch.Operation {

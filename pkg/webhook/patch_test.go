@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +45,10 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 			if outcome.Result != inject.ResultInjected {
 				t.Skipf("%s: %v", outcome.Reason, err)
 			}
-			ops := podPatch(pod, mutated)
+			ops, err := podPatch(pod, mutated)
+			if err != nil {
+				t.Fatal(err)
+			}
 			patchJSON, err := json.Marshal(ops)
 			if err != nil {
 				t.Fatal(err)
@@ -98,7 +102,11 @@ func TestPodPatchKeepsUnknownFields(t *testing.T) {
 	if outcome.Result != inject.ResultInjected {
 		t.Fatal(outcome, err)
 	}
-	patchJSON, _ := json.Marshal(podPatch(pod, mutated))
+	ops, err := podPatch(pod, mutated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patchJSON, _ := json.Marshal(ops)
 	patch, err := jsonpatchapply.DecodePatch(patchJSON)
 	if err != nil {
 		t.Fatal(err)
@@ -109,5 +117,188 @@ func TestPodPatchKeepsUnknownFields(t *testing.T) {
 	}
 	if !strings.Contains(string(got), `"futureField":{"x":1}`) || !strings.Contains(string(got), `"futureSpecField":true`) {
 		t.Errorf("unknown fields were lost: %s", got)
+	}
+}
+
+// futureKey is the member added to objects of a pod to stand for fields of an API
+// server newer than this build; its value names the object it was added to.
+const futureKey = "futureField"
+
+// userDataMaps are members whose objects are maps of the user's keys, not structs:
+// a key added there would be data, not an unknown field.
+func userDataMaps() []string {
+	return []string{"annotations", "labels", "nodeSelector", "limits", "requests", "overhead"}
+}
+
+// identity names the place of a member of a pod's JSON independently of array
+// indices, which the patch may shift: containers, env entries and volumes by name,
+// volume mounts by name and mount path.
+func identity(parent, key string, index int, item any) string {
+	obj, _ := item.(map[string]any)
+	name, _ := obj["name"].(string)
+	switch key {
+	case "containers", "initContainers", "ephemeralContainers", "env", "volumes":
+		return parent + "." + key + "[" + name + "]"
+	case "volumeMounts":
+		mountPath, _ := obj["mountPath"].(string)
+		return parent + "." + key + "[" + name + "@" + mountPath + "]"
+	}
+	return parent + "." + key + "[" + strconv.Itoa(index) + "]"
+}
+
+// walkObjects calls visit for every JSON object in v that is not a map of user
+// data, with its identity.
+func walkObjects(v any, id string, visit func(obj map[string]any, id string)) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	visit(obj, id)
+	for key, member := range obj {
+		if slices.Contains(userDataMaps(), key) {
+			continue
+		}
+		switch m := member.(type) {
+		case map[string]any:
+			walkObjects(m, id+"."+key, visit)
+		case []any:
+			for i, item := range m {
+				walkObjects(item, identity(id, key, i, item), visit)
+			}
+		}
+	}
+}
+
+// withFutureFields gives the pod in doc what the mutation touches and the golden
+// files may lack (a volume; in every container an env entry from the downward API,
+// a volume mount and a securityContext), then adds futureKey to every object.
+func withFutureFields(doc map[string]any) {
+	spec := doc["spec"].(map[string]any)
+	volumes, _ := spec["volumes"].([]any)
+	spec["volumes"] = append(volumes, map[string]any{"name": "future-volume", "emptyDir": map[string]any{}})
+	for _, list := range []string{"initContainers", "containers"} {
+		containers, _ := spec[list].([]any)
+		for _, c := range containers {
+			c := c.(map[string]any)
+			env, _ := c["env"].([]any)
+			c["env"] = append(env, map[string]any{"name": "FUTURE_VAR", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.uid"}}})
+			mounts, _ := c["volumeMounts"].([]any)
+			c["volumeMounts"] = append(mounts, map[string]any{"name": "future-volume", "mountPath": "/future"})
+			if _, ok := c["securityContext"]; !ok {
+				c["securityContext"] = map[string]any{}
+			}
+		}
+	}
+	walkObjects(doc, "pod", func(obj map[string]any, id string) { obj[futureKey] = id })
+}
+
+// futureFields finds every futureKey in doc: where it was put, by where it is now.
+func futureFields(doc map[string]any) map[string]string {
+	found := map[string]string{}
+	walkObjects(doc, "pod", func(obj map[string]any, id string) {
+		if put, ok := obj[futureKey].(string); ok {
+			found[put] = id
+		}
+	})
+	return found
+}
+
+// Fields this build does not know, at every level the mutation touches, survive
+// the patch applied to the pod's raw JSON, each where the user wrote it, for every
+// shape of pod in pkg/inject's golden files; and the patched pod is still the
+// mutated one.
+func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
+	inputs, err := filepath.Glob("../inject/testdata/*.in.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no golden inputs: %v", err)
+	}
+	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", ImageConfig: imageConfigAll{}}
+	// levels counts the surviving fields at the places the old patch lost them.
+	levels := map[string]int{}
+	for _, in := range inputs {
+		t.Run(strings.TrimSuffix(filepath.Base(in), ".in.yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := yaml.YAMLToJSON(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(plain, &doc); err != nil {
+				t.Fatal(err)
+			}
+			withFutureFields(doc)
+			put := futureFields(doc)
+			raw, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := &corev1.Pod{}
+			if err := json.Unmarshal(raw, pod); err != nil {
+				t.Fatal(err)
+			}
+			mutated, outcome, err := inject.Mutate(context.Background(), pod, cfg)
+			if outcome.Result != inject.ResultInjected {
+				t.Fatalf("not injected: %+v, %v", outcome, err)
+			}
+			ops, err := podPatch(pod, mutated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patchJSON, err := json.Marshal(ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patch, err := jsonpatchapply.DecodePatch(patchJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := patch.Apply(raw)
+			if err != nil {
+				t.Fatalf("applying %s: %v", patchJSON, err)
+			}
+
+			gotPod := &corev1.Pod{}
+			if err := json.Unmarshal(got, gotPod); err != nil {
+				t.Fatal(err)
+			}
+			if !equality.Semantic.DeepEqual(gotPod, mutated) {
+				want, _ := json.Marshal(mutated)
+				gotJSON, _ := json.Marshal(gotPod)
+				t.Errorf("patched pod differs from the mutated pod\npatch: %s\n got: %s\nwant: %s", patchJSON, gotJSON, want)
+			}
+
+			var gotDoc map[string]any
+			if err := json.Unmarshal(got, &gotDoc); err != nil {
+				t.Fatal(err)
+			}
+			after := futureFields(gotDoc)
+			for place, id := range put {
+				now, ok := after[place]
+				switch {
+				case !ok:
+					t.Errorf("the field added at %s is gone\npatch: %s", place, patchJSON)
+				case now != id:
+					t.Errorf("the field added at %s is now at %s", place, now)
+				default:
+					for _, level := range []string{"].securityContext", ".env[FUTURE_VAR].valueFrom.fieldRef", ".volumeMounts[", ".volumes[", "initContainers["} {
+						if strings.Contains(place, level) {
+							levels[level]++
+						}
+					}
+				}
+			}
+			if len(after) != len(put) {
+				t.Errorf("%d unknown fields after the patch, want the %d put in", len(after), len(put))
+			}
+		})
+	}
+	// The golden inputs together reach every level the old whole-array patch lost.
+	for _, level := range []string{"].securityContext", ".env[FUTURE_VAR].valueFrom.fieldRef", ".volumeMounts[", ".volumes[", "initContainers["} {
+		if levels[level] == 0 {
+			t.Errorf("no unknown field was tried at %s", level)
+		}
 	}
 }
