@@ -1,0 +1,14 @@
+// Package hostile holds the hostile-input benchmark behind `make bench-hostile` and
+// the test that keeps its denials short in CI. Each case is a raw AdmissionReview
+// fed through the webhook's real handler stack (controller-runtime's
+// admission.Webhook and pkg/webhook's PodInjector), so decoding is included.
+//
+// The benchmark runs every case in a fresh child process (the test binary again,
+// the case chosen by an environment variable) and reports the request's time, the
+// response's size and the child's peak RSS next to that of an idle child. The
+// registry case is served by an in-process registry whose image config is declared
+// and streamed as 256 MiB, never held in memory.
+//
+//	make bench-hostile
+//	go test -run '^$' -bench Hostile -benchtime 1x ./test/hostile/
+package hostile
