@@ -31,6 +31,8 @@ type hostileCase struct {
 	// problems is how many problems the denial must count, when above the number
 	// it shows in full.
 	problems int
+	// denial is part of the denial's message, when set.
+	denial string
 	// registry: the case needs the huge-config registry.
 	registry bool
 }
@@ -89,6 +91,7 @@ func cases() []hostileCase {
 					container("app", "app:1", "/app"))
 			},
 			problems: 100_000,
+			denial:   `annotation entrypoint.io/containers: item 1 "x" of "x,x,x`,
 		},
 		{
 			name: "200 containers, 2,000 missing waited for",
@@ -100,6 +103,7 @@ func cases() []hostileCase {
 				return pod(map[string]string{"entrypoint.io/dependency-container": list(2000, func(i int) string { return "missing-" + strconv.Itoa(i) })}, cs...)
 			},
 			problems: 2000,
+			denial:   `annotation entrypoint.io/dependency-container: item 1 "missing-0" of "missing-0,missing-1,`,
 		},
 		{
 			name: "100 kB unknown key and container name",
@@ -107,6 +111,7 @@ func cases() []hostileCase {
 				return pod(map[string]string{"entrypoint.io/" + long: "x", "entrypoint.io/containers": long},
 					container("app", "app:1", "/app"), container(long, "app:1", "/app"))
 			},
+			denial: "... (100000 bytes): unknown annotation; expected one of entrypoint.io/dependency-service,",
 		},
 		{
 			name: "image config of 256 MiB",
@@ -124,6 +129,7 @@ func cases() []hostileCase {
 				return p
 			},
 			podNamespace: "kube-system",
+			denial:       `the pod's namespace "kube-system" is not the namespace of the admission request "openstack"`,
 		},
 		{
 			name: "fields of a newer API server",

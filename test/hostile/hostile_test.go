@@ -36,6 +36,9 @@ func TestHostileRequests(t *testing.T) {
 			if ar.Response.Allowed != c.allowed {
 				t.Fatalf("allowed %v, want %v: %.2000s", ar.Response.Allowed, c.allowed, msg)
 			}
+			if !strings.Contains(msg, c.denial) {
+				t.Errorf("the denial does not say %q: %.2000s", c.denial, msg)
+			}
 			if c.problems > 0 && !strings.Contains(msg, "("+thousands(c.problems)+" in all)") {
 				t.Errorf("the denial does not count its %d problems: %.2000s", c.problems, msg)
 			}
