@@ -212,8 +212,11 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 	}
 	ns := pl.namespace
 
-	services, err := spec.ParseServiceList(pl.ours[keyService], ns)
-	set(keyService, spec.EnvServices, joinObjectRefs(services), err)
+	objects := func(parse func(string, string) ([]spec.ObjectRef, error)) func(string) ([]spec.ObjectRef, error) {
+		return func(v string) ([]spec.ObjectRef, error) { return parse(v, ns) }
+	}
+	services, _ := parseChunked(pl, keyService, objects(spec.ParseServiceList))
+	set(keyService, spec.EnvServices, joinObjectRefs(services), nil)
 
 	// The resolver reads only DEPENDENCY_JOBS_JSON when both job variables are set,
 	// so both annotations at once would silently drop one of them.
@@ -222,16 +225,16 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 			" are both set, and the resolver would wait only for the jobs of the JSON one; "+
 			`list every job in one of them (a named job in JSON is {"name":"..."})`)
 	}
-	jobs, err := spec.ParseObjectList(pl.ours[keyJob], ns)
-	set(keyJob, spec.EnvJobs, joinObjectRefs(jobs), err)
-	jobsJSON, err := spec.ParseJobsJSON(pl.ours[keyJobJSON], ns)
-	set(keyJobJSON, spec.EnvJobsJSON, encodeJobs(jobsJSON), err)
+	jobs, _ := parseChunked(pl, keyJob, objects(spec.ParseObjectList))
+	set(keyJob, spec.EnvJobs, joinObjectRefs(jobs), nil)
+	jobsJSON, _ := parseJSONChunked(pl, keyJobJSON, func(v string) ([]spec.JobRef, error) { return spec.ParseJobsJSON(v, ns) })
+	set(keyJobJSON, spec.EnvJobsJSON, encodeJobs(jobsJSON), nil)
 
-	daemonSets, err := spec.ParseObjectList(pl.ours[keyDaemonSet], ns)
-	set(keyDaemonSet, spec.EnvDaemonSets, joinObjectRefs(daemonSets), err)
+	daemonSets, _ := parseChunked(pl, keyDaemonSet, objects(spec.ParseObjectList))
+	set(keyDaemonSet, spec.EnvDaemonSets, joinObjectRefs(daemonSets), nil)
 
-	containers, err := spec.ParseNames(pl.ours[keyContainer])
-	if err == nil && len(containers) > 0 {
+	containers, _ := parseChunked(pl, keyContainer, spec.ParseNames)
+	if len(containers) > 0 {
 		if pl.checkNamesInPod(keyContainer, "a container or native sidecar of this pod", runsAlongside) {
 			pl.waitedFor = make(map[string]bool, len(containers))
 			for _, name := range containers {
@@ -241,21 +244,23 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 			containers = nil // its problems are reported
 		}
 	}
-	set(keyContainer, spec.EnvContainers, strings.Join(containers, ","), err)
+	set(keyContainer, spec.EnvContainers, strings.Join(containers, ","), nil)
 
-	pods, err := spec.ParsePodsJSON(pl.ours[keyPod], ns)
-	set(keyPod, spec.EnvPodsJSON, encodePods(pods), err)
-	resources, err := spec.ParseCustomResourcesJSON(pl.ours[keyCustomResource], ns)
-	set(keyCustomResource, spec.EnvCustomResources, encodeCustomResources(resources), err)
+	pods, _ := parseJSONChunked(pl, keyPod, func(v string) ([]spec.PodRef, error) { return spec.ParsePodsJSON(v, ns) })
+	set(keyPod, spec.EnvPodsJSON, encodePods(pods), nil)
+	resources, _ := parseJSONChunked(pl, keyCustomResource, func(v string) ([]spec.CustomResourceRef, error) {
+		return spec.ParseCustomResourcesJSON(v, ns)
+	})
+	set(keyCustomResource, spec.EnvCustomResources, encodeCustomResources(resources), nil)
 
-	configs, err := spec.ParsePaths(pl.ours[keyConfig])
-	set(keyConfig, spec.EnvConfigs, strings.Join(configs, ","), err)
-	sockets, err := spec.ParsePaths(pl.ours[keySocket])
-	set(keySocket, spec.EnvSockets, strings.Join(sockets, ","), err)
-	tcp, err := spec.ParseTCP(pl.ours[keyTCP])
-	set(keyTCP, spec.EnvTCP, strings.Join(tcp, ","), err)
-	http, err := spec.ParseHTTP(pl.ours[keyHTTP])
-	set(keyHTTP, spec.EnvHTTP, strings.Join(http, ","), err)
+	configs, _ := parseChunked(pl, keyConfig, spec.ParsePaths)
+	set(keyConfig, spec.EnvConfigs, strings.Join(configs, ","), nil)
+	sockets, _ := parseChunked(pl, keySocket, spec.ParsePaths)
+	set(keySocket, spec.EnvSockets, strings.Join(sockets, ","), nil)
+	tcp, _ := parseChunked(pl, keyTCP, spec.ParseTCP)
+	set(keyTCP, spec.EnvTCP, strings.Join(tcp, ","), nil)
+	http, _ := parseChunked(pl, keyHTTP, spec.ParseHTTP)
+	set(keyHTTP, spec.EnvHTTP, strings.Join(http, ","), nil)
 
 	timeout, err := parseTimeout(pl.ours[keyTimeout])
 	set(keyTimeout, envTimeout, timeout, err)

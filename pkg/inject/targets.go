@@ -118,9 +118,8 @@ func (pl *planner) targets() []target {
 		explicit = pl.ours[keyContainers]
 	)
 	if explicit != "" {
-		names, err := spec.ParseNames(explicit)
-		if err != nil {
-			pl.invalidValue(keyContainers, err)
+		names, ok := parseChunked(pl, keyContainers, spec.ParseNames)
+		if !ok {
 			return nil
 		}
 		if !pl.checkNamesInPod(keyContainers, "a regular container or native sidecar of this pod", runsAlongside) {

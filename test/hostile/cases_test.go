@@ -94,6 +94,24 @@ func cases() []hostileCase {
 			denial:   `annotation entrypoint.io/containers: item 1 "x" of "x,x,x`,
 		},
 		{
+			name: "containers: 100,000 items no name",
+			pod: func(string) map[string]any {
+				return pod(map[string]string{"entrypoint.io/containers": list(100_000, func(int) string { return "X" })},
+					container("app", "app:1", "/app"))
+			},
+			problems: 100_000,
+			denial:   `annotation entrypoint.io/containers: item 1 "X" of "X,X,X`,
+		},
+		{
+			name: "dependency-pod: 60,000 JSON items, no labels",
+			pod: func(string) map[string]any {
+				return pod(map[string]string{"entrypoint.io/dependency-pod": "[" + list(60_000, func(int) string { return "{}" }) + "]"},
+					container("app", "app:1", "/app"))
+			},
+			problems: 60_000,
+			denial:   `annotation entrypoint.io/dependency-pod: item 1 "{}" of "[{},{},`,
+		},
+		{
 			name: "200 containers, 2,000 missing waited for",
 			pod: func(string) map[string]any {
 				var cs []map[string]any
