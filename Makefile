@@ -57,8 +57,8 @@ bench: envtest-assets build ## Measure the resolver and the webhook (see README)
 	go test -run '^$$' -bench . -benchmem -count 1 ./pkg/inject/ ./pkg/webhook/
 
 .PHONY: bench-hostile
-bench-hostile: ## Hostile admission requests, each in a fresh process through the real handler stack: time, response size, peak RSS.
-	go test -run '^$$' -bench Hostile -benchtime 1x -count 1 ./test/hostile/
+bench-hostile: envtest-assets ## Hostile admission requests to the webhook in a fresh process, directly and through a real API server: time, answer size, peak RSS.
+	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go test -run '^$$' -bench Hostile -benchtime 1x -count 1 ./test/hostile/
 
 demo: ## The whole path on a real single-node cluster on this machine (Linux, root): the chart, examples/, narrated; then tear down.
 	go run ./hack/demo $(DEMO_FLAGS)

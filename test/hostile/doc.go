@@ -9,6 +9,9 @@
 // registry case is served by an in-process registry whose image config is declared
 // and streamed as 256 MiB, never held in memory.
 //
+// A second benchmark creates the same pods through a real API server (envtest)
+// with the webhook registered as config/webhook does, serving in a child process.
+//
 //	make bench-hostile
-//	go test -run '^$' -bench Hostile -benchtime 1x ./test/hostile/
+//	KUBEBUILDER_ASSETS=... go test -run '^$' -bench Hostile -benchtime 1x ./test/hostile/
 package hostile
