@@ -6,7 +6,7 @@ import "context"
 // kubelet would pull it.
 type ImageRef struct {
 	Image            string   // as written in the container spec
-	Namespace        string   // the pod's namespace (for its pull secrets and ServiceAccount)
+	Namespace        string   // the pod's: the admission request's (for its pull secrets and ServiceAccount)
 	ServiceAccount   string   // the pod's ServiceAccount; "default" when empty
 	ImagePullSecrets []string // the pod's spec.imagePullSecrets names
 }

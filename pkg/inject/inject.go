@@ -165,8 +165,11 @@ type Outcome struct {
 // cfg's error. When ctx ends first, Mutate stops and returns nil, a ResultError
 // outcome and an error wrapping ctx's.
 //
-// pod.Namespace must be set (from the admission request: a pod being created may
-// not carry it); when empty, dependencies without a namespace default to "default".
+// pod.Namespace must be set to the admission request's namespace (a pod being
+// created may not carry it, and a pod naming another one must not be trusted):
+// it is the default of dependencies and the namespace whose pull secrets and
+// ServiceAccount registry lookups read. When empty, dependencies without a
+// namespace default to "default".
 func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

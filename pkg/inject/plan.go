@@ -70,7 +70,7 @@ type planner struct {
 const ctxCheckEvery = 1024
 
 // newPlan validates every annotation of pod and works out what to change. It
-// returns the plan, or every problem found as a *DeniedError, or the context's
+// returns the plan, or the problems found (every one counted), or the context's
 // error when ctx ends first (the API server no longer waits for the answer).
 func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
 	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
