@@ -99,6 +99,18 @@ func TestHostileDenialsStayShort(t *testing.T) {
 			shown: []string{"annotation entrypoint.io/aaaa", "... (100000 bytes): unknown annotation; expected one of"},
 		},
 		{
+			name: "a 100 kB container name without command",
+			pod: func() *corev1.Pod {
+				pod := simplePod(map[string]string{"entrypoint.io/dependency-service": "db"})
+				pod.Spec.Containers[0].Name, pod.Spec.Containers[0].Command = longName, nil
+				return pod
+			},
+			cfg:   func(c Config) Config { c.ImageConfig = nil; return c },
+			total: 1,
+			shown: []string{`container "` + longName[:maxQuotedBytes] + `"... (100000 bytes) has no command`,
+				"add annotation entrypoint.io/command." + longName[:maxQuotedBytes] + "... (100000 bytes): '["},
+		},
+		{
 			name: "5,000 unknown keys",
 			pod: func() *corev1.Pod {
 				annotations := map[string]string{}
@@ -388,5 +400,28 @@ func TestImageLookupsStopWhenTheRequestEnds(t *testing.T) {
 	reg.mu.Unlock()
 	if asked > maxLookupsInFlight {
 		t.Errorf("%d lookups made, want at most the %d running when the request ended", asked, maxLookupsInFlight)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"0123456789abc", 10, "0123456789... (13 bytes)"},
+		{"ééééé", 5, "éé... (10 bytes)"}, // never half a character
+	}
+	for _, tt := range tests {
+		if got := truncate(tt.s, tt.limit); got != tt.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tt.s, tt.limit, got, tt.want)
+		}
+	}
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 99_990: "99,990", 1_234_567: "1,234,567"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
