@@ -21,12 +21,17 @@ const commandForm = `a JSON array of strings, the program first: ["/path/to/app"
 // container name. Each must name a container being wrapped.
 func (pl *planner) commandAnnotations(targets []target) map[string][]string {
 	var commands map[string][]string
+	wrapped := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		wrapped[t.name] = true
+	}
 	for _, key := range sortedKeys(pl.ours) {
 		name, ok := strings.CutPrefix(key, keyCommandPrefix)
 		if !ok {
 			continue
 		}
-		if !pl.checkCommandTarget(key, name, targets) {
+		if !wrapped[name] {
+			pl.badCommandTarget(key, name, len(targets) > 0)
 			continue
 		}
 		argv, err := parseCommand(pl.ours[key])
@@ -42,20 +47,15 @@ func (pl *planner) commandAnnotations(targets []target) map[string][]string {
 	return commands
 }
 
-// checkCommandTarget reports a command annotation for a container that is not in
-// the pod, or not wrapped.
-func (pl *planner) checkCommandTarget(key, name string, targets []target) bool {
-	for _, t := range targets {
-		if t.name == name {
-			return true
-		}
-	}
+// badCommandTarget reports a command annotation for a container that is not in
+// the pod, or not wrapped; anyWrapped tells whether any container is.
+func (pl *planner) badCommandTarget(key, name string, anyWrapped bool) {
 	if pl.problems.full() {
 		// Not shown: only count it, without the work of the message.
-		if pl.kinds[name] == notInPod || len(targets) > 0 || pl.ours[keyContainers] == "" {
+		if pl.kinds[name] == notInPod || anyWrapped || pl.ours[keyContainers] == "" {
 			pl.problems.count(ReasonInvalidAnnotation)
 		}
-		return false
+		return
 	}
 	kind := pl.kinds[name]
 	switch {
@@ -66,7 +66,7 @@ func (pl *planner) checkCommandTarget(key, name string, targets []target) bool {
 		}
 		pl.invalid(annotationPath(key), msg+"; expected "+AnnotationPrefix+keyCommandPrefix+"<container> for one of "+
 			pl.allowedTargets())
-	case len(targets) > 0 || pl.ours[keyContainers] == "":
+	case anyWrapped || pl.ours[keyContainers] == "":
 		// Not wrapped; stay quiet while entrypoint.io/containers itself is invalid,
 		// since which containers are wrapped is unknown then.
 		why := "it is not listed in annotation " + AnnotationPrefix + keyContainers
@@ -77,7 +77,6 @@ func (pl *planner) checkCommandTarget(key, name string, targets []target) bool {
 		pl.invalid(annotationPath(key), annotationName(key)+": container "+quoted(name)+" is not wrapped ("+why+
 			"), so this command would not be used; wrap it, or remove this annotation")
 	}
-	return false
 }
 
 // parseCommand parses the value of a command annotation: a non-empty JSON array of

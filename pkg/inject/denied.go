@@ -105,12 +105,12 @@ func (ps *problems) reason() string {
 }
 
 // truncate cuts s to at most limit bytes on a character boundary, saying how long
-// it was: "prefix... (N bytes)".
+// it was: "prefix... (N bytes in all)", as the spec parsers cut values.
 func truncate(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
-	return prefix(s, limit) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+	return prefix(s, limit) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
 }
 
 // prefix is s cut to at most limit bytes on a character boundary.

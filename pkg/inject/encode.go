@@ -119,7 +119,7 @@ const maxQuotedBytes = 100
 // quoted is s in double quotes, for messages; a long s is cut and says how long it was.
 func quoted(s string) string {
 	if len(s) > maxQuotedBytes {
-		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
 	}
 	return strconv.Quote(s)
 }

@@ -96,7 +96,7 @@ func TestHostileDenialsStayShort(t *testing.T) {
 				return pod
 			},
 			total: 2, // the unknown key, and the container name that is no DNS-1123 label
-			shown: []string{"annotation entrypoint.io/aaaa", "... (100000 bytes): unknown annotation; expected one of"},
+			shown: []string{"annotation entrypoint.io/aaaa", "... (100000 bytes in all): unknown annotation; expected one of"},
 		},
 		{
 			name: "a 100 kB container name without command",
@@ -107,8 +107,8 @@ func TestHostileDenialsStayShort(t *testing.T) {
 			},
 			cfg:   func(c Config) Config { c.ImageConfig = nil; return c },
 			total: 1,
-			shown: []string{`container "` + longName[:maxQuotedBytes] + `"... (100000 bytes) has no command`,
-				"add annotation entrypoint.io/command." + longName[:maxQuotedBytes] + "... (100000 bytes): '["},
+			shown: []string{`container "` + longName[:maxQuotedBytes] + `"... (100000 bytes in all) has no command`,
+				"add annotation entrypoint.io/command." + longName[:maxQuotedBytes] + "... (100000 bytes in all): '["},
 		},
 		{
 			name: "5,000 unknown keys",
@@ -149,7 +149,7 @@ func TestHostileDenialsStayShort(t *testing.T) {
 			cfg:   func(c Config) Config { c.ImageConfig = failingRegistry{}; return c },
 			total: 200,
 			shown: []string{`container "app-0" has no command and its image's entrypoint could not be read (image "registry.example/app-0:1.0": unexpected status 500: <html>oops`,
-				"... (17023 bytes))", "... and 190 more problems (200 in all)"},
+				"... (17023 bytes in all))", "... and 190 more problems (200 in all)"},
 		},
 	}
 	for _, tt := range tests {
@@ -411,8 +411,8 @@ func TestTruncate(t *testing.T) {
 	}{
 		{"short", 10, "short"},
 		{"exactly10!", 10, "exactly10!"},
-		{"0123456789abc", 10, "0123456789... (13 bytes)"},
-		{"ééééé", 5, "éé... (10 bytes)"}, // never half a character
+		{"0123456789abc", 10, "0123456789... (13 bytes in all)"},
+		{"ééééé", 5, "éé... (10 bytes in all)"}, // never half a character
 	}
 	for _, tt := range tests {
 		if got := truncate(tt.s, tt.limit); got != tt.want {

@@ -129,7 +129,7 @@ func cases() []hostileCase {
 				return pod(map[string]string{"entrypoint.io/" + long: "x", "entrypoint.io/containers": long},
 					container("app", "app:1", "/app"), container(long, "app:1", "/app"))
 			},
-			denial: "... (100000 bytes): unknown annotation; expected one of entrypoint.io/dependency-service,",
+			denial: "... (100000 bytes in all): unknown annotation; expected one of entrypoint.io/dependency-service,",
 		},
 		{
 			name: "image config of 256 MiB",
