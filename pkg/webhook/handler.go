@@ -23,6 +23,9 @@ const Path = "/mutate-v1-pod"
 // reasonNamespaceMismatch: the pod names another namespace than the request.
 const reasonNamespaceMismatch = "namespace-mismatch"
 
+// maxLoggedName bounds the pod name in log lines: a valid one is at most 253 bytes.
+const maxLoggedName = 253
+
 // PodInjector is the admission handler for pod CREATE.
 type PodInjector struct {
 	Config  inject.Config
@@ -55,6 +58,9 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	name := pod.Name
 	if name == "" {
 		name = pod.GenerateName + "<generated>"
+	}
+	if len(name) > maxLoggedName { // not validated yet: it may be 100 kB
+		name = name[:maxLoggedName] + "..."
 	}
 	log := p.Log.WithValues("pod", pod.Namespace+"/"+name, "uid", string(req.UID))
 
