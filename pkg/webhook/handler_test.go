@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -229,5 +230,24 @@ kubernetes_entrypoint_injections_total{reason="canceled",result="error"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubernetes_entrypoint_injections_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A pod's name is not validated when the webhook sees it: its log lines show at
+// most a valid name's length of it.
+func TestHandleLogsAShortName(t *testing.T) {
+	h, _ := newInjector(t)
+	var lines []string
+	h.Log = funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	pod := typicalPod(map[string]string{"entrypoint.io/dependency-service": "a,,b"})
+	pod.GenerateName = strings.Repeat("n", 100_000)
+	h.Handle(context.Background(), request(t, pod))
+	if len(lines) == 0 {
+		t.Fatal("nothing logged")
+	}
+	for _, line := range lines {
+		if len(line) > 4096 {
+			t.Errorf("a log line of %d bytes: %.300s", len(line), line)
+		}
 	}
 }
