@@ -353,7 +353,7 @@ func TestSlowRegistry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = tr.lookup(Options{Timeout: time.Second}).ImageConfig(ctx, ref(tr.host+"/slow:1"))
-	wantErr(t, err, tr.host+"/slow:1", "gave up waiting for the registry: context deadline exceeded")
+	wantErr(t, err, tr.host+"/slow:1", "gave up waiting for the registry while resolving the tag: context deadline exceeded")
 	if err != nil && strings.Contains(err.Error(), "timed out after") {
 		t.Errorf("error %q blames the lookup's timeout for the caller's deadline", err)
 	}
