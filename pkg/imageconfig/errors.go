@@ -180,12 +180,23 @@ func registryAnswer(e *transport.Error) string {
 	if len(e.Errors) > 0 {
 		d := e.Errors[0]
 		s += ": " + truncate(string(d.Code), 40)
-		if d.Message != "" {
-			s += " " + strconv.Quote(truncate(d.Message, maxRegistryText))
-		}
+		more := ""
 		if len(e.Errors) > 1 {
-			s += fmt.Sprintf(" (and %d more)", len(e.Errors)-1)
+			more = fmt.Sprintf(" (and %d more)", len(e.Errors)-1)
 		}
+		if d.Message != "" {
+			// Whatever room is left goes to the message, quoted.
+			room := maxRegistryText - len(s) - len(more) - len(` ""`)
+			for room > len("...") {
+				q := strconv.Quote(truncate(d.Message, room))
+				if len(q) <= room+2 {
+					s += " " + q
+					break
+				}
+				room -= len(q) - (room + 2)
+			}
+		}
+		s += more
 	}
 	return truncate(s, maxRegistryText)
 }

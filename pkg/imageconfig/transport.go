@@ -225,7 +225,7 @@ func newTransport(rootCAs *x509.CertPool, hooks dialHooks) *http.Transport {
 		Resolver:  hooks.resolver,
 		Control:   guardedControl(hooks.control),
 	}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -234,42 +234,70 @@ func newTransport(rootCAs *x509.CertPool, hooks dialHooks) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       tlsConfig(rootCAs),
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
+	if rootCAs == nil {
+		return t
+	}
+	// crypto/x509 cannot add a pool to the system's, so the chain is verified
+	// here against each in turn. The name to verify is the dialed host's: the
+	// TLS state carries none for an IP address (no SNI). Through a proxy the
+	// transport does the handshake itself, with the name from the state.
+	t.TLSClientConfig = verifyingConfig("", rootCAs)
+	t.ForceAttemptHTTP2 = false // a custom TLS dialer would need its own ALPN
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := tls.Client(raw, verifyingConfig(host, rootCAs))
+		if err := c.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	return t
 }
 
-// tlsConfig trusts the system's roots and, when extra is not nil, extra's.
-// crypto/x509 cannot merge a pool into the system pool, so the chain is
-// verified here against each in turn, exactly as crypto/tls would.
-func tlsConfig(extra *x509.CertPool) *tls.Config {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if extra == nil {
-		return cfg
+// verifyingConfig verifies the server's chain for host (for the name in the
+// TLS state when host is empty) against the system's roots, then extra's.
+func verifyingConfig(host string, extra *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         host,
+		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			name := host
+			if name == "" {
+				name = cs.ServerName
+			}
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the registry presented no certificate")
+			}
+			if name == "" {
+				return errors.New("no server name to verify the registry's certificate against")
+			}
+			opts := x509.VerifyOptions{DNSName: name, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			leaf := cs.PeerCertificates[0]
+			_, sysErr := leaf.Verify(opts)
+			if sysErr == nil {
+				return nil
+			}
+			opts.Roots = extra
+			if _, err := leaf.Verify(opts); err == nil {
+				return nil
+			}
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: sysErr}
+		},
 	}
-	cfg.InsecureSkipVerify = true //nolint:gosec // verified in VerifyConnection below
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("the registry presented no certificate")
-		}
-		if cs.ServerName == "" {
-			return errors.New("no server name to verify the registry's certificate against")
-		}
-		opts := x509.VerifyOptions{DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
-		for _, c := range cs.PeerCertificates[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-		leaf := cs.PeerCertificates[0]
-		_, sysErr := leaf.Verify(opts)
-		if sysErr == nil {
-			return nil
-		}
-		opts.Roots = extra
-		if _, err := leaf.Verify(opts); err == nil {
-			return nil
-		}
-		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: sysErr}
-	}
-	return cfg
 }
 
 // waitSlot takes one of the slots of lookups in flight, or fails when ctx
