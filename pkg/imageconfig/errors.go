@@ -105,19 +105,19 @@ func (l *Lookup) fail(ref inject.ImageRef, stage string, cause, secretsErr error
 	case errors.As(cause, &forbidden):
 	case untrusted(cause):
 		hint = "give the webhook the registry's CA (--registry-ca-file), or " + annotationHint
+	case errors.Is(cause, context.DeadlineExceeded) && stage == stageSecrets:
+		hint = "check that the API server answers the webhook, or " + annotationHint
+	case errors.Is(cause, context.DeadlineExceeded):
+		hint = "check that the registry is reachable from the webhook (--registry-timeout), or " + annotationHint
 	case secretsErr != nil && apierrors.IsForbidden(secretsErr):
 		ns := quote(cmp.Or(ref.Namespace, "default"), maxQuotedName)
 		hint = fmt.Sprintf("the pod's pull secrets could not be read: the webhook may not read Secrets and ServiceAccounts in namespace %s (%s): "+
 			"add %s to the chart value registryLookup.pullSecretNamespaces (a RoleBinding granting get on secrets and serviceaccounts there), or %s",
 			ns, truncate(secretsErr.Error(), maxSecretErrText), ns, annotationHint)
-	case secretsErr != nil && !errors.Is(secretsErr, context.DeadlineExceeded) && !errors.Is(secretsErr, context.Canceled):
+	case secretsErr != nil:
 		hint = fmt.Sprintf("the pod's pull secrets could not be read (%s); fix that, or %s", truncate(secretsErr.Error(), maxSecretErrText), annotationHint)
-	case errors.Is(cause, context.DeadlineExceeded) && stage == stageSecrets:
-		hint = "check that the API server answers the webhook, or " + annotationHint
 	case isAuth(cause):
 		hint = "add the pull secret to the pod or its ServiceAccount, or " + annotationHint
-	case errors.Is(cause, context.DeadlineExceeded):
-		hint = "check that the registry is reachable from the webhook (--registry-timeout), or " + annotationHint
 	case isNotFound(cause):
 		hint = "check the image name and tag, or " + annotationHint
 	}
