@@ -172,6 +172,8 @@ func (d *fakeDNS) answer(q []byte) []byte {
 }
 
 // dialLog records the addresses the guarded dialer let through to connect.
+// It lets only loopback through itself, so that no test sends a packet
+// elsewhere even when the guard is broken.
 type dialLog struct {
 	mu    sync.Mutex
 	addrs []string
@@ -181,6 +183,9 @@ func (d *dialLog) control(_, address string, _ syscall.RawConn) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.addrs = append(d.addrs, address)
+	if ap, err := netip.ParseAddrPort(address); err != nil || !ap.Addr().IsLoopback() {
+		return fmt.Errorf("test safety net: not connecting to %s", address)
+	}
 	return nil
 }
 
@@ -251,7 +256,7 @@ func TestMetadataAddressesAreNeverContacted(t *testing.T) {
 			}
 			for _, a := range dials.connected() {
 				if ap, err := netip.ParseAddrPort(a); err != nil || !ap.Addr().IsLoopback() {
-					t.Errorf("the dialer connected to %s", a)
+					t.Errorf("the guard let the dialer go on to %s", a)
 				}
 			}
 			if tc.want == "" {
@@ -269,6 +274,36 @@ func TestMetadataAddressesAreNeverContacted(t *testing.T) {
 			var refused *forbiddenAddrError
 			if !errors.As(err, &refused) {
 				t.Errorf("error %v does not unwrap to the guard's refusal", err)
+			}
+		})
+	}
+}
+
+// roundTripRecorder fails every request it is given, and counts them.
+type roundTripRecorder struct{ n atomic.Int32 }
+
+func (r *roundTripRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.n.Add(1)
+	return nil, fmt.Errorf("test transport: not sending %s %s", req.Method, req.URL)
+}
+
+// TestGuardWithAnyTransport: literal forbidden addresses and plain HTTP are
+// refused before the transport, so also through a proxy (whose dialer only
+// sees the proxy) and with a Transport of the caller's.
+func TestGuardWithAnyTransport(t *testing.T) {
+	for _, tc := range []struct{ image, want string }{
+		{"169.254.169.254/app:1", "refusing to contact 169.254.169.254"},
+		{"[fe80::1]:5000/app:1", "refusing to contact fe80::1"},
+		{"[::ffff:169.254.169.254]/app:1", "refusing to contact 169.254.169.254"},
+		{"100.100.100.200:80/app:1", "refusing to contact 100.100.100.200"},
+		{"registry.example:5000/app:1", "test transport: not sending"},
+	} {
+		t.Run(tc.image, func(t *testing.T) {
+			var next roundTripRecorder
+			_, err := New(Options{Transport: &next, Timeout: 5 * time.Second}).ImageConfig(context.Background(), ref(tc.image))
+			wantErr(t, err, tc.want)
+			if strings.HasPrefix(tc.want, "refusing") && next.n.Load() != 0 {
+				t.Errorf("the transport was given %d requests", next.n.Load())
 			}
 		})
 	}
