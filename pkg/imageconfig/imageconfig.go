@@ -96,8 +96,10 @@ var retryBackoff = remote.Backoff{
 // default limits.
 type Options struct {
 	// Client reads the pod's imagePullSecrets and its ServiceAccount (which
-	// needs get on secrets and serviceaccounts in the pods' namespaces). When
-	// nil, registries are accessed anonymously.
+	// needs get on secrets and serviceaccounts in the pods' namespaces: the
+	// chart grants it in those of registryLookup.pullSecretNamespaces). When
+	// nil, or when RBAC forbids the read, registries are accessed
+	// anonymously; a registry that then refuses says what to grant.
 	//
 	// With a Client the keychain is k8schain's: the pull secrets first, then
 	// the webhook's own Docker config and the GCR/ECR/ACR credential helpers
@@ -249,7 +251,7 @@ func (l *Lookup) ImageConfig(ctx context.Context, ref inject.ImageRef) (inject.I
 	// detached), but never its own timeout; what it finds is cached.
 	key := flightKey(ref)
 	ch := l.inflight.DoChan(key, func() (any, error) {
-		p := &progress{}
+		p := &progress{stage: stageSlot}
 		l.progress.Store(key, p)
 		defer l.progress.CompareAndDelete(key, p)
 		wctx, wcancel := context.WithTimeoutCause(context.WithoutCancel(ctx), l.timeout, errTimedOut)
