@@ -19,10 +19,10 @@
 //
 //   - Bytes: a manifest or index is read up to Options.MaxManifestBytes
 //     (DefaultMaxManifestBytes, 1 MiB), an image config up to
-//     Options.MaxConfigBytes (DefaultMaxConfigBytes, 1 MiB). Anything that
-//     declares more, in its descriptor or its Content-Length, is refused
-//     before it is read, and a body that runs past its limit is cut off after
-//     limit+1 bytes. The /v2/ ping and token answers are read up to 64 KiB, the
+//     Options.MaxConfigBytes (DefaultMaxConfigBytes, 1 MiB). What declares
+//     more (a config in its manifest, a manifest in the answer to HEAD, any
+//     answer in its Content-Length) is refused before it is read, and a body
+//     that runs past its limit is cut off after limit+1 bytes. The /v2/ ping and token answers are read up to 64 KiB, the
 //     body of an error answer up to 32 KiB.
 //   - Time: one budget per lookup, Options.Timeout (DefaultTimeout, 3s), covers
 //     waiting for a slot, reading the pull secrets and every registry request.
