@@ -57,6 +57,9 @@ type Client struct {
 	nodeName string
 
 	fallbackLogged sync.Map // what fell back to polling, logged once each
+
+	pollMu sync.Mutex
+	polls  map[pollKey]*pollGroup // where watch is forbidden: poll.go
 }
 
 // NewClient builds a Client for cfg. It does not contact the API server.
