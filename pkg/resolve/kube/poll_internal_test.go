@@ -13,18 +13,23 @@ import (
 func TestNextPollInterval(t *testing.T) {
 	const base = 2 * time.Second
 	for _, tc := range []struct {
-		current time.Duration
-		changed bool
-		want    time.Duration
+		current           time.Duration
+		changed           bool
+		requests, members int
+		want              time.Duration
 	}{
-		{base, false, 2500 * time.Millisecond},
-		{2500 * time.Millisecond, false, 3 * time.Second},
-		{3 * time.Second, false, 3 * time.Second},
-		{3 * time.Second, true, base},
-		{base, true, base},
+		{base, false, 1, 1, 2500 * time.Millisecond},
+		{2500 * time.Millisecond, false, 1, 1, 3 * time.Second},
+		{3 * time.Second, false, 1, 1, 3 * time.Second},
+		{3 * time.Second, true, 1, 1, base},
+		{base, true, 1, 1, base},
+		{base, false, 2, 3, 2500 * time.Millisecond}, // shared, but not two per request
+		{base, false, 1, 2, base},                    // shared: already half the cost
+		{3 * time.Second, false, 1, 3, base},         // a member joined: shared now
 	} {
-		if got := nextPollInterval(tc.current, base, tc.changed); got != tc.want {
-			t.Errorf("nextPollInterval(%s, %s, changed=%v) = %s, want %s", tc.current, base, tc.changed, got, tc.want)
+		if got := nextPollInterval(tc.current, base, tc.changed, tc.requests, tc.members); got != tc.want {
+			t.Errorf("nextPollInterval(%s, %s, changed=%v, %d requests for %d) = %s, want %s",
+				tc.current, base, tc.changed, tc.requests, tc.members, got, tc.want)
 		}
 	}
 }
