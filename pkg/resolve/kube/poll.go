@@ -39,8 +39,9 @@ import (
 // 2 s that is at most 15 requests a minute per dependency). Otherwise, after each
 // round that changed nothing, it waits a quarter of the interval longer, up to 1.5
 // times the interval: a single dependency waiting long costs 20 requests a minute
-// instead of 30. Releasing it then takes half of 3 s on average instead of half of
-// 2 s; a poll that costs under 24 requests a minute cannot do better than 1.25 s.
+// instead of 30, and its median release (half an interval) is 1.5 s instead of 1 s.
+// No schedule can do both: under 24 requests a minute, the polls are 2.5 s apart on
+// average, and then the median wait for the next one is at least 1.25 s.
 
 // pollRequestTimeout bounds one poll request, so that a lost connection cannot
 // hold a whole group's polls.
