@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -26,18 +27,22 @@ import (
 )
 
 // workload is one init container environment that an openstack-helm chart renders
-// for the original image (pkg/resolve/spec/testdata).
+// for the original image (pkg/resolve/spec/testdata), and the ServiceAccount its
+// pod runs as.
 type workload struct {
-	Chart string                     `json:"chart"`
-	Name  string                     `json:"name"`
-	Env   map[string]json.RawMessage `json:"env"`
+	Chart          string                     `json:"chart"`
+	Name           string                     `json:"name"`
+	Env            map[string]json.RawMessage `json:"env"`
+	ServiceAccount string                     `json:"serviceAccount"`
 }
 
 const node = "node-1"
 
-// Every environment of the installed base runs unchanged against a cluster where
-// what it waits for is ready, under RBAC that allows get and list but not watch:
-// every resolver must exit 0.
+// Every environment of the installed base runs unchanged, as a process, against a
+// cluster where what it waits for becomes ready, each as its own ServiceAccount
+// with exactly the Role helm-toolkit renders for it (helmToolkitRules): get and
+// list, never watch, and only get on a custom resource. Every resolver must wait
+// while nothing exists, then exit 0 (init-container mode: no COMMAND).
 func TestInstalledBaseResolves(t *testing.T) {
 	raw, err := os.ReadFile("../../pkg/resolve/spec/testdata/openstack-helm-init-env.json")
 	if err != nil {
@@ -100,13 +105,17 @@ func TestInstalledBaseResolves(t *testing.T) {
 		}
 	}
 
-	kubeconfig := testenv.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "openstack-init", []rbacv1.PolicyRule{
-		{APIGroups: []string{"", "batch", "apps", "discovery.k8s.io", "mariadb.osh.openstack.org"}, Verbs: []string{"get", "list"},
-			Resources: []string{"services", "endpoints", "endpointslices", "jobs", "pods", "daemonsets", "connections"}},
-	}), t.TempDir())
+	// The default poll interval, as in a real pod.
 	procs := make([]*process, len(workloads))
-	for i := range workloads {
-		procs[i] = startResolver(t, append(envs[i], "KUBECONFIG="+kubeconfig, "ENTRYPOINT_POLL_INTERVAL=200ms"))
+	for i, w := range workloads {
+		rules := helmToolkitRules(specs[i], ns)
+		for other := range rules {
+			if other != ns {
+				t.Fatalf("%s/%s: dependencies in namespace %s; this test grants Roles in %s only", w.Chart, w.Name, other, ns)
+			}
+		}
+		kubeconfig := testenv.Kubeconfig(t, env.ServiceAccountConfig(t, ns, w.ServiceAccount, rules[ns]), t.TempDir())
+		procs[i] = startResolver(t, append(envs[i], "KUBECONFIG="+kubeconfig))
 	}
 	// Nothing they wait for exists yet: every resolver with dependencies must wait.
 	time.Sleep(time.Second)
@@ -145,8 +154,19 @@ func TestInstalledBaseResolves(t *testing.T) {
 		}
 	}
 	for i, w := range workloads {
-		if code := procs[i].exitCode(t); code != 0 {
-			t.Errorf("%s/%s: exit code %d, want 0; stderr:\n%s", w.Chart, w.Name, code, procs[i].stderr.String())
+		code := procs[i].exitCode(t)
+		stderr := procs[i].stderr.String()
+		if code != 0 {
+			t.Errorf("%s/%s: exit code %d, want 0; stderr:\n%s", w.Chart, w.Name, code, stderr)
+			continue
+		}
+		// The Role allows no watch: each one with dependencies in the API polled.
+		if hasDependencies(specs[i]) && !strings.Contains(stderr, "watch not allowed; polling instead") {
+			t.Errorf("%s/%s: resolved without polling, under a Role without watch; stderr:\n%s", w.Chart, w.Name, stderr)
+		}
+		// Nor list on a custom resource: read by name.
+		if len(specs[i].CustomResources) > 0 && !strings.Contains(stderr, "list not allowed; reading it by name instead") {
+			t.Errorf("%s/%s: no fallback to get by name logged; stderr:\n%s", w.Chart, w.Name, stderr)
 		}
 	}
 	kinds := make([]string, 0, len(made))
@@ -155,6 +175,49 @@ func TestInstalledBaseResolves(t *testing.T) {
 	}
 	sort.Strings(kinds)
 	t.Logf("%d environments resolved against %d objects (%s)", len(workloads), len(made), strings.Join(compact(kinds), ", "))
+}
+
+// helmToolkitRules is the Role, by namespace, that helm-toolkit's
+// kubernetes_pod_rbac_serviceaccount and kubernetes_pod_rbac_roles snippets render
+// for a workload's dependencies (openstack-helm, helm-toolkit/templates/snippets):
+// get and list on services, endpoints and endpointslices in each namespace of a
+// service; on jobs and pods for jobs, daemonsets and pods for a daemonset, pods for
+// pods, in the workload's own namespace; and get alone on each custom resource's
+// plural (its kind, lower case, plus s) in the custom resource's namespace.
+func helmToolkitRules(s *spec.Spec, own string) map[string][]rbacv1.PolicyRule {
+	resources := map[string][]string{}
+	add := func(ns string, rs ...string) {
+		for _, r := range rs {
+			if !slices.Contains(resources[ns], r) {
+				resources[ns] = append(resources[ns], r)
+			}
+		}
+	}
+	for _, r := range s.Services {
+		add(r.Namespace, "services", "endpoints", "endpointslices")
+	}
+	if len(s.Jobs) > 0 {
+		add(own, "jobs", "pods")
+	}
+	if len(s.DaemonSets) > 0 {
+		add(own, "daemonsets", "pods")
+	}
+	if len(s.Pods) > 0 {
+		add(own, "pods")
+	}
+	rules := map[string][]rbacv1.PolicyRule{}
+	for ns, rs := range resources {
+		rules[ns] = append(rules[ns], rbacv1.PolicyRule{
+			APIGroups: []string{"", "extensions", "batch", "apps", "discovery.k8s.io"}, Verbs: []string{"get", "list"}, Resources: rs,
+		})
+	}
+	for _, cr := range s.CustomResources {
+		group, _, _ := strings.Cut(cr.APIVersion, "/")
+		rules[cr.Namespace] = append(rules[cr.Namespace], rbacv1.PolicyRule{
+			APIGroups: []string{group}, Verbs: []string{"get"}, Resources: []string{strings.ToLower(cr.Kind) + "s"},
+		})
+	}
+	return rules
 }
 
 func hasDependencies(s *spec.Spec) bool {

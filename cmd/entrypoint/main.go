@@ -240,7 +240,7 @@ func flagSet(s *settings, stderr io.Writer) (*flag.FlagSet, error) {
 	}
 	fs.StringVar(&s.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, else $KUBECONFIG or ~/.kube/config")
 	fs.DurationVar(&s.timeout, "timeout", envDuration("ENTRYPOINT_TIMEOUT", 0), "give up waiting after this long, exit 3 (0: never) [$ENTRYPOINT_TIMEOUT]")
-	fs.DurationVar(&s.pollInterval, "poll-interval", envDuration("ENTRYPOINT_POLL_INTERVAL", kube.DefaultPollInterval), "list interval where RBAC forbids watch [$ENTRYPOINT_POLL_INTERVAL]")
+	fs.DurationVar(&s.pollInterval, "poll-interval", envDuration("ENTRYPOINT_POLL_INTERVAL", kube.DefaultPollInterval), "poll interval where RBAC forbids watch; up to 1.5 times it while nothing changes [$ENTRYPOINT_POLL_INTERVAL]")
 	fs.DurationVar(&s.reportInterval, "report-interval", envDuration("ENTRYPOINT_REPORT_INTERVAL", resolve.DefaultReportInterval), "how often to log what still blocks [$ENTRYPOINT_REPORT_INTERVAL]")
 	fs.BoolVar(&s.failFast, "fail-fast", envBool("ENTRYPOINT_FAIL_FAST"), "exit 4 as soon as a dependency fails terminally, e.g. a Job failed [$ENTRYPOINT_FAIL_FAST]")
 	fs.StringVar(&s.logFormat, "log-format", envString("ENTRYPOINT_LOG_FORMAT", "json"), "json or console [$ENTRYPOINT_LOG_FORMAT]")

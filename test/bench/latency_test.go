@@ -22,25 +22,50 @@ const (
 	// watchStagger spaces the EndpointSlice creations in watch mode so that the
 	// exec of one sample does not compete for the CPU with the next.
 	watchStagger = 50 * time.Millisecond
+	// pollRamp is how long after a poll-mode resolver settled its rounds come at
+	// their steady interval: a single dependency's at 2, 4.5, 7.5 s ... (3 s apart
+	// from the second on), shared ones every 2 s. Samples are taken after it.
+	pollRamp = 9 * pollInterval / 4
 )
 
-var readyToExec = map[mode]*measured[durations]{watchMode: {}, pollMode: {}}
+// latencyCase is one measurement of BenchmarkReadyToExec.
+type latencyCase struct {
+	name     string
+	mode     mode
+	services int // per resolver, in one namespace, all made ready at once
+}
+
+var latencyCases = []latencyCase{
+	{"watch", watchMode, 1},
+	{"poll", pollMode, 1},
+	{"poll-3-services", pollMode, 3},
+}
+
+var readyToExec = map[string]*measured[durations]{}
+
+func init() {
+	for _, c := range latencyCases {
+		readyToExec[c.name] = &measured[durations]{}
+	}
+}
 
 // BenchmarkReadyToExec measures, per sample, the time from the EndpointSlice
 // create call returning (the dependency is ready) to the application's start
 // (the resolver's exec). Watch mode uses cluster-admin; poll mode helm-toolkit's
-// get/list Role with the original's 2 s interval.
+// get/list Role with the original's 2 s interval, in steady state (after the
+// polls of a single dependency slowed to 3 s). With three services, the last of
+// its three EndpointSlices created is the moment it is ready.
 func BenchmarkReadyToExec(b *testing.B) {
-	for _, m := range []mode{watchMode, pollMode} {
-		b.Run(string(m), func(b *testing.B) {
+	for _, c := range latencyCases {
+		b.Run(c.name, func(b *testing.B) {
 			needCluster(b)
-			lat := readyToExec[m].get(b, func(b *testing.B) durations { return measureReadyToExec(b, m) })
+			lat := readyToExec[c.name].get(b, func(b *testing.B) durations { return measureReadyToExec(b, c) })
 			noTime(b)
 			b.ReportMetric(ms(lat.percentile(50)), "p50-ms")
 			b.ReportMetric(ms(lat.percentile(99)), "p99-ms")
 			b.ReportMetric(ms(lat.max()), "max-ms")
-			if m == pollMode {
-				if w := readyToExec[watchMode].v; len(w) > 0 && w.percentile(50) > 0 {
+			if c.mode == pollMode {
+				if w := readyToExec["watch"].v; len(w) > 0 && w.percentile(50) > 0 {
 					b.ReportMetric(float64(lat.percentile(50))/float64(w.percentile(50)), "poll/watch-p50")
 				}
 			}
@@ -48,31 +73,43 @@ func BenchmarkReadyToExec(b *testing.B) {
 	}
 }
 
-func measureReadyToExec(b *testing.B, m mode) durations {
+func measureReadyToExec(b *testing.B, c latencyCase) durations {
+	m := c.mode
 	s := newSetup(b, m)
 	base := openSliceWatches(b)
 	var lat durations
 	for first := 0; first < latencySamples; first += latencyBatch {
 		n := min(latencyBatch, latencySamples-first)
-		services := createServices(b, s.ns, fmt.Sprintf("batch%d", first/latencyBatch), n)
+		services := createServices(b, s.ns, fmt.Sprintf("batch%d", first/latencyBatch), n*c.services)
 		rs := make([]*resolver, n)
-		for i, svc := range services {
-			rs[i] = startResolver(b, s.waitingOn(svc), "--", stampApp)
+		for i := range rs {
+			rs[i] = startResolver(b, s.waitingOn(services[i*c.services:(i+1)*c.services]...), "--", stampApp)
 		}
-		waitSettled(b, s, rs, 1, base)
-		time.Sleep(latencySettle)
+		waitSettled(b, s, rs, c.services, base)
+		if m == pollMode {
+			time.Sleep(pollRamp)
+		} else {
+			time.Sleep(latencySettle)
+		}
 
-		offsets := creationOffsets(m, n)
+		// The steady interval: shared polls keep 2 s, a single dependency's slow to 3 s.
+		period := pollInterval
+		if c.services == 1 {
+			period = pollInterval * 3 / 2
+		}
+		offsets := creationOffsets(m, n, period)
 		ready := make([]time.Time, n)
 		start := time.Now()
-		for i, svc := range services {
+		for i := range rs {
 			time.Sleep(time.Until(start.Add(offsets[i])))
-			env.ReadyEndpointSlice(b, s.ns, svc)
+			for _, svc := range services[i*c.services : (i+1)*c.services] {
+				env.ReadyEndpointSlice(b, s.ns, svc)
+			}
 			ready[i] = time.Now()
 		}
 		limit := 10 * time.Second
 		if m == pollMode {
-			limit += 2 * pollInterval
+			limit += 3 * pollInterval
 		}
 		for i, r := range rs {
 			r.waitExit(b, max(time.Until(ready[i].Add(limit)), time.Millisecond), fmt.Sprintf("sample %d (%s mode)", first+i, m))
@@ -83,29 +120,30 @@ func measureReadyToExec(b *testing.B, m mode) durations {
 		}
 	}
 
-	line := fmt.Sprintf("ready→exec %-5s n=%d  p50 %.1f ms  p99 %.1f ms  max %.1f ms  min %.1f ms  mean %.1f ms",
-		m, len(lat), ms(lat.percentile(50)), ms(lat.percentile(99)), ms(lat.max()), ms(lat.min()), ms(lat.mean()))
+	line := fmt.Sprintf("ready→exec %-15s n=%d  p50 %.1f ms  p99 %.1f ms  max %.1f ms  min %.1f ms  mean %.1f ms",
+		c.name, len(lat), ms(lat.percentile(50)), ms(lat.percentile(99)), ms(lat.max()), ms(lat.min()), ms(lat.mean()))
 	if m == pollMode {
-		line += fmt.Sprintf("  (interval %s)", pollInterval)
-		if w := readyToExec[watchMode].v; len(w) > 0 {
+		line += fmt.Sprintf("  (interval %s, growing to %s for one dependency)", pollInterval, pollInterval*3/2)
+		if w := readyToExec["watch"].v; len(w) > 0 {
 			line += fmt.Sprintf("  poll/watch p50 %.0fx", float64(lat.percentile(50))/float64(w.percentile(50)))
 		}
 	} else {
 		line += fmt.Sprintf("  (includes the app's own start: stamp spawned directly p50 %.2f ms)", ms(stampStart(b, 20).percentile(50)))
 	}
 	b.Log(line)
-	b.Logf("ready→exec %-5s samples (ms, sorted): %s", m, formatMS(lat))
+	b.Logf("ready→exec %-15s samples (ms, sorted): %s", c.name, formatMS(lat))
 	return lat
 }
 
 // creationOffsets spaces the n EndpointSlice creations of a batch: in watch mode
-// evenly; in poll mode at random points of one interval, so that the samples do
-// not all fall at the same phase of the resolvers' (simultaneously started) polls.
-func creationOffsets(m mode, n int) []time.Duration {
+// evenly; in poll mode at random points of one steady poll period, so that the
+// samples do not all fall at the same phase of the resolvers' (simultaneously
+// started) polls.
+func creationOffsets(m mode, n int, period time.Duration) []time.Duration {
 	out := make([]time.Duration, n)
 	for i := range out {
 		if m == pollMode {
-			out[i] = rand.N(pollInterval)
+			out[i] = rand.N(period)
 		} else {
 			out[i] = time.Duration(i) * watchStagger
 		}

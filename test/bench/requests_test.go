@@ -9,15 +9,31 @@ import (
 )
 
 const (
-	requestResolvers = 20 // K resolvers, one never-ready service each
-	// requestWindow is the steady-state observation: a whole number of poll
-	// intervals, starting half an interval after the resolvers settled (right
-	// after their first list), so that in poll mode both edges fall between two
-	// rounds of polls. An edge inside a round counts part of it: a first version
-	// starting at the settle saw 185 LISTs where 20 resolvers made 200.
-	requestWindow = 10 * pollInterval
-	requestOffset = pollInterval / 2
+	requestResolvers = 20 // K resolvers waiting on never-ready services
+	// Polls slow down while nothing changes, from the interval (2 s) to 1.5 times
+	// it (3 s), unless they are shared: a single dependency's rounds come 2, 4.5,
+	// 7.5, 10.5 s ... after the resolver settled (right after its first list), three
+	// services' shared rounds 2, 4, 6, 8 s ... The window is steady state: it
+	// starts at 9 s, between two rounds of either, and lasts 18 s, a whole number
+	// of rounds of both, so that both edges fall between rounds. An edge inside a
+	// round counts part of it: a first version starting at the settle saw 185
+	// LISTs where 20 resolvers made 200.
+	requestOffset = 9 * time.Second
+	requestWindow = 18 * time.Second
 )
+
+// requestCase is one measurement of BenchmarkAPIRequests.
+type requestCase struct {
+	name     string
+	mode     mode
+	services int // per resolver, all in one namespace
+}
+
+var requestCases = []requestCase{
+	{"watch", watchMode, 1},
+	{"poll", pollMode, 1},
+	{"poll-3-services", pollMode, 3},
+}
 
 var requestVerbs = []string{"LIST", "WATCH", "GET"}
 
@@ -32,17 +48,24 @@ type requestResult struct {
 	deniedWatchesLogged int     // resolvers that logged a forbidden watch
 }
 
-var apiRequests = map[mode]*measured[requestResult]{watchMode: {}, pollMode: {}}
+var apiRequests = map[string]*measured[requestResult]{}
+
+func init() {
+	for _, c := range requestCases {
+		apiRequests[c.name] = &measured[requestResult]{}
+	}
+}
 
 // BenchmarkAPIRequests counts, with the API server's own metrics, the requests K
 // resolvers make while their dependencies never become ready: at startup (until
 // each has listed and is watching, or has been refused the watch) and per minute
-// after that.
+// in steady state, for resolvers waiting on one service each and on three
+// services of one namespace each.
 func BenchmarkAPIRequests(b *testing.B) {
-	for _, m := range []mode{watchMode, pollMode} {
-		b.Run(string(m), func(b *testing.B) {
+	for _, c := range requestCases {
+		b.Run(c.name, func(b *testing.B) {
 			needCluster(b)
-			r := apiRequests[m].get(b, func(b *testing.B) requestResult { return measureAPIRequests(b, m) })
+			r := apiRequests[c.name].get(b, func(b *testing.B) requestResult { return measureAPIRequests(b, c) })
 			noTime(b)
 			b.ReportMetric(r.startupPerDep, "startup-req/dep")
 			b.ReportMetric(r.steadyPerDepPerMin, "req/dep/min")
@@ -50,17 +73,18 @@ func BenchmarkAPIRequests(b *testing.B) {
 	}
 }
 
-func measureAPIRequests(b *testing.B, m mode) requestResult {
+func measureAPIRequests(b *testing.B, c requestCase) requestResult {
+	m := c.mode
 	s := newSetup(b, m)
-	services := createServices(b, s.ns, "never", requestResolvers)
+	services := createServices(b, s.ns, "never", requestResolvers*c.services)
 	base := openSliceWatches(b)
 
 	before := scrape(b)
-	rs := make([]*resolver, len(services))
-	for i, svc := range services {
-		rs[i] = startResolver(b, s.waitingOn(svc)) // no command: init-container mode
+	rs := make([]*resolver, requestResolvers)
+	for i := range rs {
+		rs[i] = startResolver(b, s.waitingOn(services[i*c.services:(i+1)*c.services]...)) // no command: init-container mode
 	}
-	waitSettled(b, s, rs, 1, base)
+	waitSettled(b, s, rs, c.services, base)
 	settled := scrape(b)
 	time.Sleep(requestOffset)
 	from := scrape(b)
@@ -79,7 +103,7 @@ func measureAPIRequests(b *testing.B, m mode) requestResult {
 	}
 	wg.Wait()
 
-	res := requestResult{deps: len(rs), window: window, startup: map[string]float64{}, steady: map[string]float64{}}
+	res := requestResult{deps: len(services), window: window, startup: map[string]float64{}, steady: map[string]float64{}}
 	var startupTotal, steadyTotal float64
 	for _, verb := range requestVerbs {
 		res.startup[verb] = started(before, settled, sliceRequests(verb, "namespace"))
@@ -89,22 +113,22 @@ func measureAPIRequests(b *testing.B, m mode) requestResult {
 		steadyTotal += res.steady[verb]
 		res.apiServerOwn += started(before, after, sliceRequests(verb, "")) - started(before, after, sliceRequests(verb, "namespace"))
 	}
-	res.startupPerDep = startupTotal / float64(len(rs))
-	res.steadyPerDepPerMin = steadyTotal / float64(len(rs)) / window.Minutes()
+	res.startupPerDep = startupTotal / float64(res.deps)
+	res.steadyPerDepPerMin = steadyTotal / float64(res.deps) / window.Minutes()
 	for _, r := range rs {
 		if strings.Contains(r.stderr.String(), "watch not allowed") {
 			res.deniedWatchesLogged++
 		}
 	}
 
-	b.Logf("API requests %-5s %d deps: startup %.2f req/dep (%s); steady %.2f req/dep/min over %.1fs (%s); API server's own EndpointSlice requests meanwhile: %.0f",
-		m, res.deps, res.startupPerDep, byVerb(res.startup), res.steadyPerDepPerMin, window.Seconds(), byVerb(res.steady), res.apiServerOwn)
+	b.Logf("API requests %-15s %d resolvers, %d deps: startup %.2f req/dep (%s); steady %.2f req/dep/min over %.1fs (%s); API server's own EndpointSlice requests meanwhile: %.0f",
+		c.name, len(rs), res.deps, res.startupPerDep, byVerb(res.startup), res.steadyPerDepPerMin, window.Seconds(), byVerb(res.steady), res.apiServerOwn)
 	if res.gap > 0 {
-		b.Logf("API requests %-5s %.0f requests between the settle and the window are in neither figure", m, res.gap)
+		b.Logf("API requests %-15s %.0f requests between the settle and the window (%s later) are in neither figure", c.name, res.gap, requestOffset)
 	}
 	if res.deniedWatchesLogged > 0 {
-		b.Logf("API requests %-5s %d of %d resolvers logged a forbidden WATCH: the authorizer rejects it before apiserver_request_total counts it, so the startup figure excludes it (+1 per dependency)",
-			m, res.deniedWatchesLogged, res.deps)
+		b.Logf("API requests %-15s %d of %d resolvers logged a forbidden WATCH: the authorizer rejects it before apiserver_request_total counts it, so the startup figure excludes it (+1 per dependency)",
+			c.name, res.deniedWatchesLogged, len(rs))
 	}
 	return res
 }

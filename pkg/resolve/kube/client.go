@@ -1,7 +1,9 @@
 // Package kube holds the dependencies that are resolved by asking the Kubernetes API:
 // services, jobs, daemonsets, containers of the own pod, pods by label and objects
 // of any kind. Each one lists and then watches exactly the objects it needs (scoped
-// by field or label selector) and falls back to polling where RBAC forbids watch.
+// by field or label selector), falls back to polling where RBAC forbids watch (the
+// polls of one kind and namespace sharing one request), and to a GET by name where
+// it forbids list of a named object.
 //
 // It works on unstructured objects through the dynamic client on purpose: the typed
 // clientset and discovery's OpenAPI models would more than double the size of a
@@ -24,8 +26,9 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// DefaultPollInterval is how often a source is listed when watch is forbidden. It is
-// the original kubernetes-entrypoint's fixed interval.
+// DefaultPollInterval is how often a source is polled when watch is forbidden (up
+// to 1.5 times as long while nothing changes, see poll.go). It is the original
+// kubernetes-entrypoint's fixed interval.
 const DefaultPollInterval = 2 * time.Second
 
 // Options configure a Client.
@@ -57,6 +60,9 @@ type Client struct {
 	nodeName string
 
 	fallbackLogged sync.Map // what fell back to polling, logged once each
+
+	pollMu sync.Mutex
+	polls  map[pollKey]*pollGroup // where watch is forbidden: poll.go
 }
 
 // NewClient builds a Client for cfg. It does not contact the API server.

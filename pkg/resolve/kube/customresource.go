@@ -57,9 +57,10 @@ func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Sta
 		return resolve.Status{Reason: "not found"}
 	}
 	obj := snap.objects[0]
+	hide := holdsSecrets(ref)
 	var unmet []string
 	for _, f := range ref.Fields {
-		if why := fieldMismatch(obj, f); why != "" {
+		if why := fieldMismatch(obj, f, hide); why != "" {
 			unmet = append(unmet, why)
 		}
 	}
@@ -78,16 +79,31 @@ func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Sta
 	return resolve.Status{Ready: true}
 }
 
+// holdsSecrets tells whether the object's field values must never be shown: those of
+// a core v1 Secret. The reasons end up in logs, in Events anyone who may read the
+// namespace's events can see, and in the timeout's error, so neither the actual
+// value nor the wanted one (a guess of it) may appear there.
+func holdsSecrets(ref spec.CustomResourceRef) bool {
+	return ref.APIVersion == "v1" && ref.Kind == "Secret"
+}
+
 // fieldMismatch says why the field does not hold the wanted value, "" when it does.
 // Values are compared as JSON so numbers and booleans work; a wanted JSON string also
 // matches a field whose JSON text it is ("3" matches 3, "\"Ready\"" matches Ready).
-func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
+// With hide set the reason names the field but no value.
+func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch, hide bool) string {
 	got, found, err := unstructured.NestedFieldNoCopy(obj.Object, strings.Split(f.Key, ".")...)
 	if err != nil || !found {
+		if hide {
+			return fmt.Sprintf("field %s is absent", f.Key)
+		}
 		return fmt.Sprintf("field %s is absent, want %s", f.Key, f.Value)
 	}
 	gotJSON, err := json.Marshal(got)
 	if err != nil {
+		if hide {
+			return fmt.Sprintf("field %s cannot be read", f.Key)
+		}
 		return fmt.Sprintf("field %s cannot be read: %v", f.Key, err)
 	}
 	var wantText string
@@ -100,6 +116,9 @@ func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
 		}
 	} else if jsonEqual(gotJSON, f.Value) {
 		return ""
+	}
+	if hide {
+		return fmt.Sprintf("field %s does not match", f.Key)
 	}
 	return fmt.Sprintf("field %s is %s, want %s", f.Key, gotJSON, f.Value)
 }

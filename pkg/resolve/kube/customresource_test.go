@@ -2,8 +2,11 @@ package kube_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -292,4 +296,53 @@ func TestCustomResourceClusterScoped(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Client.CoreV1().Namespaces().Delete(ctx, target, metav1.DeleteOptions{}) })
 	w.ready(t)
+}
+
+// A Secret's values, actual or wanted, never reach the blocker text, the log, the
+// Events on the own pod or the timeout's error: they name the field only.
+func TestCustomResourceSecretValuesNeverShown(t *testing.T) {
+	ns := env.Namespace(t)
+	createPod(t, ns, "me", podSpec{})
+	const actual, wanted, wantedToken = "hunter2", "opensesame", "tok-3n"
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-credentials"}, Data: map[string][]byte{"password": []byte(actual)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	ref := spec.CustomResourceRef{APIVersion: "v1", Kind: "Secret", Namespace: ns, Name: "db-credentials",
+		Fields: []spec.FieldMatch{field("data.password", `"`+b64([]byte(wanted))+`"`), field("data.token", `"`+wantedToken+`"`)}}
+	var logs logSink
+	c := newClient(t, kube.Options{Namespace: ns, PodName: "me", Log: logs.logger()})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := resolve.Wait(ctx, []resolve.Dependency{&kube.CustomResource{Client: c, Ref: ref}},
+		resolve.Options{Log: logs.logger(), ReportInterval: 200 * time.Millisecond, Recorder: c.Events()})
+	var blocked *resolve.BlockedError
+	if !errors.As(err, &blocked) {
+		t.Fatalf("Wait returned %v, want it blocked until the timeout", err)
+	}
+	const reason = "field data.password does not match; field data.token is absent"
+	var texts []string
+	texts = append(texts, err.Error())
+	events := listEvents(t, ns)
+	for _, ev := range events {
+		texts = append(texts, ev.Message)
+	}
+	logs.mu.Lock()
+	texts = append(texts, logs.lines...)
+	logs.mu.Unlock()
+	if !strings.Contains(err.Error(), reason) {
+		t.Errorf("error %q does not say %q", err, reason)
+	}
+	if len(events) != 2 || !strings.Contains(events[0].Message, reason) || !strings.Contains(events[1].Message, reason) {
+		t.Errorf("events %+v, want DependencyFailed and Waiting saying %q", events, reason)
+	}
+	for _, text := range texts {
+		for _, secret := range []string{actual, b64([]byte(actual)), wanted, b64([]byte(wanted)), wantedToken} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%q shows the secret value %q", text, secret)
+			}
+		}
+	}
 }

@@ -25,11 +25,17 @@ import (
 // handle passes a request on with the given proxy, or answers it itself.
 func proxyAPIServer(t *testing.T, handle func(proxy http.Handler, w http.ResponseWriter, r *http.Request)) *rest.Config {
 	t.Helper()
-	target, err := url.Parse(env.Config.Host)
+	return proxyAs(t, env.Config, handle)
+}
+
+// proxyAs is proxyAPIServer authenticating as cfg does (a ServiceAccount's token).
+func proxyAs(t *testing.T, cfg *rest.Config, handle func(proxy http.Handler, w http.ResponseWriter, r *http.Request)) *rest.Config {
+	t.Helper()
+	target, err := url.Parse(cfg.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	transport, err := rest.TransportFor(env.Config)
+	transport, err := rest.TransportFor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package kube
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +37,16 @@ func (s source) String() string {
 	return out
 }
 
+// name is the object a source selects by name alone (field selector
+// metadata.name=X and nothing else), or "".
+func (s source) name() string {
+	name, ok := strings.CutPrefix(s.fieldSelector, "metadata.name=")
+	if !ok || s.labelSelector != "" || strings.ContainsAny(name, ",=!") {
+		return ""
+	}
+	return name
+}
+
 func joinSelectors(a, b string) string {
 	switch {
 	case a == "":
@@ -51,11 +63,20 @@ type snapshot struct {
 	err     error
 }
 
-// retry delays for transient errors: quick at first, never hammering the API server.
+// Retry delays for transient errors (connection refused, timeouts, 5xx): quick at
+// first, never hammering the API server, and capped low enough that an API server
+// back after an outage is seen within seconds. Each wait is jittered so that
+// hundreds of resolvers that lost it at the same moment do not return in step.
+// Forbidden and NotFound are not transient: they wait a poll interval.
 const (
 	minRetryDelay = 100 * time.Millisecond
-	maxRetryDelay = 30 * time.Second
+	maxRetryDelay = 4 * time.Second
 )
+
+// jittered is d shortened by up to half, at random.
+func jittered(d time.Duration) time.Duration {
+	return d - rand.N(d/2+1)
+}
 
 // follow keeps every source current and calls eval with their latest snapshots,
 // once all of them have been read at least once and again after every change. It
@@ -101,13 +122,13 @@ func (c *Client) follow(ctx context.Context, sources []source, eval func([]snaps
 }
 
 // stream lists src, then watches it from the listed resourceVersion, emitting a
-// snapshot after every change. Where watch is forbidden it lists every poll
-// interval instead. Errors are emitted as snapshots and retried with backoff; it
+// snapshot after every change. Where watch is forbidden it joins the polls of its
+// kind and namespace (poll.go); where list is forbidden for a named object it reads
+// that object by name. Errors are emitted as snapshots and retried with backoff; it
 // only returns when ctx ends.
 func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 	client := c.dynamic.Resource(src.resource).Namespace(src.namespace)
 	opts := metav1.ListOptions{FieldSelector: src.fieldSelector, LabelSelector: src.labelSelector}
-	polling := false
 	delay := minRetryDelay      // after failed lists
 	watchDelay := minRetryDelay // after watches that fail or end at once
 	for ctx.Err() == nil {
@@ -116,14 +137,24 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 			if ctx.Err() != nil {
 				return
 			}
+			if name := src.name(); name != "" && apierrors.IsForbidden(err) {
+				if snap, ok := c.getByName(ctx, src, name); ok {
+					c.logOnce("get "+src.String(), "list not allowed; reading it by name instead",
+						"source", src.String(), "every", c.opts.PollInterval.String(), "hint", "grant list and watch to react at once")
+					emit(snap)
+					c.poll(ctx, src, true, snap, emit)
+					return
+				}
+			}
 			emit(snapshot{err: err})
 			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 				// RBAC or a missing API: nothing changes quickly, so do not spin.
 				c.logOnce("list "+src.String(), "cannot list; retrying", "source", src.String(), "error", err.Error(), "every", c.opts.PollInterval.String())
 				sleep(ctx, c.opts.PollInterval)
 			} else {
-				c.opts.Log.V(1).Info("list failed; retrying", "source", src.String(), "error", err.Error(), "in", delay.String())
-				sleep(ctx, delay)
+				wait := jittered(delay)
+				c.opts.Log.V(1).Info("list failed; retrying", "source", src.String(), "error", err.Error(), "in", wait.String())
+				sleep(ctx, wait)
 				delay = min(2*delay, maxRetryDelay)
 			}
 			continue
@@ -133,11 +164,8 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 		for i := range list.Items {
 			objects[key(&list.Items[i])] = &list.Items[i]
 		}
-		emit(snapshot{objects: sorted(objects)})
-		if polling {
-			sleep(ctx, c.opts.PollInterval)
-			continue
-		}
+		snap := snapshot{objects: sorted(objects)}
+		emit(snap)
 		wopts := opts
 		wopts.ResourceVersion = list.GetResourceVersion()
 		wopts.AllowWatchBookmarks = true
@@ -147,14 +175,14 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 				return
 			}
 			if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
-				polling = true
 				c.logOnce("watch "+src.String(), "watch not allowed; polling instead",
 					"source", src.String(), "every", c.opts.PollInterval.String(), "error", err.Error())
-				sleep(ctx, c.opts.PollInterval)
-				continue
+				c.poll(ctx, src, false, snap, emit)
+				return
 			}
-			c.opts.Log.V(1).Info("watch failed; listing again", "source", src.String(), "error", err.Error())
-			sleep(ctx, watchDelay)
+			wait := jittered(watchDelay)
+			c.opts.Log.V(1).Info("watch failed; listing again", "source", src.String(), "error", err.Error(), "in", wait.String())
+			sleep(ctx, wait)
 			watchDelay = min(2*watchDelay, maxRetryDelay)
 			continue
 		}
@@ -165,12 +193,33 @@ func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 		// Watches normally last minutes; one that keeps ending at once must not turn
 		// into a tight list+watch loop against the API server.
 		if time.Since(began) < time.Second {
-			sleep(ctx, watchDelay)
+			sleep(ctx, jittered(watchDelay))
 			watchDelay = min(2*watchDelay, maxRetryDelay)
 		} else {
 			watchDelay = minRetryDelay
 		}
 	}
+}
+
+// getByName reads the one object a name-scoped source selects, as the snapshot a
+// list would give; ok is false when that fails too (not allowed either, or a
+// transient error: the list is tried again first).
+func (c *Client) getByName(ctx context.Context, src source, name string) (snapshot, bool) {
+	snap := c.get(ctx, src, name)
+	return snap, snap.err == nil
+}
+
+// get reads one object by name: a snapshot of it, empty when it does not exist.
+func (c *Client) get(ctx context.Context, src source, name string) snapshot {
+	obj, err := c.dynamic.Resource(src.resource).Namespace(src.namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return snapshot{objects: []*unstructured.Unstructured{obj}}
+	case apierrors.IsNotFound(err):
+		// Authorization comes before the lookup: NotFound means allowed and absent.
+		return snapshot{}
+	}
+	return snapshot{err: err}
 }
 
 // errWatchClosed is the normal end of a watch (server timeout): list again.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,6 +100,66 @@ func TestHTTPFollowsRedirects(t *testing.T) {
 		rec.waitForReason(t, "HTTP 500")
 		requireCancelReturns(t, cancel, done)
 	})
+}
+
+// A redirect to another host is never followed: the check stays not ready, says
+// where it was sent (without the path and query, which may carry a token), and
+// the other server sees no request. Redirects on the URL's own origin are
+// followed, but not forever.
+func TestHTTPRedirectPolicy(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	defer other.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/away", http.RedirectHandler(other.URL+"/healthz?token=s3cr3t", http.StatusFound))
+	mux.Handle("/hop", http.RedirectHandler("/away", http.StatusFound)) // same host, then away
+	mux.Handle("/loop", http.RedirectHandler("/loop", http.StatusTemporaryRedirect))
+	server := httptest.NewServer(mux)
+	defer server.Close()
+
+	for _, tc := range []struct{ path, want string }{
+		{"/away", "redirected to " + other.URL + ", another host; not followed"},
+		{"/hop", "redirected to " + other.URL + ", another host; not followed"},
+		{"/loop", "more than 5 redirects"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			rec := &statusRecorder{}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := startWait(ctx, &HTTP{URL: server.URL + tc.path, Interval: fastPoll}, rec)
+			rec.waitForReason(t, tc.want)
+			requireCancelReturns(t, cancel, done)
+			for _, s := range rec.all() {
+				if s.Ready || strings.Contains(s.Reason, "s3cr3t") {
+					t.Errorf("reported %+v", s)
+				}
+			}
+		})
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests, want none", n)
+	}
+}
+
+// The redirect policy applies to an injected client too, and leaves it unchanged.
+func TestHTTPRedirectPolicyWithInjectedClient(t *testing.T) {
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer other.Close()
+	server := httptest.NewTLSServer(http.RedirectHandler(other.URL, http.StatusFound))
+	defer server.Close()
+	client := server.Client()
+	client.Transport.(*http.Transport).TLSClientConfig.RootCAs.AddCert(other.Certificate())
+	rec := &statusRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := startWait(ctx, &HTTP{URL: server.URL, Client: client, Interval: fastPoll}, rec)
+	rec.waitForReason(t, "another host; not followed")
+	requireCancelReturns(t, cancel, done)
+	if client.CheckRedirect != nil {
+		t.Error("the injected client's redirect policy was changed")
+	}
 }
 
 func TestHTTPCancelDuringRequest(t *testing.T) {
