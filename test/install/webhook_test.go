@@ -197,7 +197,8 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 }
 
 // assertAccess checks the webhook ServiceAccount's permissions in self-signed mode
-// with registry lookup: what it needs, and nothing around it.
+// with registry lookup and no pull-secret namespace: its own Secret and webhook
+// configuration by name, and nothing around them (no Secret of any other namespace).
 func assertAccess(t *testing.T, cfg *rest.Config, ns, mwcName string) {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -211,13 +212,17 @@ func assertAccess(t *testing.T, cfg *rest.Config, ns, mwcName string) {
 		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "update", Name: mwcName}, true},
 		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "update", Name: "someone-elses"}, false},
 		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "list"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: ns}, true},
+		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, true},
+		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, true},
+		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: ns}, false},
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: "default"}, false},
+		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ns, Name: "other"}, false},
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ns, Name: "other"}, false},
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "delete", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: "any", Name: "pull-secret"}, true},
+		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: "any", Name: "pull-secret"}, false},
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: "any"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "serviceaccounts", Verb: "get", Namespace: "any", Name: "default"}, true},
+		{authorizationv1.ResourceAttributes{Resource: "serviceaccounts", Verb: "get", Namespace: "any", Name: "default"}, false},
+		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: ns}, false},
 		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "get", Namespace: "any", Name: "x"}, false},
 	} {
 		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
