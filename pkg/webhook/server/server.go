@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -49,6 +51,15 @@ type Options struct {
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// MetricsSecure serves /metrics over HTTPS to callers that the API server
+	// authenticates (TokenReview) and authorizes (SubjectAccessReview).
+	MetricsSecure bool
+	// EnableHTTP2 offers HTTP/2 on the webhook and metrics listeners; off by
+	// default (HTTP/2 rapid reset, CVE-2023-44487 and CVE-2023-39325).
+	EnableHTTP2 bool
+	// DrainTimeout bounds how long, once shutdown begins, the webhook keeps
+	// serving until no request has been in flight for a second.
+	DrainTimeout time.Duration
 
 	Image             string
 	ImagePullPolicy   string
@@ -78,6 +89,8 @@ func DefaultOptions() Options {
 		TLSMode:                TLSCertDir,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		MetricsSecure:          true,
+		DrainTimeout:           15 * time.Second,
 		Image:                  "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
 		MountPath:              inject.DefaultMountPath,
 		RunAsUser:              65532,
@@ -103,6 +116,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.TLSMode, "tls-mode", o.TLSMode, "cert-dir (certificates from --cert-dir, e.g. cert-manager) or self-signed (built-in CA in a Secret, caBundle patched, rotated)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "serve /metrics over HTTPS, only to callers Kubernetes authenticates and authorizes (get on the non-resource URL /metrics); false: plain HTTP to anyone")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "offer HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid reset and stream-cancellation vulnerabilities)")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "on shutdown, the longest the webhook keeps serving requests in flight (and any still arriving) before it stops")
 	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
 	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
 	fs.StringVar(&o.MountPath, "mount-path", o.MountPath, "where the resolver is installed in every wrapped container")
@@ -188,7 +204,11 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		injectCfg.ImageConfig = imageconfig.New(imageconfig.Options{Client: clientset, Timeout: o.RegistryTimeout})
 	}
 
-	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}
+	var tlsOpts []func(*tls.Config)
+	if !o.EnableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: slices.Clone(tlsOpts)}
 	var certs *selfsigned.Manager
 	switch o.TLSMode {
 	case TLSCertDir:
@@ -208,16 +228,26 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		if err != nil {
 			return nil, err
 		}
-		serverOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+		serverOpts.TLSOpts = append(serverOpts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
 	default:
 		return nil, fmt.Errorf("--tls-mode=%q: want %s or %s", o.TLSMode, TLSCertDir, TLSSelfSigned)
 	}
 
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts}
+	if o.MetricsSecure {
+		metricsOpts.FilterProvider = metricsAuth
+	}
+	if o.DrainTimeout < 0 {
+		return nil, fmt.Errorf("--drain-timeout=%s: want a duration of 0 or more", o.DrainTimeout)
+	}
+	server := newDrainer(webhook.NewServer(serverOpts), o.DrainTimeout, log.WithName("drain"))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
-		WebhookServer:          webhook.NewServer(serverOpts),
+		WebhookServer:          server,
+		// The drain's bound plus time to stop the servers.
+		GracefulShutdownTimeout: ptr.To(o.DrainTimeout + 15*time.Second),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -241,6 +271,9 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("shutdown", server.Ready); err != nil {
 		return nil, err
 	}
 	return &Webhook{Manager: mgr, Certs: certs}, nil

@@ -16,12 +16,14 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/selfsigned"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
@@ -225,6 +227,11 @@ func TestSelfSignedTLS(t *testing.T) {
 	o.Host, o.Port = "127.0.0.1", port
 	o.Namespace = ownNS
 	o.TLSHosts = "127.0.0.1"
+	o.CertCheckInterval = 500 * time.Millisecond
+	// The chart renders the Secret, empty; the webhook may only update it.
+	if _, err := env.Client.CoreV1().Secrets(ownNS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: o.SecretName}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	w := start(t, env, o)
 	<-w.Certs.Ready()
 
@@ -245,9 +252,13 @@ func TestSelfSignedTLS(t *testing.T) {
 	create()
 	first := servedSerial(t, addr)
 
-	if err := w.Certs.Rotate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// A forced rotation, as an operator asks for it: a new CA and certificate,
+	// and the previous CA still trusted.
+	caBefore := servedIssuerKey(t, addr)
+	annotateSecret(t, env, ownNS, o.SecretName, selfsigned.AnnotationRotate, "1")
+	testenv.Eventually(t, 30*time.Second, "a certificate of a new CA to be served", func() bool {
+		return servedIssuerKey(t, addr) != caBefore
+	})
 	if second := servedSerial(t, addr); second == first {
 		t.Fatalf("the served certificate did not change on rotation (serial %s)", first)
 	}
@@ -258,5 +269,38 @@ func TestSelfSignedTLS(t *testing.T) {
 	if n := strings.Count(string(secret.Data["ca.crt"]), "BEGIN CERTIFICATE"); n != 2 {
 		t.Errorf("the CA bundle holds %d certificates after rotation, want the new and the previous CA", n)
 	}
+	if secret.Annotations[selfsigned.AnnotationRotated] != "1" {
+		t.Errorf("the handled rotation is not recorded: annotations %v", secret.Annotations)
+	}
 	create()
+}
+
+// servedIssuerKey identifies the CA of the certificate the webhook serves.
+func servedIssuerKey(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the served certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return string(conn.ConnectionState().PeerCertificates[0].AuthorityKeyId)
+}
+
+func annotateSecret(t *testing.T, env *testenv.Env, ns, name, key, value string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := env.Client.CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[key] = value
+		_, err = env.Client.CoreV1().Secrets(ns).Update(context.Background(), s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
