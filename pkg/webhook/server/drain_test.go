@@ -49,7 +49,9 @@ func TestDrain(t *testing.T) {
 	port := testenv.FreePort(t)
 	d := newDrainer(webhook.NewServer(webhook.Options{
 		Host: "127.0.0.1", Port: port,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil } }},
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+		}},
 	}), 30*time.Second, logr.Discard())
 	entered := make(chan struct{}, 10)
 	d.Register("/slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
