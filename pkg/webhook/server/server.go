@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -233,7 +234,16 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, fmt.Errorf("--tls-mode=%q: want %s or %s", o.TLSMode, TLSCertDir, TLSSelfSigned)
 	}
 
-	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts}
+	// /metrics is served with the webhook's own certificate (rather than one
+	// controller-runtime would generate at every start).
+	certDir := o.CertDir
+	if certDir == "" {
+		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs") // controller-runtime's default
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts, CertDir: certDir}
+	if certs != nil {
+		metricsOpts.TLSOpts = append(slices.Clone(tlsOpts), func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
+	}
 	if o.MetricsSecure {
 		metricsOpts.FilterProvider = metricsAuth
 	}
