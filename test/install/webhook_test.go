@@ -29,7 +29,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 )
 
-// The chart installed as on this machine's single node (DESIGN.md section 8):
+// The chart installed as on a single node whose API server reaches no Service:
 // self-signed TLS, the webhook on the host network registered by URL on 127.0.0.1.
 // Every rendered object is applied for real; entrypoint-webhook (built by `make
 // build`) runs with exactly the args of the rendered Deployment, as the chart's
