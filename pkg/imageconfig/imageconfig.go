@@ -19,10 +19,10 @@
 //
 //   - Bytes: a manifest or index is read up to Options.MaxManifestBytes
 //     (DefaultMaxManifestBytes, 1 MiB), an image config up to
-//     Options.MaxConfigBytes (DefaultMaxConfigBytes, 1 MiB). Anything that
-//     declares more, in its descriptor or its Content-Length, is refused
-//     before it is read, and a body that runs past its limit is cut off after
-//     limit+1 bytes. The /v2/ ping and token answers are read up to 64 KiB, the
+//     Options.MaxConfigBytes (DefaultMaxConfigBytes, 1 MiB). What declares
+//     more (a config in its manifest, a manifest in the answer to HEAD, any
+//     answer in its Content-Length) is refused before it is read, and a body
+//     that runs past its limit is cut off after limit+1 bytes. The /v2/ ping and token answers are read up to 64 KiB, the
 //     body of an error answer up to 32 KiB.
 //   - Time: one budget per lookup, Options.Timeout (DefaultTimeout, 3s), covers
 //     waiting for a slot, reading the pull secrets and every registry request.
@@ -96,8 +96,10 @@ var retryBackoff = remote.Backoff{
 // default limits.
 type Options struct {
 	// Client reads the pod's imagePullSecrets and its ServiceAccount (which
-	// needs get on secrets and serviceaccounts in the pods' namespaces). When
-	// nil, registries are accessed anonymously.
+	// needs get on secrets and serviceaccounts in the pods' namespaces: the
+	// chart grants it in those of registryLookup.pullSecretNamespaces). When
+	// nil, or when RBAC forbids the read, registries are accessed
+	// anonymously; a registry that then refuses says what to grant.
 	//
 	// With a Client the keychain is k8schain's: the pull secrets first, then
 	// the webhook's own Docker config and the GCR/ECR/ACR credential helpers
@@ -249,7 +251,7 @@ func (l *Lookup) ImageConfig(ctx context.Context, ref inject.ImageRef) (inject.I
 	// detached), but never its own timeout; what it finds is cached.
 	key := flightKey(ref)
 	ch := l.inflight.DoChan(key, func() (any, error) {
-		p := &progress{}
+		p := &progress{stage: stageSlot}
 		l.progress.Store(key, p)
 		defer l.progress.CompareAndDelete(key, p)
 		wctx, wcancel := context.WithTimeoutCause(context.WithoutCancel(ctx), l.timeout, errTimedOut)

@@ -325,7 +325,9 @@ func TestByteLimits(t *testing.T) {
 					t.Errorf("the lookup ran out of time instead of refusing the size: %v", err)
 				}
 			}
-			if n := rr.writtenBy(t, tc.kind); n > tc.limit {
+			n := rr.writtenBy(t, tc.kind)
+			t.Logf("the registry wrote %d bytes of %s answers", n, tc.kind)
+			if n > tc.limit {
 				t.Errorf("the registry wrote %d bytes of %s answers before the client hung up, want at most %d (requests %q)", n, tc.kind, tc.limit, rr.requests())
 			}
 		})
@@ -548,4 +550,58 @@ func stuckClient(stuck <-chan struct{}) *fake.Clientset {
 	client.PrependReactor("get", "secrets", block)
 	client.PrependReactor("get", "serviceaccounts", block)
 	return client
+}
+
+// BenchmarkHostileRegistry measures what one lookup costs against registries
+// that declare or send far more than the limits (B/op is the lookup's
+// allocations; the registry's own are a fixed 32 KiB buffer per answer).
+func BenchmarkHostileRegistry(b *testing.B) {
+	small := []byte(`{"architecture":"amd64","os":"linux","config":{"Cmd":["run"]},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	for _, bc := range []struct {
+		name  string
+		image string
+		serve func(w http.ResponseWriter, r *http.Request)
+	}{{
+		name:  "honest image",
+		image: "/app:1",
+		serve: func(w http.ResponseWriter, r *http.Request) {
+			switch requestKind(r.URL.Path) {
+			case "manifest":
+				serveManifest(w, r, manifestWithConfig(int64(len(small)), sha(small)), ociManifest)
+			case "blob":
+				_, _ = w.Write(small)
+			}
+		},
+	}, {
+		name:  "config declared 256 MiB",
+		image: "/big:1",
+		serve: func(w http.ResponseWriter, r *http.Request) {
+			switch requestKind(r.URL.Path) {
+			case "manifest":
+				serveManifest(w, r, manifestWithConfig(declaredHuge, sha([]byte("big"))), ociManifest)
+			case "blob":
+				stream(w, declaredHuge, true)
+			}
+		},
+	}, {
+		name:  "manifest without end",
+		image: "/big@" + sha([]byte("whatever")),
+		serve: func(w http.ResponseWriter, r *http.Request) {
+			if requestKind(r.URL.Path) == "manifest" {
+				stream(w, -1, false)
+			}
+		},
+	}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(bc.serve))
+			b.Cleanup(srv.Close)
+			host := strings.TrimPrefix(srv.URL, "http://")
+			b.ReportAllocs()
+			for b.Loop() {
+				// A new Lookup each time: nothing cached.
+				l := New(Options{Timeout: 30 * time.Second, InsecureRegistries: []string{host}})
+				_, _ = l.ImageConfig(context.Background(), ref(host+bc.image))
+			}
+		})
+	}
 }
