@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // combinations are the chart's major value sets; each has testdata/values/<name>.yaml
@@ -67,13 +69,17 @@ func TestGoldenChart(t *testing.T) {
 			if !strings.Contains(r.Notes, "entrypoint.io/dependency-service") {
 				t.Errorf("NOTES.txt does not show how to annotate a workload:\n%s", r.Notes)
 			}
+			if mode, _, _ := unstructured.NestedString(readValues(t, name), "tls", "mode"); mode == "self-signed" && !strings.Contains(r.Notes, "entrypoint.io/rotate=") {
+				t.Errorf("NOTES.txt does not show how to force a rotation of the self-signed CA:\n%s", r.Notes)
+			}
 		})
 	}
 }
 
 // No template generates a certificate, a key or a random value, or renders a
-// caBundle (cert-manager's cainjector or the webhook writes it): two renders are
-// identical, so `helm upgrade` and GitOps tools see no change where there is none.
+// caBundle (cert-manager's cainjector or the webhook writes it) or Secret data: two
+// renders are identical, so `helm upgrade` and GitOps tools see no change where
+// there is none.
 func TestChartGeneratesNoSecrets(t *testing.T) {
 	templates, err := filepath.Glob(filepath.Join(chartDir, "templates", "*"))
 	if err != nil {
@@ -98,8 +104,20 @@ func TestChartGeneratesNoSecrets(t *testing.T) {
 			t.Errorf("%s: two renders differ", name)
 		}
 		for _, o := range parseObjects(t, first.Manifest) {
-			if o.GetKind() == "Secret" {
+			if o.GetKind() != "Secret" {
+				continue
+			}
+			// Self-signed mode renders the webhook's own Secret, empty: the webhook
+			// fills it by update, and a manifest that never mentions data keeps an
+			// upgrade (three-way merge) from blanking the certificate.
+			mode, _, _ := unstructured.NestedString(values, "tls", "mode")
+			if mode != "self-signed" || o.GetName() != releaseName+"-webhook-tls" {
 				t.Errorf("%s renders the Secret %s", name, o.GetName())
+			}
+			for _, field := range []string{"data", "stringData", "immutable"} {
+				if _, ok := o.Object[field]; ok {
+					t.Errorf("%s renders %s in the Secret %s", name, field, o.GetName())
+				}
 			}
 		}
 		if strings.Contains(first.Manifest, "caBundle:") {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,13 +17,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/selfsigned"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
@@ -124,6 +129,8 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	o.MetricsBindAddress = metricsAddr
 	start(t, env, o)
 	ns := env.Namespace(t)
 	pods := env.Client.CoreV1().Pods(ns)
@@ -169,6 +176,96 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 			t.Errorf("the webhook was called %v times for pods its matchConditions exclude", after-before)
 		}
 	})
+	t.Run("metrics need a token allowed to get /metrics", func(t *testing.T) {
+		url := "https://" + metricsAddr + "/metrics"
+		testenv.Eventually(t, 30*time.Second, "the metrics server to listen on "+metricsAddr, func() bool {
+			conn, err := net.Dial("tcp", metricsAddr)
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		})
+		stranger := env.ServiceAccountConfig(t, ns, "stranger", nil)
+		reader := env.ServiceAccountConfig(t, ns, "prometheus", nil)
+		// What the chart's <fullname>-metrics-reader ClusterRole grants, bound to reader.
+		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader-" + ns},
+			Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader-" + ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "metrics-reader-" + ns},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: ns}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			who   string
+			token string
+			code  int
+		}{
+			{"no token", "", http.StatusUnauthorized},
+			{"a token the API server does not know", "not-a-token", http.StatusUnauthorized},
+			{"a ServiceAccount without the role", stranger.BearerToken, http.StatusForbidden},
+			{"a ServiceAccount with the metrics-reader role", reader.BearerToken, http.StatusOK},
+		} {
+			code, proto, body := httpsGet(t, url, tc.token)
+			if code != tc.code {
+				t.Errorf("%s: status %d, want %d (%s)", tc.who, code, tc.code, firstLine(body))
+			}
+			if proto != 1 {
+				t.Errorf("%s: served over HTTP/%d to a client offering h2, want HTTP/1.1", tc.who, proto)
+			}
+			if tc.code == http.StatusOK && !strings.Contains(body, "kubernetes_entrypoint_injections_total") {
+				t.Errorf("%s: the metrics have no kubernetes_entrypoint_injections_total:\n%s", tc.who, body)
+			}
+		}
+	})
+	t.Run("the webhook speaks HTTP/1.1 only unless --enable-http2", func(t *testing.T) {
+		webhookURL := "https://" + net.JoinHostPort(o.Host, strconv.Itoa(o.Port)) + "/healthz-does-not-exist"
+		if _, proto, _ := httpsGet(t, webhookURL, ""); proto != 1 {
+			t.Errorf("the webhook server answered a client offering h2 over HTTP/%d, want HTTP/1.1", proto)
+		}
+		// The check can tell: with --enable-http2 the same client gets HTTP/2.
+		h2 := options()
+		h2.Host, h2.Port, h2.CertDir = "127.0.0.1", testenv.FreePort(t), wio.LocalServingCertDir
+		h2.EnableHTTP2 = true
+		start(t, env, h2)
+		if _, proto, _ := httpsGet(t, "https://127.0.0.1:"+strconv.Itoa(h2.Port)+"/x", ""); proto != 2 {
+			t.Errorf("with --enable-http2 the webhook server answered over HTTP/%d, want HTTP/2", proto)
+		}
+	})
+}
+
+// httpsGet GETs url offering h2 and http/1.1, without verifying the server, and
+// returns the status, the HTTP major version and the body.
+func httpsGet(t *testing.T, url, token string) (int, int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}}, //nolint:gosec // the test reads its own servers
+	}}
+	req, err := http.NewRequest(http.MethodGet, url, nil) //nolint:noctx // bounded by the client's timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.ProtoMajor, string(body)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // servedSerial is the serial number of the certificate the webhook serves.
@@ -225,6 +322,11 @@ func TestSelfSignedTLS(t *testing.T) {
 	o.Host, o.Port = "127.0.0.1", port
 	o.Namespace = ownNS
 	o.TLSHosts = "127.0.0.1"
+	o.CertCheckInterval = 500 * time.Millisecond
+	// The chart renders the Secret, empty; the webhook may only update it.
+	if _, err := env.Client.CoreV1().Secrets(ownNS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: o.SecretName}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	w := start(t, env, o)
 	<-w.Certs.Ready()
 
@@ -245,9 +347,13 @@ func TestSelfSignedTLS(t *testing.T) {
 	create()
 	first := servedSerial(t, addr)
 
-	if err := w.Certs.Rotate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// A forced rotation, as an operator asks for it: a new CA and certificate,
+	// and the previous CA still trusted.
+	caBefore := servedIssuerKey(t, addr)
+	annotateSecret(t, env, ownNS, o.SecretName, selfsigned.AnnotationRotate, "1")
+	testenv.Eventually(t, 30*time.Second, "a certificate of a new CA to be served", func() bool {
+		return servedIssuerKey(t, addr) != caBefore
+	})
 	if second := servedSerial(t, addr); second == first {
 		t.Fatalf("the served certificate did not change on rotation (serial %s)", first)
 	}
@@ -258,5 +364,38 @@ func TestSelfSignedTLS(t *testing.T) {
 	if n := strings.Count(string(secret.Data["ca.crt"]), "BEGIN CERTIFICATE"); n != 2 {
 		t.Errorf("the CA bundle holds %d certificates after rotation, want the new and the previous CA", n)
 	}
+	if secret.Annotations[selfsigned.AnnotationRotated] != "1" {
+		t.Errorf("the handled rotation is not recorded: annotations %v", secret.Annotations)
+	}
 	create()
+}
+
+// servedIssuerKey identifies the CA of the certificate the webhook serves.
+func servedIssuerKey(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the served certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return string(conn.ConnectionState().PeerCertificates[0].AuthorityKeyId)
+}
+
+func annotateSecret(t *testing.T, env *testenv.Env, ns, name, key, value string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := env.Client.CoreV1().Secrets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[key] = value
+		_, err = env.Client.CoreV1().Secrets(ns).Update(context.Background(), s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
