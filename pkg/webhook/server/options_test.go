@@ -118,3 +118,43 @@ func testCA(t *testing.T) *x509.Certificate {
 	}
 	return c
 }
+
+// --registry-pod-budget bounds the lookups of one pod together (inject.Config's
+// LookupBudget); it cannot be shorter than one lookup's --registry-timeout.
+func TestRegistryPodBudgetFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "default", want: 6 * time.Second},
+		{name: "set", args: []string{"--registry-pod-budget=8s"}, want: 8 * time.Second},
+		{name: "shorter than one lookup", args: []string{"--registry-timeout=5s", "--registry-pod-budget=2s"},
+			wantErr: "--registry-pod-budget=2s: want at least --registry-timeout (5s)"},
+		{name: "not checked without lookups", args: []string{"--registry-lookup=false", "--registry-timeout=5s", "--registry-pod-budget=2s"},
+			want: 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := server.DefaultOptions()
+			fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+			o.BindFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := o.InjectConfig()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LookupBudget != tc.want {
+				t.Errorf("LookupBudget %s, want %s", cfg.LookupBudget, tc.want)
+			}
+		})
+	}
+}

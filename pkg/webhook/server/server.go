@@ -81,6 +81,7 @@ type Options struct {
 	RegistryMaxManifestBytes int64
 	RegistryMaxConfigBytes   int64
 	RegistryMaxInFlight      int
+	RegistryPodBudget        time.Duration
 
 	// Self-signed mode.
 	Namespace         string // the webhook's own namespace
@@ -112,6 +113,7 @@ func DefaultOptions() Options {
 		RegistryMaxManifestBytes: imageconfig.DefaultMaxManifestBytes,
 		RegistryMaxConfigBytes:   imageconfig.DefaultMaxConfigBytes,
 		RegistryMaxInFlight:      imageconfig.DefaultMaxInFlight,
+		RegistryPodBudget:        inject.DefaultLookupBudget,
 		Namespace:                os.Getenv("POD_NAMESPACE"),
 		SecretName:               "entrypoint-webhook-tls",
 		WebhookConfigName:        "kubernetes-entrypoint",
@@ -145,6 +147,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", o.RegistryCAFile, "PEM file of CAs of private registries, trusted besides the system's")
 	fs.Int64Var(&o.RegistryMaxManifestBytes, "registry-max-manifest-bytes", o.RegistryMaxManifestBytes, "largest manifest or index read from a registry; larger ones are refused before reading")
 	fs.Int64Var(&o.RegistryMaxConfigBytes, "registry-max-config-bytes", o.RegistryMaxConfigBytes, "largest image config read from a registry; larger ones are refused before reading")
+	fs.DurationVar(&o.RegistryPodBudget, "registry-pod-budget", o.RegistryPodBudget, "time limit of all registry lookups of one pod together (they run a few at a time); keep it under the webhook timeout")
 	fs.IntVar(&o.RegistryMaxInFlight, "registry-max-in-flight", o.RegistryMaxInFlight, "registry lookups at a time in this process; waiting for a slot counts against --registry-timeout")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace (self-signed mode) [$POD_NAMESPACE]")
 	fs.StringVar(&o.SecretName, "tls-secret", o.SecretName, "Secret holding the self-signed CA and certificate")
@@ -193,6 +196,10 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		MountPath:       o.MountPath,
 		Resources:       res,
 		RunAsUser:       o.RunAsUser,
+		LookupBudget:    o.RegistryPodBudget,
+	}
+	if o.RegistryLookup && o.RegistryPodBudget < o.RegistryTimeout {
+		errs = append(errs, fmt.Errorf("--registry-pod-budget=%s: want at least --registry-timeout (%s), the time one lookup may take", o.RegistryPodBudget, o.RegistryTimeout))
 	}
 	if len(errs) == 0 {
 		errs = append(errs, cfg.Validate())
