@@ -9,7 +9,7 @@ import (
 // AnnotationPrefix starts every annotation this package reads; others are ignored.
 const AnnotationPrefix = "entrypoint.io/"
 
-// The annotations, named without AnnotationPrefix (DESIGN.md section 7).
+// The annotations, named without AnnotationPrefix (README: the annotation table).
 const (
 	keyService        = "dependency-service"
 	keyJob            = "dependency-job"

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// The environment variables of the contract (DESIGN.md section 4).
+// The environment variables of the contract (README: "Environment contract").
 const (
 	EnvCommand          = "COMMAND"
 	EnvNamespace        = "NAMESPACE"
