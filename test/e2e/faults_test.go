@@ -1,0 +1,116 @@
+//go:build e2e && faults
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// suite: the webhook on the pod network, registered through its Service, which the API
+// server resolves to a ready endpoint (two replicas cannot share a host port); pods
+// reach the API server through the forwarder on the bridge; the self-signed TLS checks
+// every 2 s so that a forced rotation completes within the scenario.
+var suite = suiteHooks{
+	clusterOptions:       localcluster.Options{HostOnPodNetwork: true},
+	beforeInstall:        func(c *localcluster.Cluster) error { return c.ServeAPIServerOnBridge(context.Background()) },
+	webhookAPIServerHost: localcluster.BridgeGateway,
+	installOverrides: map[string]any{
+		"replicaCount": 1,
+		"webhook": map[string]any{
+			"url":         "",
+			"hostNetwork": false,
+		},
+		"tls":                 map[string]any{"selfSigned": map[string]any{"checkInterval": "2s"}},
+		"podDisruptionBudget": map[string]any{"enabled": true},
+	},
+	report: faultsReport,
+}
+
+// tally counts what the scenarios measured, for the last line of make faults.
+type tally struct {
+	mu          sync.Mutex
+	scenarios   []string
+	failed      []string
+	earlyStarts int
+	lostPods    int
+	figures     []string
+}
+
+// faults is the one tally of this test process (TestMain reports it).
+var faults tally
+
+// scenario registers t as one fault scenario: counted, and passed unless it failed.
+func scenario(t *testing.T) {
+	faults.mu.Lock()
+	faults.scenarios = append(faults.scenarios, t.Name())
+	faults.mu.Unlock()
+	t.Cleanup(func() {
+		if t.Failed() {
+			faults.mu.Lock()
+			faults.failed = append(faults.failed, t.Name())
+			faults.mu.Unlock()
+		}
+	})
+}
+
+// measured adds a scenario's early starts and lost pods, and its figures for the report.
+func measured(t *testing.T, early, lost int, figures string) {
+	t.Helper()
+	faults.mu.Lock()
+	defer faults.mu.Unlock()
+	faults.earlyStarts += early
+	faults.lostPods += lost
+	faults.figures = append(faults.figures, fmt.Sprintf("%s: %s; early starts %d, lost pods %d", t.Name(), figures, early, lost))
+	t.Logf("%s; early starts %d, lost pods %d", figures, early, lost)
+	if early > 0 {
+		t.Errorf("%d applications started before their dependencies were ready", early)
+	}
+	if lost > 0 {
+		t.Errorf("%d expected pods were never created, injected or started", lost)
+	}
+}
+
+// faultsReport prints each scenario's figures, then the one summary line, also to
+// $FAULTS_SUMMARY when set (make faults prints that file last, after go test's own lines).
+func faultsReport(code int) {
+	faults.mu.Lock()
+	defer faults.mu.Unlock()
+	for _, f := range faults.figures {
+		fmt.Fprintln(os.Stderr, "faults:", f)
+	}
+	n := len(faults.scenarios)
+	passed := n - len(faults.failed)
+	if code != 0 && n == 0 {
+		passed = 0
+	}
+	line := fmt.Sprintf("faults: %d scenarios, %d passed, early starts %d, lost pods %d", n, passed, faults.earlyStarts, faults.lostPods)
+	if len(faults.failed) > 0 {
+		fmt.Fprintf(os.Stderr, "faults: failed: %s\n", strings.Join(faults.failed, ", "))
+	}
+	fmt.Fprintln(os.Stderr, line)
+	if path := os.Getenv("FAULTS_SUMMARY"); path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			_ = os.WriteFile(path, []byte(line+"\n"), 0o644)
+		}
+	}
+}
+
+// injected tells whether the webhook mutated p: its status annotation and init container.
+func injected(annotations map[string]string, initContainers []string) bool {
+	_, ok := annotations[inject.AnnotationStatus]
+	return ok && slices.Contains(initContainers, inject.InitContainerName)
+}
+
+// since rounds for the report.
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
