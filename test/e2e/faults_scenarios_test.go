@@ -44,7 +44,8 @@ func TestFault1APIServerStopped(t *testing.T) {
 	const n = 20
 	waitingApps(t, ns, n)
 
-	must(t, cluster.StopComponent("kube-apiserver", 30*time.Second))
+	// A few seconds of SIGTERM, then SIGKILL: it would otherwise finish its watches first.
+	must(t, cluster.StopComponent("kube-apiserver", 5*time.Second))
 	stopped := time.Now()
 	time.Sleep(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -165,6 +166,7 @@ func TestFault3WebhookKilledDuringRollout(t *testing.T) {
 			t.Errorf("FailedCreate message %q does not say %q", refused, want)
 		}
 	}
+	t.Logf("FailedCreate: %s", refused)
 	waitFor(t, "the webhook restarted and Ready", 3*time.Minute, func() (bool, string) {
 		pods := webhookPods(t)
 		if len(pods) != 1 {
@@ -261,7 +263,7 @@ func TestFault5WebhookRollingRestart(t *testing.T) {
 	ns := namespace(t, "fault-rolling")
 	name := webhookDeploymentName(t)
 	scale := func(n int) {
-		_, err := cs.AppsV1().Deployments(webhookNamespace).Patch(ctx, name, types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{})
+		_, err := cs.AppsV1().Deployments(webhookNamespace).Patch(context.Background(), name, types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{})
 		must(t, err)
 	}
 	scale(2)
@@ -291,6 +293,7 @@ func TestFault5WebhookRollingRestart(t *testing.T) {
 		return fresh == 2 && len(pods) == 2, fmt.Sprintf("%d pods, %d new and Ready", len(pods), fresh)
 	})
 	rollout := since(restarted)
+	createdByRolloutEnd := creator.createdBefore(time.Now())
 	waitFor(t, fmt.Sprintf("%d creates", want), 4*time.Minute, func() (bool, string) {
 		n := creator.created.Load()
 		return n >= want, fmt.Sprintf("%d created", n)
@@ -299,8 +302,13 @@ func TestFault5WebhookRollingRestart(t *testing.T) {
 	for _, f := range failures {
 		t.Errorf("create failed or not injected: %s", f)
 	}
-	measured(t, 0, len(failures), fmt.Sprintf("2 webhook replicas restarted one at a time in %s while %d pods were created (the restart began after %d), %d failed",
-		rollout, created, creator.createdAtStart(restarted), len(failures)))
+	// The creates span the whole restart: some before it began, some after it ended.
+	createdFirst := creator.createdBefore(restarted)
+	if createdFirst == 0 || createdByRolloutEnd >= created {
+		t.Errorf("the creates did not span the restart: %d of %d before it began, %d by its end", createdFirst, created, createdByRolloutEnd)
+	}
+	measured(t, 0, len(failures), fmt.Sprintf("2 webhook replicas restarted one at a time in %s while %d pods were created (%d before the restart began, %d by its end), %d failed",
+		rollout, created, createdFirst, createdByRolloutEnd, len(failures)))
 }
 
 // ensureRunning starts component name again at the end of the test if the test left
@@ -709,8 +717,8 @@ func (c *creator) stop() (int, []string) {
 	return int(c.created.Load()), slices.Clone(c.failures)
 }
 
-// createdAtStart is how many creates had succeeded before at.
-func (c *creator) createdAtStart(at time.Time) int {
+// createdBefore is how many creates had succeeded before at.
+func (c *creator) createdBefore(at time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
