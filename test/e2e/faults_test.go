@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -57,11 +61,48 @@ func scenario(t *testing.T) {
 	faults.mu.Unlock()
 	t.Cleanup(func() {
 		if t.Failed() {
+			faultDiagnosis(t)
 			faults.mu.Lock()
 			faults.failed = append(faults.failed, t.Name())
 			faults.mu.Unlock()
 		}
 	})
+}
+
+// faultDiagnosis logs the webhook pods' status and log tails (the previous container's
+// too, after a restart) and the ends of the control plane's logs: the test's namespace
+// is dumped by its own cleanup.
+func faultDiagnosis(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pods, err := cs.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("webhook pods: %v", err)
+	}
+	if pods != nil {
+		for _, p := range pods.Items {
+			t.Logf("webhook pod %s: %s deleting=%v %+v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Status.ContainerStatuses)
+			for _, previous := range []bool{true, false} {
+				b, err := cs.CoreV1().Pods(webhookNamespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To[int64](40), Previous: previous}).DoRaw(ctx)
+				if err == nil {
+					t.Logf("webhook %s log tail (previous container: %v):\n%s", p.Name, previous, b)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"kube-apiserver", "kubelet", "kube-controller-manager"} {
+		t.Logf("the end of %s's log:\n%s", name, fileTail(cluster.Path("logs", name+".log"), 25))
+	}
+}
+
+// fileTail is the last n lines of the file at path.
+func fileTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // measured adds a scenario's early starts and lost pods, and its figures for the report.
