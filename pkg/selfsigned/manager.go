@@ -297,10 +297,10 @@ func (m *Manager) plan(secret *corev1.Secret, published int64) (planned, error) 
 	switchedAt, _ := time.Parse(time.RFC3339Nano, ann[annSwitchedAt])
 	nextAddedAt, _ := time.Parse(time.RFC3339Nano, ann[annNextAddedAt])
 	switch {
-	case ca == nil:
-		// First start (or an unreadable CA): nothing can serve a certificate of a
-		// CA that does not exist, so one step is safe. CAs still in the bundle
-		// stay trusted.
+	case ca == nil || !now.Before(ca.cert.NotAfter):
+		// First start (or an unreadable or expired CA): nothing can serve a
+		// certificate the API server accepts, so one step is safe. CAs still in
+		// the bundle stay trusted.
 		fresh, err := newCA("entrypoint-webhook-ca", m.opts.CAValidity, now)
 		if err != nil {
 			return planned{}, err

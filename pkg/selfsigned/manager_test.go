@@ -207,6 +207,21 @@ func (f *fixture) annotate(key, value string) {
 	}
 }
 
+// After the CA expired (a cluster switched off for longer than its validity),
+// nothing valid is served: a new CA and certificate at once, not in two steps.
+func TestExpiredCAIsReplacedAtOnce(t *testing.T) {
+	f := newFixture(t)
+	s0 := f.check()
+	f.now = f.now.Add(301 * 24 * time.Hour)
+	s1 := f.check()
+	if sameCert(s1.ca, s0.ca) || s1.serving.CheckSignatureFrom(s1.ca) != nil || !f.now.Before(s1.serving.NotAfter) {
+		t.Fatal("an expired CA was not replaced by a new CA and a valid certificate in one step")
+	}
+	if containsCert(s1.bundle, s0.ca) {
+		t.Errorf("the expired CA is still in the bundle %v", serials(s1.bundle))
+	}
+}
+
 // A replica that read an older Secret never puts its older bundle back.
 func TestPublishNeverGoesBack(t *testing.T) {
 	f := newFixture(t)

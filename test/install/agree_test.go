@@ -3,6 +3,7 @@ package install
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"testing"
@@ -24,14 +25,28 @@ func comparable(o *unstructured.Unstructured) map[string]any {
 	return c.Object
 }
 
-// The kustomize build of config/default is the chart's default install (plus the
-// Namespace, which `helm install --create-namespace` creates instead): the same
+// The kustomize build of config/default is the chart's default install, and that of
+// config/self-signed the chart's with tls.mode=self-signed (plus the Namespace,
+// which `helm install --create-namespace` creates instead): the same
 // objects, equal field by field apart from their own labels. The webhook
 // configuration is compared field by field first, so that a difference there reads
 // clearly.
 func TestChartAndKustomizeAgree(t *testing.T) {
-	chartObjs := parseObjects(t, mustRender(t, releaseNamespace, nil).Manifest)
-	kustObjs := parseObjects(t, kustomizeBuild(t, kustomizeDir))
+	for _, tc := range []struct {
+		dir    string
+		values map[string]any
+	}{
+		{"default", nil},
+		{"self-signed", map[string]any{"tls": map[string]any{"mode": "self-signed"}}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			assertAgree(t, parseObjects(t, mustRender(t, releaseNamespace, tc.values).Manifest),
+				parseObjects(t, kustomizeBuild(t, filepath.Join(repoRoot, "config", tc.dir))))
+		})
+	}
+}
+
+func assertAgree(t *testing.T, chartObjs, kustObjs []*unstructured.Unstructured) {
 
 	chartMWC, kustMWC := find(t, chartObjs, "MutatingWebhookConfiguration"), find(t, kustObjs, "MutatingWebhookConfiguration")
 	if chartMWC.GetName() != kustMWC.GetName() {

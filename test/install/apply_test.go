@@ -181,7 +181,8 @@ func TestServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 
 	installs := map[string][]*unstructured.Unstructured{
-		"kustomize build config/default": parseObjects(t, kustomizeBuild(t, kustomizeDir)),
+		"kustomize build config/default":     parseObjects(t, kustomizeBuild(t, kustomizeDir)),
+		"kustomize build config/self-signed": parseObjects(t, kustomizeBuild(t, filepath.Join(repoRoot, "config", "self-signed"))),
 	}
 	for _, name := range combinations {
 		installs["chart "+name] = parseObjects(t, mustRender(t, releaseNamespace, readValues(t, name)).Manifest)

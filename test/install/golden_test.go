@@ -69,6 +69,9 @@ func TestGoldenChart(t *testing.T) {
 			if !strings.Contains(r.Notes, "entrypoint.io/dependency-service") {
 				t.Errorf("NOTES.txt does not show how to annotate a workload:\n%s", r.Notes)
 			}
+			if mode, _, _ := unstructured.NestedString(readValues(t, name), "tls", "mode"); mode == "self-signed" && !strings.Contains(r.Notes, "entrypoint.io/rotate=") {
+				t.Errorf("NOTES.txt does not show how to force a rotation of the self-signed CA:\n%s", r.Notes)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"path/filepath"
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -23,5 +24,7 @@ func kustomizeBuild(t testing.TB, dir string) string {
 }
 
 func TestGoldenKustomize(t *testing.T) {
-	golden(t, "kustomize-default.yaml", "# kustomize build config/default\n"+kustomizeBuild(t, kustomizeDir))
+	for _, dir := range []string{"default", "self-signed"} {
+		golden(t, "kustomize-"+dir+".yaml", "# kustomize build config/"+dir+"\n"+kustomizeBuild(t, filepath.Join(repoRoot, "config", dir)))
+	}
 }

@@ -54,6 +54,12 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"ServiceAccount subject without namespace", "resolverRBAC: {clusterRoleBindingSubjects: [{name: app}]}", "needs a namespace"},
 		{"resolver binding without namespace", "resolverRBAC: {roleBindings: [{serviceAccounts: [app]}]}", "namespace"},
 		{"extra argument that is not a flag", "webhook: {extraArgs: [debug]}", "extraArgs"},
+		{"pull-secret namespace that is not a DNS label", "registryLookup: {pullSecretNamespaces: [Team_A]}", "pullSecretNamespaces"},
+		{"insecure registry with a scheme", "registryLookup: {insecureRegistries: ['http://registry.local']}", "insecureRegistries"},
+		{"CA bundle that is not PEM", "registryLookup: {caBundle: 'MIIB...'}", "caBundle"},
+		{"no lookup at a time", "registryLookup: {maxInFlight: 0}", "maxInFlight"},
+		{"manifest limit of no bytes", "registryLookup: {maxManifestBytes: 0}", "maxManifestBytes"},
+		{"negative drain", "webhook: {drainSeconds: -1}", "drainSeconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			values := map[string]any{}

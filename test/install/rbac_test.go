@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // opt-in registryLookup.clusterWideSecretRead is what turns it on.
 func TestNoClusterWideSecretReadByDefault(t *testing.T) {
 	installs := map[string][]*unstructured.Unstructured{
-		"kustomize build config/default": parseObjects(t, kustomizeBuild(t, kustomizeDir)),
+		"kustomize build config/default":     parseObjects(t, kustomizeBuild(t, kustomizeDir)),
+		"kustomize build config/self-signed": parseObjects(t, kustomizeBuild(t, filepath.Join(repoRoot, "config", "self-signed"))),
 	}
 	for _, name := range combinations {
 		installs["chart "+name] = parseObjects(t, mustRender(t, releaseNamespace, readValues(t, name)).Manifest)

@@ -3,7 +3,10 @@ package install
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +19,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,7 +29,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 )
 
-// The chart installed as on this machine's single node (DESIGN.md section 8):
+// The chart installed as on a single node whose API server reaches no Service:
 // self-signed TLS, the webhook on the host network registered by URL on 127.0.0.1.
 // Every rendered object is applied for real; entrypoint-webhook (built by `make
 // build`) runs with exactly the args of the rendered Deployment, as the chart's
@@ -38,7 +42,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	ctx := context.Background()
 	const ns = "ke-chart-flags"
 
-	port, healthPort := testenv.FreePort(t), testenv.FreePort(t)
+	port, healthPort, metricsPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	values := map[string]any{
 		"replicaCount": 1,
 		"tls":          map[string]any{"mode": "self-signed"},
@@ -47,7 +51,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 			"port":        port,
 			"hostNetwork": true,
 		},
-		"metrics":     map[string]any{"enabled": false},
+		"metrics":     map[string]any{"port": metricsPort},
 		"healthProbe": map[string]any{"port": healthPort},
 	}
 	objs := parseObjects(t, mustRender(t, ns, values).Manifest)
@@ -187,6 +191,8 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 		t.Errorf("the example's pod was not injected as documented: init containers %d, dependencies %v", len(examplePod.Spec.InitContainers), dependencies)
 	}
 
+	assertMetricsAccess(t, env, objs, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort))
+
 	plain, err := pods.Create(ctx, pod(map[string]string{"team": "a"}), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +255,64 @@ func serviceAccountConfig(t *testing.T, env *testenv.Env, ns, name string) *rest
 	cfg := rest.AnonymousClientConfig(env.Config)
 	cfg.BearerToken = tok.Status.Token
 	return cfg
+}
+
+// assertMetricsAccess: the webhook's metrics, over HTTPS and HTTP/1.1, answer 401
+// without a token and 200 to a ServiceAccount bound to the chart's metrics-reader
+// ClusterRole (the webhook's TokenReviews and SubjectAccessReviews pass with the
+// chart's RBAC), with the webhook's injection counter.
+func assertMetricsAccess(t *testing.T, env *testenv.Env, objs []*unstructured.Unstructured, url string) {
+	t.Helper()
+	ctx := context.Background()
+	var reader string
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" && strings.HasSuffix(o.GetName(), "-metrics-reader") {
+			reader = o.GetName()
+		}
+	}
+	if reader == "" {
+		t.Fatal("the chart renders no metrics-reader ClusterRole")
+	}
+	ns := env.Namespace(t)
+	scraper := env.ServiceAccountConfig(t, ns, "prometheus", nil)
+	if _, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scrape-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: reader},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}}, //nolint:gosec // its own self-signed metrics certificate
+	}}
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "https://"), "/metrics")
+	testenv.Eventually(t, 30*time.Second, "the metrics server to listen on "+host, func() bool {
+		conn, err := net.Dial("tcp", host)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {scraper.BearerToken, http.StatusOK}} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.ProtoMajor != 1 {
+			t.Errorf("GET %s with token %v: %s over HTTP/%d, want %d over HTTP/1.1: %.200s", url, tc.token != "", resp.Status, resp.ProtoMajor, tc.want, body)
+		}
+		if tc.want == http.StatusOK && !strings.Contains(string(body), "kubernetes_entrypoint_injections_total") {
+			t.Errorf("the metrics have no kubernetes_entrypoint_injections_total: %.500s", body)
+		}
+	}
 }

@@ -6,10 +6,12 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -72,6 +74,13 @@ type Options struct {
 
 	RegistryLookup  bool
 	RegistryTimeout time.Duration
+	// Registries reached over plain HTTP (host or host:port, comma-separated),
+	// a PEM file of CAs trusted besides the system's, and the lookup's limits.
+	RegistryInsecure         string
+	RegistryCAFile           string
+	RegistryMaxManifestBytes int64
+	RegistryMaxConfigBytes   int64
+	RegistryMaxInFlight      int
 
 	// Self-signed mode.
 	Namespace         string // the webhook's own namespace
@@ -85,26 +94,29 @@ type Options struct {
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		Port:                   9443,
-		TLSMode:                TLSCertDir,
-		MetricsBindAddress:     ":8080",
-		HealthProbeBindAddress: ":8081",
-		MetricsSecure:          true,
-		DrainTimeout:           15 * time.Second,
-		Image:                  "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
-		MountPath:              inject.DefaultMountPath,
-		RunAsUser:              65532,
-		InitCPURequest:         "10m",
-		InitMemoryRequest:      "16Mi",
-		InitCPULimit:           "100m",
-		InitMemoryLimit:        "32Mi",
-		RegistryLookup:         true,
-		RegistryTimeout:        3 * time.Second,
-		Namespace:              os.Getenv("POD_NAMESPACE"),
-		SecretName:             "entrypoint-webhook-tls",
-		WebhookConfigName:      "kubernetes-entrypoint",
-		ServiceName:            "entrypoint-webhook",
-		CertCheckInterval:      selfsigned.DefaultCheckInterval,
+		Port:                     9443,
+		TLSMode:                  TLSCertDir,
+		MetricsBindAddress:       ":8080",
+		HealthProbeBindAddress:   ":8081",
+		MetricsSecure:            true,
+		DrainTimeout:             15 * time.Second,
+		Image:                    "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
+		MountPath:                inject.DefaultMountPath,
+		RunAsUser:                65532,
+		InitCPURequest:           "10m",
+		InitMemoryRequest:        "16Mi",
+		InitCPULimit:             "100m",
+		InitMemoryLimit:          "32Mi",
+		RegistryLookup:           true,
+		RegistryTimeout:          3 * time.Second,
+		RegistryMaxManifestBytes: imageconfig.DefaultMaxManifestBytes,
+		RegistryMaxConfigBytes:   imageconfig.DefaultMaxConfigBytes,
+		RegistryMaxInFlight:      imageconfig.DefaultMaxInFlight,
+		Namespace:                os.Getenv("POD_NAMESPACE"),
+		SecretName:               "entrypoint-webhook-tls",
+		WebhookConfigName:        "kubernetes-entrypoint",
+		ServiceName:              "entrypoint-webhook",
+		CertCheckInterval:        selfsigned.DefaultCheckInterval,
 	}
 }
 
@@ -129,6 +141,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.InitMemoryLimit, "init-memory-limit", o.InitMemoryLimit, "memory limit of the injected init container; empty for none")
 	fs.BoolVar(&o.RegistryLookup, "registry-lookup", o.RegistryLookup, "read ENTRYPOINT/CMD from the registry for containers without command")
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", o.RegistryTimeout, "time limit of one registry lookup; keep it well inside the webhook timeout")
+	fs.StringVar(&o.RegistryInsecure, "registry-insecure", o.RegistryInsecure, "comma-separated registries (host or host:port, as in image references) reached over plain HTTP; all others over HTTPS only")
+	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", o.RegistryCAFile, "PEM file of CAs of private registries, trusted besides the system's")
+	fs.Int64Var(&o.RegistryMaxManifestBytes, "registry-max-manifest-bytes", o.RegistryMaxManifestBytes, "largest manifest or index read from a registry; larger ones are refused before reading")
+	fs.Int64Var(&o.RegistryMaxConfigBytes, "registry-max-config-bytes", o.RegistryMaxConfigBytes, "largest image config read from a registry; larger ones are refused before reading")
+	fs.IntVar(&o.RegistryMaxInFlight, "registry-max-in-flight", o.RegistryMaxInFlight, "registry lookups at a time in this process; waiting for a slot counts against --registry-timeout")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace (self-signed mode) [$POD_NAMESPACE]")
 	fs.StringVar(&o.SecretName, "tls-secret", o.SecretName, "Secret holding the self-signed CA and certificate")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
@@ -183,6 +200,61 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// ImageConfigOptions turns the registry flags into pkg/imageconfig's options
+// (without its client), reading --registry-ca-file.
+func (o *Options) ImageConfigOptions() (imageconfig.Options, error) {
+	var errs []error
+	if o.RegistryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--registry-timeout=%s: want a positive duration", o.RegistryTimeout))
+	}
+	if o.RegistryMaxManifestBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--registry-max-manifest-bytes=%d: want a positive number of bytes", o.RegistryMaxManifestBytes))
+	}
+	if o.RegistryMaxConfigBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--registry-max-config-bytes=%d: want a positive number of bytes", o.RegistryMaxConfigBytes))
+	}
+	if o.RegistryMaxInFlight <= 0 {
+		errs = append(errs, fmt.Errorf("--registry-max-in-flight=%d: want a positive number of lookups", o.RegistryMaxInFlight))
+	}
+	insecure := splitList(o.RegistryInsecure)
+	for _, r := range insecure {
+		if strings.ContainsAny(r, "/@ ") || strings.Contains(r, "://") {
+			errs = append(errs, fmt.Errorf("--registry-insecure: %q: want a registry as host or host:port, as in image references (no scheme or path)", r))
+		}
+	}
+	opts := imageconfig.Options{
+		Timeout:            o.RegistryTimeout,
+		MaxManifestBytes:   o.RegistryMaxManifestBytes,
+		MaxConfigBytes:     o.RegistryMaxConfigBytes,
+		MaxInFlight:        o.RegistryMaxInFlight,
+		InsecureRegistries: insecure,
+	}
+	if o.RegistryCAFile != "" {
+		pool, err := caPool(o.RegistryCAFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		opts.RootCAs = pool
+	}
+	return opts, errors.Join(errs...)
+}
+
+// caPool is the system's roots plus every certificate of the PEM file.
+func caPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--registry-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--registry-ca-file=%s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
 // Webhook is an assembled, not yet started webhook.
 type Webhook struct {
 	Manager manager.Manager
@@ -201,7 +273,12 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, err
 	}
 	if o.RegistryLookup {
-		injectCfg.ImageConfig = imageconfig.New(imageconfig.Options{Client: clientset, Timeout: o.RegistryTimeout})
+		regOpts, err := o.ImageConfigOptions()
+		if err != nil {
+			return nil, err
+		}
+		regOpts.Client = clientset
+		injectCfg.ImageConfig = imageconfig.New(regOpts)
 	}
 
 	var tlsOpts []func(*tls.Config)
@@ -233,7 +310,16 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, fmt.Errorf("--tls-mode=%q: want %s or %s", o.TLSMode, TLSCertDir, TLSSelfSigned)
 	}
 
-	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts}
+	// /metrics is served with the webhook's own certificate (rather than one
+	// controller-runtime would generate at every start).
+	certDir := o.CertDir
+	if certDir == "" {
+		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs") // controller-runtime's default
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts, CertDir: certDir}
+	if certs != nil {
+		metricsOpts.TLSOpts = append(slices.Clone(tlsOpts), func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
+	}
 	if o.MetricsSecure {
 		metricsOpts.FilterProvider = metricsAuth
 	}
