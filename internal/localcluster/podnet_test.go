@@ -2,6 +2,7 @@ package localcluster
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
 	"testing"
 )
@@ -66,5 +67,17 @@ func TestComponentByName(t *testing.T) {
 		if p.name != name || p.ready == nil {
 			t.Errorf("componentByName(%s) = %q (ready check set: %v)", name, p.name, p.ready != nil)
 		}
+	}
+
+	// A cluster started with HostOnPodNetwork by another process keeps its flags.
+	if err := os.WriteFile(c.Path(podNetworkMarker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.componentByName("kube-apiserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(p.args, "--enable-aggregator-routing=true") {
+		t.Errorf("restarted with %v, want --enable-aggregator-routing=true as Start gave it", p.args)
 	}
 }

@@ -3,9 +3,13 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 )
+
+// podNetworkMarker, in the state directory, says that Start ran with HostOnPodNetwork.
+const podNetworkMarker = "host-on-pod-network"
 
 // StopComponent stops one running component of the cluster (e.g. "kube-apiserver" or
 // "kubelet"; see allComponents) as down would: SIGTERM, SIGKILL after grace. Everything
@@ -55,6 +59,9 @@ func (c *Cluster) StartComponent(ctx context.Context, name string, timeout time.
 
 // componentByName builds the component as Start does: same binary, flags and check.
 func (c *Cluster) componentByName(name string) (*component, error) {
+	if _, err := os.Stat(c.Path(podNetworkMarker)); err == nil {
+		c.podNetwork = true // Start ran with HostOnPodNetwork, maybe in another process
+	}
 	client, err := c.httpsClient()
 	if err != nil {
 		return nil, err

@@ -55,6 +55,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 		if err := c.addBridge(); err != nil {
 			return err
 		}
+		// So that a restart by another process (hack/cluster restart) keeps the flags.
+		if err := os.WriteFile(c.Path(podNetworkMarker), nil, 0o644); err != nil {
+			return err
+		}
 	}
 	client, err := c.httpsClient()
 	if err != nil {
