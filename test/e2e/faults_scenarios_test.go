@@ -294,6 +294,8 @@ func TestFault5WebhookRollingRestart(t *testing.T) {
 	})
 	rollout := since(restarted)
 	createdByRolloutEnd := creator.createdBefore(time.Now())
+	// Creates go on a little after the last old pod is gone, then up to the count.
+	time.Sleep(2 * time.Second)
 	waitFor(t, fmt.Sprintf("%d creates", want), 4*time.Minute, func() (bool, string) {
 		n := creator.created.Load()
 		return n >= want, fmt.Sprintf("%d created", n)
