@@ -61,7 +61,7 @@ func TestFault1APIServerStopped(t *testing.T) {
 	if maxDelay > time.Minute {
 		t.Errorf("the last app started %s after the Service became ready: the resolvers resume too slowly after an API server restart", maxDelay)
 	}
-	measured(t, early, lost, fmt.Sprintf("API server down %s (stop to ready again) while %d resolvers waited; Service ready %s after it was back; %d of %d apps started, max %s after the Service became ready",
+	measured(t, early, lost, fmt.Sprintf("API server down %s (stop to ready again) while %d resolvers waited; the Service made ready %s after the API server was; %d of %d apps started, max %s after the Service became ready",
 		down, n, before.Sub(back).Round(time.Millisecond), n-lost, n, maxDelay.Round(10*time.Millisecond)))
 }
 
@@ -133,6 +133,12 @@ func TestFault3WebhookKilledDuringRollout(t *testing.T) {
 	waitDeployment(t, ns, "app", 3*time.Minute)
 
 	seen := watchInjection(ctx, t, ns)
+	// Checked however the test ends: an uninjected pod is the worst outcome here.
+	t.Cleanup(func() {
+		if bare := seen.uninjected(); len(bare) > 0 {
+			t.Errorf("pods of the Deployment seen without the injection: %v", bare)
+		}
+	})
 	wh := webhookPods(t)
 	if len(wh) != 1 {
 		t.Fatalf("want 1 webhook pod, have %d", len(wh))
@@ -190,9 +196,6 @@ func TestFault3WebhookKilledDuringRollout(t *testing.T) {
 		}
 	}
 	uninjected := seen.uninjected()
-	if len(uninjected) > 0 {
-		t.Errorf("pods of the Deployment seen without the injection: %v", uninjected)
-	}
 	measured(t, 0, n-running+len(uninjected), fmt.Sprintf("webhook killed as a %d-replica rollout began; refused with %q; webhook Ready again %s after the kill, rollout complete %s after it; %d pods seen, %d uninjected",
 		n, shorten(refused, 160), back, done, seen.count(), len(uninjected)))
 }

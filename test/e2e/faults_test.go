@@ -139,12 +139,18 @@ func faultsReport(code int) {
 	if len(faults.failed) > 0 {
 		fmt.Fprintf(os.Stderr, "faults: failed: %s\n", strings.Join(faults.failed, ", "))
 	}
-	fmt.Fprintln(os.Stderr, line)
+	// make faults prints the file after go test's last line; without it, stderr.
 	if path := os.Getenv("FAULTS_SUMMARY"); path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-			_ = os.WriteFile(path, []byte(line+"\n"), 0o644)
+		err := os.MkdirAll(filepath.Dir(path), 0o755)
+		if err == nil {
+			err = os.WriteFile(path, []byte(line+"\n"), 0o644)
 		}
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "faults: writing %s: %v\n", path, err)
 	}
+	fmt.Fprintln(os.Stderr, line)
 }
 
 // injected tells whether the webhook mutated p: its status annotation and init container.
