@@ -69,6 +69,13 @@ func scenario(t *testing.T) {
 	})
 }
 
+// lostPods counts pods lost outside measured (e.g. found in a cleanup).
+func lostPods(n int) {
+	faults.mu.Lock()
+	defer faults.mu.Unlock()
+	faults.lostPods += n
+}
+
 // faultDiagnosis logs the webhook pods' status and log tails (the previous container's
 // too, after a restart) and the ends of the control plane's logs: the test's namespace
 // is dumped by its own cleanup.
