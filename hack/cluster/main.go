@@ -9,6 +9,8 @@
 //	go run ./hack/cluster up        start (installs missing Debian packages, builds binaries once)
 //	go run ./hack/cluster down      stop and clean up; safe to run at any time
 //	go run ./hack/cluster status    what runs and whether the node is Ready
+//	go run ./hack/cluster restart NAME [SECONDS]  stop one component (kube-apiserver, kubelet, ...),
+//	                                wait SECONDS (default 0), start it with the same flags
 //	go run ./hack/cluster image NAME:TAG PKG...  build Go packages into an image and import it
 //	go run ./hack/cluster smoke     run pods from a locally built image and read their logs
 //	go run ./hack/cluster kubectl ARGS...        the cached kubectl with the admin kubeconfig
@@ -23,13 +25,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 )
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: go run ./hack/cluster prepare|up|down|status|smoke|env
+       go run ./hack/cluster restart NAME [SECONDS]
        go run ./hack/cluster image NAME:TAG PKG [PKG...]
        go run ./hack/cluster kubectl ARGS...
 state directory: $KE_CLUSTER_DIR (default /tmp/ke-cluster)`)
@@ -64,6 +69,20 @@ func main() {
 		err = c.Status(ctx)
 	case "smoke":
 		err = c.Smoke(ctx)
+	case "restart":
+		if len(args) < 1 || len(args) > 2 {
+			usage()
+		}
+		pause := 0
+		if len(args) == 2 {
+			if pause, err = strconv.Atoi(args[1]); err != nil || pause < 0 {
+				usage()
+			}
+		}
+		if err = c.StopComponent(args[0], 5*time.Second); err == nil {
+			time.Sleep(time.Duration(pause) * time.Second)
+			err = c.StartComponent(ctx, args[0], 2*time.Minute)
+		}
 	case "env":
 		fmt.Print(c.Env())
 	case "image":

@@ -25,10 +25,12 @@ const (
 	kubeletPort       = 10250
 	kubeletHealthPort = 10248
 
-	serviceCIDR   = "10.96.0.0/16"
-	serviceIP     = "10.96.0.1" // the first address of serviceCIDR: the `kubernetes` Service
-	podCIDR       = "10.85.0.0/24"
-	bridgeName    = "ke-br0"
+	serviceCIDR = "10.96.0.0/16"
+	serviceIP   = "10.96.0.1" // the first address of serviceCIDR: the `kubernetes` Service
+	podCIDR     = "10.85.0.0/24"
+	bridgeName  = "ke-br0"
+	// BridgeGateway is the host's address on the pods' bridge with Options.HostOnPodNetwork.
+	BridgeGateway = "10.85.0.1"
 	cniNetwork    = "ke-cluster"
 	pauseImage    = "localhost/ke-pause:v1"
 	clusterDomain = "cluster.local"
@@ -44,6 +46,8 @@ type Cluster struct {
 	binDir   string // the cached Kubernetes binaries
 	binFixed bool   // binDir was given (KE_CLUSTER_BIN or Options.BinDir): never build into it
 	nodeName string
+	// podNetwork: the host has an address on the pods' bridge (Options.HostOnPodNetwork).
+	podNetwork bool
 
 	containerIDs []string // found by down in runc's state: sandboxes and containers
 
@@ -62,6 +66,13 @@ type Options struct {
 	// Logf receives the progress lines (of Start, Down, the image helpers, Smoke, ...),
 	// one per call. Default: written to stderr with the seconds since New.
 	Logf func(format string, args ...any)
+	// HostOnPodNetwork gives the host the address BridgeGateway on the pods' bridge, so
+	// that it reaches pod IPs: the API server then calls a webhook registered through
+	// its Service at a ready endpoint (--enable-aggregator-routing), and the kubelet's
+	// HTTP probes reach pods. Pods still get no default route: they reach the host's
+	// bridge address and each other, nothing else (ServeAPIServerOnBridge lets them
+	// reach the API server). Off by default: only the fault scenarios need it.
+	HostOnPodNetwork bool
 }
 
 // New resolves the cluster's paths; it starts nothing.
@@ -92,7 +103,7 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host), logf: opts.Logf}
+	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host), logf: opts.Logf, podNetwork: opts.HostOnPodNetwork}
 	if c.logf == nil {
 		c.logf = stderrLogger(began)
 	}

@@ -76,21 +76,24 @@ func (c *Cluster) containerdConfig() string {
 	}, "\n")
 }
 
-// cniConfig is a bridge with host-local addresses and no address of the host on it: pods
-// reach each other and nothing else (no gateway, no masquerading, no iptables rules).
+// cniConfig is a bridge with host-local addresses: pods reach each other and nothing
+// else (no default route, no masquerading, no iptables rules). With HostOnPodNetwork
+// the host has the gateway address on the bridge, still without a default route in pods.
 func (c *Cluster) cniConfig() ([]byte, error) {
 	return json.MarshalIndent(map[string]any{
 		"cniVersion": "0.4.0",
 		"name":       cniNetwork,
 		"plugins": []any{map[string]any{
-			"type":        "bridge",
-			"bridge":      bridgeName,
-			"isGateway":   false,
-			"ipMasq":      false,
-			"hairpinMode": true,
+			"type":      "bridge",
+			"bridge":    bridgeName,
+			"isGateway": c.podNetwork,
+			// Never a default route through the host, not even with isGateway.
+			"isDefaultGateway": false,
+			"ipMasq":           false,
+			"hairpinMode":      true,
 			"ipam": map[string]any{
 				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+				"ranges":  [][]map[string]string{{{"subnet": podCIDR, "gateway": BridgeGateway}}},
 				"dataDir": c.Path("cni", "ipam"),
 			},
 		}},

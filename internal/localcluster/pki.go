@@ -143,7 +143,8 @@ func (c *Cluster) writePKI() error {
 	specs := []certSpec{
 		{name: "apiserver", cn: "kube-apiserver", server: true,
 			dns: []string{"localhost", c.nodeName, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + clusterDomain},
-			ips: append([]net.IP{net.ParseIP(serviceIP)}, loopback...)},
+			// BridgeGateway: pods reach the API server there with Options.HostOnPodNetwork.
+			ips: append([]net.IP{net.ParseIP(serviceIP), net.ParseIP(BridgeGateway)}, loopback...)},
 		// The API server's client certificate towards the kubelets (logs, exec, port-forward).
 		{name: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}, client: true},
 		{name: "kubelet-serving", cn: c.nodeName, server: true, dns: []string{c.nodeName, "localhost"}, ips: loopback},

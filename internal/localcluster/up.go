@@ -50,6 +50,16 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.writeNodeConfig(); err != nil {
 		return err
 	}
+	if c.podNetwork {
+		// Before anything starts: ServeAPIServerOnBridge listens on its address.
+		if err := c.addBridge(); err != nil {
+			return err
+		}
+		// So that a restart by another process (hack/cluster restart) keeps the flags.
+		if err := os.WriteFile(c.Path(podNetworkMarker), nil, 0o644); err != nil {
+			return err
+		}
+	}
 	client, err := c.httpsClient()
 	if err != nil {
 		return err
@@ -176,6 +186,9 @@ func (c *Cluster) apiserver(client *http.Client) *component {
 			"--service-account-signing-key-file=" + pki("sa.key"),
 			"--api-audiences=https://kubernetes.default.svc." + clusterDomain,
 			"--profiling=false",
+			// Webhooks registered through a Service are called at one of its ready
+			// endpoints (nothing routes Service IPs here); pods only with HostOnPodNetwork.
+			"--enable-aggregator-routing=" + strconv.FormatBool(c.podNetwork),
 		},
 		ready: httpOK(client, c.apiserverURL()+"/readyz"),
 	}

@@ -51,7 +51,9 @@ type Installed struct {
 	Release, Namespace string
 	// ResolverClusterRole is the chart's ClusterRole for resolvers in annotated pods.
 	ResolverClusterRole string
-	WebhookURL          string
+	// WebhookURL is where the API server calls the webhook; empty when it is
+	// registered through its Service (Overrides webhook.url "").
+	WebhookURL string
 	// Values are the values the chart was installed with.
 	Values map[string]any
 }
@@ -134,8 +136,12 @@ func Install(ctx context.Context, o Options) (*Installed, error) {
 		WebhookURL:          values["webhook"].(map[string]any)["url"].(string),
 		Values:              values,
 	}
-	o.Logf("helm installed %s (chart %s) in namespace %s in %s; webhook at %s",
-		rel.Name, rel.Chart.Metadata.Version, o.Namespace, time.Since(began).Round(time.Millisecond), in.WebhookURL)
+	at := in.WebhookURL
+	if at == "" {
+		at = "its Service"
+	}
+	o.Logf("helm installed %s (chart %s) in namespace %s in %s; webhook called at %s",
+		rel.Name, rel.Chart.Metadata.Version, o.Namespace, time.Since(began).Round(time.Millisecond), at)
 
 	restCfg, err := getter.ToRESTConfig()
 	if err != nil {

@@ -10,6 +10,17 @@
 // The cluster lives in $KE_CLUSTER_DIR (default /tmp/ke-cluster); TestMain brings it up
 // and always down again, also when a test fails or panics or the run is interrupted.
 //
-// Every test file carries the build tag e2e: `make test` and `go test ./...` do not run
-// them.
+// Every test file carries the build tag e2e: `go test ./...` does not run them.
+//
+// With the build tag faults as well, the same TestMain runs the fault scenarios instead
+// (TestFault*, faults_*_test.go): the API server stopped and started again, the kubelet
+// restarted, the webhook killed during a rollout, a forced CA rotation, the webhook's two
+// replicas restarted one at a time. There the cluster runs with
+// localcluster.Options.HostOnPodNetwork and the webhook runs on the pod network,
+// registered through its Service, which the API server resolves to a ready endpoint.
+//
+//	make faults (go test -tags e2e,faults -run '^TestFault' ./test/e2e/; needs root)
+//
+// It ends with one line: faults: N scenarios, N passed, early starts 0, lost pods 0.
+// `make test` runs make e2e, then make faults.
 package e2e

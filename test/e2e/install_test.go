@@ -17,16 +17,16 @@ func installChart(ctx context.Context) error {
 		Repo:          cluster.Repo(),
 		Kubeconfig:    cluster.KubeconfigPath(),
 		Image:         projectImage,
-		APIServerHost: "127.0.0.1",
+		APIServerHost: suite.webhookAPIServerHost,
 		APIServerPort: localcluster.APIServerPort,
 		// For containers without a command: the test registry on loopback.
 		RegistryLookup: true,
 		LogLevel:       "debug",
 		// The injected init container asks for 10m of CPU by default, which stops this
 		// 2-core node at 200 pods: the scale benchmark runs 300.
-		Overrides: map[string]any{"injection": map[string]any{"resources": map[string]any{
+		Overrides: merged(map[string]any{"injection": map[string]any{"resources": map[string]any{
 			"requests": map[string]any{"cpu": "1m", "memory": "16Mi"},
-		}}},
+		}}}, suite.installOverrides),
 		Logf: cluster.Logf,
 	})
 	if err != nil {
@@ -34,6 +34,14 @@ func installChart(ctx context.Context) error {
 	}
 	resolverClusterRole = in.ResolverClusterRole
 	return nil
+}
+
+// merged is base with the top-level keys of over set (over's maps replace base's).
+func merged(base, over map[string]any) map[string]any {
+	for k, v := range over {
+		base[k] = v
+	}
+	return base
 }
 
 func apiServerEnv() map[string]string {

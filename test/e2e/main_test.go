@@ -50,7 +50,7 @@ func run(m *testing.M) (code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	c, err := localcluster.New(localcluster.Options{})
+	c, err := localcluster.New(suite.clusterOptions)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -103,6 +103,9 @@ func run(m *testing.M) (code int) {
 			reg.Close()
 		}
 		fmt.Fprintf(os.Stderr, "e2e: everything, cluster up and down included, took %s\n", time.Since(began).Round(time.Millisecond))
+		if suite.report != nil {
+			suite.report(code)
+		}
 	}()
 
 	if err := setup(ctx, c); err != nil {
@@ -124,6 +127,11 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 	}
 	if cs, err = kubernetes.NewForConfig(restConfig); err != nil {
 		return err
+	}
+	if suite.beforeInstall != nil {
+		if err := suite.beforeInstall(c); err != nil {
+			return err
+		}
 	}
 	if reg, err = startRegistry(); err != nil {
 		return fmt.Errorf("registry: %w", err)

@@ -245,7 +245,7 @@ func restrictResolver(b *testing.B, ns string, drop func(resource, verb string) 
 
 // logLines are the lines containing s in the "app" containers' logs of namespace ns,
 // read from the kubelet's log files (no API requests while measuring them).
-func logLines(b *testing.B, ns, s string) []string {
+func logLines(b testing.TB, ns, s string) []string {
 	files, err := filepath.Glob(cluster.Path("pod-logs", ns+"_*", "app", "*.log"))
 	if err != nil {
 		b.Fatal(err)
@@ -427,7 +427,7 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 // waitFor polls cond every second until it holds, reporting progress every 30 s.
-func waitFor(b *testing.B, what string, timeout time.Duration, cond func() (bool, string)) {
+func waitFor(b testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	deadline := time.Now().Add(timeout)
 	lastReport := time.Now()
 	for {
@@ -448,7 +448,7 @@ func waitFor(b *testing.B, what string, timeout time.Duration, cond func() (bool
 
 // deleteAndWait deletes the namespace's Deployment and waits until its pods are gone,
 // so that the next run starts on an empty node.
-func deleteAndWait(b *testing.B, ns string) {
+func deleteAndWait(b testing.TB, ns string) {
 	ctx := context.Background()
 	_ = cs.AppsV1().Deployments(ns).Delete(ctx, "app", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)})
 	waitFor(b, "pods of "+ns+" gone", 10*time.Minute, func() (bool, string) {
