@@ -200,17 +200,27 @@ func TestRestrictedNamespace(t *testing.T) {
 	})
 
 	got := runConfigPod(t, ns, p, cm)
-	var init *corev1.ContainerStatus
-	for i := range got.Status.InitContainerStatuses {
-		if got.Status.InitContainerStatuses[i].Name == inject.InitContainerName {
-			init = &got.Status.InitContainerStatuses[i]
+	// The app's log can be read before the kubelet has posted the status that says
+	// it runs: wait for that status rather than read it once.
+	initStatus := func(pod *corev1.Pod) *corev1.ContainerStatus {
+		for i := range pod.Status.InitContainerStatuses {
+			if pod.Status.InitContainerStatuses[i].Name == inject.InitContainerName {
+				return &pod.Status.InitContainerStatuses[i]
+			}
 		}
+		return nil
 	}
-	if init == nil || init.State.Terminated == nil || init.State.Terminated.ExitCode != 0 {
+	eventually(t, "the pod's status shows the init container done and the app running", 30*time.Second, func(ctx context.Context) (bool, error) {
+		pod, err := cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = pod
+		init := initStatus(pod)
+		return init != nil && init.State.Terminated != nil && containerRunning(pod, "app"), nil
+	})
+	if init := initStatus(got); init.State.Terminated.ExitCode != 0 {
 		t.Fatalf("init container %s: %+v; want terminated with exit code 0", inject.InitContainerName, init)
-	}
-	if !containerRunning(got, "app") {
-		t.Errorf("the app's container does not run: %+v", got.Status.ContainerStatuses)
 	}
 }
 
