@@ -48,6 +48,10 @@ type Options struct {
 	// ReadyEventBudget bounds how long the DependenciesReady event may hold up the
 	// application; DefaultReadyEventBudget when zero.
 	ReadyEventBudget time.Duration
+	// SliceRecheckInterval is how often a Service that fell back to its Endpoints
+	// object looks whether EndpointSlices became readable; DefaultSliceRecheckInterval
+	// when zero.
+	SliceRecheckInterval time.Duration
 }
 
 // Client is what every Kubernetes dependency of one resolver run shares.
@@ -67,6 +71,9 @@ type Client struct {
 
 // NewClient builds a Client for cfg. It does not contact the API server.
 func NewClient(cfg *rest.Config, opts Options) (*Client, error) {
+	if opts.SliceRecheckInterval <= 0 {
+		opts.SliceRecheckInterval = DefaultSliceRecheckInterval
+	}
 	if opts.ReadyEventBudget <= 0 {
 		opts.ReadyEventBudget = DefaultReadyEventBudget
 	}

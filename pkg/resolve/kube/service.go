@@ -3,8 +3,10 @@ package kube
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
@@ -18,7 +20,8 @@ var (
 
 // Service is ready when any EndpointSlice of the service (all of them, not the
 // first) holds an endpoint whose ready condition is true or unset. Where the
-// EndpointSlice API cannot be read, it falls back to the Endpoints object.
+// EndpointSlice API cannot be read, it falls back to the Endpoints object, and goes
+// back to the slices once they can be read again.
 type Service struct {
 	Client *Client
 	Ref    spec.ObjectRef
@@ -26,15 +29,39 @@ type Service struct {
 
 func (s *Service) String() string { return "service " + s.Ref.String() }
 
+// DefaultSliceRecheckInterval is how often a Service on the Endpoints fallback looks
+// whether EndpointSlices became readable. A Forbidden may be passing (an API server
+// that just restarted answers 403 until its RBAC cache is filled), but where RBAC
+// never grants them (helm-toolkit grants endpoints only) the look costs one request
+// a minute.
+const DefaultSliceRecheckInterval = time.Minute
+
 func (s *Service) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
+	for {
+		fallback, err := s.waitSlices(ctx, &r)
+		if err != nil || !fallback {
+			return err
+		}
+		s.Client.logOnce("endpoints fallback "+s.Ref.Namespace, "cannot list EndpointSlices; using Endpoints",
+			"namespace", s.Ref.Namespace, "hint", "grant list/watch on endpointslices.discovery.k8s.io")
+		back, err := s.waitEndpoints(ctx, &r)
+		if err != nil || !back {
+			return err
+		}
+		s.Client.opts.Log.Info("EndpointSlices are readable again; using them", "service", s.Ref.String())
+	}
+}
+
+// waitSlices follows the Service's EndpointSlices until one has a ready endpoint, or
+// until they cannot be read (fallback).
+func (s *Service) waitSlices(ctx context.Context, r *reporter) (fallback bool, err error) {
 	slices := source{
 		resource:      endpointSlicesResource,
 		namespace:     s.Ref.Namespace,
 		labelSelector: "kubernetes.io/service-name=" + s.Ref.Name,
 	}
-	fallback := false
-	err := s.Client.follow(ctx, []source{slices}, func(snaps []snapshot) (bool, error) {
+	err = s.Client.follow(ctx, []source{slices}, func(snaps []snapshot) (bool, error) {
 		if err := snaps[0].err; err != nil {
 			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 				fallback = true
@@ -47,13 +74,33 @@ func (s *Service) Wait(ctx context.Context, report func(resolve.Status)) error {
 		r.set(st)
 		return st.Ready, nil
 	})
-	if err != nil || !fallback {
-		return err
-	}
-	s.Client.logOnce("endpoints fallback "+s.Ref.Namespace, "cannot list EndpointSlices; using Endpoints",
-		"namespace", s.Ref.Namespace, "hint", "grant list/watch on endpointslices.discovery.k8s.io")
+	return fallback, err
+}
+
+// waitEndpoints follows the Service's Endpoints object until it has a ready address,
+// and meanwhile looks every SliceRecheckInterval whether EndpointSlices can be read
+// again (back), so that a passing Forbidden does not leave it on Endpoints for good.
+func (s *Service) waitEndpoints(ctx context.Context, r *reporter) (back bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readable := make(chan struct{})
+	go func() {
+		slices := s.Client.dynamic.Resource(endpointSlicesResource).Namespace(s.Ref.Namespace)
+		opts := metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + s.Ref.Name, Limit: 1}
+		for {
+			sleep(ctx, s.Client.opts.SliceRecheckInterval)
+			if ctx.Err() != nil {
+				return
+			}
+			if _, err := slices.List(ctx, opts); err == nil {
+				close(readable)
+				cancel()
+				return
+			}
+		}
+	}()
 	endpoints := source{resource: endpointsResource, namespace: s.Ref.Namespace, fieldSelector: "metadata.name=" + s.Ref.Name}
-	return s.Client.follow(ctx, []source{endpoints}, func(snaps []snapshot) (bool, error) {
+	err = s.Client.follow(ctx, []source{endpoints}, func(snaps []snapshot) (bool, error) {
 		if err := snaps[0].err; err != nil {
 			r.set(resolve.Status{Reason: "cannot list EndpointSlices or Endpoints: " + shortError(err)})
 			return false, nil
@@ -62,6 +109,15 @@ func (s *Service) Wait(ctx context.Context, report func(resolve.Status)) error {
 		r.set(st)
 		return st.Ready, nil
 	})
+	if err == nil { // ready by its Endpoints
+		return false, nil
+	}
+	select {
+	case <-readable:
+		return true, nil
+	default:
+		return false, err
+	}
 }
 
 func sliceStatus(snap snapshot) resolve.Status {

@@ -160,3 +160,40 @@ func TestServiceFallsBackToEndpoints(t *testing.T) {
 		t.Errorf("fallback to Endpoints not logged once: %v", logs.lines)
 	}
 }
+
+// A Forbidden on EndpointSlices may pass (a restarted API server answers 403 until
+// its RBAC cache is filled): a Service on the Endpoints fallback goes back to its
+// slices once they can be read, and resolves by a slice alone, with no Endpoints
+// object at all.
+func TestServiceLeavesTheEndpointsFallbackWhenSlicesBecomeReadable(t *testing.T) {
+	ns := env.Namespace(t)
+	createService(t, ns, "galera", nil)
+	cfg := env.ServiceAccountConfig(t, ns, "slices-later", []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"endpoints"}, Verbs: []string{"get", "list", "watch"}},
+	})
+	var logs logSink
+	c, err := kube.NewClient(cfg, kube.Options{Log: logs.logger(), PollInterval: time.Hour, SliceRecheckInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, &kube.Service{Client: c, Ref: spec.ObjectRef{Namespace: ns, Name: "galera"}})
+	w.blocked(t, "no Endpoints object")
+
+	ctx := context.Background()
+	role, err := env.Client.RbacV1().Roles(ns).Get(ctx, "slices-later", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role.Rules = append(role.Rules, rbacv1.PolicyRule{
+		APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"},
+	})
+	if _, err := env.Client.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.blocked(t, "no endpoints")
+	createSlice(t, ns, "galera", "galera-a", endpoint{ip: "10.0.0.3", ready: ptr.To(true)})
+	w.ready(t)
+	if n := logs.count("EndpointSlices are readable again; using them"); n != 1 {
+		t.Errorf("the return to EndpointSlices was logged %d times, want once; logs: %v", n, logs.lines)
+	}
+}
