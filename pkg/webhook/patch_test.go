@@ -29,14 +29,7 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 	applied := 0
 	for _, in := range inputs {
 		t.Run(strings.TrimSuffix(filepath.Base(in), ".in.yaml"), func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := yaml.YAMLToJSON(data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := goldenJSON(t, in)
 			pod := &corev1.Pod{}
 			if err := json.Unmarshal(raw, pod); err != nil {
 				t.Fatal(err)
@@ -202,14 +195,7 @@ func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
 	levels := map[string]int{}
 	for _, in := range inputs {
 		t.Run(strings.TrimSuffix(filepath.Base(in), ".in.yaml"), func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain, err := yaml.YAMLToJSON(data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			plain := goldenJSON(t, in)
 			var doc map[string]any
 			if err := json.Unmarshal(plain, &doc); err != nil {
 				t.Fatal(err)
@@ -294,4 +280,18 @@ func applyPodPatch(t *testing.T, raw []byte, pod, mutated *corev1.Pod) []byte {
 		t.Fatalf("applying %s: %v", patchJSON, err)
 	}
 	return got
+}
+
+// goldenJSON is the pkg/inject golden input at path, as JSON.
+func goldenJSON(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -92,24 +92,9 @@ func TestSelfSignedReplicasRace(t *testing.T) {
 	var hooks []admissionregistrationv1.MutatingWebhook
 	for i, port := range ports {
 		url := fmt.Sprintf("https://127.0.0.1:%d/mutate-v1-pod", port)
-		hooks = append(hooks, admissionregistrationv1.MutatingWebhook{
-			Name:                    fmt.Sprintf("replica%d.entrypoint.io", i),
-			AdmissionReviewVersions: []string{"v1"},
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name: "has-entrypoint-annotation", Expression: "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('entrypoint.io/'))",
-			}},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", ownNS},
-			}}},
-			FailurePolicy:      ptr.To(admissionregistrationv1.Fail),
-			SideEffects:        ptr.To(admissionregistrationv1.SideEffectClassNone),
-			ReinvocationPolicy: ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-		})
+		hook := podWebhook(fmt.Sprintf("replica%d.entrypoint.io", i), url, ownNS)
+		hook.ReinvocationPolicy = ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy)
+		hooks = append(hooks, hook)
 	}
 	if _, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: configName}, Webhooks: hooks,
@@ -320,18 +305,10 @@ func bundleTrusts(bundle []byte, c *x509.Certificate) bool {
 	return false
 }
 
+// pemCerts reads the certificates of a PEM bundle; none when it holds a bad one.
 func pemCerts(bundle []byte) []*x509.Certificate {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, bundle = pem.Decode(bundle)
-		if block == nil {
-			return out
-		}
-		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
-			out = append(out, c)
-		}
-	}
+	certs, _ := certutil.ParseCertsPEM(bundle)
+	return certs
 }
 
 // distinctCAs lists the serial numbers of every CA any of the bundles held.

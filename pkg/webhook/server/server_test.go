@@ -297,23 +297,7 @@ func TestSelfSignedTLS(t *testing.T) {
 	url := "https://" + addr + "/mutate-v1-pod"
 	if _, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-entrypoint"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "pods.entrypoint.io",
-			AdmissionReviewVersions: []string{"v1"},
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name: "has-entrypoint-annotation", Expression: "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('entrypoint.io/'))",
-			}},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", ownNS},
-			}}},
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			SideEffects:   ptr.To(admissionregistrationv1.SideEffectClassNone),
-		}},
+		Webhooks:   []admissionregistrationv1.MutatingWebhook{podWebhook("pods.entrypoint.io", url, ownNS)},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -397,5 +381,27 @@ func annotateSecret(t *testing.T, env *testenv.Env, ns, name, key, value string)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// podWebhook registers the webhook at url for annotated pods on CREATE, outside
+// kube-system and ownNS, as config/webhook does.
+func podWebhook(name, url, ownNS string) admissionregistrationv1.MutatingWebhook {
+	return admissionregistrationv1.MutatingWebhook{
+		Name:                    name,
+		AdmissionReviewVersions: []string{"v1"},
+		ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
+		Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+		}},
+		MatchConditions: []admissionregistrationv1.MatchCondition{{
+			Name: "has-entrypoint-annotation", Expression: "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('entrypoint.io/'))",
+		}},
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", ownNS},
+		}}},
+		FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+		SideEffects:   ptr.To(admissionregistrationv1.SideEffectClassNone),
 	}
 }
