@@ -27,6 +27,7 @@ const (
 	keyTimeout        = "timeout"
 	keyInject         = "inject"
 	keyStatus         = "status"
+	keyGate           = "gate"
 )
 
 // AnnotationStatus is written by Mutate: what it injected, so a second call can tell.

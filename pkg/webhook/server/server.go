@@ -83,6 +83,18 @@ type Options struct {
 	RegistryMaxInFlight      int
 	RegistryPodBudget        time.Duration
 
+	// Webhook serves the admission webhook; false runs the controller alone.
+	Webhook bool
+	// Controller runs the dependency controller (pod condition, gate removal,
+	// cycles); without it the webhook denies entrypoint.io/gate.
+	Controller bool
+	// LeaderElect makes the controller run on one replica at a time; false only
+	// for a single process outside a cluster.
+	LeaderElect bool
+	// GateAllNamespaces puts every annotated pod with node-free dependencies in
+	// gate mode, as if it were annotated entrypoint.io/gate: "true".
+	GateAllNamespaces bool
+
 	// Self-signed mode.
 	Namespace         string // the webhook's own namespace
 	SecretName        string
@@ -96,6 +108,9 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Port:                     9443,
+		Webhook:                  true,
+		Controller:               true,
+		LeaderElect:              true,
 		TLSMode:                  TLSCertDir,
 		MetricsBindAddress:       ":8080",
 		HealthProbeBindAddress:   ":8081",
@@ -149,6 +164,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.RegistryMaxConfigBytes, "registry-max-config-bytes", o.RegistryMaxConfigBytes, "largest image config read from a registry; larger ones are refused before reading")
 	fs.DurationVar(&o.RegistryPodBudget, "registry-pod-budget", o.RegistryPodBudget, "time limit of all registry lookups of one pod together (they run a few at a time); keep it under the webhook timeout")
 	fs.IntVar(&o.RegistryMaxInFlight, "registry-max-in-flight", o.RegistryMaxInFlight, "registry lookups at a time in this process; waiting for a slot counts against --registry-timeout")
+	fs.BoolVar(&o.Webhook, "webhook", o.Webhook, "serve the admission webhook; false runs only the dependency controller")
+	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it entrypoint.io/gate is denied")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
+	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace (self-signed mode) [$POD_NAMESPACE]")
 	fs.StringVar(&o.SecretName, "tls-secret", o.SecretName, "Secret holding the self-signed CA and certificate")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
