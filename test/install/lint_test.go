@@ -60,6 +60,13 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"no lookup at a time", "registryLookup: {maxInFlight: 0}", "maxInFlight"},
 		{"manifest limit of no bytes", "registryLookup: {maxManifestBytes: 0}", "maxManifestBytes"},
 		{"negative drain", "webhook: {drainSeconds: -1}", "drainSeconds"},
+		{"gate mode everywhere without the controller", "controller: {enabled: false, gateAllNamespaces: true}", "controller.gateAllNamespaces=true needs controller.enabled=true"},
+		{"custom-resource rule with its own verbs", "controller: {customResourceRules: [{apiGroups: [example.com], resources: [databases], verbs: [delete]}]}", "verbs"},
+		{"custom-resource rule on every resource", "controller: {customResourceRules: [{apiGroups: [example.com], resources: ['*']}]}", "customResourceRules"},
+		{"custom-resource rule on the core group", "controller: {customResourceRules: [{apiGroups: [''], resources: [secrets]}]}", "customResourceRules"},
+		{"custom-resource rule without resources", "controller: {customResourceRules: [{apiGroups: [example.com]}]}", "resources"},
+		{"no API rate", "controller: {kubeAPIQPS: 0}", "kubeAPIQPS"},
+		{"API burst that is not a number", "controller: {kubeAPIBurst: lots}", "kubeAPIBurst"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			values := map[string]any{}

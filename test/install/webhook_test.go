@@ -204,7 +204,8 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 
 // assertAccess checks the webhook ServiceAccount's permissions in self-signed mode
 // with registry lookup and no pull-secret namespace: its own Secret and webhook
-// configuration by name, and nothing around them (no Secret of any other namespace).
+// configuration by name, and nothing around them (no Secret of any other namespace);
+// the controller's, which TestControllerRBACOnAPIServer covers, only in outline.
 func assertAccess(t *testing.T, cfg *rest.Config, ns, mwcName string) {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -228,8 +229,11 @@ func assertAccess(t *testing.T, cfg *rest.Config, ns, mwcName string) {
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: "any", Name: "pull-secret"}, false},
 		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: "any"}, false},
 		{authorizationv1.ResourceAttributes{Resource: "serviceaccounts", Verb: "get", Namespace: "any", Name: "default"}, false},
-		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: ns}, false},
-		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "get", Namespace: "any", Name: "x"}, false},
+		// The controller's leader election, in the webhook's namespace only.
+		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: ns}, true},
+		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: "any"}, false},
+		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "patch", Namespace: "any", Name: "x"}, true},
+		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "delete", Namespace: "any", Name: "x"}, false},
 	} {
 		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
 			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &c.attr}}, metav1.CreateOptions{})

@@ -109,3 +109,16 @@ app.kubernetes.io/component: webhook
 {{- define "ke.isIP" -}}
 {{- if or (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" .) (contains ":" .) -}}true{{- end -}}
 {{- end -}}
+
+
+{{/* Gate mode needs the controller: nothing else removes the scheduling gate. */}}
+{{- define "ke.checkController" -}}
+{{- if and .Values.controller.gateAllNamespaces (not .Values.controller.enabled) -}}
+{{- fail "controller.gateAllNamespaces=true needs controller.enabled=true: gated pods would never be scheduled, since only the controller removes their scheduling gate" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Lease the controller's replicas elect a leader with (fixed in entrypoint-webhook). */}}
+{{- define "ke.leaderElectionLease" -}}
+kubernetes-entrypoint-controller
+{{- end -}}

@@ -1,0 +1,337 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+)
+
+// leaderElectionLease is the Lease entrypoint-webhook's controller replicas elect a leader with.
+const leaderElectionLease = "kubernetes-entrypoint-controller"
+
+// controllerRules are all the dependency controller may do, besides the read-only
+// rules of controller.customResourceRules appended after them.
+var controllerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/status"}, Verbs: []string{"patch"}},
+	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+// leaderElectionRules: create on Leases (no name is known before), the rest on its own.
+var leaderElectionRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{leaderElectionLease}, Verbs: []string{"get", "update"}},
+}
+
+// namespacesRule: the webhook reads the gate-mode label of namespaces, controller or not.
+var namespacesRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}
+
+// controllerSettings are the controller values an install was made with, and what
+// they must render.
+type controllerSettings struct {
+	enabled, leaderElect, gateAll bool
+	qps, burst                    string
+	customRules                   []rbacv1.PolicyRule
+}
+
+var defaultController = controllerSettings{enabled: true, leaderElect: true, qps: "200", burst: "400"}
+
+// Each chart combination and kustomize build renders exactly the controller's rules
+// its settings ask for, bound to the webhook's ServiceAccount, and the matching flags:
+// a rule missing, broader or left over, or a flag out of step, fails here.
+func TestControllerRBACAndFlags(t *testing.T) {
+	custom := []rbacv1.PolicyRule{
+		{APIGroups: []string{"example.com"}, Resources: []string{"databases", "caches"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"mq.example.org"}, Resources: []string{"queues"}, Verbs: []string{"get", "list", "watch"}},
+	}
+	want := map[string]controllerSettings{
+		"default":       defaultController,
+		"self-signed":   defaultController,
+		"issuer-ignore": defaultController,
+		"single-node":   {enabled: true, qps: "200", burst: "400"},
+		"bindings":      {enabled: true, leaderElect: true, gateAll: true, qps: "200", burst: "400", customRules: custom},
+		"resources":     {leaderElect: true, qps: "50", burst: "100"},
+	}
+	installs := map[string][]*unstructured.Unstructured{
+		"kustomize build config/default":     parseObjects(t, kustomizeBuild(t, kustomizeDir)),
+		"kustomize build config/self-signed": parseObjects(t, kustomizeBuild(t, filepath.Join(repoRoot, "config", "self-signed"))),
+	}
+	settings := map[string]controllerSettings{
+		"kustomize build config/default":     defaultController,
+		"kustomize build config/self-signed": defaultController,
+	}
+	if len(want) != len(combinations) {
+		t.Fatalf("settings for %d combinations, there are %d: add the new one here", len(want), len(combinations))
+	}
+	for _, name := range combinations {
+		installs["chart "+name] = parseObjects(t, mustRender(t, releaseNamespace, readValues(t, name)).Manifest)
+		settings["chart "+name] = want[name]
+	}
+	for install, objs := range installs {
+		t.Run(install, func(t *testing.T) {
+			assertControllerInstall(t, objs, settings[install])
+		})
+	}
+}
+
+func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, want controllerSettings) {
+	t.Helper()
+	deploy := find(t, objs, "Deployment")
+	ns := deploy.GetNamespace()
+	sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName")
+	webhookSA := rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: ns}
+
+	// The rules of every role bound to the webhook's ServiceAccount, by kind and name.
+	roles := map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" || o.GetKind() == "Role" {
+			roles[objectKey(o)] = o
+		}
+	}
+	bound := map[string][]rbacv1.PolicyRule{}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRoleBinding" && o.GetKind() != "RoleBinding" {
+			continue
+		}
+		var b rbacv1.RoleBinding // a ClusterRoleBinding has the same fields, bar the namespace
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(b.Subjects, webhookSA) {
+			continue
+		}
+		key := b.RoleRef.Kind + " /" + b.RoleRef.Name
+		if b.RoleRef.Kind == "Role" {
+			key = "Role " + o.GetNamespace() + "/" + b.RoleRef.Name
+		}
+		role := roles[key]
+		if role == nil {
+			t.Errorf("%s binds the webhook to %s, which the install does not have", objectKey(o), key)
+			continue
+		}
+		bound[key] = policyRules(t, role)
+	}
+
+	controllerRole, leaseRole := "", ""
+	for key, rules := range bound {
+		switch {
+		case strings.HasPrefix(key, "ClusterRole ") && strings.HasSuffix(key, "-controller"):
+			controllerRole = key
+			if wantRules := append(slices.Clone(controllerRules), want.customRules...); !reflect.DeepEqual(rules, wantRules) {
+				t.Errorf("%s has the rules\n%s\nwant\n%s", key, toJSON(rules), toJSON(wantRules))
+			}
+		case strings.HasPrefix(key, "Role ") && strings.HasSuffix(key, "-controller-leader-election"):
+			leaseRole = key
+			if !reflect.DeepEqual(rules, leaderElectionRules) {
+				t.Errorf("%s has the rules\n%s\nwant\n%s", key, toJSON(rules), toJSON(leaderElectionRules))
+			}
+		case strings.HasPrefix(key, "ClusterRole ") && strings.HasSuffix(key, "-webhook"):
+			if !slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool { return reflect.DeepEqual(r, namespacesRule) }) {
+				t.Errorf("%s does not let the webhook read Namespaces (their label entrypoint.io/gate): %s", key, toJSON(rules))
+			}
+		}
+		// Whatever the role, the controller's grants stay where they belong.
+		for _, r := range rules {
+			if slices.Contains(r.Resources, "leases") && !strings.HasPrefix(key, "Role ") {
+				t.Errorf("%s grants Leases cluster-wide: %s", key, toJSON(r))
+			}
+			if slices.Contains(r.Resources, "pods") && (slices.Contains(r.Verbs, "update") || slices.Contains(r.Verbs, "delete") || slices.Contains(r.Verbs, "*")) {
+				t.Errorf("%s lets the webhook's ServiceAccount change or delete pods beyond a patch: %s", key, toJSON(r))
+			}
+		}
+	}
+	if (controllerRole != "") != want.enabled {
+		t.Errorf("controller enabled %v, but the controller's ClusterRole bound to the webhook is %q", want.enabled, controllerRole)
+	}
+	if wantLease := want.enabled && want.leaderElect; (leaseRole != "") != wantLease {
+		t.Errorf("leader election %v, but the Lease Role bound to the webhook is %q", wantLease, leaseRole)
+	}
+
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	wantArgs := []string{
+		fmt.Sprintf("--controller=%v", want.enabled),
+		fmt.Sprintf("--leader-elect=%v", want.leaderElect),
+		"--kube-api-qps=" + want.qps,
+		"--kube-api-burst=" + want.burst,
+	}
+	for _, a := range wantArgs {
+		if !slices.Contains(args, a) {
+			t.Errorf("the webhook's args lack %s: %q", a, args)
+		}
+	}
+	if got := slices.Contains(args, "--gate-all-namespaces"); got != want.gateAll {
+		t.Errorf("--gate-all-namespaces in the args: %v, want %v (%q)", got, want.gateAll, args)
+	}
+}
+
+func policyRules(t *testing.T, role *unstructured.Unstructured) []rbacv1.PolicyRule {
+	t.Helper()
+	var r rbacv1.ClusterRole // a Role has the same rules
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(role.Object, &r); err != nil {
+		t.Fatalf("%s: %v", objectKey(role), err)
+	}
+	return r.Rules
+}
+
+// access is one SelfSubjectAccessReview and the answer it must get.
+type access struct {
+	attr authorizationv1.ResourceAttributes
+	want bool
+}
+
+// assertAccessReviews asks the API server, as cs, whether each attribute is allowed.
+// The RBAC authorizer learns of a binding just created through its informer: answers
+// are asked again for up to 10 s before a difference counts.
+func assertAccessReviews(t *testing.T, who string, cs kubernetes.Interface, cases []access) {
+	t.Helper()
+	var wrong []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		wrong = nil
+		for _, c := range cases {
+			review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
+				&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &c.attr}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if review.Status.Allowed != c.want {
+				a := c.attr
+				wrong = append(wrong, fmt.Sprintf("%s may %s %s%s in namespace %q name %q: %v, want %v %s", who, a.Verb, a.Resource, subresource(a),
+					a.Namespace, a.Name, review.Status.Allowed, c.want, review.Status.Reason))
+			}
+		}
+		if len(wrong) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range wrong {
+		t.Error(w)
+	}
+}
+
+func subresource(a authorizationv1.ResourceAttributes) string {
+	s := ""
+	if a.Group != "" {
+		s = "." + a.Group
+	}
+	if a.Subresource != "" {
+		s += "/" + a.Subresource
+	}
+	return s
+}
+
+// The controller's RBAC, applied for real and used with the webhook ServiceAccount's
+// own token: everything the controller does is allowed, and the neighbouring verbs,
+// resources, namespaces and names are refused. With the controller off, the
+// ServiceAccount keeps only the webhook's Namespace read.
+func TestControllerRBACOnAPIServer(t *testing.T) {
+	env := controlPlane(t)
+	ctx := context.Background()
+	a := newApplier(t, env.Config)
+
+	install := func(name string, controller map[string]any) kubernetes.Interface {
+		createNamespace(t, env, name)
+		var sa string
+		for _, o := range parseObjects(t, mustRender(t, name, map[string]any{"fullnameOverride": name, "controller": controller}).Manifest) {
+			switch o.GetKind() {
+			case "ServiceAccount":
+				sa = o.GetName()
+				fallthrough
+			case "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+				if _, err := a.apply(ctx, o, true); err != nil {
+					t.Fatalf("applying %s: %v", objectKey(o), err)
+				}
+			}
+		}
+		return kubernetes.NewForConfigOrDie(serviceAccountConfig(t, env, name, sa))
+	}
+	res := func(group, resource, sub, verb, ns, name string) authorizationv1.ResourceAttributes {
+		return authorizationv1.ResourceAttributes{Group: group, Resource: resource, Subresource: sub, Verb: verb, Namespace: ns, Name: name}
+	}
+
+	const on = "ke-controller-rbac"
+	cs := install(on, map[string]any{"customResourceRules": []any{
+		map[string]any{"apiGroups": []any{"example.com"}, "resources": []any{"databases"}},
+	}})
+	var cases []access
+	for _, verb := range []string{"get", "list", "watch", "patch"} {
+		cases = append(cases, access{res("", "pods", "", verb, "apps", "p"), true})
+	}
+	for _, verb := range []string{"create", "update", "delete", "deletecollection"} {
+		cases = append(cases, access{res("", "pods", "", verb, "apps", "p"), false})
+	}
+	cases = append(cases,
+		access{res("", "pods", "", "list", "", ""), true}, // the informer lists every namespace
+		access{res("", "pods", "status", "patch", "apps", "p"), true},
+		access{res("", "pods", "status", "update", "apps", "p"), false},
+		access{res("", "pods", "eviction", "create", "apps", "p"), false},
+		access{res("", "pods", "exec", "create", "apps", "p"), false},
+		access{res("", "pods", "binding", "create", "apps", "p"), false},
+		access{res("", "services", "", "list", "", ""), true},
+		access{res("", "services", "", "watch", "", ""), true},
+		access{res("", "services", "", "patch", "apps", "db"), false},
+		access{res("", "endpoints", "", "list", "", ""), false},
+		access{res("discovery.k8s.io", "endpointslices", "", "list", "", ""), true},
+		access{res("discovery.k8s.io", "endpointslices", "", "watch", "", ""), true},
+		access{res("discovery.k8s.io", "endpointslices", "", "update", "apps", "db-x"), false},
+		access{res("batch", "jobs", "", "list", "", ""), true},
+		access{res("batch", "jobs", "", "watch", "", ""), true},
+		access{res("batch", "jobs", "", "delete", "apps", "migrate"), false},
+		access{res("apps", "daemonsets", "", "list", "", ""), false},
+		access{res("", "events", "", "create", "apps", ""), true},
+		access{res("", "events", "", "patch", "apps", "e"), true},
+		access{res("events.k8s.io", "events", "", "create", "apps", ""), true},
+		access{res("events.k8s.io", "events", "", "patch", "apps", "e"), true},
+		access{res("", "events", "", "delete", "apps", "e"), false},
+		access{res("", "namespaces", "", "get", "", "apps"), true},
+		access{res("", "namespaces", "", "list", "", ""), true},
+		access{res("", "namespaces", "", "watch", "", ""), true},
+		access{res("", "namespaces", "", "update", "", "apps"), false},
+		access{res("coordination.k8s.io", "leases", "", "create", on, ""), true},
+		access{res("coordination.k8s.io", "leases", "", "get", on, leaderElectionLease), true},
+		access{res("coordination.k8s.io", "leases", "", "update", on, leaderElectionLease), true},
+		access{res("coordination.k8s.io", "leases", "", "delete", on, leaderElectionLease), false},
+		access{res("coordination.k8s.io", "leases", "", "update", on, "someone-elses"), false},
+		access{res("coordination.k8s.io", "leases", "", "get", on, "someone-elses"), false},
+		access{res("coordination.k8s.io", "leases", "", "list", on, ""), false},
+		access{res("coordination.k8s.io", "leases", "", "create", "apps", ""), false},
+		access{res("coordination.k8s.io", "leases", "", "update", "kube-system", leaderElectionLease), false},
+		access{res("example.com", "databases", "", "get", "apps", "db"), true},
+		access{res("example.com", "databases", "", "list", "", ""), true},
+		access{res("example.com", "databases", "", "watch", "", ""), true},
+		access{res("example.com", "databases", "", "update", "apps", "db"), false},
+		access{res("example.com", "databases", "status", "patch", "apps", "db"), false},
+		access{res("example.com", "caches", "", "get", "apps", "c"), false},
+		access{res("", "secrets", "", "get", "apps", "s"), false},
+		access{res("", "configmaps", "", "get", "apps", "c"), false},
+	)
+	assertAccessReviews(t, "the webhook's ServiceAccount with the controller", cs, cases)
+
+	const off = "ke-controller-off"
+	cs = install(off, map[string]any{"enabled": false})
+	assertAccessReviews(t, "the webhook's ServiceAccount without the controller", cs, []access{
+		{res("", "namespaces", "", "list", "", ""), true},
+		{res("", "namespaces", "", "watch", "", ""), true},
+		{res("", "pods", "", "get", "apps", "p"), false},
+		{res("", "pods", "", "patch", "apps", "p"), false},
+		{res("", "pods", "status", "patch", "apps", "p"), false},
+		{res("", "services", "", "list", "", ""), false},
+		{res("", "events", "", "create", "apps", ""), false},
+		{res("coordination.k8s.io", "leases", "", "create", off, ""), false},
+	})
+}
