@@ -30,9 +30,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// webhookNamespace is where the suite installs the chart (localinstall's default).
-const webhookNamespace = "kubernetes-entrypoint"
-
 // The API server stopped for 20 s and started again with the same flags while 20
 // resolvers wait for a Service: none starts its app before the Service gets a ready
 // endpoint (made after the restart), and all start within seconds of it.

@@ -25,6 +25,22 @@ const testapp = "/usr/local/bin/testapp"
 // chart's resolver ClusterRole in it; the namespace is deleted when the test ends.
 func namespace(t testing.TB, name string) string {
 	t.Helper()
+	bareNamespace(t, name)
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "app-entrypoint-resolver"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: resolverClusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "app", Namespace: name}},
+	}
+	if _, err := cs.RbacV1().RoleBindings(name).Create(context.Background(), rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// bareNamespace is namespace without the RoleBinding: its ServiceAccount "app" may
+// do nothing at all.
+func bareNamespace(t testing.TB, name string) string {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -36,14 +52,6 @@ func namespace(t testing.TB, name string) string {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	if _, err := cs.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "app-entrypoint-resolver"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: resolverClusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "app", Namespace: name}},
-	}
-	if _, err := cs.RbacV1().RoleBindings(name).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return name

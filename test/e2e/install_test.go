@@ -10,6 +10,9 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localinstall"
 )
 
+// webhookNamespace is where the suite installs the chart (localinstall's default).
+const webhookNamespace = "kubernetes-entrypoint"
+
 // installChart installs charts/kubernetes-entrypoint with the Helm SDK, with the values
 // this machine needs (internal/localinstall), and waits until the webhook mutates pods.
 func installChart(ctx context.Context) error {
