@@ -1,9 +1,12 @@
 // Command demo shows the whole path on a real single-node cluster on this machine
 // (internal/localcluster): it starts the cluster, builds and imports the project's
 // image, installs the chart with Helm, applies examples/ (through hack/demo/overlay,
-// which adapts it to the loopback network), and narrates what happens: the pod the
-// webhook mutated, the resolver's waiting lines, the dependencies becoming ready and
-// the application starting. Then it takes everything down.
+// which adapts it to the loopback network and adds the same app in gate mode), and
+// narrates what happens in both modes side by side: the pods the webhook mutated, the
+// resolver's waiting lines in one, the scheduling gate of the other, the dependency
+// controller's condition on both (kubectl get pods with a WAITING-FOR column, kubectl
+// describe), the dependencies becoming ready, the gate removed and both applications
+// starting. Then it takes everything down.
 //
 //	go run ./hack/demo [-keep]     (make demo)
 //
@@ -114,7 +117,7 @@ func run(n *narrator, keep bool) error {
 		return err
 	}
 
-	n.step("Installing the chart charts/kubernetes-entrypoint with Helm: self-signed TLS, the webhook on the host network, registered at a URL on 127.0.0.1")
+	n.step("Installing the chart charts/kubernetes-entrypoint with Helm: self-signed TLS, the webhook on the host network, registered at a URL on 127.0.0.1, with the dependency controller (leader-elected) in its process")
 	if _, err := localinstall.Install(ctx, localinstall.Options{
 		Repo:          c.Repo(),
 		Kubeconfig:    c.KubeconfigPath(),

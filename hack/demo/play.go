@@ -30,14 +30,31 @@ import (
 // The objects of examples/dependencies.yaml: applied second.
 var dependencyNames = map[string]bool{"Service/mariadb": true, "Deployment/mariadb": true, "Job/db-migrate": true}
 
+// The pod condition the dependency controller keeps on every injected pod.
+const conditionDependenciesReady = corev1.PodConditionType("entrypoint.io/DependenciesReady")
+
+// waitingFor are the columns of `kubectl get pods` that show what each pod waits for,
+// in either mode: the controller's condition message.
+const waitingFor = `custom-columns=NAME:.metadata.name,STATUS:.status.phase,NODE:.spec.nodeName,` +
+	`WAITING-FOR:.status.conditions[?(@.type=="entrypoint.io/DependenciesReady")].message`
+
 type demo struct {
 	n  *narrator
 	c  *localcluster.Cluster
 	cs kubernetes.Interface
 
+	// web waits in the resolver's mode, gated in gate mode.
+	web, gated *progress
+
 	mu sync.Mutex
 	// When this demo saw each thing happen (its own watches, or the log line's time).
-	endpointReady, jobDone, resolverExec, appOutput time.Time
+	endpointReady, jobDone, gateRemoved time.Time
+}
+
+// progress is what the demo saw of one app pod.
+type progress struct {
+	// resolverExec and appOutput are guarded by demo.mu.
+	resolverExec, appOutput time.Time
 	// reported is closed once the resolver has said what blocks it.
 	reported     chan struct{}
 	reportedOnce sync.Once
@@ -46,16 +63,21 @@ type demo struct {
 	startedOnce sync.Once
 }
 
+func newProgress() *progress {
+	return &progress{reported: make(chan struct{}), started: make(chan struct{})}
+}
+
 func (d *demo) play(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	d.reported, d.started = make(chan struct{}), make(chan struct{})
+	d.web, d.gated = newProgress(), newProgress()
 
 	app, deps, err := render(d.c.Repo())
 	if err != nil {
 		return err
 	}
-	d.n.step("Applying the app: examples/deployment.yaml (via %s: host network for the resolver, see its comments)", overlayDir)
+	d.n.step("Applying the app twice: examples/deployment.yaml (web: the resolver waits in its container) and %s/gated.yaml "+
+		"(web-gated: the same app in gate mode, its ServiceAccount bound to nothing), via %s (host network, see its comments)", overlayDir, overlayDir)
 	if err := d.kubectlApply(ctx, app); err != nil {
 		return err
 	}
@@ -71,15 +93,39 @@ func (d *demo) play(ctx context.Context) error {
 	}
 	d.n.block(excerpt)
 
+	gatedPod, err := d.waitPod(ctx, "app=web-gated")
+	if err != nil {
+		return err
+	}
+	d.n.step("What the webhook made of the gated pod %s: a scheduling gate, and the Service and the Job kept out of its container (in the status annotation's \"gated\")", gatedPod.Name)
+	if excerpt, err = mutatedExcerpt(gatedPod); err != nil {
+		return err
+	}
+	d.n.block(excerpt)
+
 	go d.watchDependencies(ctx)
-	d.n.step("The resolver waits in the pod's container (kubectl -n %s logs -f %s)", ns, pod.Name)
-	go d.followLogs(ctx, pod.Name, "web")
+	d.n.step("The resolver waits in %s's container (kubectl -n %s logs -f %s); %s waits unscheduled, and the controller keeps both pods' condition %s",
+		pod.Name, ns, pod.Name, gatedPod.Name, conditionDependenciesReady)
+	go d.followLogs(ctx, pod.Name, "web", d.web)
+	go d.followLogs(ctx, gatedPod.Name, "web", d.gated)
 	select {
-	case <-d.reported:
+	case <-d.web.reported:
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the resolver in %s did not report what it waits for in 30 s", pod.Name)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if err := d.waitCondition(ctx, gatedPod.Name); err != nil {
+		return err
+	}
+
+	d.n.step("Both modes side by side: what each pod waits for, as the controller's condition says")
+	if err := d.kubectl(ctx, nil, "-n", ns, "get", "pods", "-l", "app in (web,web-gated)", "-o", waitingFor); err != nil {
+		return err
+	}
+	d.n.step("The gated pod as kubectl describe shows it: no node, PodScheduled False (SchedulingGated), the condition and its Event")
+	if err := d.kubectl(ctx, nil, "-n", ns, "describe", "pod", gatedPod.Name); err != nil {
+		return err
 	}
 
 	d.n.step("Applying the dependencies: examples/dependencies.yaml (a database behind the Service mariadb, the Job db-migrate)")
@@ -87,14 +133,58 @@ func (d *demo) play(ctx context.Context) error {
 	if err := d.kubectlApply(ctx, deps); err != nil {
 		return err
 	}
-	select {
-	case <-d.started:
-	case <-ctx.Done():
-		return fmt.Errorf("the application did not start: %w", ctx.Err())
+	for _, p := range []struct {
+		name string
+		pr   *progress
+	}{{pod.Name, d.web}, {gatedPod.Name, d.gated}} {
+		select {
+		case <-p.pr.started:
+		case <-ctx.Done():
+			return fmt.Errorf("the application in %s did not start: %w", p.name, ctx.Err())
+		}
 	}
 	time.Sleep(300 * time.Millisecond) // let the last log lines arrive
-	d.summary(applied)
+	d.summary(applied, pod.Name, gatedPod.Name)
+	if err := d.kubectl(ctx, nil, "-n", ns, "get", "pods", "-l", "app in (web,web-gated)", "-o", waitingFor); err != nil {
+		return err
+	}
 	return d.kubectl(ctx, nil, "-n", ns, "get", "pods,jobs,endpointslices", "-o", "wide")
+}
+
+// waitCondition waits until the controller has set the condition on the pod.
+func (d *demo) waitCondition(ctx context.Context, pod string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		p, err := d.cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err == nil && podCondition(p, conditionDependenciesReady) != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the dependency controller set no condition %s on %s in a minute (kubectl -n kubernetes-entrypoint logs deploy/kubernetes-entrypoint-webhook)",
+				conditionDependenciesReady, pod)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func podCondition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == typ {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func gated(p *corev1.Pod) bool {
+	for _, g := range p.Spec.SchedulingGates {
+		if g.Name == inject.SchedulingGate {
+			return true
+		}
+	}
+	return false
 }
 
 // render builds hack/demo/overlay and splits it into the app and its dependencies.
@@ -160,7 +250,7 @@ func (d *demo) waitPod(ctx context.Context, selector string) (*corev1.Pod, error
 }
 
 // mutatedExcerpt is the part of the pod the webhook wrote: its status annotation,
-// the init container, the wrapped container and the volume.
+// the scheduling gates, the init container, the wrapped container and the volume.
 func mutatedExcerpt(p *corev1.Pod) (string, error) {
 	clean := func(c corev1.Container) map[string]any {
 		m := map[string]any{"name": c.Name, "image": c.Image}
@@ -203,16 +293,21 @@ func mutatedExcerpt(p *corev1.Pod) (string, error) {
 	for _, c := range p.Spec.Containers {
 		containers = append(containers, clean(c))
 	}
+	spec := map[string]any{"initContainers": inits, "containers": containers}
+	if len(p.Spec.SchedulingGates) > 0 {
+		spec["schedulingGates"] = p.Spec.SchedulingGates
+	}
 	out, err := yaml.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{inject.AnnotationStatus: p.Annotations[inject.AnnotationStatus]}},
-		"spec":     map[string]any{"initContainers": inits, "containers": containers},
+		"spec":     spec,
 	})
 	return string(out), err
 }
 
-// followLogs narrates a container's log from its start: the resolver's JSON lines in
-// short, then the application's own lines.
-func (d *demo) followLogs(ctx context.Context, pod, container string) {
+// followLogs narrates a container's log from its start (a gated pod's once it is
+// scheduled and started): the resolver's JSON lines in short, then the application's
+// own lines.
+func (d *demo) followLogs(ctx context.Context, pod, container string, pr *progress) {
 	var stream interface {
 		Read([]byte) (int, error)
 		Close() error
@@ -243,11 +338,11 @@ func (d *demo) followLogs(ctx context.Context, pod, container string) {
 		if json.Unmarshal([]byte(line), &entry) != nil || entry["msg"] == nil {
 			d.n.sayAt(at, "  %s | app: %s", pod, line)
 			d.mu.Lock()
-			if d.appOutput.IsZero() {
-				d.appOutput = at
+			if pr.appOutput.IsZero() {
+				pr.appOutput = at
 			}
 			d.mu.Unlock()
-			d.startedOnce.Do(func() { close(d.started) })
+			pr.startedOnce.Do(func() { close(pr.started) })
 			continue
 		}
 		msg, _ := entry["msg"].(string)
@@ -257,10 +352,10 @@ func (d *demo) followLogs(ctx context.Context, pod, container string) {
 		d.n.sayAt(at, "  %s | resolver: %s%s", pod, msg, fields(entry))
 		switch msg {
 		case "still waiting":
-			d.reportedOnce.Do(func() { close(d.reported) })
+			pr.reportedOnce.Do(func() { close(pr.reported) })
 		case "starting application":
 			d.mu.Lock()
-			d.resolverExec = at
+			pr.resolverExec = at
 			d.mu.Unlock()
 		}
 	}
@@ -286,7 +381,9 @@ func fields(entry map[string]any) string {
 }
 
 // watchDependencies narrates the database pod becoming Ready, the Service's endpoint
-// becoming ready and the Job succeeding, as the API server reports them.
+// becoming ready and the Job succeeding, as the API server reports them; and for the
+// app pods the controller's condition as it changes, the gate's removal and the
+// gated pod's scheduling.
 func (d *demo) watchDependencies(ctx context.Context) {
 	seen := map[string]bool{}
 	once := func(key string, at time.Time, format string, args ...any) bool {
@@ -348,6 +445,22 @@ func (d *demo) watchDependencies(ctx context.Context) {
 			if role == "mariadb" && podReady(o) {
 				once("ready "+o.Name, now, "%s (%s): Ready (its readiness probe passed)", o.Name, role)
 			}
+			if c := podCondition(o, conditionDependenciesReady); c != nil {
+				once(fmt.Sprintf("condition %s %s %s %s", o.Name, c.Status, c.Reason, c.Message), now,
+					"%s (%s): condition %s=%s, reason %s: %s", o.Name, role, c.Type, c.Status, c.Reason, c.Message)
+			}
+			if role == "web-gated" {
+				if gated(o) {
+					once("gated "+o.Name, now, "%s (%s): held before scheduling by the gate %s", o.Name, role, inject.SchedulingGate)
+				} else if seen["gated "+o.Name] && once("ungated "+o.Name, now, "%s (%s): the controller removed the scheduling gate", o.Name, role) {
+					d.mu.Lock()
+					d.gateRemoved = now
+					d.mu.Unlock()
+				}
+				if o.Spec.NodeName != "" {
+					once("scheduled "+o.Name, now, "%s (%s): scheduled to node %s", o.Name, role, o.Spec.NodeName)
+				}
+			}
 		case *discoveryv1.EndpointSlice:
 			for _, e := range o.Endpoints {
 				if e.Conditions.Ready == nil || *e.Conditions.Ready {
@@ -372,7 +485,7 @@ func (d *demo) watchDependencies(ctx context.Context) {
 	}
 }
 
-func (d *demo) summary(applied time.Time) {
+func (d *demo) summary(applied time.Time, webPod, gatedPod string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.n.step("Summary")
@@ -387,15 +500,21 @@ func (d *demo) summary(applied time.Time) {
 		last = d.endpointReady
 	}
 	lines := []string{
-		"dependencies applied           " + applied.Format("15:04:05.000"),
-		"Service mariadb ready endpoint " + since(d.endpointReady),
-		"Job db-migrate succeeded       " + since(d.jobDone),
-		"resolver exec'd the app        " + since(d.resolverExec),
-		"app's first line               " + since(d.appOutput),
+		"dependencies applied                 " + applied.Format("15:04:05.000"),
+		"Service mariadb ready endpoint       " + since(d.endpointReady),
+		"Job db-migrate succeeded             " + since(d.jobDone),
+		"web: resolver exec'd the app         " + since(d.web.resolverExec),
+		"web: app's first line                " + since(d.web.appOutput),
+		"web-gated: controller removed gate   " + since(d.gateRemoved),
+		"web-gated: app's first line          " + since(d.gated.appOutput),
 	}
-	if !last.IsZero() && !d.resolverExec.IsZero() {
-		lines = append(lines, fmt.Sprintf("the app started %d ms after its last dependency was ready (as this demo's own watch saw it)",
-			d.resolverExec.Sub(last).Milliseconds()))
+	if !last.IsZero() && !d.web.resolverExec.IsZero() {
+		lines = append(lines, fmt.Sprintf("%s (resolver mode) started its app %d ms after the last dependency was ready (as this demo's own watch saw it)",
+			webPod, d.web.resolverExec.Sub(last).Milliseconds()))
+	}
+	if !last.IsZero() && !d.gateRemoved.IsZero() && !d.gated.appOutput.IsZero() {
+		lines = append(lines, fmt.Sprintf("%s (gate mode): gate removed %d ms after the last dependency was ready, app's first line %d ms after (scheduling, image, init container, start)",
+			gatedPod, d.gateRemoved.Sub(last).Milliseconds(), d.gated.appOutput.Sub(last).Milliseconds()))
 	}
 	d.n.block(strings.Join(lines, "\n"))
 }

@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // The overlay renders; the app and its dependencies are told apart; the web pod gets
@@ -38,17 +40,24 @@ func TestRenderOverlay(t *testing.T) {
 	if got, want := strings.Join(kinds(deps), " "), "Service/mariadb Deployment/mariadb Job/db-migrate"; got != want {
 		t.Errorf("dependencies: %s, want %s", got, want)
 	}
-	if got, want := strings.Join(kinds(app), " "), "Namespace/demo ServiceAccount/web RoleBinding/web-entrypoint-resolver Deployment/web"; got != want {
+	if got, want := strings.Join(kinds(app), " "),
+		"Namespace/demo ServiceAccount/web RoleBinding/web-entrypoint-resolver Deployment/web ServiceAccount/web-gated Deployment/web-gated"; got != want {
 		t.Errorf("app: %s, want %s", got, want)
 	}
 
-	var web appsv1.Deployment
+	deployments := map[string]*appsv1.Deployment{}
 	for _, d := range strings.Split(string(app), "---\n") {
 		if strings.Contains(d, "kind: Deployment") {
-			if err := yaml.Unmarshal([]byte(d), &web); err != nil {
+			var dep appsv1.Deployment
+			if err := yaml.Unmarshal([]byte(d), &dep); err != nil {
 				t.Fatal(err)
 			}
+			deployments[dep.Name] = &dep
 		}
+	}
+	web, gated := deployments["web"], deployments["web-gated"]
+	if web == nil || gated == nil {
+		t.Fatalf("want the Deployments web and web-gated, have %v", deployments)
 	}
 	spec := web.Spec.Template.Spec
 	if !spec.HostNetwork || *web.Spec.Replicas != 1 {
@@ -66,5 +75,49 @@ func TestRenderOverlay(t *testing.T) {
 	}
 	if web.Spec.Template.Annotations["entrypoint.io/dependency-service"] != "mariadb" {
 		t.Errorf("web: the example's annotations are lost: %v", web.Spec.Template.Annotations)
+	}
+	if _, gate := web.Spec.Template.Annotations[inject.AnnotationGate]; gate {
+		t.Errorf("web asks for gate mode; it shows the resolver's: %v", web.Spec.Template.Annotations)
+	}
+
+	// The gated twin: the same dependencies in gate mode, its own port, the same API
+	// server address, and a ServiceAccount that nothing binds.
+	ga := gated.Spec.Template.Annotations
+	if ga[inject.AnnotationGate] != "true" {
+		t.Errorf("web-gated: annotation %s = %q, want \"true\"", inject.AnnotationGate, ga[inject.AnnotationGate])
+	}
+	for k, v := range web.Spec.Template.Annotations {
+		if strings.HasPrefix(k, "entrypoint.io/dependency-") && ga[k] != v {
+			t.Errorf("web-gated: %s = %q, web has %q: the two must wait for the same", k, ga[k], v)
+		}
+	}
+	genv := map[string]string{}
+	for _, e := range gated.Spec.Template.Spec.Containers[0].Env {
+		genv[e.Name] = e.Value
+	}
+	if genv["PORT"] == env["PORT"] || genv["PORT"] != strconv.Itoa(int(gated.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort)) {
+		t.Errorf("web-gated: PORT=%s, containerPort %d; want its own port besides web's %s on the host network",
+			genv["PORT"], gated.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort, env["PORT"])
+	}
+	if !gated.Spec.Template.Spec.HostNetwork || genv["KUBERNETES_SERVICE_HOST"] != env["KUBERNETES_SERVICE_HOST"] || genv["KUBERNETES_SERVICE_PORT"] != env["KUBERNETES_SERVICE_PORT"] {
+		t.Errorf("web-gated: hostNetwork %v, API server env %v; want web's", gated.Spec.Template.Spec.HostNetwork, genv)
+	}
+	sa := gated.Spec.Template.Spec.ServiceAccountName
+	if sa == "" || sa == web.Spec.Template.Spec.ServiceAccountName {
+		t.Errorf("web-gated: ServiceAccount %q, want its own", sa)
+	}
+	for _, d := range strings.Split(string(app), "---\n") {
+		var rb rbacv1.RoleBinding
+		if !strings.Contains(d, "kind: RoleBinding") {
+			continue
+		}
+		if err := yaml.Unmarshal([]byte(d), &rb); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rb.Subjects {
+			if s.Name == sa {
+				t.Errorf("RoleBinding %s binds web-gated's ServiceAccount %s: gate mode must need none", rb.Name, sa)
+			}
+		}
 	}
 }
