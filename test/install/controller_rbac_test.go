@@ -11,15 +11,22 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 )
 
 // leaderElectionLease is the Lease entrypoint-webhook's controller replicas elect a leader with.
 const leaderElectionLease = "kubernetes-entrypoint-controller"
+
+// conditionDependenciesReady is the pod condition the controller keeps.
+const conditionDependenciesReady = corev1.PodConditionType("entrypoint.io/DependenciesReady")
 
 // controllerRules are all the dependency controller may do, besides the read-only
 // rules of controller.customResourceRules appended after them.
@@ -334,4 +341,79 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 		{res("", "events", "", "create", "apps", ""), false},
 		{res("coordination.k8s.io", "leases", "", "create", off, ""), false},
 	})
+}
+
+// assertControllerWorks: entrypoint-webhook, running with the chart's args as the
+// chart's ServiceAccount, runs the dependency controller with only the chart's RBAC.
+// It wins the Lease, sets the condition on the injected pod waiting for mariadb, and
+// releases a gated pod once its Service has a ready endpoint, with Events; and its
+// log has no request refused.
+func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, waiting *corev1.Pod, logs *testenv.Buffer) {
+	t.Helper()
+	ctx := context.Background()
+	pods := env.Client.CoreV1().Pods(podNS)
+	condition := func(name string) (*corev1.PodCondition, *corev1.Pod) {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == conditionDependenciesReady {
+				return &p.Status.Conditions[i], p
+			}
+		}
+		return nil, p
+	}
+
+	wantWaiting := "service " + podNS + "/mariadb"
+	var cond *corev1.PodCondition
+	testenv.Eventually(t, time.Minute, "the controller to set "+string(conditionDependenciesReady)+" False/Waiting naming "+wantWaiting+" on "+waiting.Name, func() bool {
+		cond, _ = condition(waiting.Name)
+		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == "Waiting" && strings.Contains(cond.Message, wantWaiting)
+	})
+	lease, err := env.Client.CoordinationV1().Leases(ns).Get(ctx, leaderElectionLease, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		t.Errorf("the controller holds no Lease %s/%s: %v %+v", ns, leaderElectionLease, err, lease)
+	}
+
+	gated, err := pods.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "gated-", Annotations: map[string]string{
+			"entrypoint.io/dependency-service": "db", "entrypoint.io/gate": "true",
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app/server"}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating a gated pod: %v", err)
+	}
+	if !slices.ContainsFunc(gated.Spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == "entrypoint.io/dependencies" }) {
+		t.Fatalf("the webhook did not gate a pod annotated entrypoint.io/gate: \"true\": gates %v", gated.Spec.SchedulingGates)
+	}
+	testenv.Eventually(t, time.Minute, "the controller to report the gated pod Waiting", func() bool {
+		cond, _ = condition(gated.Name)
+		return cond != nil && cond.Reason == "Waiting"
+	})
+	if _, err := env.Client.CoreV1().Services(podNS).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "db"}, Ports: []corev1.ServicePort{{Port: 5432}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.ReadyEndpointSlice(t, podNS, "db")
+	var p *corev1.Pod
+	testenv.Eventually(t, time.Minute, "the controller to remove the gate and report Ready", func() bool {
+		cond, p = condition(gated.Name)
+		return len(p.Spec.SchedulingGates) == 0 && cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == "Ready"
+	})
+	testenv.Eventually(t, 30*time.Second, "an Event about the gated pod", func() bool {
+		list, err := env.Client.EventsV1().Events(podNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == gated.Name })
+	})
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if l := strings.ToLower(line); strings.Contains(l, "forbidden") || strings.Contains(l, "cannot list") || strings.Contains(l, "cannot watch") {
+			t.Errorf("entrypoint-webhook was refused a request with the chart's RBAC: %s", line)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -35,7 +34,8 @@ import (
 // build`) runs with exactly the args of the rendered Deployment, as the chart's
 // ServiceAccount (a real token, the chart's RBAC), POD_NAMESPACE as the downward API
 // would set it. Only --kubeconfig is added: there is no in-cluster config here.
-// Then an annotated pod is mutated and an unannotated one is not.
+// Then an annotated pod is mutated and an unannotated one is not, and the dependency
+// controller, leader-elected, does its work with the chart's RBAC alone.
 func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	env := controlPlane(t)
 	bin := filepath.Join(makeBinaries(t), "entrypoint-webhook")
@@ -79,7 +79,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	assertAccess(t, saConfig, ns, mwc.GetName())
 	dir := t.TempDir()
 	kubeconfig := testenv.Kubeconfig(t, saConfig, dir)
-	var logs bytes.Buffer
+	var logs testenv.Buffer // the process writes it while the test reads it
 	cmd := exec.Command(bin, append(args, "--kubeconfig="+kubeconfig)...)
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+ns)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -192,6 +192,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	}
 
 	assertMetricsAccess(t, env, objs, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort))
+	assertControllerWorks(t, env, ns, podNS, mutated, &logs)
 
 	plain, err := pods.Create(ctx, pod(map[string]string{"team": "a"}), metav1.CreateOptions{})
 	if err != nil {
