@@ -55,6 +55,16 @@ type Config struct {
 	// LookupBudget bounds all registry lookups of one pod together (they run a few
 	// at a time); 0 means DefaultLookupBudget. Keep it under the webhook's timeout.
 	LookupBudget time.Duration
+
+	// Controller says the dependency controller runs (entrypoint-webhook
+	// --controller): only then may a pod be gated, since only it removes the gate.
+	Controller bool
+	// GateAllNamespaces asks for gate mode for every pod, as if its namespace
+	// carried NamespaceLabelGate (--gate-all-namespaces).
+	GateAllNamespaces bool
+	// NamespaceGated is per request, not per deployment: the caller sets it when
+	// the pod's namespace carries NamespaceLabelGate=true.
+	NamespaceGated bool
 }
 
 // DefaultLookupBudget is Config.LookupBudget unless set: well under the webhook's
@@ -157,6 +167,9 @@ type Outcome struct {
 	Result  string // ResultInjected, ResultSkipped or ResultDenied
 	Reason  string // one of the Reason* constants
 	Message string // for people: what was injected, or why it was skipped or denied
+	// Warnings are for the pod's author, about an injected pod: what was asked
+	// for and not done (admission warnings, shown by kubectl).
+	Warnings []string
 }
 
 // Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
@@ -195,9 +208,9 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 
 	out := pod.DeepCopy()
 	p.apply(out, cfg)
-	return out, Outcome{
-		Result:  ResultInjected,
-		Reason:  ReasonInjected,
-		Message: "wrapped container(s) " + strings.Join(p.targetNames(), ", "),
-	}, nil
+	message := "wrapped container(s) " + strings.Join(p.targetNames(), ", ")
+	if len(p.gated) > 0 {
+		message += "; held by scheduling gate " + SchedulingGate + " until its services, jobs, pods or custom resources are ready"
+	}
+	return out, Outcome{Result: ResultInjected, Reason: ReasonInjected, Message: message, Warnings: p.warnings}, nil
 }
