@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ type Metrics struct {
 	// GatedDuration: from a gated pod's creation to its gate removed.
 	GatedDuration prometheus.Histogram
 
-	reg prometheus.Registerer
+	states *podStates
 }
 
 // NewMetrics registers the histograms on reg (controller-runtime's
@@ -35,17 +36,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time from a gated pod's creation to its scheduling gate removed.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14), // 1 s to 2.3 h
 		}),
-		reg: reg,
+		states: newPodStates(time.Now),
 	}
-	for _, c := range []prometheus.Collector{m.ReleaseLatency, m.GatedDuration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	var err error
+	if m.ReleaseLatency, err = register(reg, m.ReleaseLatency); err != nil {
+		return nil, err
+	}
+	if m.GatedDuration, err = register(reg, m.GatedDuration); err != nil {
+		return nil, err
+	}
+	if m.states, err = register(reg, m.states); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
-
-func (m *Metrics) register(states *podStates) error { return m.reg.Register(states) }
 
 // podStates is what the controller last decided for each pod it follows.
 type podStates struct {
@@ -62,6 +66,30 @@ type podState struct {
 	reason  string
 	gated   bool
 	created time.Time
+}
+
+// register registers c, or returns the collector registered before in its place
+// (a second controller in the same process, as in tests, shares it).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			return c, err
+		}
+		existing, ok := already.ExistingCollector.(C)
+		if !ok {
+			return c, err
+		}
+		return existing, nil
+	}
+	return c, nil
+}
+
+// reset forgets every pod: a new controller (after a lost election) starts over.
+func (s *podStates) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pods = map[types.NamespacedName]podState{}
 }
 
 func newPodStates(now func() time.Time) *podStates {

@@ -76,9 +76,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		synced: func(gvr schema.GroupVersionResource) { r.wake(r.waiters.ofKind(gvr)) },
 	}
 	if opts.Metrics != nil {
-		if err := opts.Metrics.register(r.states); err != nil {
-			return nil, err
-		}
+		// The pods' counts are the Metrics', registered once per process.
+		r.states = opts.Metrics.states
+		r.states.reset()
 	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(Name).
