@@ -89,13 +89,14 @@ func (g *Graph) Closes(p Pod) (Cycle, bool) {
 	var satisfied []int32           // dependencies p satisfies: the way back to gid
 
 	// What p waits for.
-	added := map[string]int32{}
-	for _, d := range dependenciesOf(&p, g.services) {
-		id, ok := g.depIDs[d.name]
+	added := map[dependencyKey]int32{}
+	for _, w := range appendWanted(nil, &p) {
+		id, ok := g.depIDs[w.key]
 		if !ok {
-			if id, ok = added[d.name]; !ok {
+			if id, ok = added[w.key]; !ok {
+				d := w.dependency(g.services)
 				id = nextID(d.name)
-				added[d.name] = id
+				added[w.key] = id
 				targets := g.satisfying(&d)
 				if d.matches(group, p.Namespace, p.Labels) {
 					targets = insertSorted(targets, gid)

@@ -1,6 +1,7 @@
 package depgraph
 
 import (
+	"slices"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -56,47 +57,82 @@ func (d *dependency) matches(group, namespace string, podLabels map[string]strin
 	return true
 }
 
-// dependenciesOf lists what p waits for, in its order; a service missing from
-// services is a dependency no managed pod satisfies.
-func dependenciesOf(p *Pod, services map[spec.ObjectRef]map[string]string) []dependency {
-	deps := make([]dependency, 0, len(p.Services)+len(p.Jobs)+len(p.Pods)+len(p.DaemonSets))
+// dependencyKey tells dependencies apart cheaply, before any name is built.
+type dependencyKey struct {
+	kind            string
+	namespace, name string // services, jobs by name, daemonsets
+	labels          string // jobs by labels, pods: the selector as canonicalLabels writes it
+	sameNode        bool
+}
+
+// wanted is one dependency as a pod states it: its key and, for the kinds that
+// select by labels, those labels.
+type wanted struct {
+	key    dependencyKey
+	labels map[string]string
+}
+
+// appendWanted appends what p waits for, in its order, to list.
+func appendWanted(list []wanted, p *Pod) []wanted {
 	for _, ref := range p.Services {
-		deps = append(deps, dependency{
-			name:      kindService + " " + ref.String(),
-			namespace: ref.Namespace,
-			selector:  services[ref],
-		})
+		list = append(list, wanted{key: dependencyKey{kind: kindService, namespace: ref.Namespace, name: ref.Name}})
 	}
 	for _, ref := range p.Jobs {
 		if ref.Name != "" {
-			deps = append(deps, dependency{
-				name:      kindJob + " " + ref.Namespace + "/" + ref.Name,
-				namespace: ref.Namespace,
-				selector:  map[string]string{batchv1.JobNameLabel: ref.Name},
-			})
-			continue
+			list = append(list, wanted{key: dependencyKey{kind: kindJob, namespace: ref.Namespace, name: ref.Name}})
+		} else {
+			list = append(list, wanted{key: dependencyKey{kind: kindJobs, namespace: ref.Namespace, labels: canonicalLabels(ref.Labels)}, labels: ref.Labels})
 		}
-		deps = append(deps, dependency{
-			name:       kindJobs + " " + ref.String(),
-			namespace:  ref.Namespace,
-			selector:   ref.Labels,
-			requireKey: batchv1.JobNameLabel,
-		})
 	}
 	for _, ref := range p.Pods {
 		// Pods on the same node are matched like any others: the pod waits for
 		// them all the same, and which node it lands on is not known here.
-		deps = append(deps, dependency{
-			name:      kindPods + " " + ref.String(),
-			namespace: ref.Namespace,
-			selector:  ref.Labels,
-		})
+		key := dependencyKey{kind: kindPods, namespace: ref.Namespace, labels: canonicalLabels(ref.Labels), sameNode: ref.RequireSameNode}
+		list = append(list, wanted{key: key, labels: ref.Labels})
 	}
 	for _, ref := range p.DaemonSets {
-		name := kindDaemonSet + " " + ref.String()
-		deps = append(deps, dependency{name: name, namespace: ref.Namespace, group: name})
+		list = append(list, wanted{key: dependencyKey{kind: kindDaemonSet, namespace: ref.Namespace, name: ref.Name}})
 	}
-	return deps
+	return list
+}
+
+// dependency makes the dependency w names; a service missing from services is
+// one no managed pod satisfies.
+func (w *wanted) dependency(services map[spec.ObjectRef]map[string]string) dependency {
+	k := w.key
+	where := k.namespace + "/" + k.name
+	switch k.kind {
+	case kindService:
+		return dependency{name: kindService + " " + where, namespace: k.namespace, selector: services[spec.ObjectRef{Namespace: k.namespace, Name: k.name}]}
+	case kindJob:
+		return dependency{name: kindJob + " " + where, namespace: k.namespace, selector: map[string]string{batchv1.JobNameLabel: k.name}}
+	case kindJobs:
+		return dependency{name: kindJobs + " " + k.namespace + "/[" + k.labels + "]", namespace: k.namespace, selector: w.labels, requireKey: batchv1.JobNameLabel}
+	case kindPods:
+		name := kindPods + " " + k.namespace + "/[" + k.labels + "]"
+		if k.sameNode {
+			name += " on this node"
+		}
+		return dependency{name: name, namespace: k.namespace, selector: w.labels}
+	default: // kindDaemonSet
+		return dependency{name: kindDaemonSet + " " + where, namespace: k.namespace, group: kindDaemonSet + " " + where}
+	}
+}
+
+// canonicalLabels writes a label set the way spec's String methods do:
+// "key=value" items, sorted, joined by commas.
+func canonicalLabels(set map[string]string) string {
+	if len(set) == 1 {
+		for k, v := range set {
+			return k + "=" + v
+		}
+	}
+	items := make([]string, 0, len(set))
+	for k, v := range set {
+		items = append(items, k+"="+v)
+	}
+	slices.Sort(items)
+	return strings.Join(items, ",")
 }
 
 // connector links a dependency in a message to the group that satisfies it.

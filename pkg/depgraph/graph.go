@@ -26,7 +26,7 @@ type Graph struct {
 	names    []string
 	groups   int // names[:groups] are groups
 	groupIDs map[string]int32
-	depIDs   map[string]int32
+	depIDs   map[dependencyKey]int32
 	deps     []dependency // deps[i] is node groups+i
 	out, in  [][]int32    // edges per node, sorted by node id
 	// members lists each group's pods.
@@ -53,7 +53,7 @@ type labelKey struct{ namespace, key, value string }
 func Build(pods []Pod, services []Service) *Graph {
 	g := &Graph{
 		groupIDs:        map[string]int32{},
-		depIDs:          map[string]int32{},
+		depIDs:          map[dependencyKey]int32{},
 		byLabel:         map[labelKey][]int32{},
 		services:        make(map[spec.ObjectRef]map[string]string, len(services)),
 		depsByNamespace: map[string][]int32{},
@@ -92,16 +92,20 @@ func Build(pods []Pod, services []Service) *Graph {
 	// Dependencies get provisional ids in order of appearance, then ids in name order.
 	type wait struct{ group, dep int32 }
 	var waits []wait
-	provisional := map[string]int32{}
+	provisional := map[dependencyKey]int32{}
 	var deps []dependency
+	var keys []dependencyKey
+	var list []wanted
 	for i := range pods {
 		gid := g.groupIDs[groupOf[i]]
-		for _, d := range dependenciesOf(&pods[i], g.services) {
-			id, ok := provisional[d.name]
+		list = appendWanted(list[:0], &pods[i])
+		for j := range list {
+			id, ok := provisional[list[j].key]
 			if !ok {
 				id = int32(len(deps))
-				provisional[d.name] = id
-				deps = append(deps, d)
+				provisional[list[j].key] = id
+				deps = append(deps, list[j].dependency(g.services))
+				keys = append(keys, list[j].key)
 			}
 			waits = append(waits, wait{gid, id})
 		}
@@ -118,7 +122,7 @@ func Build(pods []Pod, services []Service) *Graph {
 		final[old] = id
 		g.deps[rank] = deps[old]
 		g.names = append(g.names, deps[old].name)
-		g.depIDs[deps[old].name] = id
+		g.depIDs[keys[old]] = id
 		g.depsByNamespace[deps[old].namespace] = append(g.depsByNamespace[deps[old].namespace], id)
 	}
 
