@@ -3,6 +3,7 @@ package depgraph
 import (
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -273,4 +274,57 @@ func shuffled[T any](rng *rand.Rand, in []T) []T {
 	out := append([]T(nil), in...)
 	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
+}
+
+// Dependency names read like the resolver's refs (spec's String methods), label
+// order included, so a cycle message and a Waiting message name things alike.
+func TestDependencyNamesFollowSpec(t *testing.T) {
+	// "a" sorts before "a.b" as a key, after it as "a=..." text: spec sorts the text.
+	tricky := map[string]string{"a": "1", "a.b": "2", "z": "3"}
+	p := Pod{
+		Namespace: "ns", Name: "p",
+		Services:   []spec.ObjectRef{svc("other", "db")},
+		Jobs:       []spec.JobRef{jobNamed("ns", "init"), jobsLabelled("ns", tricky)},
+		Pods:       []spec.PodRef{podsLabelled("ns", tricky), {Namespace: "ns", Labels: app("x"), RequireSameNode: true}},
+		DaemonSets: []spec.ObjectRef{svc("sys", "agent")},
+	}
+	want := []string{
+		"service " + p.Services[0].String(),
+		"job " + p.Jobs[0].String(),
+		"jobs " + p.Jobs[1].String(),
+		"pods " + p.Pods[0].String(),
+		"pods " + p.Pods[1].String(),
+		"daemonset " + p.DaemonSets[0].String(),
+	}
+	var got []string
+	for _, w := range appendWanted(nil, &p) {
+		got = append(got, w.dependency(nil).name)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("names:\n got %q\nwant %q", got, want)
+	}
+}
+
+// A Graph is read-only once built: Cycles and Closes may run side by side (the
+// race detector checks this).
+func TestGraphConcurrentReaders(t *testing.T) {
+	pods := []Pod{
+		{Namespace: "ns", Name: "api-1", Owner: "deployment ns/api", Labels: app("api"), Services: []spec.ObjectRef{svc("ns", "db")}},
+		{Namespace: "ns", Name: "db-0", Owner: "statefulset ns/db", Labels: app("db"), Services: []spec.ObjectRef{svc("ns", "api")}},
+	}
+	services := []Service{{Namespace: "ns", Name: "db", Selector: app("db")}, {Namespace: "ns", Name: "api", Selector: app("api")}}
+	g := Build(pods[1:], services)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if _, found := g.Closes(pods[0]); !found {
+					t.Error("Closes found no cycle")
+					return
+				}
+				g.Cycles()
+			}
+		})
+	}
+	wg.Wait()
 }
