@@ -50,6 +50,8 @@ type labelKey struct{ namespace, key, value string }
 // Build makes the graph of pods and the services they may wait for. Services not
 // listed are served by no managed pod. It takes time about linear in the pods,
 // their labels and dependencies, and the pods the waited-for selectors match.
+// The graph keeps the pods' label maps and the selectors, without copying them:
+// they must not change while it is in use.
 func Build(pods []Pod, services []Service) *Graph {
 	g := &Graph{
 		groupIDs:        map[string]int32{},
@@ -61,8 +63,33 @@ func Build(pods []Pod, services []Service) *Graph {
 	for _, s := range services {
 		g.services[spec.ObjectRef{Namespace: s.Namespace, Name: s.Name}] = s.Selector
 	}
+	groupOf := g.addGroups(pods)
+	g.indexPods(pods, groupOf)
+	waits := g.addDependencies(pods, groupOf)
 
-	groupOf := make([]string, len(pods))
+	g.out = make([][]int32, len(g.names))
+	for _, w := range waits {
+		g.out[w.group] = append(g.out[w.group], w.dependency)
+	}
+	for gid := range g.groups {
+		slices.Sort(g.out[gid])
+		g.out[gid] = slices.Compact(g.out[gid])
+	}
+	for i := range g.deps {
+		g.out[g.groups+i] = g.satisfying(&g.deps[i])
+	}
+	g.in = make([][]int32, len(g.names))
+	for from, targets := range g.out {
+		for _, to := range targets {
+			g.in[to] = append(g.in[to], int32(from)) // from ascends, so in stays sorted
+		}
+	}
+	return g
+}
+
+// addGroups names the groups, in name order, and returns each pod's group.
+func (g *Graph) addGroups(pods []Pod) (groupOf []string) {
+	groupOf = make([]string, len(pods))
 	for i := range pods {
 		groupOf[i] = pods[i].group()
 		g.groupIDs[groupOf[i]] = 0
@@ -76,7 +103,11 @@ func Build(pods []Pod, services []Service) *Graph {
 		g.groupIDs[name] = int32(id)
 	}
 	g.members = make([][]types.NamespacedName, g.groups)
+	return groupOf
+}
 
+// indexPods lists each group's pods, and indexes the pods by namespace and label.
+func (g *Graph) indexPods(pods []Pod, groupOf []string) {
 	g.pods = make([]indexedPod, len(pods))
 	for i := range pods {
 		p := &pods[i]
@@ -88,9 +119,15 @@ func Build(pods []Pod, services []Service) *Graph {
 			g.byLabel[key] = append(g.byLabel[key], int32(i))
 		}
 	}
+}
 
+// wait is an edge from a group to a dependency one of its pods waits for.
+type wait struct{ group, dependency int32 }
+
+// addDependencies names each distinct dependency of the pods, in name order after
+// the groups, and returns who waits for what.
+func (g *Graph) addDependencies(pods []Pod, groupOf []string) []wait {
 	// Dependencies get provisional ids in order of appearance, then ids in name order.
-	type wait struct{ group, dep int32 }
 	var waits []wait
 	provisional := map[dependencyKey]int32{}
 	var deps []dependency
@@ -125,25 +162,10 @@ func Build(pods []Pod, services []Service) *Graph {
 		g.depIDs[keys[old]] = id
 		g.depsByNamespace[deps[old].namespace] = append(g.depsByNamespace[deps[old].namespace], id)
 	}
-
-	g.out = make([][]int32, len(g.names))
-	for _, w := range waits {
-		g.out[w.group] = append(g.out[w.group], final[w.dep])
+	for i := range waits {
+		waits[i].dependency = final[waits[i].dependency]
 	}
-	for gid := range g.groups {
-		slices.Sort(g.out[gid])
-		g.out[gid] = slices.Compact(g.out[gid])
-	}
-	for i := range g.deps {
-		g.out[g.groups+i] = g.satisfying(&g.deps[i])
-	}
-	g.in = make([][]int32, len(g.names))
-	for from, targets := range g.out {
-		for _, to := range targets {
-			g.in[to] = append(g.in[to], int32(from)) // from ascends, so in stays sorted
-		}
-	}
-	return g
+	return waits
 }
 
 // satisfying lists, sorted, the groups with a pod that satisfies d. It walks the
