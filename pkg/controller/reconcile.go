@@ -75,6 +75,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		},
 		synced: func(gvr schema.GroupVersionResource) { r.wake(r.waiters.ofKind(gvr)) },
 	}
+	if n, ok := opts.Cycles.(interface {
+		OnChange(func([]types.NamespacedName))
+	}); ok {
+		n.OnChange(r.wake)
+	}
 	if opts.Metrics != nil {
 		// The pods' counts are the Metrics', registered once per process.
 		r.states = opts.Metrics.states

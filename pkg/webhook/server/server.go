@@ -376,12 +376,22 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		// The drain's bound plus time to stop the servers.
 		GracefulShutdownTimeout: ptr.To(o.DrainTimeout + 15*time.Second),
 	}
+	if o.Controller {
+		// Every replica follows the managed pods (label-selected) and the
+		// Services, for cycle warnings at admission.
+		mgrOpts.Cache.ByObject = controller.CacheByObject()
+	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	var cycles *controller.CycleDetector
 	if o.Controller {
-		if err := addController(mgr, cfg, o, log); err != nil {
+		cycles = &controller.CycleDetector{Cache: mgr.GetCache(), Dependencies: inject.Dependencies, Log: log.WithName("cycles")}
+		if err := mgr.Add(cycles); err != nil {
+			return nil, err
+		}
+		if err := addController(mgr, cfg, o, cycles, log); err != nil {
 			return nil, err
 		}
 	}
@@ -435,7 +445,7 @@ func (o *Options) checkRoles() error {
 
 // addController adds the dependency controller to mgr: leader-elected in a
 // manager of its own, so the webhook serves whatever happens to the election.
-func addController(mgr manager.Manager, cfg *rest.Config, o Options, log logr.Logger) error {
+func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles controller.CycleFinder, log logr.Logger) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -450,6 +460,7 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, log logr.Lo
 			Dependencies: inject.Dependencies,
 			Dynamic:      dyn,
 			Metrics:      m,
+			Cycles:       cycles,
 			Log:          log.WithName("controller"),
 		},
 	})
