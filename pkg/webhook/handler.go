@@ -204,6 +204,9 @@ func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log log
 // control characters and invalid UTF-8 become spaces, and it is cut to
 // maxWarningBytes.
 func cleanWarning(w string) string {
+	if len(w) > 4*maxWarningBytes { // only what can be shown is cleaned
+		w = w[:4*maxWarningBytes] + "..."
+	}
 	w = strings.Map(func(r rune) rune {
 		if r == utf8.RuneError || unicode.IsControl(r) {
 			return ' '
