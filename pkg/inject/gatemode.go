@@ -87,6 +87,39 @@ func (pl *planner) gate(p *plan) {
 	p.env, p.gated = kept, gated
 }
 
+// NamespaceDecidesGate tells whether gate mode for pod depends on its
+// namespace's label NamespaceLabelGate, so the caller needs to read it (and set
+// Config.NamespaceGated): the pod has annotations of this package but not
+// AnnotationGate, and cfg does not gate every namespace anyway.
+func NamespaceDecidesGate(pod *corev1.Pod, cfg Config) bool {
+	if pod == nil || cfg.GateAllNamespaces {
+		return false
+	}
+	ours := ourAnnotations(pod.Annotations)
+	if len(ours) == 0 || ours[keyInject] == "false" {
+		return false
+	}
+	_, annotated := ours[keyGate]
+	return !annotated
+}
+
+// HasNodeFreeDependencies tells whether deps has any dependency gate mode would
+// hold the pod for: services, jobs, pods on any node, custom resources.
+func HasNodeFreeDependencies(deps *spec.Spec) bool {
+	if deps == nil {
+		return false
+	}
+	if len(deps.Services) > 0 || len(deps.Jobs) > 0 || len(deps.CustomResources) > 0 {
+		return true
+	}
+	for _, p := range deps.Pods {
+		if !p.RequireSameNode {
+			return true
+		}
+	}
+	return false
+}
+
 // isNodeFree tells whether the dependencies of the contract variable name can be
 // judged without the pod's node, so the controller waits for them in gate mode.
 // DEPENDENCY_POD_JSON is split item by item (see splitGated).

@@ -2,6 +2,10 @@
 // the plan into a mutated pod: an emptyDir volume, an init container that installs
 // the resolver binary into it, and target containers rewritten to run the resolver,
 // which waits for the declared dependencies and then execs the exact original argv.
+// Every injected pod is labelled LabelManaged. In gate mode the dependencies that
+// need no node are left to the dependency controller instead: the pod gets the
+// scheduling gate SchedulingGate, and their variables go to the status annotation,
+// where Dependencies reads them back.
 //
 // It is pure: no HTTP and no Kubernetes client. The only way out is the
 // ImageConfigLookup the caller may give, used when a container's argv comes from its
@@ -173,7 +177,8 @@ type Outcome struct {
 }
 
 // Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
-// A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
+// An injected pod's Outcome may carry warnings: gate mode asked for by the
+// namespace or cfg and not possible. A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
 // a *DeniedError counting every problem found, or, when cfg itself is invalid, with
 // cfg's error. When ctx ends first, Mutate stops and returns nil, a ResultError
 // outcome and an error wrapping ctx's.

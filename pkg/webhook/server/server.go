@@ -226,6 +226,9 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		Resources:       res,
 		RunAsUser:       o.RunAsUser,
 		LookupBudget:    o.RegistryPodBudget,
+		// Gate mode: denied without the controller, which removes the gate.
+		Controller:        o.Controller,
+		GateAllNamespaces: o.GateAllNamespaces,
 	}
 	if o.RegistryLookup && o.RegistryPodBudget < o.RegistryTimeout {
 		errs = append(errs, fmt.Errorf("--registry-pod-budget=%s: want at least --registry-timeout (%s), the time one lookup may take", o.RegistryPodBudget, o.RegistryTimeout))
@@ -405,8 +408,11 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Namespace labels (gate mode) come from a metadata-only informer the
+	// first pod starts; RBAC: get, list and watch on namespaces.
 	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: &ewebhook.PodInjector{
 		Config: injectCfg, Decoder: admission.NewDecoder(mgr.GetScheme()), Log: log.WithName("inject"), Metrics: m,
+		Namespaces: ewebhook.CachedNamespaces{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
 	}})
 	if certs != nil {
 		if err := mgr.Add(certs); err != nil {
