@@ -410,10 +410,14 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	}
 	// Namespace labels (gate mode) come from a metadata-only informer the
 	// first pod starts; RBAC: get, list and watch on namespaces.
-	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: &ewebhook.PodInjector{
+	injector := &ewebhook.PodInjector{
 		Config: injectCfg, Decoder: admission.NewDecoder(mgr.GetScheme()), Log: log.WithName("inject"), Metrics: m,
 		Namespaces: ewebhook.CachedNamespaces{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
-	}})
+	}
+	if cycles != nil {
+		injector.Warn = cycles.Warnings
+	}
+	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: injector})
 	if certs != nil {
 		if err := mgr.Add(certs); err != nil {
 			return nil, err
