@@ -165,7 +165,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.forget(key)
 		return reconcile.Result{}, nil
 	}
-	deps, _, err := r.opts.Dependencies(&pod)
+	deps, gated, err := r.opts.Dependencies(&pod)
 	if err != nil {
 		// Labelled by hand, or injected by a webhook of another version.
 		ctrl.LoggerFrom(ctx).V(1).Info("not checking the pod's dependencies", "reason", err.Error())
@@ -222,12 +222,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 
-	released := false
 	if gateAt >= 0 && len(blockers) == 0 && !pending {
 		if err := r.removeGate(ctx, &pod); err != nil {
 			return reconcile.Result{}, err
 		}
-		released = true
 		now := r.opts.Now()
 		if r.opts.Metrics != nil {
 			if woke {
@@ -235,17 +233,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			}
 			r.opts.Metrics.GatedDuration.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
 		}
+		r.states.set(key, ReasonReady, false, pod.CreationTimestamp.Time)
+		// The condition comes with the reconcile that the pod's update wakes:
+		// when a thousand pods are released at once, every gate goes first.
+		return reconcile.Result{}, nil
 	}
 	if current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message {
 		if err := r.setCondition(ctx, &pod, current, want); err != nil {
 			return reconcile.Result{}, err
 		}
-		r.event(&pod, want, released)
-	} else if released {
-		r.recorder.Eventf(&pod, nil, corev1.EventTypeNormal, "Released", "RemoveSchedulingGate",
-			"removed scheduling gate %s: dependencies ready", inject.SchedulingGate)
+		r.event(&pod, want, gated && gateAt < 0)
 	}
-	r.states.set(key, want.Reason, gateAt >= 0 && !released, pod.CreationTimestamp.Time)
+	r.states.set(key, want.Reason, gateAt >= 0, pod.CreationTimestamp.Time)
 	if pending {
 		return reconcile.Result{RequeueAfter: pendingRecheck}, nil
 	}
@@ -309,6 +308,7 @@ func (r *Reconciler) setCondition(ctx context.Context, pod *corev1.Pod, current 
 	return nil
 }
 
+// event records the condition's change; released says the gate was removed.
 func (r *Reconciler) event(pod *corev1.Pod, c corev1.PodCondition, released bool) {
 	typ := corev1.EventTypeNormal
 	reason := "DependenciesWaiting"
@@ -319,7 +319,7 @@ func (r *Reconciler) event(pod *corev1.Pod, c corev1.PodCondition, released bool
 		typ, reason = corev1.EventTypeWarning, "DependencyCycle"
 	}
 	note := c.Message
-	if released {
+	if released && c.Reason == ReasonReady {
 		note = "removed scheduling gate " + inject.SchedulingGate + "; " + note
 	}
 	r.recorder.Eventf(pod, nil, typ, reason, "CheckDependencies", "%s", truncate(note, maxEventNote))
