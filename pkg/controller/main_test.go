@@ -15,6 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -76,11 +77,17 @@ func (f fixedCycles) CycleOf(namespace, name string) (string, bool) {
 // startController runs a manager with the controller until the test ends.
 func startController(t *testing.T, cycles CycleFinder) *Reconciler {
 	t.Helper()
-	dyn, err := dynamic.NewForConfig(env.Config)
+	return startControllerAs(t, env.Config, cycles)
+}
+
+// startControllerAs runs the controller with cfg's credentials.
+func startControllerAs(t *testing.T, cfg *rest.Config, cycles CycleFinder) *Reconciler {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{ByObject: CacheByObject()},

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -426,9 +427,11 @@ func podIsReady(pod *corev1.Pod) bool {
 	return false
 }
 
-// shortError is an API error's message without the client's request details.
+// shortError is an API error's reason and message, without what the informer or
+// client wrapped around it.
 func shortError(err error) string {
-	if s, ok := err.(apierrors.APIStatus); ok {
+	var s apierrors.APIStatus
+	if errors.As(err, &s) {
 		return string(s.Status().Reason) + ": " + s.Status().Message
 	}
 	return err.Error()
