@@ -24,14 +24,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // The objects of examples/dependencies.yaml: applied second.
 var dependencyNames = map[string]bool{"Service/mariadb": true, "Deployment/mariadb": true, "Job/db-migrate": true}
-
-// The pod condition the dependency controller keeps on every injected pod.
-const conditionDependenciesReady = corev1.PodConditionType("entrypoint.io/DependenciesReady")
 
 // waitingFor are the columns of `kubectl get pods` that show what each pod waits for,
 // in either mode: the controller's condition message.
@@ -105,7 +103,7 @@ func (d *demo) play(ctx context.Context) error {
 
 	go d.watchDependencies(ctx)
 	d.n.step("The resolver waits in %s's container (kubectl -n %s logs -f %s); %s waits unscheduled, and the controller keeps both pods' condition %s",
-		pod.Name, ns, pod.Name, gatedPod.Name, conditionDependenciesReady)
+		pod.Name, ns, pod.Name, gatedPod.Name, controller.ConditionType)
 	go d.followLogs(ctx, pod.Name, "web", d.web)
 	go d.followLogs(ctx, gatedPod.Name, "web", d.gated)
 	select {
@@ -157,13 +155,13 @@ func (d *demo) waitCondition(ctx context.Context, pod string) error {
 	defer cancel()
 	for {
 		p, err := d.cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-		if err == nil && podCondition(p, conditionDependenciesReady) != nil {
+		if err == nil && podCondition(p, controller.ConditionType) != nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the dependency controller set no condition %s on %s in a minute (kubectl -n kubernetes-entrypoint logs deploy/kubernetes-entrypoint-webhook)",
-				conditionDependenciesReady, pod)
+				controller.ConditionType, pod)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -445,7 +443,7 @@ func (d *demo) watchDependencies(ctx context.Context) {
 			if role == "mariadb" && podReady(o) {
 				once("ready "+o.Name, now, "%s (%s): Ready (its readiness probe passed)", o.Name, role)
 			}
-			if c := podCondition(o, conditionDependenciesReady); c != nil {
+			if c := podCondition(o, controller.ConditionType); c != nil {
 				once(fmt.Sprintf("condition %s %s %s %s", o.Name, c.Status, c.Reason, c.Message), now,
 					"%s (%s): condition %s=%s, reason %s: %s", o.Name, role, c.Type, c.Status, c.Reason, c.Message)
 			}

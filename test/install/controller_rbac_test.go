@@ -20,13 +20,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
-// leaderElectionLease is the Lease entrypoint-webhook's controller replicas elect a leader with.
-const leaderElectionLease = "kubernetes-entrypoint-controller"
-
-// conditionDependenciesReady is the pod condition the controller keeps.
-const conditionDependenciesReady = corev1.PodConditionType("entrypoint.io/DependenciesReady")
+// leaderElectionLease is the Lease entrypoint-webhook's controller replicas elect a
+// leader with; the chart's Role names it.
+const leaderElectionLease = controller.LeaseName
 
 // controllerRules are all the dependency controller may do, besides the read-only
 // rules of controller.customResourceRules appended after them.
@@ -358,7 +358,7 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 			t.Fatal(err)
 		}
 		for i := range p.Status.Conditions {
-			if p.Status.Conditions[i].Type == conditionDependenciesReady {
+			if p.Status.Conditions[i].Type == controller.ConditionType {
 				return &p.Status.Conditions[i], p
 			}
 		}
@@ -367,9 +367,9 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 
 	wantWaiting := "service " + podNS + "/mariadb"
 	var cond *corev1.PodCondition
-	testenv.Eventually(t, time.Minute, "the controller to set "+string(conditionDependenciesReady)+" False/Waiting naming "+wantWaiting+" on "+waiting.Name, func() bool {
+	testenv.Eventually(t, time.Minute, "the controller to set "+string(controller.ConditionType)+" False/Waiting naming "+wantWaiting+" on "+waiting.Name, func() bool {
 		cond, _ = condition(waiting.Name)
-		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == "Waiting" && strings.Contains(cond.Message, wantWaiting)
+		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == controller.ReasonWaiting && strings.Contains(cond.Message, wantWaiting)
 	})
 	lease, err := env.Client.CoordinationV1().Leases(ns).Get(ctx, leaderElectionLease, metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
@@ -378,19 +378,19 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 
 	gated, err := pods.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "gated-", Annotations: map[string]string{
-			"entrypoint.io/dependency-service": "db", "entrypoint.io/gate": "true",
+			"entrypoint.io/dependency-service": "db", inject.AnnotationGate: "true",
 		}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app/server"}}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating a gated pod: %v", err)
 	}
-	if !slices.ContainsFunc(gated.Spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == "entrypoint.io/dependencies" }) {
+	if !slices.ContainsFunc(gated.Spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == inject.SchedulingGate }) {
 		t.Fatalf("the webhook did not gate a pod annotated entrypoint.io/gate: \"true\": gates %v", gated.Spec.SchedulingGates)
 	}
 	testenv.Eventually(t, time.Minute, "the controller to report the gated pod Waiting", func() bool {
 		cond, _ = condition(gated.Name)
-		return cond != nil && cond.Reason == "Waiting"
+		return cond != nil && cond.Reason == controller.ReasonWaiting
 	})
 	if _, err := env.Client.CoreV1().Services(podNS).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "db"},
@@ -402,7 +402,7 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 	var p *corev1.Pod
 	testenv.Eventually(t, time.Minute, "the controller to remove the gate and report Ready", func() bool {
 		cond, p = condition(gated.Name)
-		return len(p.Spec.SchedulingGates) == 0 && cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == "Ready"
+		return len(p.Spec.SchedulingGates) == 0 && cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == controller.ReasonReady
 	})
 	testenv.Eventually(t, 30*time.Second, "an Event about the gated pod", func() bool {
 		list, err := env.Client.EventsV1().Events(podNS).List(ctx, metav1.ListOptions{})
