@@ -176,6 +176,16 @@ func podCondition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodConditi
 	return nil
 }
 
+// containerStarted tells whether the container runs or has run.
+func containerStarted(p *corev1.Pod, container string) bool {
+	for _, s := range p.Status.ContainerStatuses {
+		if s.Name == container {
+			return s.State.Running != nil || s.State.Terminated != nil || s.LastTerminationState.Terminated != nil
+		}
+	}
+	return false
+}
+
 func gated(p *corev1.Pod) bool {
 	for _, g := range p.Spec.SchedulingGates {
 		if g.Name == inject.SchedulingGate {
@@ -311,12 +321,16 @@ func (d *demo) followLogs(ctx context.Context, pod, container string, pr *progre
 		Close() error
 	}
 	for {
-		s, err := d.cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true, Timestamps: true}).Stream(ctx)
-		if err == nil {
-			stream = s
-			break
+		// Only a started container has a log to follow: for a pod not yet scheduled
+		// (gated) the API server answers with an empty stream, and while the init
+		// container installs the resolver, with an error.
+		if p, err := d.cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{}); err == nil && containerStarted(p, container) {
+			s, err := d.cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true, Timestamps: true}).Stream(ctx)
+			if err == nil {
+				stream = s
+				break
+			}
 		}
-		// Waiting to start: the init container installs the resolver first.
 		select {
 		case <-ctx.Done():
 			return
