@@ -69,6 +69,11 @@ func TestGoldenChart(t *testing.T) {
 			if !strings.Contains(r.Notes, "entrypoint.io/dependency-service") {
 				t.Errorf("NOTES.txt does not show how to annotate a workload:\n%s", r.Notes)
 			}
+			// Gate mode and the WAITING-FOR column only where the controller runs.
+			enabled, found, _ := unstructured.NestedBool(readValues(t, name), "controller", "enabled")
+			if shows := strings.Contains(r.Notes, "entrypoint.io/DependenciesReady"); shows != (enabled || !found) {
+				t.Errorf("NOTES.txt shows gate mode and the controller's condition: %v, the controller runs: %v\n%s", shows, enabled || !found, r.Notes)
+			}
 			if mode, _, _ := unstructured.NestedString(readValues(t, name), "tls", "mode"); mode == "self-signed" && !strings.Contains(r.Notes, "entrypoint.io/rotate=") {
 				t.Errorf("NOTES.txt does not show how to force a rotation of the self-signed CA:\n%s", r.Notes)
 			}
