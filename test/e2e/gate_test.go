@@ -128,7 +128,23 @@ func TestGatedAppNeedsNoRBAC(t *testing.T) {
 		logs = podLogs(ctx, ns, pod.Name, "web")
 		return appPrinted(logs, appOutput), nil
 	})
-	t.Logf("database created, gate removed %s later; condition %s/%s %q", released.Sub(dbCreated).Round(time.Millisecond), cond.Status, cond.Reason, cond.Message)
+	// Each change of the condition is told in an Event by the controller: one reason
+	// while it waited, another once it was ready.
+	var reasons []string
+	eventually(t, "the controller's Events on the pod, waiting then ready", 30*time.Second, func(ctx context.Context) (bool, error) {
+		list, err := cs.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		reasons = nil
+		for _, e := range list.Items {
+			if e.Regarding.Name == pod.Name && e.ReportingController == controller.Name && !slices.Contains(reasons, e.Reason) {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		return len(reasons) >= 2, nil
+	})
+	t.Logf("database created, gate removed %s later; condition %s/%s %q; Events %v", released.Sub(dbCreated).Round(time.Millisecond), cond.Status, cond.Reason, cond.Message, reasons)
 	t.Logf("logs of the app's container:\n%s", logs)
 }
 
