@@ -1,0 +1,279 @@
+package benchgate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// releaseTimeout is how long after its Service became ready a pod may stay
+// gated before the benchmark calls gate mode broken: far beyond any target.
+const releaseTimeout = 5 * time.Minute
+
+// gatedScenario is one measurement of gated pods and the controller.
+type gatedScenario struct {
+	name       string // of the sub-benchmark
+	title      string
+	rounds     int // one after the other, each with its own Services and pods
+	services   int // per round, made ready at once
+	perService int // pods waiting for each Service
+	target     string
+}
+
+func (s gatedScenario) podsPerRound() int { return s.services * s.perService }
+
+// gatedResult is what one scenario saw.
+type gatedResult struct {
+	pods        int
+	latency     durations     // per pod: its Service's EndpointSlice created → seen without the gate
+	allReleased time.Duration // last round: first EndpointSlice create call → last pod seen released
+	created     time.Duration // last round: creating the pods
+	evaluated   time.Duration // last round: first pod create call → every pod carries the condition; 0: never
+	// notEvaluated says why the evaluation was not waited for (the controller
+	// set no condition in time); the release is measured all the same.
+	notEvaluated string
+
+	controller    usage         // at the end: VmHWM is the peak of the whole scenario
+	controllerCPU time.Duration // user+system during the scenario, from after the canary
+	// The API server before the pods, while they wait (the first round's,
+	// evaluated) and after the last release.
+	before, waiting, after moment
+	requests               map[string]float64 // before → after, without the harness's own
+}
+
+// withoutHarness drops from counts the kinds of request the harness itself makes
+// in a scenario's window: its creates of pods and EndpointSlices and its
+// scrapes of /metrics. (Its one pod watch is open all along.)
+func withoutHarness(counts map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for kind, n := range counts {
+		if !strings.HasPrefix(kind, "POST pods (") && !strings.HasPrefix(kind, "POST endpointslices (") &&
+			!strings.Contains(kind, "(non-resource)") {
+			out[kind] = n
+		}
+	}
+	return out
+}
+
+// runGated runs one scenario; an error is a functional failure with a diagnosis.
+func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, error) {
+	res := gatedResult{pods: sc.rounds * sc.podsPerRound()}
+	ns, err := newNamespace(ctx, r.client, "gate-"+sc.name)
+	if err != nil {
+		return res, err
+	}
+	ctrl, err := r.startController(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer ctrl.stop()
+	w, err := watchPods(ctx, r.client, ns)
+	if err != nil {
+		return res, err
+	}
+	defer w.close()
+	services := make([][]string, sc.rounds)
+	for round := range services {
+		services[round] = names(fmt.Sprintf("r%d-svc", round), sc.services)
+		if err := createServices(ctx, r.client, ns, services[round]); err != nil {
+			return res, err
+		}
+	}
+	defer func() { _ = deletePods(context.Background(), r.client, ns) }()
+
+	start, err := usageOf(ctrl.pid())
+	if err != nil {
+		return res, fmt.Errorf("reading the controller's resource use: %w", err)
+	}
+	if res.before, err = r.observe(); err != nil {
+		return res, err
+	}
+
+	evaluate := true
+	for round := range sc.rounds {
+		pods := names(fmt.Sprintf("r%d-pod", round), sc.podsPerRound())
+		serviceOf := func(i int) string { return services[round][i/sc.perService] }
+		t0 := time.Now()
+		if err := createGatedPods(ctx, r.client, ns, pods, serviceOf); err != nil {
+			return res, err
+		}
+		res.created = time.Since(t0)
+		if err := w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", seenGated); err != nil {
+			return res, err
+		}
+		// Released before their Service is ready would be a functional failure.
+		if n, _ := w.count(pods, isReleased); n > 0 {
+			pod := pods[0]
+			for _, p := range pods {
+				if s, _ := w.state(p); isReleased(&s) {
+					pod = p
+					break
+				}
+			}
+			return res, fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", n, len(pods), pod, ctrl.diagnosis())
+		}
+		// The scenario times the release, not the backlog of a burst of new pods:
+		// wait until the controller has evaluated each (set its condition).
+		if evaluate {
+			limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
+			if err := w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", evaluated); err != nil {
+				evaluate = false
+				res.notEvaluated = err.Error()
+			} else {
+				res.evaluated = time.Since(t0)
+			}
+		}
+		if round == 0 {
+			if res.waiting, err = r.observe(); err != nil {
+				return res, err
+			}
+		}
+
+		t1 := time.Now()
+		ready, err := makeReady(ctx, r.client, ns, services[round])
+		if err != nil {
+			return res, err
+		}
+		if err := w.waitFor(pods, releaseTimeout, "released", isReleased); err != nil {
+			_, missing := w.count(pods, isReleased)
+			s, _ := w.state(missing)
+			return res, fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has a ready EndpointSlice since %s; %s",
+				releaseTimeout, err, missing, describe(s), serviceOf(indexOf(pods, missing)), ready[serviceOf(indexOf(pods, missing))].Format(time.RFC3339Nano), ctrl.diagnosis())
+		}
+		last := t1
+		for i, at := range w.released(pods) {
+			res.latency = append(res.latency, at.Sub(ready[serviceOf(i)]))
+			last = maxTime(last, at)
+		}
+		res.allReleased = last.Sub(t1)
+	}
+
+	if res.after, err = r.observe(); err != nil {
+		return res, err
+	}
+	res.requests = withoutHarness(requestsBetween(res.before.metrics, res.after.metrics))
+	end, err := usageOf(ctrl.pid())
+	if err != nil {
+		return res, fmt.Errorf("reading the controller's resource use: %w", err)
+	}
+	res.controller = end
+	res.controllerCPU = end.cpu - start.cpu
+	if ctrl.exited() {
+		return res, fmt.Errorf("the controller exited during the scenario: %s", ctrl.diagnosis())
+	}
+	return res, nil
+}
+
+func indexOf(list []string, v string) int {
+	for i, s := range list {
+		if s == v {
+			return i
+		}
+	}
+	return 0
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// print writes the scenario's table.
+func (res gatedResult) print(sc gatedScenario) {
+	fmt.Printf("\n== gate: %s ==\n", sc.title)
+	row := func(k, format string, args ...any) { fmt.Printf("  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("pods released", "%d", len(res.latency))
+	row("EndpointSlice created → released", "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (target: %s)",
+		ms(res.latency.percentile(50)), ms(res.latency.percentile(99)), ms(res.latency.max()), sc.target)
+	if sc.rounds == 1 {
+		row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
+		row("pods created in", "%.2f s", res.created.Seconds())
+	}
+	if res.notEvaluated == "" {
+		row("every pod evaluated after", "%.2f s (from the first create; then the Services were made ready)", res.evaluated.Seconds())
+	} else {
+		row("not waited for the evaluation", "%s", res.notEvaluated)
+	}
+	row("controller peak RSS (VmHWM)", "%.1f MB", res.controller.hwmMB)
+	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), ms(res.controllerCPU)/float64(res.pods))
+	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
+	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
+	row("watch events sent", "%.0f, from the pods' creation to the last release (every watcher counted)", res.after.eventsSent-res.before.eventsSent)
+	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
+}
+
+func (res gatedResult) report(b *testing.B) {
+	b.ReportMetric(0, "ns/op") // the time of the whole scenario means nothing
+	b.ReportMetric(ms(res.latency.percentile(50)), "p50-ms")
+	b.ReportMetric(ms(res.latency.percentile(99)), "p99-ms")
+	b.ReportMetric(ms(res.latency.max()), "max-ms")
+	b.ReportMetric(res.controller.hwmMB, "ctrl-HWM-MB")
+	b.ReportMetric(res.controllerCPU.Seconds(), "ctrl-CPU-s")
+	b.ReportMetric(res.waiting.watches-res.before.watches, "watches-added")
+	b.ReportMetric(total(res.requests)/float64(res.pods), "req/pod")
+}
+
+var gatedScenarios = []gatedScenario{
+	{name: "latency", title: "one pod on one Service, 50 times", rounds: 50, services: 1, perService: 1, target: "p99 < 100 ms"},
+	{name: "1000-pods", title: "1,000 pods on one Service", rounds: 1, services: 1, perService: 1000, target: "all within 3 s"},
+	{name: "10000-pods", title: "10,000 pods on 100 Services (100 each), all made ready at once", rounds: 1, services: 100, perService: 100, target: "all within 15 s"},
+}
+
+// BenchmarkGate measures gate mode at scale: the comparison with resolver
+// processes first, while the API server's memory is not yet inflated by the
+// 10,000 pods of the last scenario, then the latency and the two bursts.
+func BenchmarkGate(b *testing.B) {
+	ctx := context.Background()
+	var summary []string
+
+	n, err := resolverCount()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("vs-resolvers", func(b *testing.B) {
+		r := need(b)
+		cmp, err := r.compare(ctx, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmp.print(n)
+		cmp.report(b)
+		summary = append(summary, cmp.summary(n))
+	})
+	for _, sc := range gatedScenarios {
+		b.Run(sc.name, func(b *testing.B) {
+			r := need(b)
+			res, err := r.runGated(ctx, sc)
+			if err != nil {
+				b.Fatalf("%s: %v", sc.title, err)
+			}
+			res.print(sc)
+			res.report(b)
+			s := fmt.Sprintf("%s p99 %.0f ms", sc.name, ms(res.latency.percentile(99)))
+			if sc.rounds == 1 {
+				s += fmt.Sprintf(", all in %.2f s", res.allReleased.Seconds())
+			}
+			summary = append(summary, s+fmt.Sprintf(" (%s)", sc.target))
+		})
+	}
+	fmt.Printf("\nbench-gate: %s\n", strings.Join(summary, "; "))
+}
+
+// resolverCount is N of the comparison: GATE_RESOLVERS, default 300.
+func resolverCount() (int, error) {
+	v := os.Getenv("GATE_RESOLVERS")
+	if v == "" {
+		return 300, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("GATE_RESOLVERS=%q: want a positive number of resolver processes", v)
+	}
+	return n, nil
+}

@@ -1,0 +1,174 @@
+package benchgate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// The API server's metrics the benchmark reads. A request is counted in
+// requestTotal when it completes; an open WATCH only in longRunning, until it
+// ends. watchEvents counts the events sent to watchers: one change sent to N
+// watchers counts N. (apiserver_registered_watchers is gone from the API server.)
+const (
+	requestTotal = "apiserver_request_total"
+	longRunning  = "apiserver_longrunning_requests"
+	watchEvents  = "apiserver_watch_events_total"
+)
+
+// metrics is one scrape of the API server's /metrics.
+type metrics map[string]*dto.MetricFamily
+
+// scrape reads the API server's own metrics as cluster-admin (envtest's API
+// server serves them to an authorized client only).
+func (r *rig) scrape() (metrics, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := r.env.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's /metrics: %w", err)
+	}
+	return parseMetrics(strings.NewReader(string(raw)))
+}
+
+func parseMetrics(in io.Reader) (metrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	m, err := p.TextToMetricFamilies(in)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the API server's /metrics: %w", err)
+	}
+	return m, nil
+}
+
+// sum adds the values of the series of name whose labels include match.
+func (m metrics) sum(name string, match map[string]string) float64 {
+	total := 0.0
+	for _, s := range m[name].GetMetric() {
+		if labelsMatch(s, match) {
+			total += value(s)
+		}
+	}
+	return total
+}
+
+func labelsMatch(s *dto.Metric, match map[string]string) bool {
+	have := map[string]string{}
+	for _, l := range s.GetLabel() {
+		have[l.GetName()] = l.GetValue()
+	}
+	for k, v := range match {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func value(s *dto.Metric) float64 {
+	switch {
+	case s.Counter != nil:
+		return s.GetCounter().GetValue()
+	case s.Gauge != nil:
+		return s.GetGauge().GetValue()
+	default:
+		return s.GetUntyped().GetValue()
+	}
+}
+
+// watches is the number of watches the API server serves now, of every resource.
+func (m metrics) watches() float64 { return m.sum(longRunning, map[string]string{"verb": "WATCH"}) }
+
+// eventsSent is the number of watch events the API server has sent, to every watcher.
+func (m metrics) eventsSent() float64 { return m.sum(watchEvents, nil) }
+
+// requestKey names a kind of request: "PATCH pods/status (resource)", with the
+// scope the API server gives it in parentheses.
+func requestKey(s *dto.Metric) string {
+	l := map[string]string{}
+	for _, p := range s.GetLabel() {
+		l[p.GetName()] = p.GetValue()
+	}
+	res := l["resource"]
+	if res == "" {
+		res = "(non-resource)"
+	}
+	if l["subresource"] != "" {
+		res += "/" + l["subresource"]
+	}
+	return fmt.Sprintf("%s %s (%s)", l["verb"], res, l["scope"])
+}
+
+// requestsBetween is how many requests of each kind the API server completed
+// between two scrapes.
+func requestsBetween(before, after metrics) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range after[requestTotal].GetMetric() {
+		out[requestKey(s)] += value(s)
+	}
+	for _, s := range before[requestTotal].GetMetric() {
+		out[requestKey(s)] -= value(s)
+	}
+	for k, v := range out {
+		if v == 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+func total(counts map[string]float64) float64 {
+	t := 0.0
+	for _, v := range counts {
+		t += v
+	}
+	return t
+}
+
+// largest lists the n largest counts, "PATCH pods (namespace) 1000, ...".
+func largest(counts map[string]float64, n int) string {
+	keys := slices.SortedFunc(maps.Keys(counts), func(a, b string) int {
+		if counts[a] != counts[b] {
+			if counts[a] > counts[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, n)
+	for _, k := range keys[:min(n, len(keys))] {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, counts[k]))
+	}
+	if len(keys) > n {
+		parts = append(parts, fmt.Sprintf("%d more kinds", len(keys)-n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// moment is the API server as the benchmark saw it at one point of a scenario.
+type moment struct {
+	metrics
+	watches    float64 // open watches
+	eventsSent float64 // watch events sent so far
+	rssMB      float64 // the API server's VmRSS
+}
+
+func (r *rig) observe() (moment, error) {
+	m, err := r.scrape()
+	if err != nil {
+		return moment{}, err
+	}
+	rss, err := statusMB(r.apiServer, "VmRSS")
+	if err != nil {
+		return moment{}, fmt.Errorf("reading the API server's memory: %w", err)
+	}
+	return moment{metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss}, nil
+}
