@@ -51,6 +51,12 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 	if res.before, err = r.observe(); err != nil {
 		return res, err
 	}
+	// The resolvers would run in these pods: stored in the API server just as
+	// the gated ones, so that its memory compares like with like.
+	if err := createPlainPods(ctx, r.client, ns, names("pod", n)); err != nil {
+		return res, err
+	}
+	defer func() { _ = deletePods(context.Background(), r.client, ns) }()
 
 	env := []string{"PATH=/usr/bin:/bin", "NAMESPACE=" + ns, "KUBECONFIG=" + r.kubeconfig, "DEPENDENCY_SERVICE=" + ns + ":db"}
 	procs := make([]*process, 0, n)
@@ -142,7 +148,7 @@ func (c comparison) print(n int) {
 	g, rs := c.gated, c.resolvers
 	fmt.Printf("\n== gate vs resolvers: %d pods waiting on one Service ==\n", n)
 	row := func(k, a, b string) { fmt.Printf("  %-32s %-36s %s\n", k, a, b) }
-	row("", "gated pods + the controller", fmt.Sprintf("%d resolver processes", n))
+	row("", "gated pods + the controller", fmt.Sprintf("%d plain pods + %d resolver processes", n, n))
 	row("API server open watches", fmt.Sprintf("%.0f → %.0f waiting → %.0f", g.before.watches, g.waiting.watches, g.after.watches),
 		fmt.Sprintf("%.0f → %.0f waiting → %.0f", rs.before.watches, rs.waiting.watches, rs.after.watches))
 	row("API server VmRSS", fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", g.before.rssMB, g.waiting.rssMB, g.waiting.rssMB-g.before.rssMB),
@@ -150,6 +156,8 @@ func (c comparison) print(n int) {
 	row("waiting side's memory", fmt.Sprintf("controller VmHWM %.1f MB", g.controller.hwmMB), fmt.Sprintf("resolvers' VmRSS summed %.1f MB", rs.rssMB))
 	row("API requests per pod", fmt.Sprintf("%.2f, creation to release", total(g.requests)/float64(g.pods)),
 		fmt.Sprintf("%.2f, start to exit", started(rs.before, rs.after)/float64(n)))
+	row("API server CPU", fmt.Sprintf("%.2f s, creation to release", (g.after.cpu-g.before.cpu).Seconds()),
+		fmt.Sprintf("%.2f s, start to exit", (rs.after.cpu-rs.before.cpu).Seconds()))
 	row("watch events sent", fmt.Sprintf("%.0f, creation to release", g.after.eventsSent-g.before.eventsSent),
 		fmt.Sprintf("%.0f, start to exit", rs.after.eventsSent-rs.before.eventsSent))
 	row("ready → released p50/p99/max", fmt.Sprintf("%.0f / %.0f / %.0f ms", ms(g.latency.percentile(50)), ms(g.latency.percentile(99)), ms(g.latency.max())),

@@ -62,7 +62,10 @@ func (r *rig) canary(ctx context.Context, p *process) error {
 	if err := createGatedPods(ctx, r.client, ns, pod, func(int) string { return "ready" }); err != nil {
 		return err
 	}
-	if err := w.waitFor(pod, startupTimeout, "released", isReleased); err != nil {
+	if err := w.waitFor(pod, startupTimeout, "released", p.running, isReleased); err != nil {
+		if p.exited() { // err says so, with the diagnosis
+			return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w", err)
+		}
 		s, _ := w.state("canary")
 		return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w; the pod: %s; %s",
 			err, describe(s), p.diagnosis())

@@ -102,7 +102,7 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 			return res, err
 		}
 		res.created = time.Since(t0)
-		if err := w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", seenGated); err != nil {
+		if err := w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", nil, seenGated); err != nil {
 			return res, err
 		}
 		// Released before their Service is ready would be a functional failure.
@@ -120,7 +120,7 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 		// wait until the controller has evaluated each (set its condition).
 		if evaluate {
 			limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
-			if err := w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", evaluated); err != nil {
+			if err := w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", ctrl.running, evaluated); err != nil {
 				evaluate = false
 				res.notEvaluated = err.Error()
 			} else {
@@ -138,7 +138,7 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 		if err != nil {
 			return res, err
 		}
-		if err := w.waitFor(pods, releaseTimeout, "released", isReleased); err != nil {
+		if err := w.waitFor(pods, releaseTimeout, "released", ctrl.running, isReleased); err != nil {
 			_, missing := w.count(pods, isReleased)
 			s, _ := w.state(missing)
 			return res, fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has a ready EndpointSlice since %s; %s",
@@ -204,6 +204,7 @@ func (res gatedResult) print(sc gatedScenario) {
 	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), ms(res.controllerCPU)/float64(res.pods))
 	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
 	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
+	row("API server CPU", "%.2f s, from the pods' creation to the last release", (res.after.cpu - res.before.cpu).Seconds())
 	row("watch events sent", "%.0f, from the pods' creation to the last release (every watcher counted)", res.after.eventsSent-res.before.eventsSent)
 	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
 }
@@ -262,7 +263,9 @@ func BenchmarkGate(b *testing.B) {
 			summary = append(summary, s+fmt.Sprintf(" (%s)", sc.target))
 		})
 	}
-	fmt.Printf("\nbench-gate: %s\n", strings.Join(summary, "; "))
+	if len(summary) > 0 {
+		fmt.Printf("\nbench-gate: %s\n", strings.Join(summary, "; "))
+	}
 }
 
 // resolverCount is N of the comparison: GATE_RESOLVERS, default 300.

@@ -156,9 +156,10 @@ func largest(counts map[string]float64, n int) string {
 // moment is the API server as the benchmark saw it at one point of a scenario.
 type moment struct {
 	metrics
-	watches    float64 // open watches
-	eventsSent float64 // watch events sent so far
-	rssMB      float64 // the API server's VmRSS
+	watches    float64       // open watches
+	eventsSent float64       // watch events sent so far
+	rssMB      float64       // the API server's VmRSS
+	cpu        time.Duration // the API server's CPU so far, user+system
 }
 
 func (r *rig) observe() (moment, error) {
@@ -170,5 +171,9 @@ func (r *rig) observe() (moment, error) {
 	if err != nil {
 		return moment{}, fmt.Errorf("reading the API server's memory: %w", err)
 	}
-	return moment{metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss}, nil
+	st, err := readProcStat(r.apiServer)
+	if err != nil {
+		return moment{}, fmt.Errorf("reading the API server's CPU time: %w", err)
+	}
+	return moment{metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu}, nil
 }

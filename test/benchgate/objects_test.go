@@ -89,6 +89,21 @@ func createGatedPods(ctx context.Context, client kubernetes.Interface, ns string
 	})
 }
 
+// createPlainPods creates pods without gate, label or annotation: the pods the
+// resolvers of the comparison would run in.
+func createPlainPods(ctx context.Context, client kubernetes.Interface, ns string, names []string) error {
+	return parallel(len(names), func(i int) error {
+		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: names[i]},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating pod %s/%s: %w", ns, names[i], err)
+		}
+		return nil
+	})
+}
+
 // makeReady gives each Service an EndpointSlice with one ready endpoint, all at
 // once, and returns when each create call returned: from then on the Service
 // is ready.

@@ -58,10 +58,14 @@ func (p *process) stop() {
 	}
 }
 
-// tail is the last n lines of the process's stderr, for a diagnosis.
-func (p *process) tail(n int) string {
+// excerpt is the process's stderr, for a diagnosis: whole up to 30 lines, else
+// its first 5 (a failure to start, e.g. an unknown flag, comes first) and its last 25.
+func (p *process) excerpt() string {
 	lines := strings.Split(strings.TrimRight(p.stderr.String(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	if len(lines) <= 30 {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:5], "\n") + fmt.Sprintf("\n[... %d lines ...]\n", len(lines)-30) + strings.Join(lines[len(lines)-25:], "\n")
 }
 
 // diagnosis says whether the process still runs and what it logged last.
@@ -70,7 +74,15 @@ func (p *process) diagnosis() string {
 	if p.exited() {
 		state = fmt.Sprintf("exited (%v)", p.err)
 	}
-	return fmt.Sprintf("%s (pid %d) %s; the last lines of its stderr:\n%s", p.name, p.pid(), state, p.tail(30))
+	return fmt.Sprintf("%s (pid %d) %s; its stderr:\n%s", p.name, p.pid(), state, p.excerpt())
+}
+
+// running is nil while the process runs, else an error with its diagnosis.
+func (p *process) running() error {
+	if p.exited() {
+		return fmt.Errorf("%s", p.diagnosis())
+	}
+	return nil
 }
 
 // usage is a process's resource use so far.

@@ -137,10 +137,17 @@ func (w *podWatch) count(names []string, ok func(*podState) bool) (n int, missin
 }
 
 // waitFor polls the watch's state until every pod of names satisfies ok; the
-// error says how many did not, and names one.
-func (w *podWatch) waitFor(names []string, timeout time.Duration, what string, ok func(*podState) bool) error {
+// error says how many did not, and names one. It gives up early when alive
+// (nil: always alive) reports that the process doing the work is gone.
+func (w *podWatch) waitFor(names []string, timeout time.Duration, what string, alive func() error, ok func(*podState) bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		if alive != nil {
+			if err := alive(); err != nil {
+				n, _ := w.count(names, ok)
+				return fmt.Errorf("%d of %d pods are %s, but %w", n, len(names), what, err)
+			}
+		}
 		n, missing := w.count(names, ok)
 		if n == len(names) {
 			return nil
