@@ -25,7 +25,7 @@ type resolverResult struct {
 func (r *rig) compare(ctx context.Context, n int) (comparison, error) {
 	var c comparison
 	var err error
-	sc := gatedScenario{name: "vs-resolvers", rounds: 1, services: 1, perService: n}
+	sc := gatedScenario{name: "vs-resolvers", rounds: 1, services: 1, perService: n, collect: true}
 	// Gated first: the resolvers' watches would leave the API server's heap grown.
 	if c.gated, err = r.runGated(ctx, sc); err != nil {
 		return c, fmt.Errorf("%d gated pods: %w", n, err)
@@ -48,7 +48,7 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 	if err := createServices(ctx, r.client, ns, []string{"db"}); err != nil {
 		return res, err
 	}
-	if res.before, err = r.observe(); err != nil {
+	if res.before, err = r.observe(true); err != nil {
 		return res, err
 	}
 	// The resolvers would run in these pods: stored in the API server just as
@@ -81,7 +81,7 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 	// Each watches the Service's EndpointSlices; wait until the API server serves them all.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if res.waiting, err = r.observe(); err != nil {
+		if res.waiting, err = r.observe(true); err != nil {
 			return res, err
 		}
 		if res.waiting.watches >= res.before.watches+float64(n) {
@@ -114,7 +114,7 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 		}
 		res.latency = append(res.latency, p.ended.Sub(ready["db"]))
 	}
-	if res.after, err = r.observe(); err != nil {
+	if res.after, err = r.observe(true); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -153,12 +153,16 @@ func (c comparison) print(n int) {
 		fmt.Sprintf("%.0f → %.0f waiting → %.0f", rs.before.watches, rs.waiting.watches, rs.after.watches))
 	row("API server VmRSS", fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", g.before.rssMB, g.waiting.rssMB, g.waiting.rssMB-g.before.rssMB),
 		fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", rs.before.rssMB, rs.waiting.rssMB, rs.waiting.rssMB-rs.before.rssMB))
+	row("API server live heap", fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", g.before.heapMB, g.waiting.heapMB, g.waiting.heapMB-g.before.heapMB),
+		fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", rs.before.heapMB, rs.waiting.heapMB, rs.waiting.heapMB-rs.before.heapMB))
+	row("API server goroutines", fmt.Sprintf("%.0f → %.0f waiting", g.before.goroutines, g.waiting.goroutines),
+		fmt.Sprintf("%.0f → %.0f waiting", rs.before.goroutines, rs.waiting.goroutines))
 	row("waiting side's memory", fmt.Sprintf("controller VmHWM %.1f MB", g.controller.hwmMB), fmt.Sprintf("resolvers' VmRSS summed %.1f MB", rs.rssMB))
 	row("API requests per pod", fmt.Sprintf("%.2f, creation to release", total(g.requests)/float64(g.pods)),
 		fmt.Sprintf("%.2f, start to exit", started(rs.before, rs.after)/float64(n)))
 	row("API server CPU", fmt.Sprintf("%.2f s, creation to release", (g.after.cpu-g.before.cpu).Seconds()),
 		fmt.Sprintf("%.2f s, start to exit", (rs.after.cpu-rs.before.cpu).Seconds()))
-	row("watch events sent", fmt.Sprintf("%.0f, creation to release", g.after.eventsSent-g.before.eventsSent),
+	row("watch events sent", fmt.Sprintf("%.0f (%d to the harness), creation to release", g.after.eventsSent-g.before.eventsSent, g.harnessEvents),
 		fmt.Sprintf("%.0f, start to exit", rs.after.eventsSent-rs.before.eventsSent))
 	row("ready → released p50/p99/max", fmt.Sprintf("%.0f / %.0f / %.0f ms", ms(g.latency.percentile(50)), ms(g.latency.percentile(99)), ms(g.latency.max())),
 		fmt.Sprintf("%.0f / %.0f / %.0f ms (exit)", ms(rs.latency.percentile(50)), ms(rs.latency.percentile(99)), ms(rs.latency.max())))
@@ -177,10 +181,14 @@ func (c comparison) report(b *testing.B) {
 	b.ReportMetric(c.resolvers.waiting.watches-c.resolvers.before.watches, "resolver-watches-added")
 	b.ReportMetric(c.gated.waiting.rssMB-c.gated.before.rssMB, "gated-apiserver-MB-added")
 	b.ReportMetric(c.resolvers.waiting.rssMB-c.resolvers.before.rssMB, "resolver-apiserver-MB-added")
+	b.ReportMetric(c.gated.waiting.goroutines-c.gated.before.goroutines, "gated-apiserver-goroutines-added")
+	b.ReportMetric(c.resolvers.waiting.goroutines-c.resolvers.before.goroutines, "resolver-apiserver-goroutines-added")
 }
 
 func (c comparison) summary(n int) string {
 	g, rs := c.gated, c.resolvers
-	return fmt.Sprintf("%d waiting pods: API server watches %+.0f gated vs %+.0f as resolvers, its RSS %+.0f MB vs %+.0f MB",
-		n, g.waiting.watches-g.before.watches, rs.waiting.watches-rs.before.watches, g.waiting.rssMB-g.before.rssMB, rs.waiting.rssMB-rs.before.rssMB)
+	return fmt.Sprintf("%d waiting pods, gated vs as resolvers: API server watches %+.0f vs %+.0f, its goroutines %+.0f vs %+.0f, its RSS %+.0f MB vs %+.0f MB",
+		n, g.waiting.watches-g.before.watches, rs.waiting.watches-rs.before.watches,
+		g.waiting.goroutines-g.before.goroutines, rs.waiting.goroutines-rs.before.goroutines,
+		g.waiting.rssMB-g.before.rssMB, rs.waiting.rssMB-rs.before.rssMB)
 }

@@ -159,10 +159,23 @@ type moment struct {
 	watches    float64       // open watches
 	eventsSent float64       // watch events sent so far
 	rssMB      float64       // the API server's VmRSS
+	heapMB     float64       // its Go heap in use, live objects only after a collection
+	goroutines float64       // its goroutines: a watch holds some, whatever the heap does
 	cpu        time.Duration // the API server's CPU so far, user+system
 }
 
-func (r *rig) observe() (moment, error) {
+// observe reads the API server's metrics and process figures. With collect, it
+// first has the API server run a garbage collection (its heap profile with
+// gc=1), so that the heap in use is what is live, not the garbage of the last
+// burst of requests.
+func (r *rig) observe(collect bool) (moment, error) {
+	if collect {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := r.env.Client.Discovery().RESTClient().Get().AbsPath("/debug/pprof/heap").Param("gc", "1").DoRaw(ctx); err != nil {
+			return moment{}, fmt.Errorf("having the API server collect its garbage (/debug/pprof/heap?gc=1): %w", err)
+		}
+	}
 	m, err := r.scrape()
 	if err != nil {
 		return moment{}, err
@@ -175,5 +188,8 @@ func (r *rig) observe() (moment, error) {
 	if err != nil {
 		return moment{}, fmt.Errorf("reading the API server's CPU time: %w", err)
 	}
-	return moment{metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu}, nil
+	return moment{
+		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu,
+		heapMB: m.sum("go_memstats_heap_inuse_bytes", nil) / 1e6, goroutines: m.sum("go_goroutines", nil),
+	}, nil
 }

@@ -33,9 +33,10 @@ type podWatch struct {
 	stop context.CancelFunc
 	done chan struct{}
 
-	mu   sync.Mutex
-	pods map[string]*podState
-	err  error // the watch ended early
+	mu     sync.Mutex
+	pods   map[string]*podState
+	events int   // received: the harness's share of the API server's watch events
+	err    error // the watch ended early
 }
 
 // watchPods starts watching ns from now on.
@@ -90,6 +91,7 @@ func (w *podWatch) run(rw *watchtools.RetryWatcher) {
 func (w *podWatch) observe(pod *corev1.Pod, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.events++
 	s := w.pods[pod.Name]
 	if s == nil {
 		s = &podState{}
@@ -176,6 +178,12 @@ func (w *podWatch) released(names []string) []time.Time {
 		}
 	}
 	return out
+}
+
+func (w *podWatch) received() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events
 }
 
 // state is a copy of what the watch saw of one pod.
