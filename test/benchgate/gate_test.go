@@ -63,112 +63,116 @@ func withoutHarness(counts map[string]float64) map[string]float64 {
 
 // runGated runs one scenario; an error is a functional failure with a diagnosis.
 func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, error) {
-	res := gatedResult{pods: sc.rounds * sc.podsPerRound()}
-	ns, err := newNamespace(ctx, r.client, "gate-"+sc.name)
-	if err != nil {
-		return res, err
+	g := &gatedRun{rig: r, sc: sc, res: gatedResult{pods: sc.rounds * sc.podsPerRound()}, evaluate: true}
+	var err error
+	if g.ns, err = newNamespace(ctx, r.client, "gate-"+sc.name); err != nil {
+		return g.res, err
 	}
-	ctrl, err := r.startController(ctx)
-	if err != nil {
-		return res, err
+	if g.ctrl, err = r.startController(ctx); err != nil {
+		return g.res, err
 	}
-	defer ctrl.stop()
-	w, err := watchPods(ctx, r.client, ns)
-	if err != nil {
-		return res, err
+	defer g.ctrl.stop()
+	if g.w, err = watchPods(ctx, r.client, g.ns); err != nil {
+		return g.res, err
 	}
-	defer w.close()
+	defer g.w.close()
 	services := make([][]string, sc.rounds)
 	for round := range services {
 		services[round] = names(fmt.Sprintf("r%d-svc", round), sc.services)
-		if err := createServices(ctx, r.client, ns, services[round]); err != nil {
-			return res, err
+		if err := createServices(ctx, r.client, g.ns, services[round]); err != nil {
+			return g.res, err
 		}
 	}
-	defer func() { _ = deletePods(context.Background(), r.client, ns) }()
+	defer func() { _ = deletePods(context.Background(), r.client, g.ns) }()
 
-	start, err := usageOf(ctrl.pid())
+	start, err := usageOf(g.ctrl.pid())
 	if err != nil {
-		return res, fmt.Errorf("reading the controller's resource use: %w", err)
+		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
 	}
-	if res.before, err = r.observe(sc.collect); err != nil {
-		return res, err
+	if g.res.before, err = r.observe(sc.collect); err != nil {
+		return g.res, err
 	}
-
-	evaluate := true
 	for round := range sc.rounds {
-		pods := names(fmt.Sprintf("r%d-pod", round), sc.podsPerRound())
-		serviceOf := func(i int) string { return services[round][i/sc.perService] }
-		t0 := time.Now()
-		if err := createGatedPods(ctx, r.client, ns, pods, serviceOf); err != nil {
-			return res, err
+		if err := g.round(ctx, round, services[round]); err != nil {
+			return g.res, err
 		}
-		res.created = time.Since(t0)
-		if err := w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", nil, seenGated); err != nil {
-			return res, err
-		}
-		// Released before their Service is ready would be a functional failure.
-		if n, _ := w.count(pods, isReleased); n > 0 {
-			pod := pods[0]
-			for _, p := range pods {
-				if s, _ := w.state(p); isReleased(&s) {
-					pod = p
-					break
-				}
-			}
-			return res, fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", n, len(pods), pod, ctrl.diagnosis())
-		}
-		// The scenario times the release, not the backlog of a burst of new pods:
-		// wait until the controller has evaluated each (set its condition).
-		if evaluate {
-			limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
-			if err := w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", ctrl.running, evaluated); err != nil {
-				evaluate = false
-				res.notEvaluated = err.Error()
-			} else {
-				res.evaluated = time.Since(t0)
-			}
-		}
-		if round == 0 {
-			if res.waiting, err = r.observe(sc.collect); err != nil {
-				return res, err
-			}
-		}
-
-		t1 := time.Now()
-		ready, err := makeReady(ctx, r.client, ns, services[round])
-		if err != nil {
-			return res, err
-		}
-		if err := w.waitFor(pods, releaseTimeout, "released", ctrl.running, isReleased); err != nil {
-			_, missing := w.count(pods, isReleased)
-			s, _ := w.state(missing)
-			return res, fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has a ready EndpointSlice since %s; %s",
-				releaseTimeout, err, missing, describe(s), serviceOf(indexOf(pods, missing)), ready[serviceOf(indexOf(pods, missing))].Format(time.RFC3339Nano), ctrl.diagnosis())
-		}
-		last := t1
-		for i, at := range w.released(pods) {
-			res.latency = append(res.latency, at.Sub(ready[serviceOf(i)]))
-			last = maxTime(last, at)
-		}
-		res.allReleased = last.Sub(t1)
 	}
-
-	if res.after, err = r.observe(sc.collect); err != nil {
-		return res, err
+	if g.res.after, err = r.observe(sc.collect); err != nil {
+		return g.res, err
 	}
-	res.harnessEvents = w.received()
-	res.requests = withoutHarness(requestsBetween(res.before.metrics, res.after.metrics))
-	end, err := usageOf(ctrl.pid())
+	g.res.harnessEvents = g.w.received()
+	g.res.requests = withoutHarness(requestsBetween(g.res.before.metrics, g.res.after.metrics))
+	end, err := usageOf(g.ctrl.pid())
 	if err != nil {
-		return res, fmt.Errorf("reading the controller's resource use: %w", err)
+		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
 	}
-	res.controller = end
-	res.controllerCPU = end.cpu - start.cpu
-	if ctrl.exited() {
-		return res, fmt.Errorf("the controller exited during the scenario: %s", ctrl.diagnosis())
+	g.res.controller, g.res.controllerCPU = end, end.cpu-start.cpu
+	return g.res, g.ctrl.running()
+}
+
+// gatedRun is one scenario under way.
+type gatedRun struct {
+	rig      *rig
+	sc       gatedScenario
+	ns       string
+	ctrl     *process
+	w        *podWatch
+	res      gatedResult
+	evaluate bool // wait for the condition; false once the controller did not set it in time
+}
+
+// round creates the round's pods, waits until the controller has evaluated
+// them, makes their Services ready at once and times each pod's release.
+func (g *gatedRun) round(ctx context.Context, round int, services []string) error {
+	pods := names(fmt.Sprintf("r%d-pod", round), g.sc.podsPerRound())
+	serviceOf := func(i int) string { return services[i/g.sc.perService] }
+	t0 := time.Now()
+	if err := createGatedPods(ctx, g.rig.client, g.ns, pods, serviceOf); err != nil {
+		return err
 	}
-	return res, nil
+	g.res.created = time.Since(t0)
+	if err := g.w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", nil, seenGated); err != nil {
+		return err
+	}
+	// The scenario times the release, not the backlog of a burst of new pods:
+	// wait until the controller has evaluated each (set its condition).
+	if g.evaluate {
+		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
+		if err := g.w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", g.ctrl.running, evaluated); err != nil {
+			g.evaluate, g.res.notEvaluated = false, err.Error()
+		} else {
+			g.res.evaluated = time.Since(t0)
+		}
+	}
+	if n, early := g.w.count(pods, func(s *podState) bool { return !isReleased(s) }); n < len(pods) {
+		return fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", len(pods)-n, len(pods), early, g.ctrl.diagnosis())
+	}
+	if round == 0 {
+		var err error
+		if g.res.waiting, err = g.rig.observe(g.sc.collect); err != nil {
+			return err
+		}
+	}
+
+	t1 := time.Now()
+	ready, err := makeReady(ctx, g.rig.client, g.ns, services)
+	if err != nil {
+		return err
+	}
+	if err := g.w.waitFor(pods, releaseTimeout, "released", g.ctrl.running, isReleased); err != nil {
+		_, missing := g.w.count(pods, isReleased)
+		s, _ := g.w.state(missing)
+		svc := serviceOf(indexOf(pods, missing))
+		return fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has had a ready EndpointSlice since %s; %s",
+			releaseTimeout, err, missing, describe(s), svc, ready[svc].Format(time.RFC3339Nano), g.ctrl.diagnosis())
+	}
+	last := t1
+	for i, at := range g.w.released(pods) {
+		g.res.latency = append(g.res.latency, at.Sub(ready[serviceOf(i)]))
+		last = maxTime(last, at)
+	}
+	g.res.allReleased = last.Sub(t1)
+	return nil
 }
 
 func indexOf(list []string, v string) int {
