@@ -257,6 +257,7 @@ func startWebhook(ctx context.Context, env *testenv.Env) error {
 	o.Image = "kubernetes-entrypoint:demo"
 	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
 	o.RegistryLookup = false
+	o.LeaderElect = false // one process, no Lease
 	w, err := server.New(env.Config, o, logr.Discard())
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func fixedKeys() []string {
 	return []string{
 		keyService, keyJob, keyJobJSON, keyDaemonSet, keyContainer, keyPod,
 		keyCustomResource, keyConfig, keySocket, keyTCP, keyHTTP,
-		keyContainers, keyTimeout, keyInject, keyStatus,
+		keyContainers, keyTimeout, keyInject, keyStatus, keyGate,
 	}
 }
 

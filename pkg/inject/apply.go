@@ -21,14 +21,23 @@ func (p *plan) apply(pod *corev1.Pod, cfg Config) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, resolverVolume())
 	pod.Spec.InitContainers = slices.Insert(pod.Spec.InitContainers, p.initIndex, installContainer(cfg))
 
+	status := injectionStatus{Version: statusVersion, Containers: p.targetNames(), InitContainer: InitContainerName}
+	for _, e := range p.gated {
+		status.Gated = append(status.Gated, envValue{Name: e.Name, Value: e.Value})
+	}
+	if len(p.gated) > 0 {
+		addSchedulingGate(pod)
+	}
+
 	annotations := make(map[string]string, len(pod.Annotations)+1)
 	maps.Copy(annotations, pod.Annotations)
-	annotations[AnnotationStatus] = injectionStatus{
-		Version:       statusVersion,
-		Containers:    p.targetNames(),
-		InitContainer: InitContainerName,
-	}.encode()
+	annotations[AnnotationStatus] = status.encode()
 	pod.Annotations = annotations
+
+	labels := make(map[string]string, len(pod.Labels)+1)
+	maps.Copy(labels, pod.Labels)
+	labels[LabelManaged] = "true"
+	pod.Labels = labels
 }
 
 // wrap makes c run the resolver, which execs argv once the dependencies in env are

@@ -179,6 +179,39 @@ func TestDeny(t *testing.T) {
 			problems:    [][]string{{`annotation entrypoint.io/inject: "yes" is neither "true" nor "false"; expected "true", or "false" to opt the pod out`}},
 		},
 		{
+			name:        "gate not a boolean",
+			annotations: map[string]string{"entrypoint.io/gate": "yes", "entrypoint.io/dependency-service": "mariadb"},
+			problems:    [][]string{{`annotation entrypoint.io/gate: "yes" is neither "true" nor "false"; expected "true" to hold the pod before scheduling`}},
+			path:        "metadata.annotations[entrypoint.io/gate]",
+		},
+		{
+			name:        "gate empty",
+			annotations: map[string]string{"entrypoint.io/gate": " ", "entrypoint.io/dependency-service": "mariadb"},
+			problems:    [][]string{{`annotation entrypoint.io/gate: "" is neither "true" nor "false"`}},
+		},
+		{
+			name:        "gate with the controller off",
+			annotations: map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-service": "mariadb"},
+			config:      func(c Config) Config { c.Controller = false; return c },
+			problems: [][]string{{`annotation entrypoint.io/gate: "true" asks for gate mode, but the webhook runs with --controller=false, ` +
+				`so nothing would remove the scheduling gate entrypoint.io/dependencies and the pod would never be scheduled; ` +
+				`turn the dependency controller on (chart value controller.enabled: true) or remove the annotation`}},
+			path: "metadata.annotations[entrypoint.io/gate]",
+		},
+		{
+			name:        "gate with the controller off, nothing to gate",
+			annotations: map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-tcp": "db:5432"},
+			config:      func(c Config) Config { c.Controller = false; return c },
+			problems:    [][]string{{`annotation entrypoint.io/gate: "true" asks for gate mode, but the webhook runs with --controller=false`}},
+		},
+		{
+			name:        "gate on a pod with a node",
+			annotations: map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-service": "mariadb"},
+			pod:         func(p *corev1.Pod) { p.Spec.NodeName = "node-1" },
+			problems:    [][]string{{`annotation entrypoint.io/gate: "true" asks for gate mode, but spec.nodeName is set, so the pod is never scheduled`, "remove the annotation or spec.nodeName"}},
+			path:        "spec.nodeName",
+		},
+		{
 			name:        "misspelt annotation",
 			annotations: map[string]string{"entrypoint.io/dependency-services": "mariadb"},
 			problems:    [][]string{{"annotation entrypoint.io/dependency-services: unknown annotation; did you mean entrypoint.io/dependency-service?"}},

@@ -2,6 +2,7 @@ package inject
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -16,17 +17,21 @@ import (
 // FuzzAnnotations feeds arbitrary annotation values to Mutate. It must never panic;
 // a denial must list its problems; and an accepted pod must come out as a plan the
 // resolver accepts: every wrapped container runs the resolver with "--" and an argv,
-// and its environment parses with spec.FromEnv, as the resolver will parse it.
+// and its environment parses with spec.FromEnv, as the resolver will parse it; in
+// gate mode (asked by the gate annotation or by the namespace) together with the
+// variables gated in the status annotation, which the controller reads.
 func FuzzAnnotations(f *testing.F) {
 	f.Add("mariadb,openstack:keystone-api", "db-migrate", "", "ovs-agent", "shipper", `[{"labels":{"app":"x"}}]`,
 		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "/etc/app.conf", "/run/x.sock", "db:5432", "http://h/x",
-		"", `["/bin/cache"]`, "30s", "true", "", "")
+		"", `["/bin/cache"]`, "30s", "true", "", "", "true", false)
 	f.Add("a,,b", "x", `[{"name":"y"}]`, "a:b:c", "nope", `{}`, `[1]`, "rel", "/x/", "h", "ftp://x",
-		"app,nope", "[]", "-1s", "yes", "dependency-services", "x")
+		"app,nope", "[]", "-1s", "yes", "dependency-services", "x", "yes", true)
 	f.Add("", "", `[{"labels":{"a":"b"},"namespace":"n"}]`, "", "", "", "", "", "", "[::1]:80", "", "cache,shipper",
-		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`)
+		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`, "", true)
+	f.Add("db", "", `[{"labels":{"a":"b"}}]`, "", "", `[{"labels":{"a":"b"}},{"labels":{"c":"d"},"requireSameNode":true}]`,
+		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "", "", "", "", "", "", "", "", "", "", "true", false)
 	f.Fuzz(func(t *testing.T, service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets,
-		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue string) {
+		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue, gate string, namespaceGated bool) {
 		annotations := map[string]string{
 			"entrypoint.io/dependency-service":         service,
 			"entrypoint.io/dependency-job":             job,
@@ -44,13 +49,18 @@ func FuzzAnnotations(f *testing.F) {
 			"entrypoint.io/timeout":                    timeout,
 			"entrypoint.io/inject":                     inject,
 		}
+		if gate != "" {
+			annotations["entrypoint.io/gate"] = gate
+		}
 		if extraKey != "" {
 			annotations["entrypoint.io/"+extraKey] = extraValue
 		}
 		pod := fuzzPod(annotations)
 		before := pod.DeepCopy()
 
-		out, outcome, err := Mutate(context.Background(), pod, testConfig())
+		cfg := testConfig()
+		cfg.NamespaceGated = namespaceGated
+		out, outcome, err := Mutate(context.Background(), pod, cfg)
 		if pod.String() != before.String() {
 			t.Fatal("Mutate modified its input")
 		}
@@ -105,6 +115,16 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 	if !wasInjected(pod) {
 		t.Fatal("an injected pod is not recognized as injected")
 	}
+	var status injectionStatus
+	if err := json.Unmarshal([]byte(pod.Annotations[AnnotationStatus]), &status); err != nil {
+		t.Fatal(err)
+	}
+	if gated := len(status.Gated) > 0; gated != hasSchedulingGate(pod) {
+		t.Fatalf("gated variables %v, but scheduling gates %v", status.Gated, pod.Spec.SchedulingGates)
+	}
+	if _, _, err := Dependencies(pod); err != nil {
+		t.Fatalf("the controller would reject the pod: %v", err)
+	}
 	wrapped := 0
 	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		if len(c.Command) != 1 || c.Command[0] != DefaultMountPath+"/kubernetes-entrypoint" {
@@ -125,6 +145,20 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 					"metadata.name": "web-0", "metadata.namespace": "shop", "spec.nodeName": "node-1", "status.podIP": "10.0.0.7",
 				}[e.ValueFrom.FieldRef.FieldPath]
 			}
+		}
+		for _, g := range status.Gated {
+			if !isNodeFree(g.Name) && g.Name != spec.EnvPodsJSON {
+				t.Fatalf("%s gated", g.Name)
+			}
+			if kept, ok := env[g.Name]; ok {
+				merged, err := joinJSONArrays(kept, g.Value)
+				if err != nil || g.Name != spec.EnvPodsJSON {
+					t.Fatalf("%s both gated and in container %s: %v", g.Name, c.Name, err)
+				}
+				env[g.Name] = merged
+				continue
+			}
+			env[g.Name] = g.Value
 		}
 		if _, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 			t.Fatalf("container %s: the resolver would reject its environment: %v", c.Name, err)

@@ -15,7 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.out.yaml from what Mutate returns now")
 
-// TestGolden mutates every testdata/<case>.in.yaml and compares the result with
+// TestGolden mutates every testdata/<case>.in.yaml, with the config of
+// <case>.config.yaml when there is one, and compares the result with
 // <case>.out.yaml. For each case it also checks that the input was not modified and
 // that mutating the result again changes nothing.
 func TestGolden(t *testing.T) {
@@ -28,7 +29,7 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pod := readPod(t, in)
 			before := pod.DeepCopy()
-			cfg := testConfig()
+			cfg := goldenConfig(t, name)
 
 			got, outcome, err := Mutate(context.Background(), pod, cfg)
 			if err != nil {

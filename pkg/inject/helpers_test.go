@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -44,9 +45,28 @@ func (r *fakeRegistry) requests() []ImageRef {
 	return append([]ImageRef(nil), r.asked...)
 }
 
-// testConfig is the webhook's config in tests: defaults, and the fake registry.
+// testConfig is the webhook's config in tests: defaults (the dependency
+// controller runs, as by default), and the fake registry.
 func testConfig() Config {
-	return Config{Image: testImage, ImageConfig: &fakeRegistry{}}
+	return Config{Image: testImage, ImageConfig: &fakeRegistry{}, Controller: true}
+}
+
+// goldenConfig is testConfig changed by testdata/<name>.config.yaml when there
+// is one: Config's fields by name, such as "gateAllNamespaces: true".
+func goldenConfig(t testing.TB, name string) Config {
+	t.Helper()
+	cfg := testConfig()
+	b, err := os.ReadFile(filepath.Join("testdata", name+".config.yaml"))
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		t.Fatalf("testdata/%s.config.yaml: %v", name, err)
+	}
+	return cfg
 }
 
 func readPod(t testing.TB, file string) *corev1.Pod {

@@ -111,6 +111,14 @@ func TestHostileDenialsStayShort(t *testing.T) {
 				"add annotation entrypoint.io/command." + longName[:maxQuotedBytes] + "... (100000 bytes in all): '["},
 		},
 		{
+			name: "a 1 MB gate value",
+			pod: func() *corev1.Pod {
+				return simplePod(map[string]string{"entrypoint.io/gate": "true" + strings.Repeat("x", 1<<20), "entrypoint.io/dependency-service": "db"})
+			},
+			total: 1,
+			shown: []string{`annotation entrypoint.io/gate: "truexxx`, `... (1048580 bytes in all) is neither "true" nor "false"`},
+		},
+		{
 			name: "5,000 unknown keys",
 			pod: func() *corev1.Pod {
 				annotations := map[string]string{}

@@ -2,6 +2,10 @@
 // the plan into a mutated pod: an emptyDir volume, an init container that installs
 // the resolver binary into it, and target containers rewritten to run the resolver,
 // which waits for the declared dependencies and then execs the exact original argv.
+// Every injected pod is labelled LabelManaged. In gate mode the dependencies that
+// need no node are left to the dependency controller instead: the pod gets the
+// scheduling gate SchedulingGate, and their variables go to the status annotation,
+// where Dependencies reads them back.
 //
 // It is pure: no HTTP and no Kubernetes client. The only way out is the
 // ImageConfigLookup the caller may give, used when a container's argv comes from its
@@ -55,6 +59,16 @@ type Config struct {
 	// LookupBudget bounds all registry lookups of one pod together (they run a few
 	// at a time); 0 means DefaultLookupBudget. Keep it under the webhook's timeout.
 	LookupBudget time.Duration
+
+	// Controller says the dependency controller runs (entrypoint-webhook
+	// --controller): only then may a pod be gated, since only it removes the gate.
+	Controller bool
+	// GateAllNamespaces asks for gate mode for every pod, as if its namespace
+	// carried NamespaceLabelGate (--gate-all-namespaces).
+	GateAllNamespaces bool
+	// NamespaceGated is per request, not per deployment: the caller sets it when
+	// the pod's namespace carries NamespaceLabelGate=true.
+	NamespaceGated bool
 }
 
 // DefaultLookupBudget is Config.LookupBudget unless set: well under the webhook's
@@ -157,10 +171,14 @@ type Outcome struct {
 	Result  string // ResultInjected, ResultSkipped or ResultDenied
 	Reason  string // one of the Reason* constants
 	Message string // for people: what was injected, or why it was skipped or denied
+	// Warnings are for the pod's author, about an injected pod: what was asked
+	// for and not done (admission warnings, shown by kubectl).
+	Warnings []string
 }
 
 // Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
-// A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
+// An injected pod's Outcome may carry warnings: gate mode asked for by the
+// namespace or cfg and not possible. A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
 // a *DeniedError counting every problem found, or, when cfg itself is invalid, with
 // cfg's error. When ctx ends first, Mutate stops and returns nil, a ResultError
 // outcome and an error wrapping ctx's.
@@ -195,9 +213,9 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 
 	out := pod.DeepCopy()
 	p.apply(out, cfg)
-	return out, Outcome{
-		Result:  ResultInjected,
-		Reason:  ReasonInjected,
-		Message: "wrapped container(s) " + strings.Join(p.targetNames(), ", "),
-	}, nil
+	message := "wrapped container(s) " + strings.Join(p.targetNames(), ", ")
+	if len(p.gated) > 0 {
+		message += "; held by scheduling gate " + SchedulingGate + " until its services, jobs, pods or custom resources are ready"
+	}
+	return out, Outcome{Result: ResultInjected, Reason: ReasonInjected, Message: message, Warnings: p.warnings}, nil
 }

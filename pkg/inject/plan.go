@@ -25,6 +25,11 @@ type plan struct {
 	// initIndex is where the install init container goes among the init containers:
 	// first, but after a service mesh's own.
 	initIndex int
+	// gated are the variables of node-free dependencies in gate mode, taken out of
+	// env: the status annotation keeps them for the controller.
+	gated []corev1.EnvVar
+	// warnings are what was asked and not done, for Outcome.Warnings.
+	warnings []string
 }
 
 // target is one container to wrap and the argv it ran before.
@@ -63,6 +68,9 @@ type planner struct {
 	allowed string
 	// images are the registry lookups of the pod, by image, made once each.
 	images map[string]imageLookup
+	// pods are the parsed items of entrypoint.io/dependency-pod, which gate mode
+	// splits by requireSameNode.
+	pods []spec.PodRef
 }
 
 // ctxCheckEvery is how many items of a list the planner handles between two looks
@@ -82,6 +90,7 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 	}
 	p := &plan{env: pl.dependencyEnv()}
 	pl.checkInject()
+	pl.checkGate()
 	p.targets = pl.targets()
 	p.initIndex = initContainerIndex(pod)
 	if err := pl.stopped(); err != nil {
@@ -99,6 +108,7 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 		pl.checkTarget(c, *t, p.initIndex)
 	}
 	pl.checkNameClashes()
+	pl.gate(p)
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
@@ -248,6 +258,7 @@ func (pl *planner) dependencyEnv() []corev1.EnvVar {
 
 	pods, _ := parseJSONChunked(pl, keyPod, func(v string) ([]spec.PodRef, error) { return spec.ParsePodsJSON(v, ns) })
 	set(keyPod, spec.EnvPodsJSON, encodePods(pods), nil)
+	pl.pods = pods
 	resources, _ := parseJSONChunked(pl, keyCustomResource, func(v string) ([]spec.CustomResourceRef, error) {
 		return spec.ParseCustomResourcesJSON(v, ns)
 	})

@@ -15,6 +15,16 @@ type injectionStatus struct {
 	Version       int      `json:"version"`
 	Containers    []string `json:"containers"`
 	InitContainer string   `json:"initContainer"`
+	// Gated are the variables gate mode kept out of the containers, in the
+	// contract's order; absent when the pod is not gated, so that pods injected
+	// before gate mode existed read the same.
+	Gated []envValue `json:"gated,omitempty"`
+}
+
+// envValue is one variable of the environment contract.
+type envValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 func (s injectionStatus) encode() string {

@@ -8,6 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +36,35 @@ type PodInjector struct {
 	Decoder admission.Decoder
 	Log     logr.Logger
 	Metrics *Metrics
+	// Namespaces reads the labels of a pod's namespace, for its gate mode
+	// (inject.NamespaceLabelGate); nil ignores namespace labels.
+	Namespaces NamespaceLabels
+	// Warn, when set, is asked for admission warnings about each injected pod,
+	// as mutated. It runs under the request's context, bounded by warnTimeout;
+	// a panic or a late answer costs the warnings, never the pod, and at most
+	// maxHookWarnings of them are shown, each cut to maxWarningBytes.
+	Warn func(ctx context.Context, pod *corev1.Pod) []string
 }
+
+// NamespaceLabels reads a namespace's labels.
+type NamespaceLabels interface {
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+}
+
+// Bounds of what the handler adds to a response and how long it waits for it.
+const (
+	// namespaceTimeout bounds the namespace lookup, well inside the API server's
+	// webhook timeout (10 s by default).
+	namespaceTimeout = 2 * time.Second
+	// warnTimeout bounds the Warn hook.
+	warnTimeout = 2 * time.Second
+	// maxHookWarnings is how many of the Warn hook's warnings are shown; one
+	// line more counts the others.
+	maxHookWarnings = 3
+	// maxWarningBytes cuts each warning: the API server may drop or cut longer
+	// ones (its advice is 120 characters), and kubectl prints every one.
+	maxWarningBytes = 256
+)
 
 var _ admission.Handler = (*PodInjector)(nil)
 
@@ -59,12 +91,24 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	if name == "" {
 		name = pod.GenerateName + "<generated>"
 	}
-	if len(name) > maxLoggedName { // not validated yet: it may be 100 kB
-		name = name[:maxLoggedName] + "..."
-	}
+	name = truncate(name, maxLoggedName) // not validated yet: it may be 100 kB
 	log := p.Log.WithValues("pod", pod.Namespace+"/"+name, "uid", string(req.UID))
 
-	mutated, outcome, err := inject.Mutate(ctx, pod, p.Config)
+	cfg := p.Config
+	var warnings []string
+	namespaceUnread := false
+	if p.Namespaces != nil && inject.NamespaceDecidesGate(pod, cfg) {
+		gated, err := p.namespaceGated(ctx, pod.Namespace)
+		if err != nil {
+			// Never deny a pod for this: it runs as if not gated, its resolver
+			// waiting for everything.
+			log.Info("could not read the namespace's labels; the pod is not gated", "error", err.Error())
+			namespaceUnread = true
+		}
+		cfg.NamespaceGated = gated
+	}
+
+	mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
 	p.Metrics.observe(outcome.Result, outcome.Reason)
 	switch outcome.Result {
 	case inject.ResultDenied:
@@ -83,8 +127,106 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		log.Error(err, "mutation failed")
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	log.Info("injected", "message", outcome.Message)
-	return admission.Patched(outcome.Message, patch...)
+	if namespaceUnread {
+		if deps, _, err := inject.Dependencies(mutated); err == nil && inject.HasNodeFreeDependencies(deps) {
+			warnings = append(warnings, "the labels of namespace "+truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
+				inject.NamespaceLabelGate+" label was not honoured: the pod is not gated, and its resolver waits for all its dependencies")
+		}
+	}
+	warnings = append(warnings, outcome.Warnings...)
+	warnings = append(warnings, p.hookWarnings(ctx, mutated, log)...)
+	for i, w := range warnings {
+		warnings[i] = cleanWarning(w)
+	}
+	log.Info("injected", "message", outcome.Message, "warnings", warnings)
+	resp := admission.Patched(outcome.Message, patch...)
+	resp.Warnings = warnings
+	return resp
+}
+
+// namespaceGated reads whether namespace carries inject.NamespaceLabelGate=true.
+func (p *PodInjector) namespaceGated(ctx context.Context, namespace string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, namespaceTimeout)
+	defer cancel()
+	labels, err := p.Namespaces.NamespaceLabels(ctx, namespace)
+	if err != nil {
+		return false, err
+	}
+	return labels[inject.NamespaceLabelGate] == "true", nil
+}
+
+// hookWarnings asks the Warn hook about pod, bounded in time and in what it
+// returns, and safe from its panics.
+func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log logr.Logger) []string {
+	if p.Warn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, warnTimeout)
+	defer cancel()
+	// The hook gets its own copy: it may still run after a timeout, while the
+	// response is encoded.
+	pod = pod.DeepCopy()
+	answer := make(chan []string, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error(fmt.Errorf("%v", r), "the admission warning hook panicked; the pod gets no warnings from it")
+				answer <- nil
+			}
+		}()
+		answer <- p.Warn(ctx, pod)
+	}()
+	var warnings []string
+	select {
+	case warnings = <-answer:
+	case <-ctx.Done():
+		log.Info("the admission warning hook did not answer in time; the pod gets no warnings from it", "timeout", warnTimeout.String())
+		return nil
+	}
+	var shown []string
+	more := 0
+	for _, w := range warnings {
+		switch {
+		case strings.TrimSpace(w) == "":
+		case len(shown) < maxHookWarnings:
+			shown = append(shown, w)
+		default:
+			more++
+		}
+	}
+	if more > 0 {
+		shown = append(shown, fmt.Sprintf("... and %d more warnings", more))
+	}
+	return shown
+}
+
+// cleanWarning makes w fit an HTTP header line, as admission warnings travel:
+// control characters and invalid UTF-8 become spaces, and it is cut to
+// maxWarningBytes.
+func cleanWarning(w string) string {
+	if len(w) > 4*maxWarningBytes { // only what can be shown is cleaned
+		w = w[:4*maxWarningBytes] + "..."
+	}
+	w = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(w, " "))
+	return truncate(strings.TrimSpace(w), maxWarningBytes)
+}
+
+// truncate cuts s to at most limit bytes on a character boundary, with "..."
+// in place of what is cut.
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	n := limit - len("...")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // Metrics counts the webhook's decisions.

@@ -11,8 +11,9 @@ import (
 )
 
 // podPatch returns the JSON patch that turns original into mutated, for the parts
-// of a pod that pkg/inject changes: annotations, volumes and init containers added,
-// and the command, args, env and volume mounts of wrapped containers. It is built
+// of a pod that pkg/inject changes: annotations and labels set, volumes, init
+// containers and scheduling gates added, and the command, args, env and volume
+// mounts of wrapped containers. It is built
 // from the typed objects instead of diffing whole JSON documents, which would
 // decode the pod twice more per request.
 //
@@ -27,34 +28,34 @@ import (
 func podPatch(original, mutated *corev1.Pod) ([]jsonpatch.Operation, error) {
 	restOriginal, restMutated := *original, *mutated
 	restOriginal.Annotations, restMutated.Annotations = nil, nil
+	restOriginal.Labels, restMutated.Labels = nil, nil
 	restOriginal.Spec.Volumes, restMutated.Spec.Volumes = nil, nil
+	restOriginal.Spec.SchedulingGates, restMutated.Spec.SchedulingGates = nil, nil
 	restOriginal.Spec.InitContainers, restMutated.Spec.InitContainers = nil, nil
 	restOriginal.Spec.Containers, restMutated.Spec.Containers = nil, nil
 	if !reflect.DeepEqual(restOriginal, restMutated) {
-		return nil, fmt.Errorf("building the pod's patch: the mutation changed more than annotations, volumes and containers")
+		return nil, fmt.Errorf("building the pod's patch: the mutation changed more than annotations, labels, volumes, scheduling gates and containers")
 	}
 
-	var ops []jsonpatch.Operation
-	if original.Annotations == nil && mutated.Annotations != nil {
-		ops = append(ops, op("add", "/metadata/annotations", mutated.Annotations))
-	} else {
-		for k, v := range mutated.Annotations {
-			if old, ok := original.Annotations[k]; !ok || old != v {
-				ops = append(ops, op("add", "/metadata/annotations/"+escape(k), v))
-			}
+	ops := mapPatch("/metadata/annotations", original.Annotations, mutated.Annotations)
+	ops = append(ops, mapPatch("/metadata/labels", original.Labels, mutated.Labels)...)
+	for _, list := range []struct {
+		path string
+		ops  func() ([]jsonpatch.Operation, error)
+	}{
+		{"/spec/volumes", func() ([]jsonpatch.Operation, error) {
+			return appended("/spec/volumes", original.Spec.Volumes, mutated.Spec.Volumes)
+		}},
+		{"/spec/schedulingGates", func() ([]jsonpatch.Operation, error) {
+			return appended("/spec/schedulingGates", original.Spec.SchedulingGates, mutated.Spec.SchedulingGates)
+		}},
+	} {
+		added, err := list.ops()
+		if err != nil {
+			return nil, err
 		}
-		for k := range original.Annotations {
-			if _, ok := mutated.Annotations[k]; !ok {
-				ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: "/metadata/annotations/" + escape(k)})
-			}
-		}
+		ops = append(ops, added...)
 	}
-
-	volumes, err := appended("/spec/volumes", original.Spec.Volumes, mutated.Spec.Volumes)
-	if err != nil {
-		return nil, err
-	}
-	ops = append(ops, volumes...)
 	for _, list := range []struct {
 		path              string
 		original, mutated []corev1.Container
@@ -69,6 +70,30 @@ func podPatch(original, mutated *corev1.Pod) ([]jsonpatch.Operation, error) {
 		ops = append(ops, containers...)
 	}
 	return ops, nil
+}
+
+// mapPatch patches the map of strings at path (annotations, labels) from
+// original to mutated: the whole map added when the pod has none, else each key
+// set or removed, escaped as a JSON pointer segment ("entrypoint.io~1status").
+func mapPatch(path string, original, mutated map[string]string) []jsonpatch.Operation {
+	if original == nil {
+		if mutated == nil {
+			return nil
+		}
+		return []jsonpatch.Operation{op("add", path, mutated)}
+	}
+	var ops []jsonpatch.Operation
+	for k, v := range mutated {
+		if old, ok := original[k]; !ok || old != v {
+			ops = append(ops, op("add", path+"/"+escape(k), v))
+		}
+	}
+	for k := range original {
+		if _, ok := mutated[k]; !ok {
+			ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: path + "/" + escape(k)})
+		}
+	}
+	return ops
 }
 
 // containersPatch patches the containers at path, original into mutated, which

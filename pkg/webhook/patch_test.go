@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,6 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no golden inputs: %v", err)
 	}
-	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", ImageConfig: imageConfigAll{}}
 	applied := 0
 	for _, in := range inputs {
 		t.Run(strings.TrimSuffix(filepath.Base(in), ".in.yaml"), func(t *testing.T) {
@@ -34,9 +34,9 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 			if err := json.Unmarshal(raw, pod); err != nil {
 				t.Fatal(err)
 			}
-			mutated, outcome, err := inject.Mutate(context.Background(), pod, cfg)
+			mutated, outcome, err := inject.Mutate(context.Background(), pod, goldenConfig(t, in))
 			if outcome.Result != inject.ResultInjected {
-				t.Skipf("%s: %v", outcome.Reason, err)
+				t.Fatalf("not injected: %+v, %v", outcome, err)
 			}
 			got := applyPodPatch(t, raw, pod, mutated)
 			want, err := json.Marshal(mutated)
@@ -58,6 +58,25 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 	if applied == 0 {
 		t.Fatal("no golden case was injected")
 	}
+}
+
+// goldenConfig is the config of the pkg/inject golden input at path: the
+// controller on, every image with an ENTRYPOINT, changed by the case's
+// .config.yaml when there is one.
+func goldenConfig(t *testing.T, path string) inject.Config {
+	t.Helper()
+	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", ImageConfig: imageConfigAll{}, Controller: true}
+	b, err := os.ReadFile(strings.TrimSuffix(path, ".in.yaml") + ".config.yaml")
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return cfg
 }
 
 // imageConfigAll answers every image with an ENTRYPOINT and a CMD.
@@ -190,7 +209,6 @@ func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no golden inputs: %v", err)
 	}
-	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", ImageConfig: imageConfigAll{}}
 	// levels counts the surviving fields at the places the old patch lost them.
 	levels := map[string]int{}
 	for _, in := range inputs {
@@ -210,7 +228,7 @@ func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
 			if err := json.Unmarshal(raw, pod); err != nil {
 				t.Fatal(err)
 			}
-			mutated, outcome, err := inject.Mutate(context.Background(), pod, cfg)
+			mutated, outcome, err := inject.Mutate(context.Background(), pod, goldenConfig(t, in))
 			if outcome.Result != inject.ResultInjected {
 				t.Fatalf("not injected: %+v, %v", outcome, err)
 			}
@@ -239,7 +257,7 @@ func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
 				case now != id:
 					t.Errorf("the field added at %s is now at %s", place, now)
 				default:
-					for _, level := range []string{"].securityContext", ".env[FUTURE_VAR].valueFrom.fieldRef", ".volumeMounts[", ".volumes[", "initContainers["} {
+					for _, level := range futureLevels() {
 						if strings.Contains(place, level) {
 							levels[level]++
 						}
@@ -252,11 +270,17 @@ func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
 		})
 	}
 	// The golden inputs together reach every level the old whole-array patch lost.
-	for _, level := range []string{"].securityContext", ".env[FUTURE_VAR].valueFrom.fieldRef", ".volumeMounts[", ".volumes[", "initContainers["} {
+	for _, level := range futureLevels() {
 		if levels[level] == 0 {
 			t.Errorf("no unknown field was tried at %s", level)
 		}
 	}
+}
+
+// futureLevels are the places of a pod where the patch appends to what the user
+// wrote, so unknown fields there are at risk.
+func futureLevels() []string {
+	return []string{"].securityContext", ".env[FUTURE_VAR].valueFrom.fieldRef", ".volumeMounts[", ".volumes[", "initContainers[", ".schedulingGates["}
 }
 
 // applyPodPatch applies podPatch(pod, mutated) to raw, the pod as the API server
@@ -294,4 +318,62 @@ func goldenJSON(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// The label and the scheduling gate are patched by key and by index: the whole
+// map or list added when the pod has none, else one key set (its '/' escaped) or
+// one gate appended, and the author's gate not added twice.
+func TestPodPatchLabelAndSchedulingGate(t *testing.T) {
+	tests := []struct {
+		name     string
+		metadata string // the pod's metadata members after the name
+		gates    string // the pod's spec.schedulingGates, JSON, or ""
+		ops      []string
+	}{
+		{name: "neither", ops: []string{`add /metadata/labels {"entrypoint.io/managed":"true"}`, `add /spec/schedulingGates [{"name":"entrypoint.io/dependencies"}]`}},
+		{name: "labels and another gate", metadata: `,"labels":{"app":"web"}`, gates: `[{"name":"example.com/quota"}]`,
+			ops: []string{`add /metadata/labels/entrypoint.io~1managed "true"`, `add /spec/schedulingGates/- {"name":"entrypoint.io/dependencies"}`}},
+		{name: "managed false and the author's gate", metadata: `,"labels":{"entrypoint.io/managed":"false"}`, gates: `[{"name":"entrypoint.io/dependencies"}]`,
+			ops: []string{`add /metadata/labels/entrypoint.io~1managed "true"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gates := ""
+			if tt.gates != "" {
+				gates = `"schedulingGates":` + tt.gates + `,`
+			}
+			raw := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ns"` + tt.metadata +
+				`,"annotations":{"entrypoint.io/gate":"true","entrypoint.io/dependency-service":"db"}},` +
+				`"spec":{` + gates + `"containers":[{"name":"app","image":"app:1","command":["/app"]}]}}`)
+			pod := &corev1.Pod{}
+			if err := json.Unmarshal(raw, pod); err != nil {
+				t.Fatal(err)
+			}
+			mutated, outcome, err := inject.Mutate(context.Background(), pod, inject.Config{Image: "img:1", Controller: true})
+			if outcome.Result != inject.ResultInjected {
+				t.Fatal(outcome, err)
+			}
+			ops, err := podPatch(pod, mutated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range ops {
+				if strings.HasPrefix(o.Path, "/metadata/labels") || strings.HasPrefix(o.Path, "/spec/schedulingGates") {
+					value, _ := json.Marshal(o.Value)
+					got = append(got, o.Operation+" "+o.Path+" "+string(value))
+				}
+			}
+			if !slices.Equal(got, tt.ops) {
+				t.Errorf("operations\n got %q\nwant %q", got, tt.ops)
+			}
+			patched := &corev1.Pod{}
+			if err := json.Unmarshal(applyPodPatch(t, raw, pod, mutated), patched); err != nil {
+				t.Fatal(err)
+			}
+			if !equality.Semantic.DeepEqual(patched, mutated) {
+				t.Errorf("patched pod differs from the mutated pod:\n got %+v\nwant %+v", patched.ObjectMeta, mutated.ObjectMeta)
+			}
+		})
+	}
 }

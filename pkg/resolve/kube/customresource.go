@@ -53,10 +53,18 @@ func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Sta
 	if snap.err != nil {
 		return resolve.Status{Reason: "cannot list: " + shortError(snap.err)}
 	}
-	if len(snap.objects) == 0 {
+	return CustomResourceReadiness(snap.objects, ref)
+}
+
+// CustomResourceReadiness is the custom resource rule over the objects of the
+// kind named ref.Name (zero or one): ready once it exists and every field and
+// condition of ref matches; a Secret's values are never shown. The resolver and
+// the dependency controller both decide with it.
+func CustomResourceReadiness(objects []*unstructured.Unstructured, ref spec.CustomResourceRef) resolve.Status {
+	if len(objects) == 0 {
 		return resolve.Status{Reason: "not found"}
 	}
-	obj := snap.objects[0]
+	obj := objects[0]
 	hide := holdsSecrets(ref)
 	var unmet []string
 	for _, f := range ref.Fields {

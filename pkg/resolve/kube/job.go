@@ -45,36 +45,53 @@ func (j *Job) Wait(ctx context.Context, report func(resolve.Status)) error {
 			r.set(resolve.Status{Reason: "cannot list jobs: " + shortError(snap.err)})
 			return false, nil
 		}
-		if len(snap.objects) == 0 {
-			r.set(resolve.Status{Reason: "not found"})
-			return false, nil
-		}
-		var waiting []string
-		for _, job := range snap.objects {
-			done, failed, state := jobState(job)
-			if done {
-				continue
+		st, failed := JobsReadiness(snap.objects)
+		for _, f := range failed {
+			if j.Client.opts.FailFast {
+				return false, resolve.Terminal("job %s/%s failed: %s", f.Job.GetNamespace(), f.Job.GetName(), f.Reason)
 			}
-			if failed != "" {
-				if j.Client.opts.FailFast {
-					return false, resolve.Terminal("job %s/%s failed: %s", job.GetNamespace(), job.GetName(), failed)
-				}
-				if !failedLogged[job.GetName()] {
-					failedLogged[job.GetName()] = true
-					j.Client.opts.Log.Error(nil, "job failed; waiting in case it is re-run (use --fail-fast to stop instead)",
-						"job", job.GetNamespace()+"/"+job.GetName(), "reason", failed)
-				}
-				state = "failed: " + failed
+			if !failedLogged[f.Job.GetName()] {
+				failedLogged[f.Job.GetName()] = true
+				j.Client.opts.Log.Error(nil, "job failed; waiting in case it is re-run (use --fail-fast to stop instead)",
+					"job", f.Job.GetNamespace()+"/"+f.Job.GetName(), "reason", f.Reason)
 			}
-			waiting = append(waiting, prefixName(job, len(snap.objects) > 1)+state)
 		}
-		if len(waiting) == 0 {
-			r.set(resolve.Status{Ready: true})
-			return true, nil
-		}
-		r.set(resolve.Status{Reason: strings.Join(waiting, "; ")})
-		return false, nil
+		r.set(st)
+		return st.Ready, nil
 	})
+}
+
+// FailedJob is a Job that failed, and why.
+type FailedJob struct {
+	Job    *unstructured.Unstructured
+	Reason string
+}
+
+// JobsReadiness is the Job rule: ready when every Job (at least one) succeeded at
+// least once; a failed one is not ready, and is also returned so the caller can
+// stop (fail-fast) or tell. The resolver and the dependency controller both
+// decide with it.
+func JobsReadiness(jobs []*unstructured.Unstructured) (resolve.Status, []FailedJob) {
+	if len(jobs) == 0 {
+		return resolve.Status{Reason: "not found"}, nil
+	}
+	var waiting []string
+	var failedJobs []FailedJob
+	for _, job := range jobs {
+		done, failed, state := jobState(job)
+		if done {
+			continue
+		}
+		if failed != "" {
+			failedJobs = append(failedJobs, FailedJob{Job: job, Reason: failed})
+			state = "failed: " + failed
+		}
+		waiting = append(waiting, prefixName(job, len(jobs) > 1)+state)
+	}
+	if len(waiting) == 0 {
+		return resolve.Status{Ready: true}, nil
+	}
+	return resolve.Status{Reason: strings.Join(waiting, "; ")}, failedJobs
 }
 
 // jobState tells whether the Job succeeded at least once, and if not, whether it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
@@ -43,22 +44,28 @@ func (p *Pod) Wait(ctx context.Context, report func(resolve.Status)) error {
 			r.set(resolve.Status{Reason: "cannot list pods: " + shortError(snap.err)})
 			return false, nil
 		}
-		candidates := 0
-		for _, pod := range snap.objects {
-			if pod.GetDeletionTimestamp() != nil {
-				continue
-			}
-			if podReady(pod) {
-				r.set(resolve.Status{Ready: true})
-				return true, nil
-			}
-			candidates++
-		}
-		if candidates == 0 {
-			r.set(resolve.Status{Reason: "no matching pods" + where})
-		} else {
-			r.set(resolve.Status{Reason: fmt.Sprintf("0 of %d matching pods ready%s", candidates, where)})
-		}
-		return false, nil
+		st := PodsReadiness(snap.objects, where)
+		r.set(st)
+		return st.Ready, nil
 	})
+}
+
+// PodsReadiness is the rule of pods by labels: ready once any matching pod that is
+// not terminating is ready. where ("" or " on node x") ends the reason. The
+// resolver and the dependency controller both decide with it.
+func PodsReadiness(pods []*unstructured.Unstructured, where string) resolve.Status {
+	candidates := 0
+	for _, pod := range pods {
+		if pod.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if podReady(pod) {
+			return resolve.Status{Ready: true}
+		}
+		candidates++
+	}
+	if candidates == 0 {
+		return resolve.Status{Reason: "no matching pods" + where}
+	}
+	return resolve.Status{Reason: fmt.Sprintf("0 of %d matching pods ready%s", candidates, where)}
 }

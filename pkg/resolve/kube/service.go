@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
@@ -70,7 +71,7 @@ func (s *Service) waitSlices(ctx context.Context, r *reporter) (fallback bool, e
 			r.set(resolve.Status{Reason: "cannot list EndpointSlices: " + shortError(err)})
 			return false, nil
 		}
-		st := sliceStatus(snaps[0])
+		st := ServiceReadiness(snaps[0].objects)
 		r.set(st)
 		return st.Ready, nil
 	})
@@ -120,9 +121,12 @@ func (s *Service) waitEndpoints(ctx context.Context, r *reporter) (back bool, er
 	}
 }
 
-func sliceStatus(snap snapshot) resolve.Status {
+// ServiceReadiness is the Service rule over all of its EndpointSlices: ready once
+// any endpoint's ready condition is true or unset. The resolver and the dependency
+// controller both decide with it.
+func ServiceReadiness(slices []*unstructured.Unstructured) resolve.Status {
 	total, ready := 0, 0
-	for _, slice := range snap.objects {
+	for _, slice := range slices {
 		for _, ep := range nestedSlice(slice.Object, "endpoints") {
 			m, ok := ep.(map[string]any)
 			if !ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/selfsigned"
@@ -94,6 +96,10 @@ type Options struct {
 	// GateAllNamespaces puts every annotated pod with node-free dependencies in
 	// gate mode, as if it were annotated entrypoint.io/gate: "true".
 	GateAllNamespaces bool
+	// KubeAPIQPS and KubeAPIBurst bound the process's requests to the API server;
+	// releasing a thousand gated pods at once is two writes each.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
 
 	// Self-signed mode.
 	Namespace         string // the webhook's own namespace
@@ -111,6 +117,8 @@ func DefaultOptions() Options {
 		Webhook:                  true,
 		Controller:               true,
 		LeaderElect:              true,
+		KubeAPIQPS:               200,
+		KubeAPIBurst:             400,
 		TLSMode:                  TLSCertDir,
 		MetricsBindAddress:       ":8080",
 		HealthProbeBindAddress:   ":8081",
@@ -168,7 +176,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it entrypoint.io/gate is denied")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
 	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller)")
-	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace (self-signed mode) [$POD_NAMESPACE]")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server, on average (client-side limit)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "requests to the API server in a burst above --kube-api-qps")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace: its self-signed Secret and the controller's leader-election Lease are there [$POD_NAMESPACE]")
 	fs.StringVar(&o.SecretName, "tls-secret", o.SecretName, "Secret holding the self-signed CA and certificate")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "the webhook's Service, for the certificate's DNS names")
@@ -216,6 +226,9 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		Resources:       res,
 		RunAsUser:       o.RunAsUser,
 		LookupBudget:    o.RegistryPodBudget,
+		// Gate mode: denied without the controller, which removes the gate.
+		Controller:        o.Controller,
+		GateAllNamespaces: o.GateAllNamespaces,
 	}
 	if o.RegistryLookup && o.RegistryPodBudget < o.RegistryTimeout {
 		errs = append(errs, fmt.Errorf("--registry-pod-budget=%s: want at least --registry-timeout (%s), the time one lookup may take", o.RegistryPodBudget, o.RegistryTimeout))
@@ -290,6 +303,11 @@ type Webhook struct {
 
 // New assembles the webhook for cfg.
 func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
+	if err := o.checkRoles(); err != nil {
+		return nil, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	injectCfg, err := o.InjectConfig()
 	if err != nil {
 		return nil, err
@@ -313,9 +331,9 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	}
 	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: slices.Clone(tlsOpts)}
 	var certs *selfsigned.Manager
-	switch o.TLSMode {
-	case TLSCertDir:
-	case TLSSelfSigned:
+	switch {
+	case !o.Webhook || o.TLSMode == TLSCertDir:
+	case o.TLSMode == TLSSelfSigned:
 		hosts := splitList(o.TLSHosts)
 		if len(hosts) == 0 {
 			if o.Namespace == "" {
@@ -353,24 +371,53 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, fmt.Errorf("--drain-timeout=%s: want a duration of 0 or more", o.DrainTimeout)
 	}
 	server := newDrainer(webhook.NewServer(serverOpts), o.DrainTimeout, log.WithName("drain"))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Logger:                 log,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		WebhookServer:          server,
 		// The drain's bound plus time to stop the servers.
 		GracefulShutdownTimeout: ptr.To(o.DrainTimeout + 15*time.Second),
-	})
+	}
+	if o.Controller {
+		// Every replica follows the managed pods (label-selected) and the
+		// Services, for cycle warnings at admission.
+		mgrOpts.Cache.ByObject = controller.CacheByObject()
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	var cycles *controller.CycleDetector
+	if o.Controller {
+		cycles = &controller.CycleDetector{Cache: mgr.GetCache(), Dependencies: inject.Dependencies, Log: log.WithName("cycles")}
+		if err := mgr.Add(cycles); err != nil {
+			return nil, err
+		}
+		if err := addController(mgr, cfg, o, cycles, log); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if !o.Webhook {
+		return &Webhook{Manager: mgr}, nil
 	}
 	m, err := ewebhook.NewMetrics(metrics.Registry)
 	if err != nil {
 		return nil, err
 	}
-	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: &ewebhook.PodInjector{
+	// Namespace labels (gate mode) come from a metadata-only informer the
+	// first pod starts; RBAC: get, list and watch on namespaces.
+	injector := &ewebhook.PodInjector{
 		Config: injectCfg, Decoder: admission.NewDecoder(mgr.GetScheme()), Log: log.WithName("inject"), Metrics: m,
-	}})
+		Namespaces: ewebhook.CachedNamespaces{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
+	}
+	if cycles != nil {
+		injector.Warn = cycles.Warnings
+	}
+	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: injector})
 	if certs != nil {
 		if err := mgr.Add(certs); err != nil {
 			return nil, err
@@ -378,9 +425,6 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		if err := mgr.AddReadyzCheck("certificate", certs.Healthz); err != nil {
 			return nil, err
 		}
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, err
@@ -391,13 +435,55 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	return &Webhook{Manager: mgr, Certs: certs}, nil
 }
 
+// checkRoles rejects settings that cannot work together.
+func (o *Options) checkRoles() error {
+	var errs []error
+	if !o.Webhook && !o.Controller {
+		errs = append(errs, errors.New("--webhook=false and --controller=false: nothing to run"))
+	}
+	if o.Controller && o.LeaderElect && o.Namespace == "" {
+		errs = append(errs, errors.New("the controller's leader election needs the webhook's namespace for its Lease: set --namespace or POD_NAMESPACE, or --leader-elect=false for a single process"))
+	}
+	if o.GateAllNamespaces && !o.Controller {
+		errs = append(errs, errors.New("--gate-all-namespaces needs --controller: nothing would remove the gates"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps=%g --kube-api-burst=%d: want positive numbers", o.KubeAPIQPS, o.KubeAPIBurst))
+	}
+	return errors.Join(errs...)
+}
+
+// addController adds the dependency controller to mgr: leader-elected in a
+// manager of its own, so the webhook serves whatever happens to the election.
+func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles controller.CycleFinder, log logr.Logger) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	m, err := controller.NewMetrics(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&controller.Runner{
+		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace,
+		Options: controller.Options{
+			Dependencies: inject.Dependencies,
+			Dynamic:      dyn,
+			Metrics:      m,
+			Cycles:       cycles,
+			Log:          log.WithName("controller"),
+		},
+	})
+}
+
 // Run assembles the webhook and serves until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
 	w, err := New(cfg, o, log)
 	if err != nil {
 		return err
 	}
-	log.Info("starting entrypoint-webhook", "version", o.Version, "image", o.Image, "tlsMode", o.TLSMode, "port", o.Port)
+	log.Info("starting entrypoint-webhook", "version", o.Version, "webhook", o.Webhook, "controller", o.Controller,
+		"leaderElect", o.LeaderElect, "image", o.Image, "tlsMode", o.TLSMode, "port", o.Port)
 	return w.Manager.Start(ctx)
 }
 

@@ -38,6 +38,7 @@ func options() server.Options {
 	o.MetricsBindAddress = "0"
 	o.HealthProbeBindAddress = "0"
 	o.RegistryLookup = false
+	o.LeaderElect = false // one process, no Lease
 	return o
 }
 

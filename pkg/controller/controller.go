@@ -1,0 +1,99 @@
+// Package controller is the dependency controller: for every pod the webhook
+// injected (found by its label), it keeps the pod condition
+// entrypoint.io/DependenciesReady saying which dependencies it still waits for and
+// why, in the resolver's own words; it removes the scheduling gate of gate mode
+// once the gated dependencies are ready; and it reports dependency cycles.
+//
+// It watches each kind it needs once (EndpointSlices, Jobs, Pods, each custom
+// resource kind), started when the first pod needs it, never once per pod, and
+// decides readiness with the resolver's own rules (pkg/resolve/kube).
+package controller
+
+import (
+	"errors"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// The pod condition the controller keeps.
+const (
+	ConditionType = corev1.PodConditionType("entrypoint.io/DependenciesReady")
+	// ReasonWaiting: some dependency is not ready; the message names each one.
+	ReasonWaiting = "Waiting"
+	// ReasonReady: every dependency the controller checks is ready.
+	ReasonReady = "Ready"
+	// ReasonCycle: the pod waits, directly or not, for itself; the message names
+	// the cycle's members in order.
+	ReasonCycle = "Cycle"
+)
+
+// Name is the controller's name in logs, metrics and Events.
+const Name = "entrypoint-dependencies"
+
+// LeaseName is the Lease of the controller's leader election.
+const LeaseName = "kubernetes-entrypoint-controller"
+
+// DependenciesFunc reads the dependencies of an injected pod, and whether it is
+// gated (inject.Dependencies).
+type DependenciesFunc func(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error)
+
+// Options configure the controller.
+type Options struct {
+	// Dependencies reads an injected pod's dependencies; required.
+	Dependencies DependenciesFunc
+	// Dynamic is the client of the dependency informers; required.
+	Dynamic dynamic.Interface
+	// Workers is how many pods are reconciled at once; 0 means DefaultWorkers.
+	Workers int
+	// Cycles reports whether a pod sits in a dependency cycle; nil: never.
+	Cycles CycleFinder
+	// Metrics, when set, receives the controller's metrics.
+	Metrics *Metrics
+	Log     logr.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultWorkers reconcile pods at once: releases are API writes, and one slow
+// write must not hold up a thousand pods waiting on the same Service.
+const DefaultWorkers = 32
+
+// CycleFinder tells whether a pod sits in a dependency cycle, and names its members.
+type CycleFinder interface {
+	// CycleOf returns the cycle the pod (namespace/name) sits in, rendered for
+	// people, and whether there is one.
+	CycleOf(namespace, name string) (string, bool)
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Dependencies == nil {
+		errs = append(errs, errors.New("controller: Options.Dependencies is required"))
+	}
+	if o.Dynamic == nil {
+		errs = append(errs, errors.New("controller: Options.Dynamic is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ManagedPods selects the pods the webhook injected.
+func ManagedPods() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{inject.LabelManaged: "true"})
+}
+
+// CacheByObject is what the manager's cache must be told so that its Pod informer
+// holds only the managed pods (one label-selected watch), without managed fields.
+func CacheByObject() map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Pod{}: {Label: ManagedPods(), Transform: cache.TransformStripManagedFields()},
+	}
+}

@@ -1,0 +1,136 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// dependency is one node-free dependency of a pod, as the controller looks it up.
+type dependency struct {
+	// text names it as the resolver does: "service openstack/mariadb".
+	text string
+	// gvr is the kind whose informer decides it; namespace is "" for a
+	// cluster-scoped kind.
+	gvr       schema.GroupVersionResource
+	namespace string
+	// name selects one object by name (for a Service: its EndpointSlices);
+	// otherwise selector selects by labels.
+	name     string
+	selector labels.Selector
+	// problem, when set, is why it cannot be looked up at all (a custom resource
+	// kind the API server does not serve).
+	problem string
+	// evaluate applies the resolver's rule to the objects found.
+	evaluate func(objects []*unstructured.Unstructured) resolve.Status
+}
+
+// nodeFree lists the dependencies of deps that need no node: services, jobs, pods
+// by labels without requireSameNode, and custom resources. The rest (daemonsets,
+// same-node pods, containers, sockets, TCP and HTTP) is the resolver's, in the pod.
+func nodeFree(deps *spec.Spec, mapper meta.RESTMapper) []dependency {
+	var out []dependency
+	for _, ref := range deps.Services {
+		out = append(out, dependency{
+			text: (&kube.Service{Ref: ref}).String(), gvr: endpointSlicesResource,
+			namespace: ref.Namespace, name: ref.Name, evaluate: kube.ServiceReadiness,
+		})
+	}
+	for _, ref := range deps.Jobs {
+		d := dependency{text: (&kube.Job{Ref: ref}).String(), gvr: jobsResource, namespace: ref.Namespace, name: ref.Name,
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
+				st, _ := kube.JobsReadiness(objects)
+				return st
+			}}
+		if ref.Name == "" {
+			d.selector = labels.SelectorFromSet(ref.Labels)
+		}
+		out = append(out, d)
+	}
+	for _, ref := range deps.Pods {
+		if ref.RequireSameNode {
+			continue
+		}
+		out = append(out, dependency{
+			text: (&kube.Pod{Ref: ref}).String(), gvr: podsResource, namespace: ref.Namespace,
+			selector: labels.SelectorFromSet(ref.Labels),
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.PodsReadiness(objects, "") },
+		})
+	}
+	for _, ref := range deps.CustomResources {
+		d := dependency{text: (&kube.CustomResource{Ref: ref}).String(), name: ref.Name,
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
+				return kube.CustomResourceReadiness(objects, ref)
+			}}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err == nil {
+			var m *meta.RESTMapping
+			m, err = mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
+			if err == nil {
+				d.gvr = m.Resource
+				if m.Scope.Name() == meta.RESTScopeNameNamespace {
+					d.namespace = ref.Namespace
+				}
+			}
+		}
+		if err != nil {
+			d.problem = fmt.Sprintf("kind %s of %s is not served (yet): %v", ref.Kind, ref.APIVersion, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// objects are what the dependency's rule looks at, from its kind's informer,
+// sorted by name so that reasons naming several come in a stable order.
+func (d dependency) objects(k *kindInformer) []*unstructured.Unstructured {
+	var objs []*unstructured.Unstructured
+	switch {
+	case d.gvr == endpointSlicesResource:
+		objs = k.byIndex(serviceIndex, d.namespace+"/"+d.name)
+	case d.selector != nil:
+		for _, o := range k.byIndex("namespace", d.namespace) {
+			if d.selector.Matches(labels.Set(o.GetLabels())) {
+				objs = append(objs, o)
+			}
+		}
+	case d.namespace == "":
+		objs = k.byKey(d.name)
+	default:
+		objs = k.byKey(d.namespace + "/" + d.name)
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].GetName() < objs[j].GetName() })
+	return objs
+}
+
+// key identifies what the dependency waits for, for the index.
+func (d dependency) key() depKey {
+	k := depKey{gvr: d.gvr, namespace: d.namespace, name: d.name}
+	if d.selector != nil {
+		k.name, k.selector = "", d.selector.String()
+	}
+	return k
+}
+
+// depKey is what a pod waits for: an object by name (for a Service, its
+// EndpointSlices' service name) or objects by a label selector, in a namespace.
+type depKey struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+	name      string
+	selector  string
+}
+
+// blocker is how the condition names an unready dependency: its name, then why.
+func blocker(text, reason string) string {
+	return text + ": " + strings.TrimSpace(reason)
+}

@@ -1,0 +1,167 @@
+package controller
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// waiters is the index from what is waited for to the pods that wait, so that a
+// change of one object wakes exactly the pods it may release.
+type waiters struct {
+	mu sync.Mutex
+	// byKey: by name (and by selector string, for the selector's own entry).
+	byKey map[depKey]map[types.NamespacedName]struct{}
+	// selectors of each kind and namespace, by their string form.
+	selectors map[scope]map[string]labels.Selector
+	// ofPod is what each pod waits for, to update and drop its entries.
+	ofPod map[types.NamespacedName][]depKey
+}
+
+type scope struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+}
+
+func newWaiters() *waiters {
+	return &waiters{
+		byKey:     map[depKey]map[types.NamespacedName]struct{}{},
+		selectors: map[scope]map[string]labels.Selector{},
+		ofPod:     map[types.NamespacedName][]depKey{},
+	}
+}
+
+// set records that pod waits for deps, replacing what it waited for before.
+func (w *waiters) set(pod types.NamespacedName, deps []dependency) {
+	keys := make([]depKey, 0, len(deps))
+	for _, d := range deps {
+		if d.problem == "" {
+			keys = append(keys, d.key())
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if old, ok := w.ofPod[pod]; ok && sameKeys(old, keys) {
+		return
+	}
+	w.dropLocked(pod)
+	w.ofPod[pod] = keys
+	for i, k := range keys {
+		pods := w.byKey[k]
+		if pods == nil {
+			pods = map[types.NamespacedName]struct{}{}
+			w.byKey[k] = pods
+		}
+		pods[pod] = struct{}{}
+		if k.selector != "" {
+			s := scope{k.gvr, k.namespace}
+			if w.selectors[s] == nil {
+				w.selectors[s] = map[string]labels.Selector{}
+			}
+			if _, ok := w.selectors[s][k.selector]; !ok {
+				w.selectors[s][k.selector] = deps[indexOfKey(deps, i, k)].selector
+			}
+		}
+	}
+}
+
+// indexOfKey finds the dependency whose key is k, searching from i (keys and deps
+// are in the same order but deps may hold unindexed ones).
+func indexOfKey(deps []dependency, i int, k depKey) int {
+	for j := i; j < len(deps); j++ {
+		if deps[j].problem == "" && deps[j].key() == k {
+			return j
+		}
+	}
+	return i
+}
+
+// forget drops the pod.
+func (w *waiters) forget(pod types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropLocked(pod)
+}
+
+func (w *waiters) dropLocked(pod types.NamespacedName) {
+	for _, k := range w.ofPod[pod] {
+		pods := w.byKey[k]
+		delete(pods, pod)
+		if len(pods) == 0 {
+			delete(w.byKey, k)
+			if k.selector != "" {
+				s := scope{k.gvr, k.namespace}
+				delete(w.selectors[s], k.selector)
+				if len(w.selectors[s]) == 0 {
+					delete(w.selectors, s)
+				}
+			}
+		}
+	}
+	delete(w.ofPod, pod)
+}
+
+// of returns the pods that wait for obj of kind gvr, or did before the change
+// from old (label changes).
+func (w *waiters) of(gvr schema.GroupVersionResource, old, obj *unstructured.Unstructured) []types.NamespacedName {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[types.NamespacedName]struct{}{}
+	add := func(k depKey) {
+		for p := range w.byKey[k] {
+			seen[p] = struct{}{}
+		}
+	}
+	for _, o := range []*unstructured.Unstructured{old, obj} {
+		if o == nil {
+			continue
+		}
+		ns := o.GetNamespace()
+		name := o.GetName()
+		if gvr == endpointSlicesResource {
+			name = o.GetLabels()[serviceNameLabel]
+		}
+		add(depKey{gvr: gvr, namespace: ns, name: name})
+		for str, sel := range w.selectors[scope{gvr, ns}] {
+			if sel.Matches(labels.Set(o.GetLabels())) {
+				add(depKey{gvr: gvr, namespace: ns, selector: str})
+			}
+		}
+	}
+	out := make([]types.NamespacedName, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	return out
+}
+
+// ofKind returns every pod waiting for something of kind gvr.
+func (w *waiters) ofKind(gvr schema.GroupVersionResource) []types.NamespacedName {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []types.NamespacedName
+	for pod, keys := range w.ofPod {
+		for _, k := range keys {
+			if k.gvr == gvr {
+				out = append(out, pod)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func sameKeys(a, b []depKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func obj(ns, name string, lbls map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetNamespace(ns)
+	u.SetName(name)
+	u.SetLabels(lbls)
+	return u
+}
+
+func TestWaitersWakeOnlyThePodsAffected(t *testing.T) {
+	w := newWaiters()
+	a := types.NamespacedName{Namespace: "ns", Name: "a"}
+	b := types.NamespacedName{Namespace: "ns", Name: "b"}
+	c := types.NamespacedName{Namespace: "other", Name: "c"}
+	w.set(a, []dependency{{gvr: endpointSlicesResource, namespace: "ns", name: "db"}})
+	w.set(b, []dependency{
+		{gvr: endpointSlicesResource, namespace: "ns", name: "db"},
+		{gvr: podsResource, namespace: "ns", selector: labels.SelectorFromSet(labels.Set{"app": "cache"})},
+	})
+	w.set(c, []dependency{{gvr: jobsResource, namespace: "other", name: "migrate"}, {problem: "not served"}})
+
+	sorted := func(p []types.NamespacedName) []string {
+		out := make([]string, len(p))
+		for i, x := range p {
+			out[i] = x.String()
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		gvr      schema.GroupVersionResource
+		old, obj *unstructured.Unstructured
+		want     []string
+	}{
+		{"a slice of the service wakes both", endpointSlicesResource, nil, obj("ns", "db-x1", map[string]string{serviceNameLabel: "db"}), []string{"ns/a", "ns/b"}},
+		{"a slice of another service wakes none", endpointSlicesResource, nil, obj("ns", "web-x1", map[string]string{serviceNameLabel: "web"}), []string{}},
+		{"the same service name in another namespace wakes none", endpointSlicesResource, nil, obj("other", "db-x1", map[string]string{serviceNameLabel: "db"}), []string{}},
+		{"a matching pod", podsResource, nil, obj("ns", "cache-0", map[string]string{"app": "cache", "x": "y"}), []string{"ns/b"}},
+		{"a pod that stopped matching", podsResource, obj("ns", "cache-0", map[string]string{"app": "cache"}), obj("ns", "cache-0", map[string]string{"app": "other"}), []string{"ns/b"}},
+		{"a job by name", jobsResource, nil, obj("other", "migrate", nil), []string{"other/c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sorted(w.of(tc.gvr, tc.old, tc.obj))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("woke %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := sorted(w.ofKind(jobsResource)); !slices.Equal(got, []string{"other/c"}) {
+		t.Errorf("waiting for jobs: %v", got)
+	}
+	w.forget(b)
+	if got := sorted(w.of(podsResource, nil, obj("ns", "cache-0", map[string]string{"app": "cache"}))); len(got) != 0 {
+		t.Errorf("a forgotten pod's selector still wakes %v", got)
+	}
+	if len(w.selectors) != 0 {
+		t.Errorf("selectors left after the only pod using them was forgotten: %v", w.selectors)
+	}
+	w.forget(a)
+	w.forget(c)
+	if len(w.byKey) != 0 || len(w.ofPod) != 0 {
+		t.Errorf("index not empty after every pod was forgotten: %v %v", w.byKey, w.ofPod)
+	}
+}
+
+// Whatever the annotations, the condition's message stays bounded.
+func TestMessagesAreBounded(t *testing.T) {
+	var many []string
+	for i := range 100 {
+		many = append(many, fmt.Sprintf("service ns/s%d: no endpoints", i))
+	}
+	got := joinBlockers(many)
+	if !strings.HasSuffix(got, "; and 95 more") || strings.Count(got, "no endpoints") != maxBlockersShown {
+		t.Errorf("100 blockers: %q", got)
+	}
+	huge := joinBlockers([]string{strings.Repeat("é", 10000)})
+	if len(huge) > maxConditionBytes || !utf8.ValidString(huge) || !strings.HasSuffix(huge, "...") {
+		t.Errorf("a 20 kB blocker: %d bytes, valid UTF-8 %v", len(huge), utf8.ValidString(huge))
+	}
+	if got := readyMessage(1, []string{"socket /run/x.sock"}); got != "the dependency that needs no node is ready; the resolver in the pod checks socket /run/x.sock" {
+		t.Errorf("readyMessage: %q", got)
+	}
+	if got := readyMessage(0, nil); got != "no dependency that needs no node" {
+		t.Errorf("readyMessage without dependencies: %q", got)
+	}
+}

@@ -1,0 +1,100 @@
+package inject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// Dependencies reads what an injected pod waits for, as the resolver and the
+// controller together see it: the variables of the pod's first wrapped container
+// (those with a value; the downward API ones are the pod's own) and those gate
+// mode kept in the status annotation, parsed by spec.FromEnv with NAMESPACE and
+// POD_NAME the pod's, exactly as the resolver parses its environment. gated tells
+// whether the pod is held before scheduling: its status lists gated variables, or
+// it carries SchedulingGate (its author may have set it).
+//
+// A pod the webhook did not inject, or whose status annotation is not the
+// webhook's, is an error.
+func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
+	if pod == nil {
+		return nil, false, errors.New("reading a pod's dependencies: no pod")
+	}
+	name := pod.Namespace + "/" + pod.Name
+	raw, ok := pod.Annotations[AnnotationStatus]
+	if !ok {
+		return nil, false, fmt.Errorf("pod %s was not injected by the entrypoint webhook: it has no %s annotation", name, AnnotationStatus)
+	}
+	var status injectionStatus
+	if err := json.Unmarshal([]byte(raw), &status); err != nil {
+		return nil, false, fmt.Errorf("pod %s: its %s annotation is not the webhook's: %w", name, AnnotationStatus, err)
+	}
+	if status.Version != statusVersion || len(status.Containers) == 0 {
+		return nil, false, fmt.Errorf("pod %s: its %s annotation is not the webhook's: version %d with %d containers, want version %d with at least one",
+			name, AnnotationStatus, status.Version, len(status.Containers), statusVersion)
+	}
+	gated = len(status.Gated) > 0 || hasSchedulingGate(pod)
+
+	first := status.Containers[0]
+	c := findContainer(pod, first)
+	if c == nil {
+		return nil, gated, fmt.Errorf("pod %s: its %s annotation names wrapped container %s, which the pod does not have", name, AnnotationStatus, quoted(first))
+	}
+	env := make(map[string]string, len(c.Env)+len(status.Gated)+2)
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env[e.Name] = e.Value // the last of equal names wins, as in the container
+		}
+	}
+	for _, g := range status.Gated {
+		if kept, ok := env[g.Name]; ok && g.Name == spec.EnvPodsJSON {
+			merged, err := joinJSONArrays(kept, g.Value)
+			if err != nil {
+				return nil, gated, fmt.Errorf("pod %s: %s of container %s and of its %s annotation: %w", name, g.Name, quoted(first), AnnotationStatus, err)
+			}
+			env[g.Name] = merged
+			continue
+		}
+		env[g.Name] = g.Value
+	}
+	env[spec.EnvNamespace] = pod.Namespace
+	env[spec.EnvPodName] = pod.Name
+
+	deps, err = spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, gated, fmt.Errorf("pod %s: reading its dependencies: %w", name, err)
+	}
+	return deps, gated, nil
+}
+
+// findContainer is the regular container or native sidecar called name, or nil.
+func findContainer(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+// joinJSONArrays is the items of JSON array a, then those of b, as one array: the
+// same-node items of DEPENDENCY_POD_JSON stay in the containers, the others are gated.
+func joinJSONArrays(a, b string) (string, error) {
+	var items, more []json.RawMessage
+	if err := json.Unmarshal([]byte(a), &items); err != nil {
+		return "", fmt.Errorf("not a JSON array: %w", err)
+	}
+	if err := json.Unmarshal([]byte(b), &more); err != nil {
+		return "", fmt.Errorf("not a JSON array: %w", err)
+	}
+	return encodeJSON(append(items, more...)), nil
+}

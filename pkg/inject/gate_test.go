@@ -1,0 +1,279 @@
+package inject
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// Which pods are gated, and what Mutate warns about: the pod's annotation wins,
+// then the cluster-wide setting and the namespace label; without the controller
+// those two are ignored with a warning; a pod with nothing node-free is not gated.
+func TestGateMode(t *testing.T) {
+	service := map[string]string{"entrypoint.io/dependency-service": "mariadb"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{"entrypoint.io/dependency-service": "mariadb"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		config      func(*Config)
+		pod         func(*corev1.Pod)
+		gated       bool
+		warning     string // a substring of the only warning; "" for none
+	}{
+		{name: "nothing asked", annotations: service},
+		{name: "annotation", annotations: with(map[string]string{"entrypoint.io/gate": "true"}), gated: true},
+		{name: "namespace", annotations: service, config: func(c *Config) { c.NamespaceGated = true }, gated: true},
+		{name: "all namespaces", annotations: service, config: func(c *Config) { c.GateAllNamespaces = true }, gated: true},
+		{name: "annotation false in a gated namespace", annotations: with(map[string]string{"entrypoint.io/gate": "false"}),
+			config: func(c *Config) { c.NamespaceGated, c.GateAllNamespaces = true, true }},
+		{name: "only node-local dependencies", annotations: map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-tcp": "db:5432"}},
+		{name: "no dependencies", annotations: map[string]string{"entrypoint.io/gate": "true"}},
+		{name: "namespace, controller off", annotations: service, config: func(c *Config) { c.NamespaceGated, c.Controller = true, false },
+			warning: "namespace label entrypoint.io/gate=true asks for gate mode, which is ignored: the webhook runs with --controller=false"},
+		{name: "all namespaces, controller off", annotations: service, config: func(c *Config) { c.GateAllNamespaces, c.Controller = true, false },
+			warning: "the webhook's --gate-all-namespaces asks for gate mode, which is ignored: the webhook runs with --controller=false"},
+		{name: "namespace, controller off, only node-local", annotations: map[string]string{"entrypoint.io/dependency-tcp": "db:5432"},
+			config: func(c *Config) { c.NamespaceGated, c.Controller = true, false }},
+		{name: "annotation false, controller off", annotations: with(map[string]string{"entrypoint.io/gate": "false"}),
+			config: func(c *Config) { c.NamespaceGated, c.Controller = true, false }},
+		{name: "namespace, pod with a node", annotations: service, config: func(c *Config) { c.NamespaceGated = true },
+			pod:     func(p *corev1.Pod) { p.Spec.NodeName = "node-1" },
+			warning: "namespace label entrypoint.io/gate=true asks for gate mode, which is ignored: spec.nodeName is set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			if tt.config != nil {
+				tt.config(&cfg)
+			}
+			pod := simplePod(tt.annotations)
+			if tt.pod != nil {
+				tt.pod(pod)
+			}
+			out, outcome, err := Mutate(context.Background(), pod, cfg)
+			if err != nil || outcome.Result != ResultInjected {
+				t.Fatalf("outcome %+v, err %v; want injected", outcome, err)
+			}
+			if got := hasSchedulingGate(out); got != tt.gated {
+				t.Errorf("scheduling gate %v, want %v: %+v", got, tt.gated, out.Spec.SchedulingGates)
+			}
+			if got := strings.Contains(out.Annotations[AnnotationStatus], `"gated"`); got != tt.gated {
+				t.Errorf("status %s: gated list %v, want %v", out.Annotations[AnnotationStatus], got, tt.gated)
+			}
+			if got := strings.Contains(outcome.Message, SchedulingGate); got != tt.gated {
+				t.Errorf("message %q names the gate: %v, want %v", outcome.Message, got, tt.gated)
+			}
+			if out.Labels[LabelManaged] != "true" {
+				t.Errorf("labels %v lack %s=true", out.Labels, LabelManaged)
+			}
+			switch {
+			case tt.warning == "" && len(outcome.Warnings) > 0:
+				t.Errorf("warnings %q, want none", outcome.Warnings)
+			case tt.warning != "" && (len(outcome.Warnings) != 1 || !strings.Contains(outcome.Warnings[0], tt.warning)):
+				t.Errorf("warnings %q, want one containing %q", outcome.Warnings, tt.warning)
+			}
+		})
+	}
+}
+
+// envOf is what the resolver in c would read: its values, and the downward API's
+// NAMESPACE and POD_NAME for pod.
+func envOf(pod *corev1.Pod, c *corev1.Container) func(string) (string, bool) {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env[e.Name] = e.Value
+		}
+	}
+	env[spec.EnvNamespace], env[spec.EnvPodName] = pod.Namespace, pod.Name
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// byPodRef orders a Spec's pod items, which a gated pod keeps in two places.
+func byPodRef(s *spec.Spec) *spec.Spec {
+	slices.SortStableFunc(s.Pods, func(a, b spec.PodRef) int { return strings.Compare(a.String(), b.String()) })
+	return s
+}
+
+// A gated pod's dependencies read back by Dependencies are what the resolver of
+// the same pod, not gated, would parse from its environment.
+func TestDependenciesRoundTrip(t *testing.T) {
+	cases := map[string]map[string]string{
+		"every kind": {
+			"entrypoint.io/dependency-service":         "mariadb,queues:rabbitmq",
+			"entrypoint.io/dependency-job":             "db-migrate",
+			"entrypoint.io/dependency-daemonset":       "ovs-agent",
+			"entrypoint.io/dependency-container":       "cache",
+			"entrypoint.io/dependency-pod":             `[{"labels":{"app":"x"}},{"labels":{"app":"libvirt"},"requireSameNode":true},{"labels":{"b":"c"},"namespace":"n"}]`,
+			"entrypoint.io/dependency-custom-resource": `[{"apiVersion":"example.com/v1","kind":"Database","name":"db","fields":[{"key":"status.phase","value":"Ready"}]}]`,
+			"entrypoint.io/dependency-config":          "/etc/app.conf",
+			"entrypoint.io/dependency-socket":          "/run/x.sock",
+			"entrypoint.io/dependency-tcp":             "db:5432",
+			"entrypoint.io/dependency-http":            "http://h/x?a=1&b=2",
+			"entrypoint.io/timeout":                    "90s",
+			"entrypoint.io/containers":                 "app",
+		},
+		"jobs by labels":       {"entrypoint.io/dependency-job-json": `[{"labels":{"app":"migrate"}},{"name":"keys","namespace":"vault"}]`},
+		"only any-node pods":   {"entrypoint.io/dependency-pod": `[{"labels":{"app":"x"}}]`},
+		"only same-node pods":  {"entrypoint.io/dependency-pod": `[{"labels":{"app":"x"},"requireSameNode":true}]`},
+		"only node-local deps": {"entrypoint.io/dependency-tcp": "db:5432"},
+	}
+	for name, annotations := range cases {
+		t.Run(name, func(t *testing.T) {
+			pod := simplePod(annotations)
+			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "cache", Image: "x", Command: []string{"/cache"}})
+			plain, _, err := Mutate(context.Background(), pod, testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := spec.FromEnv(envOf(plain, &plain.Spec.Containers[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			gatedCfg := testConfig()
+			gatedCfg.NamespaceGated = true
+			gatedPod, _, err := Mutate(context.Background(), pod, gatedCfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []*corev1.Pod{plain, gatedPod} {
+				got, gated, err := Dependencies(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wantGated := hasSchedulingGate(p); gated != wantGated {
+					t.Errorf("gated %v, want %v", gated, wantGated)
+				}
+				if !reflect.DeepEqual(byPodRef(got), byPodRef(want)) {
+					t.Errorf("Dependencies of the pod (gated %v):\n got %+v\nwant %+v", gated, got, want)
+				}
+			}
+			if name == "only node-local deps" || name == "only same-node pods" {
+				if hasSchedulingGate(gatedPod) {
+					t.Error("a pod with nothing node-free is gated")
+				}
+			} else if !hasSchedulingGate(gatedPod) {
+				t.Error("a pod with node-free dependencies in a gated namespace is not gated")
+			}
+		})
+	}
+}
+
+func TestDependencies(t *testing.T) {
+	injected := func(annotations map[string]string) *corev1.Pod {
+		cfg := testConfig()
+		cfg.NamespaceGated = true
+		out, _, err := Mutate(context.Background(), simplePod(annotations), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	service := map[string]string{"entrypoint.io/dependency-service": "mariadb"}
+	tests := []struct {
+		name     string
+		pod      func() *corev1.Pod
+		services []spec.ObjectRef
+		tcp      []string
+		gated    bool
+		err      string
+	}{
+		{name: "gated", pod: func() *corev1.Pod { return injected(service) }, services: []spec.ObjectRef{{Namespace: "shop", Name: "mariadb"}}, gated: true},
+		{name: "gate set by the author, nothing gated", pod: func() *corev1.Pod {
+			p := injected(map[string]string{"entrypoint.io/dependency-tcp": "db:1"})
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: SchedulingGate}}
+			return p
+		}, tcp: []string{"db:1"}, gated: true},
+		{name: "injected before gate mode", pod: func() *corev1.Pod {
+			p := injected(map[string]string{"entrypoint.io/dependency-tcp": "db:1"})
+			p.Annotations[AnnotationStatus] = `{"version":1,"containers":["app"],"initContainer":"kubernetes-entrypoint-install"}`
+			return p
+		}, tcp: []string{"db:1"}},
+		{name: "not injected", pod: func() *corev1.Pod { return simplePod(service) },
+			err: "pod shop/web was not injected by the entrypoint webhook: it has no entrypoint.io/status annotation"},
+		{name: "status not JSON", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = "yes"
+			return p
+		}, err: "pod shop/web: its entrypoint.io/status annotation is not the webhook's: invalid character"},
+		{name: "status of another version", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = `{"version":2,"containers":["app"]}`
+			return p
+		}, err: "version 2 with 1 containers, want version 1"},
+		{name: "wrapped container missing", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Spec.Containers[0].Name = "renamed"
+			return p
+		}, gated: true, err: `names wrapped container "app", which the pod does not have`},
+		{name: "gated value the resolver would reject", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = `{"version":1,"containers":["app"],"initContainer":"x","gated":[{"name":"DEPENDENCY_SERVICE","value":"a,,b"}]}`
+			return p
+		}, gated: true, err: `pod shop/web: reading its dependencies: DEPENDENCY_SERVICE: item 2 of "a,,b" is empty`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			deps, gated, err := Dependencies(tt.pod())
+			if gated != tt.gated {
+				t.Errorf("gated %v, want %v", gated, tt.gated)
+			}
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(deps.Services, tt.services) || !reflect.DeepEqual(deps.TCP, tt.tcp) || deps.Namespace != "shop" || deps.PodName != "web" {
+				t.Errorf("got %+v, want services %v and tcp %v of shop/web", deps, tt.services, tt.tcp)
+			}
+		})
+	}
+}
+
+// The status annotation of a gated pod lists the gated variables by name and
+// value, in the contract's order, and still reads as a status of version 1.
+func TestGatedStatusFormat(t *testing.T) {
+	out, _, err := Mutate(context.Background(), simplePod(map[string]string{
+		"entrypoint.io/gate":                       "true",
+		"entrypoint.io/dependency-custom-resource": `[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`,
+		"entrypoint.io/dependency-service":         "db",
+	}), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Version int `json:"version"`
+		Gated   []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"gated"`
+	}
+	if err := json.Unmarshal([]byte(out.Annotations[AnnotationStatus]), &status); err != nil {
+		t.Fatal(err)
+	}
+	if status.Version != 1 || len(status.Gated) != 2 || status.Gated[0].Name != spec.EnvServices || status.Gated[0].Value != "shop:db" ||
+		status.Gated[1].Name != spec.EnvCustomResources {
+		t.Errorf("status %s", out.Annotations[AnnotationStatus])
+	}
+	if !wasInjected(out) {
+		t.Error("a gated pod does not read as injected")
+	}
+}

@@ -1,0 +1,180 @@
+package inject
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// controllerChartValue is how the Helm chart turns the dependency controller on;
+// messages name it so the fix is one line.
+const controllerChartValue = "controller.enabled"
+
+// checkGate accepts "true" and "false" for the gate annotation, and "true" only
+// when the dependency controller runs: nothing else would ever remove the gate.
+func (pl *planner) checkGate() {
+	v, ok := pl.ours[keyGate]
+	if !ok || v == "false" {
+		return
+	}
+	if v != "true" {
+		pl.invalid(annotationPath(keyGate), (&spec.ValueError{
+			Name:    annotationName(keyGate),
+			Value:   v,
+			Problem: `is neither "true" nor "false"`,
+			Expected: `"true" to hold the pod before scheduling until its services, jobs, pods and custom resources are ready, ` +
+				`or "false" to opt out of its namespace's gate mode`,
+		}).Error())
+		return
+	}
+	if !pl.cfg.Controller {
+		pl.invalid(annotationPath(keyGate), annotationName(keyGate)+`: "true" asks for gate mode, but the webhook runs with `+
+			`--controller=false, so nothing would remove the scheduling gate `+SchedulingGate+` and the pod would never be scheduled; `+
+			`turn the dependency controller on (chart value `+controllerChartValue+`: true) or remove the annotation`)
+	}
+}
+
+// gateAsked tells whether gate mode is asked for the pod, and by what (for
+// messages). The pod's annotation wins over its namespace and the cluster-wide
+// setting; checkGate has rejected values other than "true" and "false".
+func (pl *planner) gateAsked() (bool, string) {
+	if v, ok := pl.ours[keyGate]; ok {
+		return v == "true", "annotation " + AnnotationGate
+	}
+	switch {
+	case pl.cfg.GateAllNamespaces:
+		return true, "the webhook's --gate-all-namespaces"
+	case pl.cfg.NamespaceGated:
+		return true, "namespace label " + NamespaceLabelGate + "=true"
+	}
+	return false, ""
+}
+
+// gate moves the variables of node-free dependencies from p.env to p.gated when
+// gate mode is asked and possible. A pod without node-free dependencies is not
+// gated: the gate would have nothing to wait for.
+func (pl *planner) gate(p *plan) {
+	asked, by := pl.gateAsked()
+	if !asked {
+		return
+	}
+	kept, gated := splitGated(p.env, pl.pods)
+	if len(gated) == 0 {
+		return
+	}
+	explicit := pl.ours[keyGate] == "true"
+	switch {
+	case !pl.cfg.Controller:
+		if !explicit { // the annotation is denied by checkGate
+			p.warnings = append(p.warnings, by+" asks for gate mode, which is ignored: the webhook runs with --controller=false, "+
+				"so nothing would remove the scheduling gate; the pod's resolver waits for all its dependencies instead "+
+				"(chart value "+controllerChartValue+": true turns the controller on)")
+		}
+		return
+	case pl.pod.Spec.NodeName != "":
+		// The API server refuses a pod with both: it bypasses the scheduler.
+		msg := "spec.nodeName is set, so the pod is never scheduled and a scheduling gate cannot hold it"
+		if explicit {
+			pl.invalid(field.NewPath("spec", "nodeName"), annotationName(keyGate)+`: "true" asks for gate mode, but `+msg+
+				"; remove the annotation or spec.nodeName")
+			return
+		}
+		p.warnings = append(p.warnings, by+" asks for gate mode, which is ignored: "+msg+
+			"; the pod's resolver waits for all its dependencies instead")
+		return
+	}
+	p.env, p.gated = kept, gated
+}
+
+// NamespaceDecidesGate tells whether gate mode for pod depends on its
+// namespace's label NamespaceLabelGate, so the caller needs to read it (and set
+// Config.NamespaceGated): the pod has annotations of this package but not
+// AnnotationGate, and cfg does not gate every namespace anyway.
+func NamespaceDecidesGate(pod *corev1.Pod, cfg Config) bool {
+	if pod == nil || cfg.GateAllNamespaces {
+		return false
+	}
+	ours := ourAnnotations(pod.Annotations)
+	if len(ours) == 0 || ours[keyInject] == "false" {
+		return false
+	}
+	_, annotated := ours[keyGate]
+	return !annotated
+}
+
+// HasNodeFreeDependencies tells whether deps has any dependency gate mode would
+// hold the pod for: services, jobs, pods on any node, custom resources.
+func HasNodeFreeDependencies(deps *spec.Spec) bool {
+	if deps == nil {
+		return false
+	}
+	if len(deps.Services) > 0 || len(deps.Jobs) > 0 || len(deps.CustomResources) > 0 {
+		return true
+	}
+	for _, p := range deps.Pods {
+		if !p.RequireSameNode {
+			return true
+		}
+	}
+	return false
+}
+
+// isNodeFree tells whether the dependencies of the contract variable name can be
+// judged without the pod's node, so the controller waits for them in gate mode.
+// DEPENDENCY_POD_JSON is split item by item (see splitGated).
+func isNodeFree(name string) bool {
+	switch name {
+	case spec.EnvServices, spec.EnvJobs, spec.EnvJobsJSON, spec.EnvCustomResources:
+		return true
+	}
+	return false
+}
+
+// splitGated splits env, the plan's variables in contract order, into what stays
+// in the containers and what gate mode moves to the status annotation. pods are
+// the parsed items of DEPENDENCY_POD_JSON: those on the same node stay, the
+// others move; each part is encoded as the whole would be.
+func splitGated(env []corev1.EnvVar, pods []spec.PodRef) (kept, gated []corev1.EnvVar) {
+	for _, e := range env {
+		switch {
+		case e.Name == spec.EnvPodsJSON:
+			var sameNode, anyNode []spec.PodRef
+			for _, p := range pods {
+				if p.RequireSameNode {
+					sameNode = append(sameNode, p)
+				} else {
+					anyNode = append(anyNode, p)
+				}
+			}
+			if len(sameNode) > 0 {
+				kept = append(kept, corev1.EnvVar{Name: e.Name, Value: encodePods(sameNode)})
+			}
+			if len(anyNode) > 0 {
+				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: encodePods(anyNode)})
+			}
+		case isNodeFree(e.Name):
+			gated = append(gated, e)
+		default:
+			kept = append(kept, e)
+		}
+	}
+	return kept, gated
+}
+
+// addSchedulingGate adds SchedulingGate to pod unless its author did.
+func addSchedulingGate(pod *corev1.Pod) {
+	if hasSchedulingGate(pod) {
+		return
+	}
+	pod.Spec.SchedulingGates = append(pod.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: SchedulingGate})
+}
+
+func hasSchedulingGate(pod *corev1.Pod) bool {
+	for _, g := range pod.Spec.SchedulingGates {
+		if g.Name == SchedulingGate {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,43 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// CachedNamespaces reads namespace labels from Cache, a controller-runtime cache:
+// the first read starts a metadata-only informer on namespaces, so a pod costs
+// no API call. A namespace the cache does not know yet (created a moment ago) is
+// read from Live, a reader that asks the API server. Both need get, list and
+// watch on namespaces.
+type CachedNamespaces struct {
+	Cache client.Reader
+	Live  client.Reader // nil: a namespace missing from the cache is an error
+}
+
+var _ NamespaceLabels = CachedNamespaces{}
+
+// NamespaceLabels returns the labels of namespace name.
+func (c CachedNamespaces) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	ns := namespaceMetadata()
+	err := c.Cache.Get(ctx, client.ObjectKey{Name: name}, ns)
+	if apierrors.IsNotFound(err) && c.Live != nil {
+		err = c.Live.Get(ctx, client.ObjectKey{Name: name}, ns)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", name, err)
+	}
+	return ns.Labels, nil
+}
+
+// namespaceMetadata is an empty namespace of which only the metadata is read.
+func namespaceMetadata() *metav1.PartialObjectMetadata {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	return ns
+}

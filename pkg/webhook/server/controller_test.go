@@ -1,0 +1,148 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// The whole of gate mode in one entrypoint-webhook process on a real API server:
+// the webhook gates a pod; the controller names what it waits for in the pod's
+// condition, removes the gate once the Service has a ready endpoint, and says
+// Ready; and a pod that closes a dependency cycle draws a warning at admission
+// and the condition Cycle.
+func TestControllerReleasesAndExplains(t *testing.T) {
+	env, err := testenv.Start(envtest.Environment{
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	wio := env.WebhookInstallOptions()
+	o := options()
+	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	start(t, env, o)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	recorder := &warningRecorder{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = recorder
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(pod *corev1.Pod) *corev1.Pod {
+		t.Helper()
+		var created *corev1.Pod
+		testenv.Eventually(t, 20*time.Second, "an injected pod", func() bool {
+			created, err = client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("creating a pod: %v", err)
+			}
+			return len(created.Spec.InitContainers) > 0
+		})
+		return created
+	}
+	condition := func(name string) *corev1.PodCondition {
+		p, err := env.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == controller.ConditionType {
+				return &p.Status.Conditions[i]
+			}
+		}
+		return nil
+	}
+	gated := func(name string) bool {
+		p, err := env.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range p.Spec.SchedulingGates {
+			if g.Name == inject.SchedulingGate {
+				return true
+			}
+		}
+		return false
+	}
+
+	app := create(annotatedPod(map[string]string{
+		"entrypoint.io/dependency-service": "mariadb", inject.AnnotationGate: "true",
+	}))
+	testenv.Eventually(t, 30*time.Second, "condition Waiting naming the service", func() bool {
+		c := condition(app.Name)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == controller.ReasonWaiting &&
+			c.Message == "waiting for service "+ns+"/mariadb: no endpoints"
+	})
+	if !gated(app.Name) {
+		t.Fatal("the pod lost its gate while the service has no endpoints")
+	}
+	_, err = env.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "mariadb-1", Labels: map[string]string{"kubernetes.io/service-name": "mariadb"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.9"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the gate removed and the condition Ready", func() bool {
+		c := condition(app.Name)
+		return !gated(app.Name) && c != nil && c.Status == corev1.ConditionTrue && c.Reason == controller.ReasonReady
+	})
+
+	// api waits for service db, which selects the db pods, which wait for
+	// service api, which selects the api pods.
+	for name, selector := range map[string]string{"api": "api", "db": "db"} {
+		_, err := env.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": selector}, Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := annotatedPod(map[string]string{"entrypoint.io/dependency-service": "db"})
+	api.Labels = map[string]string{"app": "api"}
+	api = create(api)
+	testenv.Eventually(t, 30*time.Second, "the api pod waiting", func() bool {
+		c := condition(api.Name)
+		return c != nil && c.Reason == controller.ReasonWaiting
+	})
+	recorder.take()
+	var warnings []string
+	var db *corev1.Pod
+	// The detector rebuilds its graph within a second of a change; until it has
+	// seen the api pod, a db pod closes nothing.
+	testenv.Eventually(t, 30*time.Second, "a warning that the db pod closes a cycle", func() bool {
+		pod := annotatedPod(map[string]string{"entrypoint.io/dependency-service": "api"})
+		pod.Labels = map[string]string{"app": "db"}
+		db = create(pod)
+		warnings = recorder.take()
+		return len(warnings) > 0
+	})
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "closes a dependency cycle") ||
+		!strings.Contains(warnings[0], "service "+ns+"/db") || !strings.Contains(warnings[0], "service "+ns+"/api") {
+		t.Errorf("warnings %q; want one naming the cycle through services %s/db and %s/api", warnings, ns, ns)
+	}
+	testenv.Eventually(t, 30*time.Second, "condition Cycle on the db pod", func() bool {
+		c := condition(db.Name)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == controller.ReasonCycle &&
+			strings.Contains(c.Message, "service "+ns+"/api")
+	})
+}
