@@ -7,13 +7,6 @@ import (
 	"time"
 )
 
-// Client-side limits of the controller unless GATE_KUBE_API_QPS and
-// GATE_KUBE_API_BURST say otherwise.
-const (
-	defaultQPS   = 500
-	defaultBurst = 1000
-)
-
 // startupTimeout bounds how long a fresh controller may take to release the
 // canary pod: start, list and watch, evaluate, patch.
 const startupTimeout = 2 * time.Minute
@@ -23,15 +16,11 @@ const startupTimeout = 2 * time.Minute
 // removes gates. The canary lives in its own namespace and is deleted before
 // this returns, so the scenario's figures start from a controller at rest.
 func (r *rig) startController(ctx context.Context) (*process, error) {
-	qps, burst, err := clientLimits(defaultQPS, defaultBurst)
-	if err != nil {
-		return nil, err
-	}
 	p, err := start("the controller", controllerEnv(), r.controller,
 		"--webhook=false", "--leader-elect=false",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--kubeconfig", r.kubeconfig,
-		"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst))
+		"--kube-api-qps", strconv.Itoa(r.qps), "--kube-api-burst", strconv.Itoa(r.burst))
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
 const module = "github.com/kubernetes-entrypoint/kubernetes-entrypoint"
@@ -25,6 +26,7 @@ type rig struct {
 	apiServer  int                  // pid of kube-apiserver
 	controller string               // entrypoint-webhook
 	resolver   string               // kubernetes-entrypoint
+	qps, burst int                  // the controller's --kube-api-qps and --kube-api-burst
 }
 
 // the is set once by TestMain before any benchmark runs and only read afterwards.
@@ -56,7 +58,13 @@ func runBenchmarks(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("controller under test: %s\nresolver under test: %s\n", r.controller, r.resolver)
+	// entrypoint-webhook's own defaults unless GATE_KUBE_API_QPS and GATE_KUBE_API_BURST say otherwise.
+	defaults := server.DefaultOptions()
+	if r.qps, r.burst, err = clientLimits(int(defaults.KubeAPIQPS), defaults.KubeAPIBurst); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("controller under test: %s --kube-api-qps %d --kube-api-burst %d\nresolver under test: %s\n", r.controller, r.qps, r.burst, r.resolver)
 
 	if r.env, err = testenv.Start(envtest.Environment{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -12,12 +12,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // conditionType is the pod condition the controller keeps on every managed pod;
 // a pod that carries it has been evaluated at least once.
-const conditionType corev1.PodConditionType = "entrypoint.io/DependenciesReady"
+const conditionType = controller.ConditionType
 
 // podState is what the harness saw of one pod.
 type podState struct {
@@ -200,3 +201,6 @@ func (w *podWatch) state(name string) (podState, bool) {
 func seenGated(s *podState) bool  { return s.gated || !s.released.IsZero() }
 func evaluated(s *podState) bool  { return s.condition != nil }
 func isReleased(s *podState) bool { return !s.released.IsZero() }
+func markedReady(s *podState) bool {
+	return s.condition != nil && s.condition.Status == corev1.ConditionTrue
+}
