@@ -18,10 +18,13 @@ import (
 // requestTotal when it completes; an open WATCH only in longRunning, until it
 // ends. watchEvents counts the events sent to watchers: one change sent to N
 // watchers counts N. (apiserver_registered_watchers is gone from the API server.)
+// terminatedWatchers counts the watchers the watch cache closed because they
+// did not keep up; their clients list again.
 const (
-	requestTotal = "apiserver_request_total"
-	longRunning  = "apiserver_longrunning_requests"
-	watchEvents  = "apiserver_watch_events_total"
+	requestTotal       = "apiserver_request_total"
+	longRunning        = "apiserver_longrunning_requests"
+	watchEvents        = "apiserver_watch_events_total"
+	terminatedWatchers = "apiserver_terminated_watchers_total"
 )
 
 // metrics is one scrape of the API server's /metrics.
@@ -158,6 +161,7 @@ type moment struct {
 	metrics
 	watches    float64       // open watches
 	eventsSent float64       // watch events sent so far
+	terminated float64       // watchers closed so far for not keeping up
 	rssMB      float64       // the API server's VmRSS
 	heapMB     float64       // its Go heap in use, live objects only after a collection
 	goroutines float64       // its goroutines: a watch holds some, whatever the heap does
@@ -189,7 +193,7 @@ func (r *rig) observe(collect bool) (moment, error) {
 		return moment{}, fmt.Errorf("reading the API server's CPU time: %w", err)
 	}
 	return moment{
-		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu,
+		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), terminated: m.sum(terminatedWatchers, nil), rssMB: rss, cpu: st.cpu,
 		heapMB: m.sum("go_memstats_heap_inuse_bytes", nil) / 1e6, goroutines: m.sum("go_goroutines", nil),
 	}, nil
 }
