@@ -164,7 +164,7 @@ func (c comparison) print(n int) {
 		fmt.Sprintf("%.2f s, start to exit", (rs.after.cpu-rs.before.cpu).Seconds()))
 	row("watch events sent", fmt.Sprintf("%.0f (%d to the harness), creation to release", g.after.eventsSent-g.before.eventsSent, g.harnessEvents),
 		fmt.Sprintf("%.0f, start to exit", rs.after.eventsSent-rs.before.eventsSent))
-	row("watchers closed as too slow", fmt.Sprintf("%.0f", g.after.terminated-g.before.terminated), fmt.Sprintf("%.0f", rs.after.terminated-rs.before.terminated))
+	fmt.Printf("  %-32s gated: %s\n  %-32s resolvers: %s\n", "watch restarts", watchRestarts(g.before, g.after), "", watchRestarts(rs.before, rs.after))
 	row("ready → released p50/p99/max", fmt.Sprintf("%.0f / %.0f / %.0f ms", ms(g.latency.percentile(50)), ms(g.latency.percentile(99)), ms(g.latency.max())),
 		fmt.Sprintf("%.0f / %.0f / %.0f ms (exit)", ms(rs.latency.percentile(50)), ms(rs.latency.percentile(99)), ms(rs.latency.max())))
 }

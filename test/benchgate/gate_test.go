@@ -226,7 +226,7 @@ func (res gatedResult) print(sc gatedScenario) {
 	row("API server CPU", "%.2f s, from the pods' creation to the last release", (res.after.cpu - res.before.cpu).Seconds())
 	row("watch events sent", "%.0f, from the pods' creation to the last release, to every watcher (%d of them to the harness's)",
 		res.after.eventsSent-res.before.eventsSent, res.harnessEvents)
-	row("watchers closed as too slow", "%.0f (the API server's apiserver_terminated_watchers_total; each lists again)", res.after.terminated-res.before.terminated)
+	row("watch restarts", "%s", watchRestarts(res.before, res.after))
 	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
 }
 

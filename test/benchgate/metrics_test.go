@@ -161,7 +161,6 @@ type moment struct {
 	metrics
 	watches    float64       // open watches
 	eventsSent float64       // watch events sent so far
-	terminated float64       // watchers closed so far for not keeping up
 	rssMB      float64       // the API server's VmRSS
 	heapMB     float64       // its Go heap in use, live objects only after a collection
 	goroutines float64       // its goroutines: a watch holds some, whatever the heap does
@@ -193,7 +192,49 @@ func (r *rig) observe(collect bool) (moment, error) {
 		return moment{}, fmt.Errorf("reading the API server's CPU time: %w", err)
 	}
 	return moment{
-		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), terminated: m.sum(terminatedWatchers, nil), rssMB: rss, cpu: st.cpu,
+		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu,
 		heapMB: m.sum("go_memstats_heap_inuse_bytes", nil) / 1e6, goroutines: m.sum("go_goroutines", nil),
 	}, nil
+}
+
+// watchRestarts tells, between two moments, which watchers the API server closed
+// for not keeping up (by resource) and which watches ended and were opened again
+// (by resource and scope: the controller watches the cluster, the harness one
+// namespace): "closed as too slow: pods 3; ended: WATCH pods (cluster) 3".
+func watchRestarts(from, to moment) string {
+	closed := map[string]float64{}
+	for _, s := range to.metrics[terminatedWatchers].GetMetric() {
+		closed[labelValue(s, "resource")] += value(s)
+	}
+	for _, s := range from.metrics[terminatedWatchers].GetMetric() {
+		closed[labelValue(s, "resource")] -= value(s)
+	}
+	ended := map[string]float64{}
+	for kind, n := range requestsBetween(from.metrics, to.metrics) {
+		if strings.HasPrefix(kind, "WATCH ") {
+			ended[kind] = n
+		}
+	}
+	for k, v := range closed {
+		if v == 0 {
+			delete(closed, k)
+		}
+	}
+	out := "none closed as too slow"
+	if len(closed) > 0 {
+		out = "closed as too slow: " + largest(closed, 5)
+	}
+	if len(ended) > 0 {
+		out += "; ended: " + largest(ended, 5)
+	}
+	return out
+}
+
+func labelValue(s *dto.Metric, name string) string {
+	for _, l := range s.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

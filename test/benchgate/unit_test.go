@@ -100,3 +100,38 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("largest = %q, want %q", got, want)
 	}
 }
+
+func TestWatchRestarts(t *testing.T) {
+	parse := func(text string) moment {
+		t.Helper()
+		m, err := parseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return moment{metrics: m}
+	}
+	const quiet = `# TYPE apiserver_terminated_watchers_total counter
+apiserver_terminated_watchers_total{group="",resource="pods"} 2
+`
+	const restarted = `# TYPE apiserver_terminated_watchers_total counter
+apiserver_terminated_watchers_total{group="",resource="pods"} 5
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="PATCH",version="v1"} 9
+`
+	tests := []struct {
+		name     string
+		from, to string
+		want     string
+	}{
+		{"nothing happened", quiet, quiet, "none closed as too slow"},
+		{"closed and re-opened", quiet, restarted, "closed as too slow: pods 3; ended: WATCH pods (cluster) 3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := watchRestarts(parse(tc.from), parse(tc.to)); got != tc.want {
+				t.Errorf("watchRestarts = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
