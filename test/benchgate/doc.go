@@ -6,11 +6,14 @@
 // annotation), makes their Services ready and times, with one pod watch, the
 // moment each pod is seen without the gate.
 //
-// Scenarios, each in a fresh namespace with a fresh controller process:
-// one pod on one Service repeated (latency), 1,000 pods on one Service, 10,000
-// pods on 100 Services, and the same N pods waiting as resolver processes
-// instead (the API server's watches and memory, gate mode against the
-// resolvers).
+// Scenarios, each in a fresh namespace with a fresh controller process: the
+// same N pods waiting on one Service gated and as N resolver processes (the API
+// server's watches, goroutines, memory and requests; run first, before the
+// 10,000 pods inflate the API server's heap), one pod on one Service 50 times
+// (latency), 1,000 pods on one Service, 10,000 pods on 100 Services. For each:
+// the controller's peak RSS and CPU, the API server's open watches before and
+// while the pods wait, its requests per released pod, and the watches it
+// closed for not keeping up.
 //
 // Like test/bench, the figures are reported, never asserted: the benchmark fails
 // only when gate mode does not work, e.g. a pod still gated minutes after its
@@ -22,5 +25,6 @@
 // Without ENTRYPOINT_WEBHOOK_BINARY and ENTRYPOINT_BINARY the controller and the
 // resolver are built into a temporary directory with the Makefile's flags.
 // GATE_RESOLVERS (default 300) sets N of the comparison; GATE_KUBE_API_QPS and
-// GATE_KUBE_API_BURST the controller's client limits.
+// GATE_KUBE_API_BURST the controller's --kube-api-qps and --kube-api-burst
+// (default: entrypoint-webhook's own defaults).
 package benchgate
