@@ -19,7 +19,7 @@ type comparison struct {
 type resolverResult struct {
 	before, waiting, after moment    // the API server: before the start, all waiting, all exited
 	rssMB                  float64   // the resolvers' VmRSS, summed, while waiting
-	latency                durations // EndpointSlice created → process exited
+	latency                durations // EndpointSlice create call → process exited
 }
 
 func (r *rig) compare(ctx context.Context, n int) (comparison, error) {

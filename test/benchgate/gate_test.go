@@ -30,7 +30,7 @@ func (s gatedScenario) podsPerRound() int { return s.services * s.perService }
 // gatedResult is what one scenario saw.
 type gatedResult struct {
 	pods        int
-	latency     durations     // per pod: its Service's EndpointSlice created → seen without the gate
+	latency     durations     // per pod: its Service's EndpointSlice create call → seen without the gate
 	allReleased time.Duration // last round: first EndpointSlice create call → last pod seen released
 	created     time.Duration // last round: creating the pods
 	evaluated   time.Duration // last round: first pod create call → every pod carries the condition
@@ -207,7 +207,7 @@ func (res gatedResult) print(sc gatedScenario) {
 	fmt.Printf("\n== gate: %s ==\n", sc.title)
 	row := func(k, format string, args ...any) { fmt.Printf("  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("pods released", "%d", len(res.latency))
-	row("EndpointSlice created → released", "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (target: %s)",
+	row("EndpointSlice create → released", "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (target: %s)",
 		ms(res.latency.percentile(50)), ms(res.latency.percentile(99)), ms(res.latency.max()), sc.target)
 	if sc.rounds == 1 {
 		row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
