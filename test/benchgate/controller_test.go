@@ -1,0 +1,75 @@
+package benchgate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// startupTimeout bounds how long a fresh controller may take to release the
+// canary pod: start, list and watch, evaluate, patch.
+const startupTimeout = 2 * time.Minute
+
+// startController runs entrypoint-webhook as the dependency controller alone and
+// returns once it has released a canary pod, i.e. its caches are synced and it
+// removes gates. The canary lives in its own namespace and is deleted before
+// this returns, so the scenario's figures start from a controller at rest.
+func (r *rig) startController(ctx context.Context) (*process, error) {
+	p, err := start("the controller", controllerEnv(), r.controller,
+		"--webhook=false", "--leader-elect=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--kubeconfig", r.kubeconfig,
+		"--kube-api-qps", strconv.Itoa(r.qps), "--kube-api-burst", strconv.Itoa(r.burst))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.canary(ctx, p); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *rig) canary(ctx context.Context, p *process) error {
+	ns, err := newNamespace(ctx, r.client, "canary")
+	if err != nil {
+		return err
+	}
+	w, err := watchPods(ctx, r.client, ns)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if err := createServices(ctx, r.client, ns, []string{"ready"}); err != nil {
+		return err
+	}
+	if _, err := makeReady(ctx, r.client, ns, []string{"ready"}); err != nil {
+		return err
+	}
+	pod := []string{"canary"}
+	if err := createGatedPods(ctx, r.client, ns, pod, func(int) string { return "ready" }); err != nil {
+		return err
+	}
+	if err := w.waitFor(pod, startupTimeout, "released", p.running, isReleased); err != nil {
+		if p.exited() { // err says so, with the diagnosis
+			return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w", err)
+		}
+		s, _ := w.state("canary")
+		return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w; the pod: %s; %s",
+			err, describe(s), p.diagnosis())
+	}
+	return deletePods(ctx, r.client, ns)
+}
+
+// describe is what a diagnosis says of a pod: gate and condition.
+func describe(s podState) string {
+	out := "gated"
+	if !s.gated {
+		out = "not gated"
+	}
+	if s.condition == nil {
+		return out + ", no " + string(conditionType) + " condition"
+	}
+	return fmt.Sprintf("%s, condition %s=%s reason %s: %q", out, conditionType, s.condition.Status, s.condition.Reason, s.condition.Message)
+}

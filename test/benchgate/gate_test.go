@@ -1,0 +1,303 @@
+package benchgate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// releaseTimeout is how long after its Service became ready a pod may stay
+// gated before the benchmark calls gate mode broken: far beyond any target.
+const releaseTimeout = 5 * time.Minute
+
+// gatedScenario is one measurement of gated pods and the controller.
+type gatedScenario struct {
+	name       string // of the sub-benchmark
+	title      string
+	rounds     int // one after the other, each with its own Services and pods
+	services   int // per round, made ready at once
+	perService int // pods waiting for each Service
+	target     string
+	collect    bool // have the API server collect garbage before each look at its memory
+}
+
+func (s gatedScenario) podsPerRound() int { return s.services * s.perService }
+
+// gatedResult is what one scenario saw.
+type gatedResult struct {
+	pods        int
+	latency     durations     // per pod: its Service's EndpointSlice create call → seen without the gate
+	allReleased time.Duration // last round: first EndpointSlice create call → last pod seen released
+	created     time.Duration // last round: creating the pods
+	evaluated   time.Duration // last round: first pod create call → every pod carries the condition
+	markedReady time.Duration // last round: first EndpointSlice create call → every pod's condition is True
+	// notEvaluated says why the condition was no longer waited for (the
+	// controller did not set it in time); the release is measured all the same.
+	notEvaluated string
+
+	controller    usage         // at the end: VmHWM is the peak of the whole scenario
+	controllerCPU time.Duration // user+system during the scenario, from after the canary
+	// The API server before the pods, while they wait (the first round's,
+	// evaluated) and after the last release.
+	before, waiting, after moment
+	requests               map[string]float64 // before → after, without the harness's own
+	harnessEvents          int                // watch events the harness's pod watch received
+}
+
+// withoutHarness drops from counts the kinds of request the harness itself makes
+// in a scenario's window: its creates of pods and EndpointSlices and its
+// scrapes of /metrics. (Its one pod watch is open all along.)
+func withoutHarness(counts map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for kind, n := range counts {
+		if !strings.HasPrefix(kind, "POST pods (") && !strings.HasPrefix(kind, "POST endpointslices (") &&
+			!strings.Contains(kind, "(non-resource)") {
+			out[kind] = n
+		}
+	}
+	return out
+}
+
+// runGated runs one scenario; an error is a functional failure with a diagnosis.
+func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, error) {
+	g := &gatedRun{rig: r, sc: sc, res: gatedResult{pods: sc.rounds * sc.podsPerRound()}, evaluate: true}
+	var err error
+	if g.ns, err = newNamespace(ctx, r.client, "gate-"+sc.name); err != nil {
+		return g.res, err
+	}
+	if g.ctrl, err = r.startController(ctx); err != nil {
+		return g.res, err
+	}
+	defer g.ctrl.stop()
+	if g.w, err = watchPods(ctx, r.client, g.ns); err != nil {
+		return g.res, err
+	}
+	defer g.w.close()
+	services := make([][]string, sc.rounds)
+	for round := range services {
+		services[round] = names(fmt.Sprintf("r%d-svc", round), sc.services)
+		if err := createServices(ctx, r.client, g.ns, services[round]); err != nil {
+			return g.res, err
+		}
+	}
+	defer func() { _ = deletePods(context.Background(), r.client, g.ns) }()
+
+	start, err := usageOf(g.ctrl.pid())
+	if err != nil {
+		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
+	}
+	if g.res.before, err = r.observe(sc.collect); err != nil {
+		return g.res, err
+	}
+	for round := range sc.rounds {
+		if err := g.round(ctx, round, services[round]); err != nil {
+			return g.res, err
+		}
+	}
+	if g.res.after, err = r.observe(sc.collect); err != nil {
+		return g.res, err
+	}
+	g.res.harnessEvents = g.w.received()
+	g.res.requests = withoutHarness(requestsBetween(g.res.before.metrics, g.res.after.metrics))
+	end, err := usageOf(g.ctrl.pid())
+	if err != nil {
+		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
+	}
+	g.res.controller, g.res.controllerCPU = end, end.cpu-start.cpu
+	return g.res, g.ctrl.running()
+}
+
+// gatedRun is one scenario under way.
+type gatedRun struct {
+	rig      *rig
+	sc       gatedScenario
+	ns       string
+	ctrl     *process
+	w        *podWatch
+	res      gatedResult
+	evaluate bool // wait for the condition; false once the controller did not set it in time
+}
+
+// round creates the round's pods, waits until the controller has evaluated
+// them, makes their Services ready at once and times each pod's release.
+func (g *gatedRun) round(ctx context.Context, round int, services []string) error {
+	pods := names(fmt.Sprintf("r%d-pod", round), g.sc.podsPerRound())
+	serviceOf := func(i int) string { return services[i/g.sc.perService] }
+	t0 := time.Now()
+	if err := createGatedPods(ctx, g.rig.client, g.ns, pods, serviceOf); err != nil {
+		return err
+	}
+	g.res.created = time.Since(t0)
+	if err := g.w.waitFor(pods, 2*time.Minute, "seen gated by the harness's watch", nil, seenGated); err != nil {
+		return err
+	}
+	// The scenario times the release, not the backlog of a burst of new pods:
+	// wait until the controller has evaluated each (set its condition).
+	if g.evaluate {
+		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
+		if err := g.w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", g.ctrl.running, evaluated); err != nil {
+			g.evaluate, g.res.notEvaluated = false, err.Error()
+		} else {
+			g.res.evaluated = time.Since(t0)
+		}
+	}
+	if n, early := g.w.count(pods, func(s *podState) bool { return !isReleased(s) }); n < len(pods) {
+		return fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", len(pods)-n, len(pods), early, g.ctrl.diagnosis())
+	}
+	if round == 0 {
+		var err error
+		if g.res.waiting, err = g.rig.observe(g.sc.collect); err != nil {
+			return err
+		}
+	}
+
+	t1 := time.Now()
+	ready, err := makeReady(ctx, g.rig.client, g.ns, services)
+	if err != nil {
+		return err
+	}
+	if err := g.w.waitFor(pods, releaseTimeout, "released", g.ctrl.running, isReleased); err != nil {
+		_, missing := g.w.count(pods, isReleased)
+		s, _ := g.w.state(missing)
+		svc := serviceOf(indexOf(pods, missing))
+		return fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has had a ready EndpointSlice since %s; %s",
+			releaseTimeout, err, missing, describe(s), svc, ready[svc].Format(time.RFC3339Nano), g.ctrl.diagnosis())
+	}
+	last := t1
+	for i, at := range g.w.released(pods) {
+		g.res.latency = append(g.res.latency, at.Sub(ready[serviceOf(i)]))
+		last = maxTime(last, at)
+	}
+	g.res.allReleased = last.Sub(t1)
+	// The controller writes the condition after the gate: wait for it too, so
+	// that the scenario's requests and CPU hold the whole of a pod's handling.
+	if g.evaluate {
+		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
+		if err := g.w.waitFor(pods, limit, "marked ready ("+string(conditionType)+"=True)", g.ctrl.running, markedReady); err != nil {
+			g.evaluate, g.res.notEvaluated = false, err.Error()
+		} else {
+			g.res.markedReady = time.Since(t1)
+		}
+	}
+	return nil
+}
+
+func indexOf(list []string, v string) int {
+	for i, s := range list {
+		if s == v {
+			return i
+		}
+	}
+	return 0
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// print writes the scenario's table.
+func (res gatedResult) print(sc gatedScenario) {
+	fmt.Printf("\n== gate: %s ==\n", sc.title)
+	row := func(k, format string, args ...any) { fmt.Printf("  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("pods released", "%d", len(res.latency))
+	row("EndpointSlice create → released", "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (target: %s)",
+		ms(res.latency.percentile(50)), ms(res.latency.percentile(99)), ms(res.latency.max()), sc.target)
+	if sc.rounds == 1 {
+		row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
+		row("pods created in", "%.2f s", res.created.Seconds())
+	}
+	if res.notEvaluated == "" {
+		row("every pod evaluated after", "%.2f s (condition set; from the first create; then the Services were made ready)", res.evaluated.Seconds())
+		row("every pod marked ready after", "%.2f s (condition True; from the first EndpointSlice create call)", res.markedReady.Seconds())
+	} else {
+		row("condition not waited for", "%s", res.notEvaluated)
+	}
+	row("controller peak RSS (VmHWM)", "%.1f MB", res.controller.hwmMB)
+	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), ms(res.controllerCPU)/float64(res.pods))
+	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
+	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
+	row("API server CPU", "%.2f s, from the pods' creation to the last release", (res.after.cpu - res.before.cpu).Seconds())
+	row("watch events sent", "%.0f, from the pods' creation to the last release, to every watcher (%d of them to the harness's)",
+		res.after.eventsSent-res.before.eventsSent, res.harnessEvents)
+	row("watch restarts", "%s", watchRestarts(res.before, res.after))
+	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
+}
+
+func (res gatedResult) report(b *testing.B) {
+	b.ReportMetric(0, "ns/op") // the time of the whole scenario means nothing
+	b.ReportMetric(ms(res.latency.percentile(50)), "p50-ms")
+	b.ReportMetric(ms(res.latency.percentile(99)), "p99-ms")
+	b.ReportMetric(ms(res.latency.max()), "max-ms")
+	b.ReportMetric(res.controller.hwmMB, "ctrl-HWM-MB")
+	b.ReportMetric(res.controllerCPU.Seconds(), "ctrl-CPU-s")
+	b.ReportMetric(res.waiting.watches-res.before.watches, "watches-added")
+	b.ReportMetric(total(res.requests)/float64(res.pods), "req/pod")
+}
+
+var gatedScenarios = []gatedScenario{
+	{name: "latency", title: "one pod on one Service, 50 times", rounds: 50, services: 1, perService: 1, target: "p99 < 100 ms"},
+	{name: "1000-pods", title: "1,000 pods on one Service", rounds: 1, services: 1, perService: 1000, target: "all within 3 s"},
+	{name: "10000-pods", title: "10,000 pods on 100 Services (100 each), all made ready at once", rounds: 1, services: 100, perService: 100, target: "all within 15 s"},
+}
+
+// BenchmarkGate measures gate mode at scale: the comparison with resolver
+// processes first, while the API server's memory is not yet inflated by the
+// 10,000 pods of the last scenario, then the latency and the two bursts.
+func BenchmarkGate(b *testing.B) {
+	ctx := context.Background()
+	var summary []string
+
+	n, err := resolverCount()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("vs-resolvers", func(b *testing.B) {
+		r := need(b)
+		cmp, err := r.compare(ctx, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmp.print(n)
+		cmp.report(b)
+		summary = append(summary, cmp.summary(n))
+	})
+	for _, sc := range gatedScenarios {
+		b.Run(sc.name, func(b *testing.B) {
+			r := need(b)
+			res, err := r.runGated(ctx, sc)
+			if err != nil {
+				b.Fatalf("%s: %v", sc.title, err)
+			}
+			res.print(sc)
+			res.report(b)
+			s := fmt.Sprintf("%s p99 %.0f ms", sc.name, ms(res.latency.percentile(99)))
+			if sc.rounds == 1 {
+				s += fmt.Sprintf(", all in %.2f s", res.allReleased.Seconds())
+			}
+			summary = append(summary, s+fmt.Sprintf(" (%s)", sc.target))
+		})
+	}
+	if len(summary) > 0 {
+		fmt.Printf("\nbench-gate: %s\n", strings.Join(summary, "; "))
+	}
+}
+
+// resolverCount is N of the comparison: GATE_RESOLVERS, default 300.
+func resolverCount() (int, error) {
+	v := os.Getenv("GATE_RESOLVERS")
+	if v == "" {
+		return 300, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("GATE_RESOLVERS=%q: want a positive number of resolver processes", v)
+	}
+	return n, nil
+}

@@ -1,0 +1,193 @@
+package benchgate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// createWorkers is how many create calls the harness has in flight at once.
+const createWorkers = 16
+
+// gatedStatus is the status annotation the webhook writes in gate mode: the
+// Service dependency is held out of the containers' env and listed as gated.
+type gatedStatus struct {
+	Version       int        `json:"version"`
+	Containers    []string   `json:"containers"`
+	InitContainer string     `json:"initContainer"`
+	Gated         []envEntry `json:"gated"`
+}
+
+type envEntry struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// gatedPod is a pod as the webhook leaves it in gate mode, waiting for service
+// (in ns); created directly, with no webhook in the path.
+func gatedPod(ns, name, service string) (*corev1.Pod, error) {
+	status, err := json.Marshal(gatedStatus{
+		Version: 1, Containers: []string{"app"}, InitContainer: "entrypoint-install",
+		Gated: []envEntry{{Name: "DEPENDENCY_SERVICE", Value: ns + ":" + service}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the status annotation: %w", err)
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: ns,
+			Labels: map[string]string{inject.LabelManaged: "true"},
+			Annotations: map[string]string{
+				inject.AnnotationPrefix + "dependency-service": service,
+				inject.AnnotationStatus:                        string(status),
+			},
+		},
+		Spec: corev1.PodSpec{
+			SchedulingGates: []corev1.PodSchedulingGate{{Name: inject.SchedulingGate}},
+			Containers:      []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}},
+		},
+	}, nil
+}
+
+// createServices creates headless Services (envtest's service range is a /24)
+// without endpoints.
+func createServices(ctx context.Context, client kubernetes.Interface, ns string, names []string) error {
+	return parallel(len(names), func(i int) error {
+		_, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: names[i]},
+			Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 3306}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating Service %s/%s: %w", ns, names[i], err)
+		}
+		return nil
+	})
+}
+
+// createGatedPods creates a gated pod for each name, waiting for the Service
+// serviceOf(i).
+func createGatedPods(ctx context.Context, client kubernetes.Interface, ns string, names []string, serviceOf func(int) string) error {
+	return parallel(len(names), func(i int) error {
+		pod, err := gatedPod(ns, names[i], serviceOf(i))
+		if err != nil {
+			return err
+		}
+		if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating gated pod %s/%s: %w", ns, names[i], err)
+		}
+		return nil
+	})
+}
+
+// createPlainPods creates pods without gate, label or annotation: the pods the
+// resolvers of the comparison would run in.
+func createPlainPods(ctx context.Context, client kubernetes.Interface, ns string, names []string) error {
+	return parallel(len(names), func(i int) error {
+		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: names[i]},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating pod %s/%s: %w", ns, names[i], err)
+		}
+		return nil
+	})
+}
+
+// makeReady gives each Service an EndpointSlice with one ready endpoint, all at
+// once, and returns when each create call was sent. The Service is ready once
+// the API server has stored the slice, somewhere within the call; timing from
+// its start never flatters (a resolver woken by the watch may exit before the
+// call has returned to the harness) and counts the write, a few milliseconds.
+func makeReady(ctx context.Context, client kubernetes.Interface, ns string, services []string) (map[string]time.Time, error) {
+	ready := make([]time.Time, len(services))
+	err := parallel(len(services), func(i int) error {
+		ready[i] = time.Now()
+		_, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{
+				GenerateName: services[i] + "-",
+				Labels:       map[string]string{discoveryv1.LabelServiceName: services[i]},
+			},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating an EndpointSlice for Service %s/%s: %w", ns, services[i], err)
+		}
+		return nil
+	})
+	out := make(map[string]time.Time, len(services))
+	for i, s := range services {
+		out[s] = ready[i]
+	}
+	return out, err
+}
+
+// parallel calls do(0..n-1) on createWorkers goroutines and returns the first error.
+func parallel(n int, do func(int) error) error {
+	next := make(chan int)
+	errs := make(chan error, createWorkers)
+	var wg sync.WaitGroup
+	for range min(createWorkers, n) {
+		wg.Go(func() {
+			for i := range next {
+				if err := do(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// deletePods removes a scenario's pods so that later scenarios' controllers do
+// not list them. Pods without a node go at once; the namespace itself stays, as
+// envtest runs no namespace controller.
+func deletePods(ctx context.Context, client kubernetes.Interface, ns string) error {
+	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return fmt.Errorf("deleting the pods of %s: %w", ns, err)
+	}
+	return nil
+}
+
+// newNamespace creates a namespace named after prefix.
+func newNamespace(ctx context.Context, client kubernetes.Interface, prefix string) (string, error) {
+	ns, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("creating a namespace: %w", err)
+	}
+	return ns.Name, nil
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package benchgate
+
+import (
+	"maps"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	ten := durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5} // 1..10 shuffled
+	tests := []struct {
+		name string
+		d    durations
+		p    float64
+		want time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one sample", durations{7}, 99, 7},
+		{"median between ranks", ten, 50, 5}, // 5.5 truncated to the nanosecond below
+		{"p0 is the minimum", ten, 0, 1},
+		{"p100 is the maximum", ten, 100, 10},
+		{"p90 interpolates", durations{0, 1000}, 90, 900},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.percentile(tc.p); got != tc.want {
+				t.Errorf("percentile(%v) of %v = %v, want %v", tc.p, tc.d, got, tc.want)
+			}
+		})
+	}
+}
+
+const scrapeBefore = `# HELP apiserver_request_total Counter of apiserver requests.
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="PATCH",version="v1"} 10
+apiserver_request_total{code="201",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1"} 5
+# TYPE apiserver_longrunning_requests gauge
+apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 2
+apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="namespace",subresource="exec",verb="CONNECT",version="v1"} 1
+# TYPE apiserver_watch_events_total counter
+apiserver_watch_events_total{group="",kind="Pod",version="v1"} 20
+apiserver_watch_events_total{group="discovery.k8s.io",kind="EndpointSlice",version="v1"} 5
+`
+
+const scrapeAfter = `# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="PATCH",version="v1"} 110
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="namespace",subresource="status",verb="PATCH",version="v1"} 100
+apiserver_request_total{code="409",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="PATCH",version="v1"} 3
+apiserver_request_total{code="201",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1"} 5
+apiserver_request_total{code="201",component="apiserver",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="POST",version="v1"} 2
+apiserver_request_total{code="200",component="",group="",resource="",scope="",subresource="",verb="GET",version=""} 4
+# TYPE apiserver_longrunning_requests gauge
+apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 3
+`
+
+func TestMetrics(t *testing.T) {
+	before, err := parseMetrics(strings.NewReader(scrapeBefore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseMetrics(strings.NewReader(scrapeAfter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := before.watches(), 2.0; got != want {
+		t.Errorf("watches before = %v, want %v (CONNECT is no watch)", got, want)
+	}
+	if got, want := after.watches(), 3.0; got != want {
+		t.Errorf("watches after = %v, want %v", got, want)
+	}
+	if got, want := before.eventsSent(), 25.0; got != want {
+		t.Errorf("events sent before = %v, want %v", got, want)
+	}
+	if got := after.eventsSent(); got != 0 {
+		t.Errorf("events sent after = %v, want 0 (no such series)", got)
+	}
+	got := requestsBetween(before, after)
+	want := map[string]float64{
+		"PATCH pods (namespace)":         103, // both codes of one kind
+		"PATCH pods/status (namespace)":  100, // new series: from zero
+		"GET (non-resource) ()":          4,
+		"POST endpointslices (resource)": 2,
+	} // POST pods did not change: left out
+	if len(got) != len(want) {
+		t.Errorf("requestsBetween = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("requestsBetween[%q] = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	if got, want := withoutHarness(got), map[string]float64{"PATCH pods (namespace)": 103, "PATCH pods/status (namespace)": 100}; !maps.Equal(got, want) {
+		t.Errorf("withoutHarness = %v, want %v (the scrapes left out)", got, want)
+	}
+	if total(got) != 209 {
+		t.Errorf("total = %v, want 209", total(got))
+	}
+	if got, want := largest(got, 2), "PATCH pods (namespace) 103, PATCH pods/status (namespace) 100, 2 more kinds"; got != want {
+		t.Errorf("largest = %q, want %q", got, want)
+	}
+}
+
+func TestWatchRestarts(t *testing.T) {
+	parse := func(text string) moment {
+		t.Helper()
+		m, err := parseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return moment{metrics: m}
+	}
+	const quiet = `# TYPE apiserver_terminated_watchers_total counter
+apiserver_terminated_watchers_total{group="",resource="pods"} 2
+`
+	const restarted = `# TYPE apiserver_terminated_watchers_total counter
+apiserver_terminated_watchers_total{group="",resource="pods"} 5
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="PATCH",version="v1"} 9
+`
+	tests := []struct {
+		name     string
+		from, to string
+		want     string
+	}{
+		{"nothing happened", quiet, quiet, "none closed as too slow"},
+		{"closed and re-opened", quiet, restarted, "closed as too slow: pods 3; ended: WATCH pods (cluster) 3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := watchRestarts(parse(tc.from), parse(tc.to)); got != tc.want {
+				t.Errorf("watchRestarts = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
