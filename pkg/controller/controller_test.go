@@ -210,3 +210,56 @@ func TestPodsAndCustomResources(t *testing.T) {
 		"the resolver in the pod checks pods in "+ns+" with labels app=agent on this node"))
 	_ = p
 }
+
+// A reconcile that reads the pod from a cache not yet updated by the controller's
+// own status write must not write the condition (and its Event) again; a
+// condition changed by someone else after that write is written back.
+func TestConditionWrittenOncePerChange(t *testing.T) {
+	r := startController(t, nil)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	created := createPod(t, managedPod(t, ns, "app", map[string]string{"DEPENDENCY_SERVICE": "db"}))
+	p := waitPod(t, ns, "app", "condition Waiting", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db"))
+	key := types.NamespacedName{Namespace: ns, Name: "app"}
+	written := *findCondition(p)
+	if !r.alreadyWritten(key, created, written) {
+		t.Error("a read from before the controller's write would write the condition again")
+	}
+	if r.alreadyWritten(key, p, written) {
+		t.Error("a read from after the write counts as stale")
+	}
+
+	// One Event for the one change so far.
+	time.Sleep(time.Second)
+	if n := recordedEvents(t, ns, "app", "DependenciesWaiting"); n != 1 {
+		t.Errorf("%d DependenciesWaiting events recorded; want 1", n)
+	}
+
+	// Someone else changes the condition: the controller writes its own back.
+	patch := `{"status":{"conditions":[{"type":"` + ConditionType + `","status":"False","reason":"Waiting","message":"edited by hand"}]}}`
+	if _, err := env.Client.CoreV1().Pods(ns).Patch(ctx, "app", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, ns, "app", "the controller's condition written back", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db"))
+}
+
+// recordedEvents counts the events of reason about the pod, each of a series as
+// many times as the API server was told it happened.
+func recordedEvents(t *testing.T, ns, pod, reason string) int {
+	t.Helper()
+	list, err := env.Client.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=" + pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Reason != reason {
+			continue
+		}
+		n++
+		if e.Series != nil {
+			n += int(e.Series.Count) - 1
+		}
+	}
+	return n
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,17 @@ type Reconciler struct {
 	// dirty is when a dependency change first woke each pod since its last
 	// reconcile: the start of the release latency.
 	dirty map[types.NamespacedName]time.Time
+	// written is the last condition written to each pod, so that a reconcile
+	// that reads the pod from a cache not yet updated does not write it (and
+	// record its Event) again.
+	written map[types.NamespacedName]writtenCondition
+}
+
+// writtenCondition is a condition as written, and the pod's version after it.
+type writtenCondition struct {
+	uid                     types.UID
+	resourceVersion         string
+	status, reason, message string
 }
 
 // SetupWithManager builds the controller and adds it to mgr: leader-elected, pods
@@ -68,6 +80,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		waiters:  newWaiters(),
 		states:   newPodStates(opts.Now),
 		dirty:    map[types.NamespacedName]time.Time{},
+		written:  map[types.NamespacedName]writtenCondition{},
 	}
 	r.kinds = &kindInformers{
 		client: opts.Dynamic, log: opts.Log, kinds: map[schema.GroupVersionResource]*kindInformer{},
@@ -239,10 +252,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// when a thousand pods are released at once, every gate goes first.
 		return reconcile.Result{}, nil
 	}
-	if current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message {
-		if err := r.setCondition(ctx, &pod, current, want); err != nil {
+	if (current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message) &&
+		!r.alreadyWritten(key, &pod, want) {
+		version, err := r.setCondition(ctx, &pod, current, want)
+		if err != nil {
 			return reconcile.Result{}, err
 		}
+		r.remember(key, pod.UID, version, want)
 		r.event(&pod, want, gated && gateAt < 0)
 	}
 	r.states.set(key, want.Reason, gateAt >= 0, pod.CreationTimestamp.Time)
@@ -255,6 +271,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.waiters.forget(key)
 	r.states.forget(key)
+	r.mu.Lock()
+	delete(r.written, key)
+	r.mu.Unlock()
+}
+
+func (r *Reconciler) remember(key types.NamespacedName, uid types.UID, version string, c corev1.PodCondition) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.written[key] = writtenCondition{uid: uid, resourceVersion: version, status: string(c.Status), reason: c.Reason, message: c.Message}
+}
+
+// alreadyWritten says that want is what this process last wrote to the pod and
+// that the pod as read is older than that write: the cache lags behind, and its
+// update will come. A pod read at or after the write whose condition differs was
+// changed by someone else, and gets the condition again.
+func (r *Reconciler) alreadyWritten(key types.NamespacedName, pod *corev1.Pod, want corev1.PodCondition) bool {
+	r.mu.Lock()
+	w, ok := r.written[key]
+	r.mu.Unlock()
+	if !ok || w.uid != pod.UID || w.status != string(want.Status) || w.reason != want.Reason || w.message != want.Message {
+		return false
+	}
+	read, err1 := strconv.ParseUint(pod.ResourceVersion, 10, 64)
+	wrote, err2 := strconv.ParseUint(w.resourceVersion, 10, 64)
+	// Resource versions are opaque to clients; where they are not numbers,
+	// writing again is the safe side.
+	return err1 == nil && err2 == nil && read < wrote
 }
 
 // removeGate removes the scheduling gate, and only it, with a JSON patch whose
@@ -290,7 +333,8 @@ func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod) error {
 // setCondition patches the pod's status with the condition, merged by type so
 // that the kubelet's and others' conditions stay; the uid in the patch makes it
 // fail on a pod of the same name created since.
-func (r *Reconciler) setCondition(ctx context.Context, pod *corev1.Pod, current *corev1.PodCondition, want corev1.PodCondition) error {
+// It returns the pod's resource version after the write.
+func (r *Reconciler) setCondition(ctx context.Context, pod *corev1.Pod, current *corev1.PodCondition, want corev1.PodCondition) (string, error) {
 	want.LastTransitionTime = metav1.NewTime(r.opts.Now())
 	if current != nil && current.Status == want.Status {
 		want.LastTransitionTime = current.LastTransitionTime
@@ -301,12 +345,13 @@ func (r *Reconciler) setCondition(ctx context.Context, pod *corev1.Pod, current 
 	}
 	data, err := json.Marshal(patch)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := r.client.Status().Patch(ctx, pod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, data)); err != nil {
-		return fmt.Errorf("setting condition %s: %w", ConditionType, err)
+	patched := pod.DeepCopy()
+	if err := r.client.Status().Patch(ctx, patched, client.RawPatch(types.StrategicMergePatchType, data)); err != nil {
+		return "", fmt.Errorf("setting condition %s: %w", ConditionType, err)
 	}
-	return nil
+	return patched.ResourceVersion, nil
 }
 
 // event records the condition's change; released says the gate was removed.
