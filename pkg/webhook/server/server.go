@@ -96,8 +96,10 @@ type Options struct {
 	// GateAllNamespaces puts every annotated pod with node-free dependencies in
 	// gate mode, as if it were annotated entrypoint.io/gate: "true".
 	GateAllNamespaces bool
-	// KubeAPIQPS and KubeAPIBurst bound the process's requests to the API server;
-	// releasing a thousand gated pods at once is two writes each.
+	// KubeAPIQPS and KubeAPIBurst bound the process's requests to the API server.
+	// Releasing a thousand gated pods at once is a thousand writes (then their
+	// conditions), so the limit is high; the API server's priority and fairness
+	// is what protects it from any one client.
 	KubeAPIQPS   float64
 	KubeAPIBurst int
 
@@ -117,8 +119,8 @@ func DefaultOptions() Options {
 		Webhook:                  true,
 		Controller:               true,
 		LeaderElect:              true,
-		KubeAPIQPS:               200,
-		KubeAPIBurst:             400,
+		KubeAPIQPS:               1000,
+		KubeAPIBurst:             2000,
 		TLSMode:                  TLSCertDir,
 		MetricsBindAddress:       ":8080",
 		HealthProbeBindAddress:   ":8081",
