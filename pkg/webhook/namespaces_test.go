@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -97,6 +98,18 @@ func TestCachedNamespaces(t *testing.T) {
 	defer cancel()
 	if _, err := forbidden.NamespaceLabels(short, ns.Name); err == nil {
 		t.Error("a lookup without RBAC succeeded")
+	}
+	// With a live reader, the lookup does not wait out the deadline for a cache
+	// that cannot sync: it asks the API server, whose answer says why.
+	liveNoRBAC, err := client.New(noRBAC, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forbidden.Live = liveNoRBAC
+	short2, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	if _, err := forbidden.NamespaceLabels(short2, ns.Name); !apierrors.IsForbidden(err) {
+		t.Errorf("a lookup without RBAC, with a live reader: %v; want the API server's Forbidden", err)
 	}
 
 	// The handler, through the cache: a pod of a gated namespace is gated.
