@@ -20,9 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
@@ -143,13 +145,24 @@ func (r *Reconciler) wake(pods []types.NamespacedName) {
 	if r.queue == nil {
 		return
 	}
+	pq, prioritized := r.queue.(priorityqueue.PriorityQueue[reconcile.Request])
 	for _, p := range pods {
 		if _, ok := r.dirty[p]; !ok {
 			r.dirty[p] = now
 		}
-		r.queue.Add(reconcile.Request{NamespacedName: p})
+		if prioritized {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(wakePriority)}, reconcile.Request{NamespacedName: p})
+		} else {
+			r.queue.Add(reconcile.Request{NamespacedName: p})
+		}
 	}
 }
+
+// wakePriority puts the pods woken by a change of what they wait for ahead of
+// those woken by their own updates: when a Service becomes ready for a thousand
+// gated pods, every gate goes before the conditions of the pods already
+// released (each release's update wakes its pod at the default priority 0).
+const wakePriority = 10
 
 func (r *Reconciler) takeDirty(p types.NamespacedName) (time.Time, bool) {
 	r.mu.Lock()
