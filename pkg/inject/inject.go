@@ -53,10 +53,9 @@ type Config struct {
 	MountPath string
 	// Resources of the init container; the zero value means DefaultResources().
 	Resources corev1.ResourceRequirements
-	// RunAsUser is the init container's numeric user. 0 means unset, and Default
-	// turns it into DefaultRunAsUser: through Config the init container can never
-	// run as root. A caller whose 0 was asked for (a flag) must not pass it here
-	// before validating (see Default).
+	// RunAsUser is the init container's numeric user. 0 means unset, which Default
+	// turns into DefaultRunAsUser, so the init container never runs as root. A 0
+	// that someone asked for explicitly (a flag) is root, not unset: see Default.
 	RunAsUser int64
 	// ImageConfig reads a container image's ENTRYPOINT and CMD for containers that
 	// set no command; nil turns registry lookups off.
@@ -99,13 +98,13 @@ func DefaultResources() corev1.ResourceRequirements {
 // value: "" for ImagePullPolicy and MountPath, no requests, limits or claims for
 // Resources, 0 for LookupBudget, and 0 for RunAsUser.
 //
-// For RunAsUser, 0 is also root's UID, so "unset" and "root" look the same here.
-// Config settles it for unset: Default replaces 0 with DefaultRunAsUser, and
-// Validate refuses 0, so root is never configured. A caller that reads the UID
-// from a setting that has no unset value, such as a flag whose default is
-// DefaultRunAsUser, must put the value it read back after Default, so that an
-// explicit 0 reaches Validate and is refused instead of quietly becoming
-// DefaultRunAsUser.
+// RunAsUser 0 is also root's UID, so in Config "unset" and "root" look the same.
+// Config reads 0 as unset: Default replaces it with DefaultRunAsUser, and Validate
+// refuses a 0 that is still there, so root is never configured. A caller that
+// reads the UID from a setting with no unset value, such as a flag whose default
+// is DefaultRunAsUser, must set RunAsUser to what it read after calling Default,
+// so that an explicit 0 reaches Validate and is refused rather than quietly
+// becoming DefaultRunAsUser.
 func (c Config) Default() Config {
 	if c.ImagePullPolicy == "" {
 		c.ImagePullPolicy = corev1.PullIfNotPresent
