@@ -38,8 +38,13 @@ test: envtest-assets vet ## Run every test: unit, integration on a real kube-api
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
 
-unit: ## Run the tests that need no control plane.
-	go test $(TEST_FLAGS) ./pkg/resolve/spec/... ./pkg/resolve/local/... ./pkg/launch/... ./pkg/resolve/
+# Every package, with KUBEBUILDER_ASSETS removed: what needs etcd and kube-apiserver
+# skips itself (internal/testenv), everything else runs. No list of packages to keep
+# up to date, so a new package cannot be left out; the end-to-end suite stays behind
+# its build tags.
+unit: ## Run every test that needs no control plane (those that need one skip themselves).
+	env -u KUBEBUILDER_ASSETS go test $(TEST_FLAGS) ./...
+	@echo "unit: tests that need etcd and kube-apiserver were skipped; make test runs them"
 
 vet: ## go vet and a gofmt check.
 	go vet ./...

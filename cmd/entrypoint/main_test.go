@@ -44,6 +44,14 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	// First, so that without a control plane nothing is built for nothing.
+	var err error
+	env, err = testenv.Start(envtest.Environment{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer env.Stop()
 	dir, err := os.MkdirTemp("", "entrypoint-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -57,12 +65,6 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building the resolver: %v\n%s", err, out)
 		return 1
 	}
-	env, err = testenv.Start(envtest.Environment{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer env.Stop()
 	return m.Run()
 }
 

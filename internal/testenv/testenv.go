@@ -1,30 +1,33 @@
 // Package testenv starts a real etcd and kube-apiserver (controller-runtime's envtest)
 // for integration tests. The binaries come from KUBEBUILDER_ASSETS, which `make test`
-// sets to the cache that hack/build-k8s.sh fills.
+// sets to the cache that hack/build-k8s.sh fills. Without it, tests that need the
+// control plane skip themselves (see Start and StartT); with it set, they must run.
 package testenv
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/go-logr/logr"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/utils/ptr"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -36,10 +39,33 @@ type Env struct {
 	Client kubernetes.Interface
 }
 
-// Start starts etcd and kube-apiserver. Call Stop when done (TestMain).
+// AssetsVar names the directory holding etcd and kube-apiserver. `make test` sets it
+// to the cache that `make envtest-assets` fills.
+const AssetsVar = "KUBEBUILDER_ASSETS"
+
+// ErrNoAssets is returned by Start when AssetsVar is unset or empty.
+var ErrNoAssets = errors.New(AssetsVar + " is not set")
+
+// howToGetAssets is the hint every skip and error gives.
+const howToGetAssets = "`make test` builds them and runs these tests; `make envtest-assets` only builds them, " +
+	"into ~/.cache/kubernetes-entrypoint/k8s-<version>, the directory to set " + AssetsVar + " to"
+
+// Start starts etcd and kube-apiserver. Call Stop when done. It is meant for
+// TestMain (and for programs such as hack/demo-envtest); inside a test use StartT.
+//
+// Only an unset AssetsVar counts as "no control plane here": in a test binary,
+// Start then prints one line saying so and how to get the binaries, and ends the
+// process with status 0, so a plain `go test ./...` passes on a machine without
+// them. Outside a test binary it returns ErrNoAssets. An AssetsVar that is set but
+// names a directory without working binaries is an error, never a skip: `make test`
+// sets it, and there a broken cache must fail.
 func Start(opts envtest.Environment) (*Env, error) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd and kube-apiserver, or point it at a directory holding them")
+	if os.Getenv(AssetsVar) == "" {
+		if testing.Testing() {
+			fmt.Println(skipLine())
+			os.Exit(0)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNoAssets, howToGetAssets)
 	}
 	// envtest logs through controller-runtime's global logger; without one it
 	// prints a warning with a stack trace.
@@ -47,14 +73,47 @@ func Start(opts envtest.Environment) (*Env, error) {
 	e := opts
 	cfg, err := e.Start()
 	if err != nil {
-		return nil, fmt.Errorf("starting envtest (etcd and kube-apiserver from %s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
+		return nil, fmt.Errorf("starting envtest (etcd and kube-apiserver from %s=%s; %s): %w", AssetsVar, os.Getenv(AssetsVar), howToGetAssets, err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		_ = e.Stop()
-		return nil, err
+		return nil, fmt.Errorf("a client for envtest: %w", err)
 	}
 	return &Env{env: &e, Config: cfg, Client: cs}, nil
+}
+
+// StartT starts a control plane for one test (or benchmark) and stops it when the
+// test ends. Without AssetsVar the test is skipped, saying how to get the binaries;
+// with AssetsVar set, any failure to start fails the test.
+func StartT(t testing.TB, opts envtest.Environment) *Env {
+	t.Helper()
+	SkipWithoutAssets(t)
+	env, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Logf("stopping envtest: %v", err)
+		}
+	})
+	return env
+}
+
+// SkipWithoutAssets skips t when AssetsVar is unset, for tests that share a
+// control plane started elsewhere.
+func SkipWithoutAssets(t testing.TB) {
+	t.Helper()
+	if os.Getenv(AssetsVar) == "" {
+		t.Skip(skipLine())
+	}
+}
+
+// skipLine is the one line a skipped package or test prints.
+func skipLine() string {
+	pkg := strings.TrimSuffix(filepath.Base(os.Args[0]), ".test")
+	return fmt.Sprintf("%s: SKIPPED: needs etcd and kube-apiserver, and %s is not set: %s", pkg, AssetsVar, howToGetAssets)
 }
 
 // Stop stops the control plane.

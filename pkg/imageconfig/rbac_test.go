@@ -24,15 +24,7 @@ import (
 // API server, the way the webhook runs where the chart grants no Secret read
 // in the pod's namespace.
 func TestPullSecretsForbiddenByRBAC(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Logf("stopping envtest: %v", err)
-		}
-	})
+	env := testenv.StartT(t, envtest.Environment{})
 	ctx := context.Background()
 	ns := env.Namespace(t)
 

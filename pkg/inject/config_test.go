@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -39,23 +40,142 @@ func TestConfigIsUsed(t *testing.T) {
 	}
 }
 
+// Default fills exactly the unset fields; RunAsUser 0 is unset, never root.
+func TestConfigDefault(t *testing.T) {
+	custom := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+	tests := []struct {
+		name string
+		in   Config
+		want Config
+	}{
+		{
+			name: "all unset",
+			in:   Config{Image: "x"},
+			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath,
+				Resources: DefaultResources(), RunAsUser: DefaultRunAsUser, LookupBudget: DefaultLookupBudget},
+		},
+		{
+			name: "all set",
+			in: Config{Image: "x", ImagePullPolicy: corev1.PullNever, MountPath: "/opt/ke", Resources: custom,
+				RunAsUser: 1000, LookupBudget: time.Second},
+			want: Config{Image: "x", ImagePullPolicy: corev1.PullNever, MountPath: "/opt/ke", Resources: custom,
+				RunAsUser: 1000, LookupBudget: time.Second},
+		},
+		{
+			name: "a negative UID is kept, for Validate to refuse",
+			in:   Config{Image: "x", RunAsUser: -1},
+			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath,
+				Resources: DefaultResources(), RunAsUser: -1, LookupBudget: DefaultLookupBudget},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.in.Default()
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Default() = %+v, want %+v", got, tt.want)
+			}
+			if !reflect.DeepEqual(got.Default(), got) {
+				t.Errorf("Default is not idempotent: %+v", got.Default())
+			}
+		})
+	}
+}
+
+// Validate names the field of each problem, and checks the config as given: a
+// zero RunAsUser that reaches it is root, and refused.
 func TestConfigValidate(t *testing.T) {
-	if err := (Config{Image: "x"}).Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
+	valid := Config{Image: "x"}.Default()
+	with := func(change func(*Config)) Config {
+		c := valid
+		change(&c)
+		return c
 	}
-	bad := Config{ImagePullPolicy: "Sometimes", MountPath: "relative/", RunAsUser: -1}
-	err := bad.Validate()
-	if err == nil {
-		t.Fatal("an invalid config was accepted")
+	quantity := func(s string) corev1.ResourceList {
+		return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(s)}
 	}
-	for _, want := range []string{"Image is empty", `ImagePullPolicy "Sometimes"`, `MountPath "relative/"`, "RunAsUser -1"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%q does not mention %q", err, want)
-		}
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // "type field", in order
+	}{
+		{name: "defaults", cfg: valid},
+		{name: "image empty", cfg: with(func(c *Config) { c.Image = " " }), want: []string{"Required value image"}},
+		{name: "pull policy", cfg: with(func(c *Config) { c.ImagePullPolicy = "Sometimes" }), want: []string{"Unsupported value imagePullPolicy"}},
+		{name: "pull policy unset", cfg: with(func(c *Config) { c.ImagePullPolicy = "" }), want: []string{"Unsupported value imagePullPolicy"}},
+		{name: "mount path relative", cfg: with(func(c *Config) { c.MountPath = "relative/" }), want: []string{"Invalid value mountPath"}},
+		{name: "mount path unclean", cfg: with(func(c *Config) { c.MountPath = "/a/../b" }), want: []string{"Invalid value mountPath"}},
+		{name: "mount path root", cfg: with(func(c *Config) { c.MountPath = "/" }), want: []string{"Invalid value mountPath"}},
+		{name: "run as root", cfg: with(func(c *Config) { c.RunAsUser = 0 }), want: []string{"Invalid value runAsUser"}},
+		{name: "run as negative UID", cfg: with(func(c *Config) { c.RunAsUser = -1 }), want: []string{"Invalid value runAsUser"}},
+		{name: "run as another user", cfg: with(func(c *Config) { c.RunAsUser = 1 })},
+		{name: "lookup budget zero", cfg: with(func(c *Config) { c.LookupBudget = 0 }), want: []string{"Invalid value lookupBudget"}},
+		{name: "lookup budget negative", cfg: with(func(c *Config) { c.LookupBudget = -time.Second }), want: []string{"Invalid value lookupBudget"}},
+		{
+			name: "request above limit",
+			cfg: with(func(c *Config) {
+				c.Resources = corev1.ResourceRequirements{Requests: quantity("2"), Limits: quantity("1")}
+			}),
+			want: []string{"Invalid value resources.requests[cpu]"},
+		},
+		{
+			name: "negative quantities",
+			cfg: with(func(c *Config) {
+				c.Resources = corev1.ResourceRequirements{Requests: quantity("-1"), Limits: quantity("-2")}
+			}),
+			want: []string{"Invalid value resources.requests[cpu]", "Invalid value resources.requests[cpu]", "Invalid value resources.limits[cpu]"},
+		},
+		{name: "limits only", cfg: with(func(c *Config) { c.Resources = corev1.ResourceRequirements{Limits: quantity("1")} })},
+		{
+			name: "everything wrong",
+			cfg:  Config{ImagePullPolicy: "Sometimes", MountPath: "relative/", RunAsUser: -1},
+			want: []string{"Required value image", "Unsupported value imagePullPolicy", "Invalid value mountPath",
+				"Invalid value runAsUser", "Invalid value lookupBudget"},
+		},
 	}
-	out, outcome, mutateErr := Mutate(context.Background(), simplePod(map[string]string{"entrypoint.io/timeout": "1m"}), bad)
-	if out != nil || mutateErr == nil || outcome.Result != ResultDenied || outcome.Reason != ReasonInvalidConfig {
-		t.Errorf("Mutate with a bad config: %v, %+v, %v", out, outcome, mutateErr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, e := range tt.cfg.Validate() {
+				got = append(got, e.Type.String()+" "+e.Field)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Mutate applies the defaults, so RunAsUser 0 there is the default user, and
+// denies every pod when the config is invalid: the deployment's fault, not the pod's.
+func TestMutateConfig(t *testing.T) {
+	tests := []struct {
+		name     string
+		cfg      Config
+		wantUser int64
+		wantErr  string
+	}{
+		{name: "unset user", cfg: Config{Image: "x"}, wantUser: DefaultRunAsUser},
+		{name: "set user", cfg: Config{Image: "x", RunAsUser: 1000}, wantUser: 1000},
+		{name: "negative user", cfg: Config{Image: "x", RunAsUser: -1}, wantErr: "runAsUser"},
+		{name: "no image", cfg: Config{}, wantErr: "image"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, outcome, err := Mutate(context.Background(), simplePod(map[string]string{"entrypoint.io/dependency-service": "db"}), tt.cfg)
+			if tt.wantErr != "" {
+				if out != nil || err == nil || !strings.Contains(err.Error(), tt.wantErr) ||
+					outcome.Result != ResultDenied || outcome.Reason != ReasonInvalidConfig {
+					t.Errorf("Mutate: %v, %+v, %v; want a denial for the config naming %s", out, outcome, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := *out.Spec.InitContainers[0].SecurityContext.RunAsUser; got != tt.wantUser {
+				t.Errorf("init container runs as %d, want %d", got, tt.wantUser)
+			}
+		})
 	}
 }
 

@@ -302,7 +302,7 @@ func TestDeny(t *testing.T) {
 			problems: [][]string{{`native sidecar "shipper" comes before the service mesh's init containers`}},
 		},
 		{
-			name:        "example from the design: no command, lookup off",
+			name:        "no command, lookup off: the annotation to add is spelt out",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "mariadb"},
 			pod:         noCommand,
 			config:      lookupOff,

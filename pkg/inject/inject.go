@@ -14,22 +14,24 @@ package inject
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // DefaultMountPath is where the emptyDir holding the resolver is mounted in the init
 // container and in every target container.
 const DefaultMountPath = "/kubernetes-entrypoint"
 
-// DefaultRunAsUser is the init container's user when Config.RunAsUser is 0: the
-// "nonroot" user of distroless images.
+// DefaultRunAsUser is the init container's user when Config.RunAsUser is unset (0):
+// the "nonroot" user of distroless images.
 const DefaultRunAsUser int64 = 65532
 
 // Names of what Mutate adds to a pod.
@@ -51,7 +53,9 @@ type Config struct {
 	MountPath string
 	// Resources of the init container; the zero value means DefaultResources().
 	Resources corev1.ResourceRequirements
-	// RunAsUser is the init container's numeric user; 0 means DefaultRunAsUser.
+	// RunAsUser is the init container's numeric user. 0 means unset, which Default
+	// turns into DefaultRunAsUser, so the init container never runs as root. A 0
+	// that someone asked for explicitly (a flag) is root, not unset: see Default.
 	RunAsUser int64
 	// ImageConfig reads a container image's ENTRYPOINT and CMD for containers that
 	// set no command; nil turns registry lookups off.
@@ -90,8 +94,18 @@ func DefaultResources() corev1.ResourceRequirements {
 	}
 }
 
-// withDefaults returns c with every zero field replaced by its default.
-func (c Config) withDefaults() Config {
+// Default returns c with every unset field set to its default. Unset is the zero
+// value: "" for ImagePullPolicy and MountPath, no requests, limits or claims for
+// Resources, 0 for LookupBudget, and 0 for RunAsUser.
+//
+// RunAsUser 0 is also root's UID, so in Config "unset" and "root" look the same.
+// Config reads 0 as unset: Default replaces it with DefaultRunAsUser, and Validate
+// refuses a 0 that is still there, so root is never configured. A caller that
+// reads the UID from a setting with no unset value, such as a flag whose default
+// is DefaultRunAsUser, must set RunAsUser to what it read after calling Default,
+// so that an explicit 0 reaches Validate and is refused rather than quietly
+// becoming DefaultRunAsUser.
+func (c Config) Default() Config {
 	if c.ImagePullPolicy == "" {
 		c.ImagePullPolicy = corev1.PullIfNotPresent
 	}
@@ -110,33 +124,65 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports what is wrong with the webhook's own configuration; Mutate checks
-// it too, but a server should call it once at start.
-func (c Config) Validate() error {
-	return c.withDefaults().validate()
-}
+// Fields of Config as Validate's errors name them (field.Error.Field; resources
+// are further qualified, as resources.requests[cpu]). A caller that reads the
+// config from elsewhere, such as flags, maps them to its own names.
+const (
+	FieldImage           = "image"
+	FieldImagePullPolicy = "imagePullPolicy"
+	FieldMountPath       = "mountPath"
+	FieldResources       = "resources"
+	FieldRunAsUser       = "runAsUser"
+	FieldLookupBudget    = "lookupBudget"
+)
 
-// validate is Validate for a config whose defaults are filled in.
-func (c Config) validate() error {
-	var errs []error
+// Validate reports what is wrong with c as it is, defaults not applied: call it on
+// c.Default(). Mutate does so for every pod; a server should do it once at start.
+// Each error names its field with one of the Field constants above.
+func (c Config) Validate() field.ErrorList {
+	var errs field.ErrorList
 	if strings.TrimSpace(c.Image) == "" {
-		errs = append(errs, errors.New("inject config: Image is empty; it must name the kubernetes-entrypoint image"))
+		errs = append(errs, field.Required(field.NewPath(FieldImage), "must name the kubernetes-entrypoint image"))
 	}
-	switch c.ImagePullPolicy {
-	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-	default:
-		errs = append(errs, fmt.Errorf("inject config: ImagePullPolicy %q is not Always, IfNotPresent or Never", c.ImagePullPolicy))
+	pullPolicies := []corev1.PullPolicy{corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever}
+	if !slices.Contains(pullPolicies, c.ImagePullPolicy) {
+		errs = append(errs, field.NotSupported(field.NewPath(FieldImagePullPolicy), c.ImagePullPolicy, pullPolicies))
 	}
 	if !path.IsAbs(c.MountPath) || path.Clean(c.MountPath) != c.MountPath || c.MountPath == "/" {
-		errs = append(errs, fmt.Errorf("inject config: MountPath %q is not a clean absolute path below /", c.MountPath))
+		errs = append(errs, field.Invalid(field.NewPath(FieldMountPath), c.MountPath, "must be a clean absolute path below /"))
 	}
-	if c.RunAsUser < 0 {
-		errs = append(errs, fmt.Errorf("inject config: RunAsUser %d is negative", c.RunAsUser))
+	errs = append(errs, validateResources(c.Resources)...)
+	if c.RunAsUser <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath(FieldRunAsUser), c.RunAsUser,
+			"must be a positive UID (0 is root, which the init container, copying one file, does not need)"))
 	}
-	if c.LookupBudget < 0 {
-		errs = append(errs, fmt.Errorf("inject config: LookupBudget %s is negative", c.LookupBudget))
+	if c.LookupBudget <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath(FieldLookupBudget), c.LookupBudget.String(), "must be positive"))
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// validateResources checks what the API server would otherwise refuse on every
+// injected pod: negative quantities and a request above its limit.
+func validateResources(r corev1.ResourceRequirements) field.ErrorList {
+	requests := field.NewPath(FieldResources).Child("requests")
+	limits := field.NewPath(FieldResources).Child("limits")
+	var errs field.ErrorList
+	for _, name := range slices.Sorted(maps.Keys(r.Requests)) {
+		req := r.Requests[name]
+		if req.Sign() < 0 {
+			errs = append(errs, field.Invalid(requests.Key(string(name)), req.String(), "must not be negative"))
+		}
+		if limit, ok := r.Limits[name]; ok && req.Cmp(limit) > 0 {
+			errs = append(errs, field.Invalid(requests.Key(string(name)), req.String(), "must not exceed its limit "+limit.String()))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Limits)) {
+		if limit := r.Limits[name]; limit.Sign() < 0 {
+			errs = append(errs, field.Invalid(limits.Key(string(name)), limit.String(), "must not be negative"))
+		}
+	}
+	return errs
 }
 
 // Results of Mutate.
@@ -189,8 +235,9 @@ type Outcome struct {
 // ServiceAccount registry lookups read. When empty, dependencies without a
 // namespace default to "default".
 func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.Default()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		err := fmt.Errorf("inject config: %w", errs.ToAggregate())
 		return nil, Outcome{Result: ResultDenied, Reason: ReasonInvalidConfig, Message: err.Error()}, err
 	}
 	if pod == nil {

@@ -44,15 +44,7 @@ func startCache(t *testing.T, cfg *rest.Config) cache.Cache {
 // caller's deadline, never a hang; and the handler gates a pod of a labelled
 // namespace through it.
 func TestCachedNamespaces(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
+	env := testenv.StartT(t, envtest.Environment{})
 	live, err := client.New(env.Config, client.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ var (
 
 func controlPlane(t *testing.T) *testenv.Env {
 	t.Helper()
+	testenv.SkipWithoutAssets(t)
 	envOnce.Do(func() { shared, envErr = testenv.Start(envtest.Environment{}) })
 	if envErr != nil {
 		t.Fatal(envErr)

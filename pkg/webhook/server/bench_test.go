@@ -23,13 +23,9 @@ import (
 // pods with no webhook registered at all, for the matchConditions' cost.
 func BenchmarkPodCreate(b *testing.B) {
 	const n = 1000
-	env, err := testenv.Start(envtest.Environment{
+	env := testenv.StartT(b, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer env.Stop()
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir

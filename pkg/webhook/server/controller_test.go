@@ -25,13 +25,9 @@ import (
 // Ready; and a pod that closes a dependency cycle draws a warning at admission
 // and the condition Cycle.
 func TestControllerReleasesAndExplains(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{
+	env := testenv.StartT(t, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir

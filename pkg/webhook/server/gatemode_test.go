@@ -44,13 +44,9 @@ func (r *warningRecorder) take() []string {
 // status annotation only, where inject.Dependencies finds them; the annotation
 // "false" opts out; and a warning of the webhook reaches the client.
 func TestGateModeThroughTheAPIServer(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{
+	env := testenv.StartT(t, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir

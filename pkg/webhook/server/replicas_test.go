@@ -75,11 +75,7 @@ func runReplica(spec string) int {
 // always trusted by the caBundle read just after, both end up serving the same
 // certificate, and pods created all along through the API server never fail.
 func TestSelfSignedReplicasRace(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, envtest.Environment{})
 	ctx := context.Background()
 	const ownNS, secretName, configName = "entrypoint-replicas", "entrypoint-webhook-tls", "kubernetes-entrypoint"
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNS}}, metav1.CreateOptions{}); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -114,6 +115,8 @@ type Options struct {
 
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
+	// pkg/inject's defaults, as flag values.
+	initResources := inject.DefaultResources()
 	return Options{
 		Port:                     9443,
 		Webhook:                  true,
@@ -128,11 +131,11 @@ func DefaultOptions() Options {
 		DrainTimeout:             15 * time.Second,
 		Image:                    "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
 		MountPath:                inject.DefaultMountPath,
-		RunAsUser:                65532,
-		InitCPURequest:           "10m",
-		InitMemoryRequest:        "16Mi",
-		InitCPULimit:             "100m",
-		InitMemoryLimit:          "32Mi",
+		RunAsUser:                inject.DefaultRunAsUser,
+		InitCPURequest:           initResources.Requests.Cpu().String(),
+		InitMemoryRequest:        initResources.Requests.Memory().String(),
+		InitCPULimit:             initResources.Limits.Cpu().String(),
+		InitMemoryLimit:          initResources.Limits.Memory().String(),
 		RegistryLookup:           true,
 		RegistryTimeout:          3 * time.Second,
 		RegistryMaxManifestBytes: imageconfig.DefaultMaxManifestBytes,
@@ -161,7 +164,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
 	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
 	fs.StringVar(&o.MountPath, "mount-path", o.MountPath, "where the resolver is installed in every wrapped container")
-	fs.Int64Var(&o.RunAsUser, "run-as-user", o.RunAsUser, "numeric UID of the injected init container")
+	fs.Int64Var(&o.RunAsUser, "run-as-user", o.RunAsUser, "numeric UID of the injected init container; 0 (root) is refused")
 	fs.StringVar(&o.InitCPURequest, "init-cpu-request", o.InitCPURequest, "CPU request of the injected init container")
 	fs.StringVar(&o.InitMemoryRequest, "init-memory-request", o.InitMemoryRequest, "memory request of the injected init container")
 	fs.StringVar(&o.InitCPULimit, "init-cpu-limit", o.InitCPULimit, "CPU limit of the injected init container; empty for none")
@@ -188,7 +191,43 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.CertCheckInterval, "cert-check-interval", o.CertCheckInterval, "how often the self-signed certificate and caBundle are checked")
 }
 
-// InjectConfig turns the options into pkg/inject's configuration.
+// injectFlags names the flag behind each field of pkg/inject's Config, so that its
+// validation errors speak of flags.
+func injectFlags() map[string]string {
+	requests := field.NewPath(inject.FieldResources).Child("requests")
+	limits := field.NewPath(inject.FieldResources).Child("limits")
+	return map[string]string{
+		inject.FieldImage:                                    "image",
+		inject.FieldImagePullPolicy:                          "image-pull-policy",
+		inject.FieldMountPath:                                "mount-path",
+		inject.FieldRunAsUser:                                "run-as-user",
+		inject.FieldLookupBudget:                             "registry-pod-budget",
+		requests.Key(string(corev1.ResourceCPU)).String():    "init-cpu-request",
+		requests.Key(string(corev1.ResourceMemory)).String(): "init-memory-request",
+		limits.Key(string(corev1.ResourceCPU)).String():      "init-cpu-limit",
+		limits.Key(string(corev1.ResourceMemory)).String():   "init-memory-limit",
+	}
+}
+
+// flagError says what is wrong with a field of pkg/inject's Config in terms of the
+// flag that set it.
+func flagError(e *field.Error, flags map[string]string) error {
+	name, ok := flags[e.Field]
+	if !ok {
+		return e
+	}
+	if e.Type == field.ErrorTypeRequired {
+		return fmt.Errorf("--%s is required: %s", name, e.Detail)
+	}
+	value := fmt.Sprint(e.BadValue)
+	if value == "" {
+		value = `""`
+	}
+	return fmt.Errorf("--%s=%s: %s", name, value, e.Detail)
+}
+
+// InjectConfig turns the options into pkg/inject's configuration, with its
+// defaults applied and validated by pkg/inject's rules; errors name the flags.
 func (o *Options) InjectConfig() (inject.Config, error) {
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	var errs []error
@@ -207,36 +246,26 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 	add("init-memory-request", o.InitMemoryRequest, corev1.ResourceMemory, res.Requests)
 	add("init-cpu-limit", o.InitCPULimit, corev1.ResourceCPU, res.Limits)
 	add("init-memory-limit", o.InitMemoryLimit, corev1.ResourceMemory, res.Limits)
-	switch corev1.PullPolicy(o.ImagePullPolicy) {
-	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-	default:
-		errs = append(errs, fmt.Errorf("--image-pull-policy=%q: want Always, IfNotPresent or Never", o.ImagePullPolicy))
-	}
-	if o.Image == "" {
-		errs = append(errs, errors.New("--image is required"))
-	}
-	if !strings.HasPrefix(o.MountPath, "/") {
-		errs = append(errs, fmt.Errorf("--mount-path=%q: want an absolute path", o.MountPath))
-	}
-	if o.RunAsUser <= 0 {
-		errs = append(errs, fmt.Errorf("--run-as-user=%d: want a non-root numeric UID", o.RunAsUser))
-	}
 	cfg := inject.Config{
 		Image:           o.Image,
 		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
 		MountPath:       o.MountPath,
 		Resources:       res,
-		RunAsUser:       o.RunAsUser,
 		LookupBudget:    o.RegistryPodBudget,
 		// Gate mode: denied without the controller, which removes the gate.
 		Controller:        o.Controller,
 		GateAllNamespaces: o.GateAllNamespaces,
+	}.Default()
+	// --run-as-user has no unset value (its default is inject.DefaultRunAsUser), so
+	// a 0 here was asked for and means root. Set after Default, which would read 0
+	// as unset, so that Validate sees it and refuses it.
+	cfg.RunAsUser = o.RunAsUser
+	flags := injectFlags()
+	for _, e := range cfg.Validate() {
+		errs = append(errs, flagError(e, flags))
 	}
 	if o.RegistryLookup && o.RegistryPodBudget < o.RegistryTimeout {
 		errs = append(errs, fmt.Errorf("--registry-pod-budget=%s: want at least --registry-timeout (%s), the time one lookup may take", o.RegistryPodBudget, o.RegistryTimeout))
-	}
-	if len(errs) == 0 {
-		errs = append(errs, cfg.Validate())
 	}
 	return cfg, errors.Join(errs...)
 }

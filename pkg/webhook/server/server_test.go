@@ -120,13 +120,9 @@ func assertInjected(t *testing.T, pod *corev1.Pod) {
 }
 
 func TestWebhookThroughTheAPIServer(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{
+	env := testenv.StartT(t, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
@@ -139,6 +135,7 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 
 	t.Run("annotated pod is mutated", func(t *testing.T) {
 		var pod *corev1.Pod
+		var err error
 		// The API server may need a moment to use the freshly installed webhook.
 		testenv.Eventually(t, 20*time.Second, "an injected pod", func() bool {
 			pod, err = pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-service": "mariadb"}), metav1.CreateOptions{})
@@ -283,11 +280,7 @@ func servedSerial(t *testing.T, addr string) string {
 // The self-signed mode: the API server, given no caBundle, trusts the webhook once
 // it patched its own, and again after a forced rotation.
 func TestSelfSignedTLS(t *testing.T) {
-	env, err := testenv.Start(envtest.Environment{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, envtest.Environment{})
 	ctx := context.Background()
 	const ownNS = "entrypoint-system"
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNS}}, metav1.CreateOptions{}); err != nil {
@@ -320,6 +313,7 @@ func TestSelfSignedTLS(t *testing.T) {
 	create := func() {
 		t.Helper()
 		var pod *corev1.Pod
+		var err error
 		testenv.Eventually(t, 20*time.Second, "an injected pod", func() bool {
 			pod, err = pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-job": "db-sync"}), metav1.CreateOptions{})
 			if err != nil && !strings.Contains(err.Error(), "x509") && !strings.Contains(err.Error(), "tls") {
