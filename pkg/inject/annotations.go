@@ -4,30 +4,22 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 // AnnotationPrefix starts every annotation this package reads; others are ignored.
 const AnnotationPrefix = "entrypoint.io/"
 
-// The annotations, named without AnnotationPrefix (README: the annotation table).
+// The annotations other than the dependency kinds' (spec.Kinds), named without
+// AnnotationPrefix (README: the annotation table).
 const (
-	keyService        = "dependency-service"
-	keyJob            = "dependency-job"
-	keyJobJSON        = "dependency-job-json"
-	keyDaemonSet      = "dependency-daemonset"
-	keyContainer      = "dependency-container"
-	keyPod            = "dependency-pod"
-	keyCustomResource = "dependency-custom-resource"
-	keyConfig         = "dependency-config"
-	keySocket         = "dependency-socket"
-	keyTCP            = "dependency-tcp"
-	keyHTTP           = "dependency-http"
-	keyContainers     = "containers"
-	keyCommandPrefix  = "command." // + container name
-	keyTimeout        = "timeout"
-	keyInject         = "inject"
-	keyStatus         = "status"
-	keyGate           = "gate"
+	keyContainers    = "containers"
+	keyCommandPrefix = "command." // + container name
+	keyTimeout       = "timeout"
+	keyInject        = "inject"
+	keyStatus        = "status"
+	keyGate          = "gate"
 )
 
 // AnnotationStatus is written by Mutate: what it injected, so a second call can tell.
@@ -37,13 +29,20 @@ const AnnotationStatus = AnnotationPrefix + keyStatus
 const AnnotationInject = AnnotationPrefix + keyInject
 
 // fixedKeys are the annotations with a fixed name, in the order problems with them
-// are reported.
+// are reported: the dependency kinds' in the contract's order, then the others.
 func fixedKeys() []string {
-	return []string{
-		keyService, keyJob, keyJobJSON, keyDaemonSet, keyContainer, keyPod,
-		keyCustomResource, keyConfig, keySocket, keyTCP, keyHTTP,
-		keyContainers, keyTimeout, keyInject, keyStatus, keyGate,
+	kinds := spec.Kinds()
+	keys := make([]string, 0, len(kinds)+5)
+	for _, k := range kinds {
+		keys = append(keys, k.Annotation)
 	}
+	return append(keys, keyContainers, keyTimeout, keyInject, keyStatus, keyGate)
+}
+
+// annotationOf is the annotation of the dependency kind whose variable is env.
+func annotationOf(env string) string {
+	k, _ := spec.KindOf(env)
+	return k.Annotation
 }
 
 // annotationName is how messages name an annotation: "annotation entrypoint.io/timeout".

@@ -137,3 +137,16 @@ func thousands(n int) string {
 	}
 	return b.String()
 }
+
+// maxQuotedBytes bounds a name or image that a message repeats from the pod: the
+// webhook sees the pod before the API server validates it, so a container name may
+// be 100 kB long.
+const maxQuotedBytes = 100
+
+// quoted is s in double quotes, for messages; a long s is cut and says how long it was.
+func quoted(s string) string {
+	if len(s) > maxQuotedBytes {
+		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
+	}
+	return strconv.Quote(s)
+}

@@ -163,9 +163,9 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 		if _, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 			t.Fatalf("container %s: the resolver would reject its environment: %v", c.Name, err)
 		}
-		if v, ok := env[envTimeout]; ok {
+		if v, ok := env[spec.EnvTimeout]; ok {
 			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-				t.Fatalf("container %s: %s=%q", c.Name, envTimeout, v)
+				t.Fatalf("container %s: %s=%q", c.Name, spec.EnvTimeout, v)
 			}
 		}
 	}
