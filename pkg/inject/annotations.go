@@ -74,12 +74,13 @@ func sortedKeys(ours map[string]string) []string {
 	return slices.Sorted(maps.Keys(ours))
 }
 
-// isKnownKey tells whether key (without the prefix) is an annotation of this package.
-func isKnownKey(key string) bool {
+// isKnownKey tells whether key (without the prefix) is an annotation of this
+// package; fixed are fixedKeys(), made once by the caller.
+func isKnownKey(key string, fixed []string) bool {
 	if strings.HasPrefix(key, keyCommandPrefix) {
 		return true
 	}
-	return slices.Contains(fixedKeys(), key)
+	return slices.Contains(fixed, key)
 }
 
 // unknownKeyProblem words the problem with an annotation this package does not know:
@@ -106,8 +107,9 @@ func unknownKeyProblem(key string, containerNames []string) string {
 	if best := closest(key, candidates); best != "" {
 		return msg + "; did you mean " + AnnotationPrefix + best + "?"
 	}
-	known := make([]string, 0, len(fixedKeys())+1)
-	for _, k := range fixedKeys() {
+	fixed := fixedKeys()
+	known := make([]string, 0, len(fixed)+1)
+	for _, k := range fixed {
 		known = append(known, AnnotationPrefix+k)
 	}
 	known = append(known, AnnotationPrefix+keyCommandPrefix+"<container>")

@@ -254,6 +254,15 @@ func TestDeny(t *testing.T) {
 			problems: [][]string{{`container "app" already sets DEPENDENCY_JOBS_JSON in its env, which conflicts with annotation entrypoint.io/dependency-job`}},
 		},
 		{
+			name:        "env sets the jobs variable the JSON annotation supersedes",
+			annotations: map[string]string{"entrypoint.io/dependency-job-json": `[{"name":"db-migrate"}]`},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DEPENDENCY_JOBS", Value: "x"}}
+			},
+			problems: [][]string{{`container "app" already sets DEPENDENCY_JOBS in its env, which conflicts with annotation entrypoint.io/dependency-job-json`}},
+			path:     "spec.containers[0].env[0]",
+		},
+		{
 			name:        "env sets the timeout",
 			annotations: map[string]string{"entrypoint.io/timeout": "1m"},
 			pod: func(p *corev1.Pod) {

@@ -3,6 +3,7 @@ package inject
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type dependencies struct {
 	env []corev1.EnvVar
 	// source maps each variable in env to the annotation it comes from.
 	source map[string]string
+	// conflicts maps each variable a container must not set to the annotation it
+	// conflicts with: those in source, and the variables a kind in source
+	// supersedes or is superseded by (the resolver would read only one of them).
+	conflicts map[string]string
 	// waitedFor are the containers of the dependency-container annotation, once valid.
 	waitedFor map[string]bool
 	// pods are the parsed items of the dependency-pod annotation, which gate mode
@@ -84,6 +89,12 @@ const ctxCheckEvery = 1024
 // newPlan validates every annotation of pod and works out what to change. It
 // returns the plan, or the problems found (every one counted), or the context's
 // error when ctx ends first (the API server no longer waits for the answer).
+//
+// Each step takes what it needs of an earlier one as an argument (deps, targets,
+// commands, images), so it cannot run before it; the order of the independent
+// checks only decides the order in which a denial lists problems: unknown
+// annotations, dependency annotations in the contract's order, the other
+// annotations, then the containers.
 func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
 	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
 	if pl.namespace == "" {
@@ -171,13 +182,14 @@ func (pl *planner) invalidValue(key string, err error) {
 // checkKeys reports every entrypoint.io/ annotation this package does not know.
 func (pl *planner) checkKeys() error {
 	var names []string
+	fixed := fixedKeys()
 	for i, key := range sortedKeys(pl.ours) {
 		if i%ctxCheckEvery == 0 {
 			if err := pl.stopped(); err != nil {
 				return err
 			}
 		}
-		if isKnownKey(key) {
+		if isKnownKey(key, fixed) {
 			continue
 		}
 		// Only a shown problem is worth the search for a suggestion.
@@ -249,6 +261,20 @@ func (pl *planner) dependencies() dependencies {
 		pl.invalidValue(keyTimeout, err)
 	}
 	set(keyTimeout, spec.EnvTimeout, timeout)
+
+	d.conflicts = maps.Clone(d.source)
+	for _, k := range kinds {
+		if k.Supersedes == "" {
+			continue
+		}
+		key, ok := d.source[k.Supersedes]
+		if !ok {
+			key, ok = d.source[k.Env]
+		}
+		if ok {
+			d.conflicts[k.Supersedes], d.conflicts[k.Env] = key, key
+		}
+	}
 	return d
 }
 

@@ -172,7 +172,7 @@ func initContainerIndex(pod *corev1.Pod) int {
 func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int, deps dependencies) {
 	at := containerPath(t)
 	for i, e := range c.Env {
-		if key, conflict := deps.conflict(e.Name); conflict {
+		if key, conflict := deps.conflicts[e.Name]; conflict {
 			pl.invalid(at.Child("env").Index(i), "container "+quoted(c.Name)+" already sets "+e.Name+" in its env, which conflicts with annotation "+
 				AnnotationPrefix+key+"; declare these dependencies in one place, the env or the annotation")
 		}
@@ -194,27 +194,4 @@ func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int, dep
 			strings.Join(meshInitContainers(), ", ")+"), so it would start before the resolver is installed after them; "+
 			"move it after them, or leave it out of annotation "+AnnotationPrefix+keyContainers)
 	}
-}
-
-// conflict tells which annotation a container's own variable name conflicts
-// with: the one that sets name, or one whose variable supersedes name or is
-// superseded by it (the resolver reads DEPENDENCY_JOBS_JSON instead of
-// DEPENDENCY_JOBS whenever the JSON one is set, so either would be ignored).
-func (d dependencies) conflict(name string) (string, bool) {
-	if key, ok := d.source[name]; ok {
-		return key, true
-	}
-	for _, k := range spec.Kinds() {
-		other := ""
-		switch {
-		case k.Env == name:
-			other = k.Supersedes
-		case k.Supersedes == name:
-			other = k.Env
-		}
-		if key, ok := d.source[other]; ok && other != "" {
-			return key, true
-		}
-	}
-	return "", false
 }
