@@ -29,6 +29,8 @@ type Kind struct {
 	Conflict string
 	// Doc are the kind's cells in README.md.
 	Doc Doc
+	// Example is a valid value, for tests that every kind is handled everywhere.
+	Example string
 
 	parse  func(s *Spec, value string) error
 	format func(s *Spec) string
@@ -68,6 +70,7 @@ func Kinds() []Kind {
 	return []Kind{
 		list(Kind{
 			Annotation: "dependency-service", Env: EnvServices, NodeFree: true,
+			Example: "mariadb,openstack:keystone-api",
 			Doc: Doc{
 				Format: "`[ns:]name,...`",
 				ResolvedWhen: "any EndpointSlice of the Service (all slices) has an endpoint whose `ready` is true or unset; " +
@@ -77,6 +80,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]ObjectRef { return &s.Services }, ParseServiceList, objectRefItem),
 		list(Kind{
 			Annotation: "dependency-job", Env: EnvJobs, NodeFree: true,
+			Example: "keystone-db-sync",
 			Doc: Doc{
 				Format:       "`[ns:]name,...`",
 				ResolvedWhen: "the Job has `succeeded > 0` or condition Complete",
@@ -88,6 +92,7 @@ func Kinds() []Kind {
 			Supersedes: EnvJobs,
 			Conflict: "the resolver would wait only for the jobs of the JSON one; " +
 				`list every job in one of them (a named job in JSON is {"name":"..."})`,
+			Example: `[{"labels":{"application":"keystone","component":"db-sync"}}]`,
 			Doc: Doc{
 				Format: "`[{\"name\"?,\"namespace\"?,\"labels\"?}]`",
 				ResolvedWhen: "as above; with labels, at least one Job matches and all matching succeeded. " +
@@ -97,6 +102,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]JobRef { return &s.Jobs }, ParseJobsJSON, jobItem),
 		list(Kind{
 			Annotation: "dependency-daemonset", Env: EnvDaemonSets,
+			Example: "openvswitch",
 			Doc: Doc{
 				Format: "`[ns:]name,...`",
 				ResolvedWhen: "the DaemonSet's pod on this node (by node name and controller reference) is Ready; " +
@@ -113,6 +119,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]ObjectRef { return &s.DaemonSets }, ParseObjectList, objectRefItem),
 		list(Kind{
 			Annotation: "dependency-container", Env: EnvContainers,
+			Example: "sidecar",
 			Doc: Doc{
 				Format:       "`name,...`",
 				ResolvedWhen: "that container of this pod, regular or native sidecar, is ready",
@@ -127,6 +134,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]string { return &s.Containers }, ignoreNamespace(ParseNames), identity),
 		jsonArray(Kind{
 			Annotation: "dependency-pod", Env: EnvPodsJSON,
+			Example: `[{"labels":{"application":"neutron","component":"ovs-agent"},"requireSameNode":true}]`,
 			Doc: Doc{
 				Format:       "`[{\"labels\":{},\"namespace\"?,\"requireSameNode\"?}]`",
 				ResolvedWhen: "at least one matching, non-terminating pod is Ready (on this node if required)",
@@ -136,6 +144,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]PodRef { return &s.Pods }, ParsePodsJSON, podItem),
 		jsonArray(Kind{
 			Annotation: "dependency-custom-resource", Env: EnvCustomResources, NodeFree: true,
+			Example: `[{"apiVersion":"example.com/v1","kind":"Widget","name":"w","conditions":[{"type":"Ready"}]}]`,
 			Doc: Doc{
 				Format: "`[{\"apiVersion\",\"kind\",\"name\",\"namespace\"?,\"fields\"?:[{\"key\":\"a.b\",\"value\":...}],\"conditions\"?:[{\"type\",\"status\"?}]}]`",
 				ResolvedWhen: "every field matches (compared as JSON: `\"3\"` matches 3, `true` matches true) and every condition has " +
@@ -146,6 +155,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]CustomResourceRef { return &s.CustomResources }, ParseCustomResourcesJSON, customResourceItem),
 		list(Kind{
 			Annotation: "dependency-config", Env: EnvConfigs,
+			Example: "/etc/app/app.conf",
 			Doc: Doc{
 				Format: "`/dest/path,...`",
 				ResolvedWhen: "`<template-dir>/<base>/<base>` rendered with Go `text/template` (`.IP`, `.IP_ERLANG`, `.HOSTNAME`) " +
@@ -155,6 +165,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]string { return &s.Configs }, ignoreNamespace(ParsePaths), identity),
 		list(Kind{
 			Annotation: "dependency-socket", Env: EnvSockets,
+			Example: "/run/openvswitch/db.sock",
 			Doc: Doc{
 				Format:       "`/path,...`",
 				ResolvedWhen: "the path exists and is readable",
@@ -163,6 +174,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]string { return &s.Sockets }, ignoreNamespace(ParsePaths), identity),
 		list(Kind{
 			Annotation: "dependency-tcp", Env: EnvTCP,
+			Example: "mariadb:3306",
 			Doc: Doc{
 				Format:       "`host:port,...`",
 				ResolvedWhen: "a TCP connection succeeds",
@@ -171,6 +183,7 @@ func Kinds() []Kind {
 		}, func(s *Spec) *[]string { return &s.TCP }, ignoreNamespace(ParseTCP), identity),
 		list(Kind{
 			Annotation: "dependency-http", Env: EnvHTTP,
+			Example: "http://keystone-api:5000/v3",
 			Doc: Doc{
 				Format: "`url,...`",
 				ResolvedWhen: "a GET returns 2xx; redirects are followed only within the URL's scheme, host and port (at most 5); " +

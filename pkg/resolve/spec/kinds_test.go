@@ -112,6 +112,11 @@ func TestKindsTable(t *testing.T) {
 		if k.Doc.Format == "" || k.Doc.ResolvedWhen == "" || k.Doc.Value == "" {
 			t.Errorf("%s: undocumented: %+v", k.Env, k.Doc)
 		}
+		if k.Example == "" {
+			t.Errorf("%s: no example", k.Env)
+		} else if _, err := FromEnv(lookupIn(map[string]string{EnvPodName: "app-0", k.Env: k.Example})); err != nil {
+			t.Errorf("%s: example %s: %v", k.Env, k.Example, err)
+		}
 		if k.parse == nil || k.format == nil || k.concat == nil {
 			t.Errorf("%s: made without list or jsonArray", k.Env)
 		}
