@@ -110,10 +110,12 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 	if deps == nil {
 		return false
 	}
-	if len(deps.Services) > 0 || len(deps.Jobs) > 0 || len(deps.CustomResources) > 0 {
-		return true
+	for _, k := range spec.Kinds() {
+		if k.NodeFree && k.Count(deps) > 0 {
+			return true
+		}
 	}
-	for _, p := range deps.Pods {
+	for _, p := range deps.Pods { // split item by item, see splitGated
 		if !p.RequireSameNode {
 			return true
 		}

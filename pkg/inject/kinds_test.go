@@ -74,3 +74,41 @@ func TestREADMEAnnotationTableNamesEveryAnnotation(t *testing.T) {
 		t.Errorf("README annotation table names\n%q\nwant\n%q", got, want)
 	}
 }
+
+func TestHasNodeFreeDependencies(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"nothing", nil, false},
+		{"service", map[string]string{spec.EnvServices: "db"}, true},
+		{"job", map[string]string{spec.EnvJobs: "migrate"}, true},
+		{"job by labels", map[string]string{spec.EnvJobsJSON: `[{"labels":{"a":"b"}}]`}, true},
+		{"custom resource", map[string]string{spec.EnvCustomResources: `[{"apiVersion":"v1","kind":"Secret","name":"s"}]`}, true},
+		{"pod on any node", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"}}]`}, true},
+		{"pod on this node only", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"},"requireSameNode":true}]`}, false},
+		{"node-bound and local kinds", map[string]string{
+			spec.EnvDaemonSets: "ovs", spec.EnvContainers: "sidecar", spec.EnvConfigs: "/etc/a", spec.EnvSockets: "/run/s",
+			spec.EnvTCP: "db:1", spec.EnvHTTP: "http://h",
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{spec.EnvPodName: "web"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := HasNodeFreeDependencies(deps); got != tt.want {
+				t.Errorf("HasNodeFreeDependencies = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if HasNodeFreeDependencies(nil) {
+		t.Error("HasNodeFreeDependencies(nil) = true")
+	}
+}

@@ -49,6 +49,9 @@ func TestEveryKindIsWaitedFor(t *testing.T) {
 			if len(p.list) == 0 {
 				t.Errorf("%s=%s: nothing to wait for", k.Env, k.Example)
 			}
+			if uses := p.events != nil; uses != k.API { // the recorder comes with the API client
+				t.Errorf("%s: uses the API %v, want %v", k.Env, uses, k.API)
+			}
 		})
 	}
 }

@@ -18,6 +18,9 @@ type Kind struct {
 	// JSON tells that a value is a JSON array of objects; otherwise it is a
 	// comma-separated list.
 	JSON bool
+	// API tells that the resolver reads the dependencies from the Kubernetes API;
+	// the others it checks locally.
+	API bool
 	// NodeFree tells that the dependencies can be judged without the pod's node,
 	// so the controller can wait for them in gate mode.
 	NodeFree bool
@@ -34,6 +37,7 @@ type Kind struct {
 
 	parse  func(s *Spec, value string) error
 	format func(s *Spec) string
+	count  func(s *Spec) int
 	concat func(dst *Spec, parts []*Spec)
 	// needs checks, once the kind is parsed, what it needs of the pod's variables
 	// (POD_NAME, NODE_NAME) for the resolver to find its node; nil when nothing.
@@ -59,6 +63,10 @@ func (k Kind) Parse(s *Spec, value string) error { return k.parse(s, strings.Tri
 // It is "" when s has none. Parse(Format(s)) gives the same items.
 func (k Kind) Format(s *Spec) string { return k.format(s) }
 
+// Count is how many items of this kind s has. Kinds that share items (see
+// Supersedes) count the same ones.
+func (k Kind) Count(s *Spec) int { return k.count(s) }
+
 // Concat appends this kind's items of each of parts to dst's, dropping the
 // duplicates that Parse would drop within one value: the webhook parses a long
 // value in parts.
@@ -69,7 +77,7 @@ func (k Kind) Concat(dst *Spec, parts []*Spec) { k.concat(dst, parts) }
 func Kinds() []Kind {
 	return []Kind{
 		list(Kind{
-			Annotation: "dependency-service", Env: EnvServices, NodeFree: true,
+			Annotation: "dependency-service", Env: EnvServices, API: true, NodeFree: true,
 			Example: "mariadb,openstack:keystone-api",
 			Doc: Doc{
 				Format: "`[ns:]name,...`",
@@ -79,7 +87,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]ObjectRef { return &s.Services }, ParseServiceList, objectRefItem),
 		list(Kind{
-			Annotation: "dependency-job", Env: EnvJobs, NodeFree: true,
+			Annotation: "dependency-job", Env: EnvJobs, API: true, NodeFree: true,
 			Example: "keystone-db-sync",
 			Doc: Doc{
 				Format:       "`[ns:]name,...`",
@@ -88,7 +96,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]JobRef { return &s.Jobs }, parseJobList, func(r JobRef) string { return r.Namespace + ":" + r.Name }),
 		jsonArray(Kind{
-			Annotation: "dependency-job-json", Env: EnvJobsJSON, NodeFree: true,
+			Annotation: "dependency-job-json", Env: EnvJobsJSON, API: true, NodeFree: true,
 			Supersedes: EnvJobs,
 			Conflict: "the resolver would wait only for the jobs of the JSON one; " +
 				`list every job in one of them (a named job in JSON is {"name":"..."})`,
@@ -101,7 +109,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]JobRef { return &s.Jobs }, ParseJobsJSON, jobItem),
 		list(Kind{
-			Annotation: "dependency-daemonset", Env: EnvDaemonSets,
+			Annotation: "dependency-daemonset", Env: EnvDaemonSets, API: true,
 			Example: "openvswitch",
 			Doc: Doc{
 				Format: "`[ns:]name,...`",
@@ -118,7 +126,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]ObjectRef { return &s.DaemonSets }, ParseObjectList, objectRefItem),
 		list(Kind{
-			Annotation: "dependency-container", Env: EnvContainers,
+			Annotation: "dependency-container", Env: EnvContainers, API: true,
 			Example: "sidecar",
 			Doc: Doc{
 				Format:       "`name,...`",
@@ -133,7 +141,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]string { return &s.Containers }, ignoreNamespace(ParseNames), identity),
 		jsonArray(Kind{
-			Annotation: "dependency-pod", Env: EnvPodsJSON,
+			Annotation: "dependency-pod", Env: EnvPodsJSON, API: true,
 			Example: `[{"labels":{"application":"neutron","component":"ovs-agent"},"requireSameNode":true}]`,
 			Doc: Doc{
 				Format:       "`[{\"labels\":{},\"namespace\"?,\"requireSameNode\"?}]`",
@@ -143,7 +151,7 @@ func Kinds() []Kind {
 			needs: podsNeeds,
 		}, func(s *Spec) *[]PodRef { return &s.Pods }, ParsePodsJSON, podItem),
 		jsonArray(Kind{
-			Annotation: "dependency-custom-resource", Env: EnvCustomResources, NodeFree: true,
+			Annotation: "dependency-custom-resource", Env: EnvCustomResources, API: true, NodeFree: true,
 			Example: `[{"apiVersion":"example.com/v1","kind":"Widget","name":"w","conditions":[{"type":"Ready"}]}]`,
 			Doc: Doc{
 				Format: "`[{\"apiVersion\",\"kind\",\"name\",\"namespace\"?,\"fields\"?:[{\"key\":\"a.b\",\"value\":...}],\"conditions\"?:[{\"type\",\"status\"?}]}]`",
@@ -213,6 +221,7 @@ func list[T any](k Kind, field func(*Spec) *[]T, parse func(value, namespace str
 		*field(s) = items
 		return err
 	}
+	k.count = func(s *Spec) int { return len(*field(s)) }
 	k.format = func(s *Spec) string {
 		var b strings.Builder
 		for i, it := range *field(s) {
@@ -251,6 +260,7 @@ func jsonArray[T any](k Kind, field func(*Spec) *[]T, parse func(value, namespac
 		*field(s) = items
 		return err
 	}
+	k.count = func(s *Spec) int { return len(*field(s)) }
 	k.format = func(s *Spec) string {
 		items := *field(s)
 		if len(items) == 0 {

@@ -117,7 +117,7 @@ func TestKindsTable(t *testing.T) {
 		} else if _, err := FromEnv(lookupIn(map[string]string{EnvPodName: "app-0", k.Env: k.Example})); err != nil {
 			t.Errorf("%s: example %s: %v", k.Env, k.Example, err)
 		}
-		if k.parse == nil || k.format == nil || k.concat == nil {
+		if k.parse == nil || k.format == nil || k.concat == nil || k.count == nil {
 			t.Errorf("%s: made without list or jsonArray", k.Env)
 		}
 		if got, ok := KindOf(k.Env); !ok || got.Annotation != k.Annotation {
