@@ -35,6 +35,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/launch"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/run"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -239,13 +240,13 @@ func flagSet(s *settings, stderr io.Writer) (*flag.FlagSet, error) {
 		verbosity = n
 	}
 	fs.StringVar(&s.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, else $KUBECONFIG or ~/.kube/config")
-	fs.DurationVar(&s.timeout, "timeout", envDuration("ENTRYPOINT_TIMEOUT", 0), "give up waiting after this long, exit 3 (0: never) [$ENTRYPOINT_TIMEOUT]")
+	fs.DurationVar(&s.timeout, "timeout", envDuration(spec.EnvTimeout, 0), "give up waiting after this long, exit 3 (0: never) [$"+spec.EnvTimeout+"]")
 	fs.DurationVar(&s.pollInterval, "poll-interval", envDuration("ENTRYPOINT_POLL_INTERVAL", kube.DefaultPollInterval), "poll interval where RBAC forbids watch; up to 1.5 times it while nothing changes [$ENTRYPOINT_POLL_INTERVAL]")
 	fs.DurationVar(&s.reportInterval, "report-interval", envDuration("ENTRYPOINT_REPORT_INTERVAL", resolve.DefaultReportInterval), "how often to log what still blocks [$ENTRYPOINT_REPORT_INTERVAL]")
 	fs.BoolVar(&s.failFast, "fail-fast", envBool("ENTRYPOINT_FAIL_FAST"), "exit 4 as soon as a dependency fails terminally, e.g. a Job failed [$ENTRYPOINT_FAIL_FAST]")
 	fs.StringVar(&s.logFormat, "log-format", envString("ENTRYPOINT_LOG_FORMAT", "json"), "json or console [$ENTRYPOINT_LOG_FORMAT]")
 	fs.IntVar(&s.verbosity, "v", verbosity, "log verbosity; 1 adds retries and watch restarts [$ENTRYPOINT_VERBOSITY]")
-	fs.StringVar(&s.templateDir, "template-dir", envString("ENTRYPOINT_TEMPLATE_DIR", "/configmaps"), "where DEPENDENCY_CONFIG templates live, as <dir>/<name>/<name> [$ENTRYPOINT_TEMPLATE_DIR]")
+	fs.StringVar(&s.templateDir, "template-dir", envString("ENTRYPOINT_TEMPLATE_DIR", local.DefaultTemplateDir), "where DEPENDENCY_CONFIG templates live, as <dir>/<name>/<name> [$ENTRYPOINT_TEMPLATE_DIR]")
 	return fs, errors.Join(errs...)
 }
 

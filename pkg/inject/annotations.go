@@ -4,30 +4,22 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 // AnnotationPrefix starts every annotation this package reads; others are ignored.
 const AnnotationPrefix = "entrypoint.io/"
 
-// The annotations, named without AnnotationPrefix (README: the annotation table).
+// The annotations other than the dependency kinds' (spec.Kinds), named without
+// AnnotationPrefix (README: the annotation table).
 const (
-	keyService        = "dependency-service"
-	keyJob            = "dependency-job"
-	keyJobJSON        = "dependency-job-json"
-	keyDaemonSet      = "dependency-daemonset"
-	keyContainer      = "dependency-container"
-	keyPod            = "dependency-pod"
-	keyCustomResource = "dependency-custom-resource"
-	keyConfig         = "dependency-config"
-	keySocket         = "dependency-socket"
-	keyTCP            = "dependency-tcp"
-	keyHTTP           = "dependency-http"
-	keyContainers     = "containers"
-	keyCommandPrefix  = "command." // + container name
-	keyTimeout        = "timeout"
-	keyInject         = "inject"
-	keyStatus         = "status"
-	keyGate           = "gate"
+	keyContainers    = "containers"
+	keyCommandPrefix = "command." // + container name
+	keyTimeout       = "timeout"
+	keyInject        = "inject"
+	keyStatus        = "status"
+	keyGate          = "gate"
 )
 
 // AnnotationStatus is written by Mutate: what it injected, so a second call can tell.
@@ -37,13 +29,20 @@ const AnnotationStatus = AnnotationPrefix + keyStatus
 const AnnotationInject = AnnotationPrefix + keyInject
 
 // fixedKeys are the annotations with a fixed name, in the order problems with them
-// are reported.
+// are reported: the dependency kinds' in the contract's order, then the others.
 func fixedKeys() []string {
-	return []string{
-		keyService, keyJob, keyJobJSON, keyDaemonSet, keyContainer, keyPod,
-		keyCustomResource, keyConfig, keySocket, keyTCP, keyHTTP,
-		keyContainers, keyTimeout, keyInject, keyStatus, keyGate,
+	kinds := spec.Kinds()
+	keys := make([]string, 0, len(kinds)+5)
+	for _, k := range kinds {
+		keys = append(keys, k.Annotation)
 	}
+	return append(keys, keyContainers, keyTimeout, keyInject, keyStatus, keyGate)
+}
+
+// annotationOf is the annotation of the dependency kind whose variable is env.
+func annotationOf(env string) string {
+	k, _ := spec.KindOf(env)
+	return k.Annotation
 }
 
 // annotationName is how messages name an annotation: "annotation entrypoint.io/timeout".
@@ -75,12 +74,13 @@ func sortedKeys(ours map[string]string) []string {
 	return slices.Sorted(maps.Keys(ours))
 }
 
-// isKnownKey tells whether key (without the prefix) is an annotation of this package.
-func isKnownKey(key string) bool {
+// isKnownKey tells whether key (without the prefix) is an annotation of this
+// package; fixed are fixedKeys(), made once by the caller.
+func isKnownKey(key string, fixed []string) bool {
 	if strings.HasPrefix(key, keyCommandPrefix) {
 		return true
 	}
-	return slices.Contains(fixedKeys(), key)
+	return slices.Contains(fixed, key)
 }
 
 // unknownKeyProblem words the problem with an annotation this package does not know:
@@ -107,8 +107,9 @@ func unknownKeyProblem(key string, containerNames []string) string {
 	if best := closest(key, candidates); best != "" {
 		return msg + "; did you mean " + AnnotationPrefix + best + "?"
 	}
-	known := make([]string, 0, len(fixedKeys())+1)
-	for _, k := range fixedKeys() {
+	fixed := fixedKeys()
+	known := make([]string, 0, len(fixed)+1)
+	for _, k := range fixed {
 		known = append(known, AnnotationPrefix+k)
 	}
 	known = append(known, AnnotationPrefix+keyCommandPrefix+"<container>")

@@ -61,17 +61,15 @@ func wrap(c *corev1.Container, argv []string, binary, mountPath string, env []co
 	c.Env = append(added, env...)
 }
 
-// envPodIP is the pod's IP; the resolver does not read it.
-const envPodIP = "POD_IP"
-
 // podEnv are the downward API variables the resolver uses to find its own pod and
-// node; POD_IP is there for the application and config templates.
+// node, and POD_IP, the IP config templates see when INTERFACE_NAME is not set
+// (also there for the application).
 func podEnv() [4]struct{ name, fieldPath string } {
 	return [4]struct{ name, fieldPath string }{
 		{spec.EnvPodName, "metadata.name"},
 		{spec.EnvNamespace, "metadata.namespace"},
 		{spec.EnvNodeName, "spec.nodeName"},
-		{envPodIP, "status.podIP"},
+		{spec.EnvPodIP, "status.podIP"},
 	}
 }
 

@@ -123,14 +123,14 @@ type imageLookup struct {
 //
 // Argv items taken from the annotation or the image are escaped for Kubernetes'
 // $(VAR) expansion, which applies to args but never applied to them.
-func (pl *planner) originalArgv(c *corev1.Container, t target, commands map[string][]string) []string {
+func (pl *planner) originalArgv(c *corev1.Container, t target, commands map[string][]string, images map[string]imageLookup) []string {
 	if len(c.Command) > 0 {
 		return concat(c.Command, c.Args)
 	}
 	if annotated, ok := commands[c.Name]; ok {
 		return concat(escapeExpansion(annotated), c.Args)
 	}
-	found, looked := pl.images[c.Image]
+	found, looked := images[c.Image]
 	reason := ReasonNoCommand
 	switch {
 	case pl.cfg.ImageConfig == nil || !looked:
@@ -181,11 +181,12 @@ const maxLookupsInFlight = 4
 // lookUpImages reads, at most maxLookupsInFlight at a time and all within
 // Config.LookupBudget, the config of every image whose ENTRYPOINT decides the argv
 // of a target: one without a command in its spec or a command annotation. Each
-// image is read once. Results go to pl.images; what was not read when the budget
-// ran out, or the request's context ended, has the context's error.
-func (pl *planner) lookUpImages(targets []target, commands map[string][]string) {
+// image is read once. It returns the results by image; what was not read when the
+// budget ran out, or the request's context ended, has the context's error. nil
+// when nothing was looked up.
+func (pl *planner) lookUpImages(targets []target, commands map[string][]string) map[string]imageLookup {
 	if pl.cfg.ImageConfig == nil {
-		return
+		return nil
 	}
 	var images []string
 	seen := make(map[string]bool, len(targets))
@@ -198,7 +199,7 @@ func (pl *planner) lookUpImages(targets []target, commands map[string][]string) 
 		images = append(images, c.Image)
 	}
 	if len(images) == 0 {
-		return
+		return nil
 	}
 	ref := ImageRef{Namespace: pl.namespace, ServiceAccount: pl.pod.Spec.ServiceAccountName}
 	if ref.ServiceAccount == "" {
@@ -237,10 +238,11 @@ func (pl *planner) lookUpImages(targets []target, commands map[string][]string) 
 		})
 	}
 	wg.Wait()
-	pl.images = make(map[string]imageLookup, len(images))
+	byImage := make(map[string]imageLookup, len(images))
 	for i, image := range images {
-		pl.images[image] = results[i]
+		byImage[image] = results[i]
 	}
+	return byImage
 }
 
 // escapeExpansion returns argv with every "$" doubled, so that Kubernetes' $(VAR)

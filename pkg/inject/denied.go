@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -48,6 +49,17 @@ func (e *DeniedError) Error() string {
 		b.WriteString(" in all)")
 	}
 	return b.String()
+}
+
+// StatusDetails is the denial as the details of an API status, as an API server
+// reports an invalid object: pod name (cut: the webhook sees it unvalidated) and
+// one cause per shown problem, at its field path, with its bounded message.
+func (e *DeniedError) StatusDetails(name string) *metav1.StatusDetails {
+	causes := make([]metav1.StatusCause, len(e.Problems))
+	for i, p := range e.Problems {
+		causes[i] = metav1.StatusCause{Type: metav1.CauseType(p.Type), Message: p.Detail, Field: p.Field}
+	}
+	return &metav1.StatusDetails{Kind: "Pod", Name: truncate(name, maxQuotedBytes), Causes: causes}
 }
 
 // problems collects the reasons to deny a pod. Every problem is counted, but only
@@ -136,4 +148,17 @@ func thousands(n int) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// maxQuotedBytes bounds a name or image that a message repeats from the pod: the
+// webhook sees the pod before the API server validates it, so a container name may
+// be 100 kB long.
+const maxQuotedBytes = 100
+
+// quoted is s in double quotes, for messages; a long s is cut and says how long it was.
+func quoted(s string) string {
+	if len(s) > maxQuotedBytes {
+		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
+	}
+	return strconv.Quote(s)
 }

@@ -254,6 +254,15 @@ func TestDeny(t *testing.T) {
 			problems: [][]string{{`container "app" already sets DEPENDENCY_JOBS_JSON in its env, which conflicts with annotation entrypoint.io/dependency-job`}},
 		},
 		{
+			name:        "env sets the jobs variable the JSON annotation supersedes",
+			annotations: map[string]string{"entrypoint.io/dependency-job-json": `[{"name":"db-migrate"}]`},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DEPENDENCY_JOBS", Value: "x"}}
+			},
+			problems: [][]string{{`container "app" already sets DEPENDENCY_JOBS in its env, which conflicts with annotation entrypoint.io/dependency-job-json`}},
+			path:     "spec.containers[0].env[0]",
+		},
+		{
 			name:        "env sets the timeout",
 			annotations: map[string]string{"entrypoint.io/timeout": "1m"},
 			pod: func(p *corev1.Pod) {
@@ -411,4 +420,32 @@ func details(problems field.ErrorList) []string {
 		out[i] = p.Detail
 	}
 	return out
+}
+
+// A denial's status details are bounded as its message is: at most
+// MaxShownProblems causes, each at its field path with its shown message, and the
+// pod's name cut.
+func TestDeniedStatusDetails(t *testing.T) {
+	pod := simplePod(map[string]string{
+		"entrypoint.io/dependency-service": strings.Repeat("Bad_Name,", 1000) + "ok",
+		"entrypoint.io/timeout":            "soon",
+	})
+	pod.Name = strings.Repeat("w", 300)
+	_, _, err := Mutate(context.Background(), pod, testConfig())
+	var denied *DeniedError
+	if !errors.As(err, &denied) {
+		t.Fatalf("want a denial, got %v", err)
+	}
+	details := denied.StatusDetails(pod.Name)
+	if len(details.Causes) != MaxShownProblems || denied.Total != 1001 {
+		t.Fatalf("%d causes of %d problems, want %d of 1001", len(details.Causes), denied.Total, MaxShownProblems)
+	}
+	for i, c := range details.Causes {
+		if c.Field != "metadata.annotations[entrypoint.io/dependency-service]" || c.Message != denied.Problems[i].Detail {
+			t.Errorf("cause %d = %+v", i, c)
+		}
+	}
+	if details.Kind != "Pod" || len(details.Name) > 2*maxQuotedBytes {
+		t.Errorf("details name a %s of %d bytes", details.Kind, len(details.Name))
+	}
 }

@@ -96,5 +96,9 @@ func joinJSONArrays(a, b string) (string, error) {
 	if err := json.Unmarshal([]byte(b), &more); err != nil {
 		return "", fmt.Errorf("not a JSON array: %w", err)
 	}
-	return encodeJSON(append(items, more...)), nil
+	joined, err := json.Marshal(append(items, more...)) // the items are valid JSON: this cannot fail
+	if err != nil {
+		return "", fmt.Errorf("joining JSON arrays: %w", err)
+	}
+	return string(joined), nil
 }

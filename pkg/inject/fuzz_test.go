@@ -32,22 +32,20 @@ func FuzzAnnotations(f *testing.F) {
 		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "", "", "", "", "", "", "", "", "", "", "true", false)
 	f.Fuzz(func(t *testing.T, service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets,
 		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue, gate string, namespaceGated bool) {
+		// One value per kind of spec.Kinds, in the table's order.
+		values := []string{service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets, tcp, http}
+		kinds := spec.Kinds()
+		if len(kinds) != len(values) {
+			t.Fatalf("spec.Kinds has %d kinds, FuzzAnnotations fuzzes %d: give the new kind a parameter and seeds", len(kinds), len(values))
+		}
 		annotations := map[string]string{
-			"entrypoint.io/dependency-service":         service,
-			"entrypoint.io/dependency-job":             job,
-			"entrypoint.io/dependency-job-json":        jobJSON,
-			"entrypoint.io/dependency-daemonset":       daemonSet,
-			"entrypoint.io/dependency-container":       container,
-			"entrypoint.io/dependency-pod":             pods,
-			"entrypoint.io/dependency-custom-resource": customResources,
-			"entrypoint.io/dependency-config":          configs,
-			"entrypoint.io/dependency-socket":          sockets,
-			"entrypoint.io/dependency-tcp":             tcp,
-			"entrypoint.io/dependency-http":            http,
-			"entrypoint.io/containers":                 containers,
-			"entrypoint.io/command.cache":              cacheCommand,
-			"entrypoint.io/timeout":                    timeout,
-			"entrypoint.io/inject":                     inject,
+			"entrypoint.io/containers":    containers,
+			"entrypoint.io/command.cache": cacheCommand,
+			"entrypoint.io/timeout":       timeout,
+			"entrypoint.io/inject":        inject,
+		}
+		for i, k := range kinds {
+			annotations[AnnotationPrefix+k.Annotation] = values[i]
 		}
 		if gate != "" {
 			annotations["entrypoint.io/gate"] = gate
@@ -81,6 +79,9 @@ func FuzzAnnotations(f *testing.F) {
 			}
 			if len(err.Error()) >= maxDenialBytes {
 				t.Fatalf("a denial of %d bytes", len(err.Error()))
+			}
+			if causes := denied.StatusDetails(pod.Name).Causes; len(causes) != len(denied.Problems) {
+				t.Fatalf("%d causes for %d problems shown", len(causes), len(denied.Problems))
 			}
 		case ResultInjected:
 			if err != nil {
@@ -163,9 +164,9 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 		if _, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 			t.Fatalf("container %s: the resolver would reject its environment: %v", c.Name, err)
 		}
-		if v, ok := env[envTimeout]; ok {
+		if v, ok := env[spec.EnvTimeout]; ok {
 			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-				t.Fatalf("container %s: %s=%q", c.Name, envTimeout, v)
+				t.Fatalf("container %s: %s=%q", c.Name, spec.EnvTimeout, v)
 			}
 		}
 	}

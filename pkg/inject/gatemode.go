@@ -51,40 +51,41 @@ func (pl *planner) gateAsked() (bool, string) {
 	return false, ""
 }
 
-// gate moves the variables of node-free dependencies from p.env to p.gated when
-// gate mode is asked and possible. A pod without node-free dependencies is not
-// gated: the gate would have nothing to wait for.
-func (pl *planner) gate(p *plan) {
+// gate splits the variables of deps into what the containers get and what the
+// status annotation keeps for the controller: the variables of node-free
+// dependencies move when gate mode is asked and possible. A pod without node-free
+// dependencies is not gated: the gate would have nothing to wait for. warnings are
+// why gate mode asked for was not used.
+func (pl *planner) gate(deps dependencies) (env, gated []corev1.EnvVar, warnings []string) {
 	asked, by := pl.gateAsked()
 	if !asked {
-		return
+		return deps.env, nil, nil
 	}
-	kept, gated := splitGated(p.env, pl.pods)
+	kept, gated := splitGated(deps.env, deps.pods)
 	if len(gated) == 0 {
-		return
+		return deps.env, nil, nil
 	}
 	explicit := pl.ours[keyGate] == "true"
 	switch {
 	case !pl.cfg.Controller:
-		if !explicit { // the annotation is denied by checkGate
-			p.warnings = append(p.warnings, by+" asks for gate mode, which is ignored: the webhook runs with --controller=false, "+
-				"so nothing would remove the scheduling gate; the pod's resolver waits for all its dependencies instead "+
-				"(chart value "+controllerChartValue+": true turns the controller on)")
+		if explicit { // the annotation is denied by checkGate
+			return deps.env, nil, nil
 		}
-		return
+		return deps.env, nil, []string{by + " asks for gate mode, which is ignored: the webhook runs with --controller=false, " +
+			"so nothing would remove the scheduling gate; the pod's resolver waits for all its dependencies instead " +
+			"(chart value " + controllerChartValue + ": true turns the controller on)"}
 	case pl.pod.Spec.NodeName != "":
 		// The API server refuses a pod with both: it bypasses the scheduler.
 		msg := "spec.nodeName is set, so the pod is never scheduled and a scheduling gate cannot hold it"
 		if explicit {
 			pl.invalid(field.NewPath("spec", "nodeName"), annotationName(keyGate)+`: "true" asks for gate mode, but `+msg+
 				"; remove the annotation or spec.nodeName")
-			return
+			return deps.env, nil, nil
 		}
-		p.warnings = append(p.warnings, by+" asks for gate mode, which is ignored: "+msg+
-			"; the pod's resolver waits for all its dependencies instead")
-		return
+		return deps.env, nil, []string{by + " asks for gate mode, which is ignored: " + msg +
+			"; the pod's resolver waits for all its dependencies instead"}
 	}
-	p.env, p.gated = kept, gated
+	return kept, gated, nil
 }
 
 // NamespaceDecidesGate tells whether gate mode for pod depends on its
@@ -109,10 +110,12 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 	if deps == nil {
 		return false
 	}
-	if len(deps.Services) > 0 || len(deps.Jobs) > 0 || len(deps.CustomResources) > 0 {
-		return true
+	for _, k := range spec.Kinds() {
+		if k.NodeFree && k.Count(deps) > 0 {
+			return true
+		}
 	}
-	for _, p := range deps.Pods {
+	for _, p := range deps.Pods { // split item by item, see splitGated
 		if !p.RequireSameNode {
 			return true
 		}
@@ -124,34 +127,32 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 // judged without the pod's node, so the controller waits for them in gate mode.
 // DEPENDENCY_POD_JSON is split item by item (see splitGated).
 func isNodeFree(name string) bool {
-	switch name {
-	case spec.EnvServices, spec.EnvJobs, spec.EnvJobsJSON, spec.EnvCustomResources:
-		return true
-	}
-	return false
+	k, ok := spec.KindOf(name)
+	return ok && k.NodeFree
 }
 
 // splitGated splits env, the plan's variables in contract order, into what stays
 // in the containers and what gate mode moves to the status annotation. pods are
 // the parsed items of DEPENDENCY_POD_JSON: those on the same node stay, the
-// others move; each part is encoded as the whole would be.
+// others move; each part is formatted as the whole would be.
 func splitGated(env []corev1.EnvVar, pods []spec.PodRef) (kept, gated []corev1.EnvVar) {
+	podKind, _ := spec.KindOf(spec.EnvPodsJSON)
 	for _, e := range env {
 		switch {
 		case e.Name == spec.EnvPodsJSON:
-			var sameNode, anyNode []spec.PodRef
+			var sameNode, anyNode spec.Spec
 			for _, p := range pods {
 				if p.RequireSameNode {
-					sameNode = append(sameNode, p)
+					sameNode.Pods = append(sameNode.Pods, p)
 				} else {
-					anyNode = append(anyNode, p)
+					anyNode.Pods = append(anyNode.Pods, p)
 				}
 			}
-			if len(sameNode) > 0 {
-				kept = append(kept, corev1.EnvVar{Name: e.Name, Value: encodePods(sameNode)})
+			if v := podKind.Format(&sameNode); v != "" {
+				kept = append(kept, corev1.EnvVar{Name: e.Name, Value: v})
 			}
-			if len(anyNode) > 0 {
-				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: encodePods(anyNode)})
+			if v := podKind.Format(&anyNode); v != "" {
+				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: v})
 			}
 		case isNodeFree(e.Name):
 			gated = append(gated, e)

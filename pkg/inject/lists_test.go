@@ -103,17 +103,17 @@ func TestParseJSONChunkedIsTheWholeParse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			parse := func(v string) ([]spec.PodRef, error) { return spec.ParsePodsJSON(v, "shop") }
 			wantItems, wantErr := parse(tt.value)
-			pl := &planner{ctx: context.Background(), ours: map[string]string{keyPod: tt.value}}
+			pl := &planner{ctx: context.Background(), ours: map[string]string{annotationOf(spec.EnvPodsJSON): tt.value}}
 			var most, calls int
-			got, ok := parseJSONChunked(pl, keyPod, countingParse(parse, &most, &calls))
+			got, ok := parseJSONChunked(pl, annotationOf(spec.EnvPodsJSON), countingParse(parse, &most, &calls))
 			if ok != (wantErr == nil) {
 				t.Fatalf("ok %v, whole parse error %v", ok, wantErr)
 			}
 			if ok && !reflect.DeepEqual(got, wantItems) {
 				t.Errorf("items differ from the whole parse: %d vs %d", len(got), len(wantItems))
 			}
-			if shown := details(pl.problems.shown); !slices.Equal(shown, wholeProblems(keyPod, wantErr)) {
-				t.Errorf("problems\n%s\nwant those of the whole parse\n%s", strings.Join(shown, "\n"), strings.Join(wholeProblems(keyPod, wantErr), "\n"))
+			if shown := details(pl.problems.shown); !slices.Equal(shown, wholeProblems(annotationOf(spec.EnvPodsJSON), wantErr)) {
+				t.Errorf("problems\n%s\nwant those of the whole parse\n%s", strings.Join(shown, "\n"), strings.Join(wholeProblems(annotationOf(spec.EnvPodsJSON), wantErr), "\n"))
 			}
 			var all []json.RawMessage
 			if json.Unmarshal([]byte(tt.value), &all) == nil && len(all) > listChunk && (most > listChunk || calls < 2) {

@@ -3,6 +3,7 @@ package inject
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -12,13 +13,10 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
-// envTimeout is the resolver's timeout variable (cmd/entrypoint, --timeout).
-const envTimeout = "ENTRYPOINT_TIMEOUT"
-
 // plan is what Mutate will do to a pod whose annotations are all valid.
 type plan struct {
 	// env is what every target container gets: DEPENDENCY_* in the order of the
-	// environment contract, then ENTRYPOINT_TIMEOUT.
+	// environment contract (spec.Kinds), then ENTRYPOINT_TIMEOUT.
 	env []corev1.EnvVar
 	// targets are the containers to wrap, native sidecars first, each in pod order.
 	targets []target
@@ -48,8 +46,10 @@ func (p *plan) targetNames() []string {
 	return names
 }
 
-// planner builds a plan from a pod and collects every problem on the way, so a
-// denial lists them all.
+// planner checks a pod and collects every problem on the way, so a denial lists
+// them all. It holds only newPlan's inputs, what is derived from them alone, and
+// the problems: what one step finds and a later one needs is passed as an
+// argument, so the order of the steps is in their signatures.
 type planner struct {
 	ctx       context.Context
 	pod       *corev1.Pod
@@ -57,18 +57,27 @@ type planner struct {
 	cfg       Config
 	namespace string // default namespace of dependencies: the pod's
 	problems  problems
-	// envSource maps each variable the plan sets to the annotation it comes from.
-	envSource map[string]string
 	// kinds says what each container name is in the pod, built once: annotations
 	// may name 100,000 containers.
 	kinds map[string]containerKind
-	// waitedFor are the containers of entrypoint.io/dependency-container, once valid.
-	waitedFor map[string]bool
 	// allowed is describeAllowed(runsAlongside), built when first needed.
 	allowed string
-	// images are the registry lookups of the pod, by image, made once each.
-	images map[string]imageLookup
-	// pods are the parsed items of entrypoint.io/dependency-pod, which gate mode
+}
+
+// dependencies is what the dependency annotations and the timeout ask for.
+type dependencies struct {
+	// env are the resolver's variables, in the order of the environment contract,
+	// then ENTRYPOINT_TIMEOUT; only those of valid annotations.
+	env []corev1.EnvVar
+	// source maps each variable in env to the annotation it comes from.
+	source map[string]string
+	// conflicts maps each variable a container must not set to the annotation it
+	// conflicts with: those in source, and the variables a kind in source
+	// supersedes or is superseded by (the resolver would read only one of them).
+	conflicts map[string]string
+	// waitedFor are the containers of the dependency-container annotation, once valid.
+	waitedFor map[string]bool
+	// pods are the parsed items of the dependency-pod annotation, which gate mode
 	// splits by requireSameNode.
 	pods []spec.PodRef
 }
@@ -80,6 +89,12 @@ const ctxCheckEvery = 1024
 // newPlan validates every annotation of pod and works out what to change. It
 // returns the plan, or the problems found (every one counted), or the context's
 // error when ctx ends first (the API server no longer waits for the answer).
+//
+// Each step takes what it needs of an earlier one as an argument (deps, targets,
+// commands, images), so it cannot run before it; the order of the independent
+// checks only decides the order in which a denial lists problems: unknown
+// annotations, dependency annotations in the contract's order, the other
+// annotations, then the containers.
 func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
 	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
 	if pl.namespace == "" {
@@ -88,27 +103,26 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 	if err := pl.checkKeys(); err != nil {
 		return nil, nil, err
 	}
-	p := &plan{env: pl.dependencyEnv()}
+	deps := pl.dependencies()
 	pl.checkInject()
 	pl.checkGate()
-	p.targets = pl.targets()
-	p.initIndex = initContainerIndex(pod)
+	p := &plan{env: deps.env, targets: pl.targets(), initIndex: initContainerIndex(pod)}
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
 	commands := pl.commandAnnotations(p.targets)
-	pl.lookUpImages(p.targets, commands)
+	images := pl.lookUpImages(p.targets, commands)
 	for i := range p.targets {
 		if err := pl.stopped(); err != nil {
 			return nil, nil, err
 		}
 		t := &p.targets[i]
 		c := containerOf(pod, *t)
-		t.argv = pl.originalArgv(c, *t, commands)
-		pl.checkTarget(c, *t, p.initIndex)
+		t.argv = pl.originalArgv(c, *t, commands, images)
+		pl.checkTarget(c, *t, p.initIndex, deps)
 	}
 	pl.checkNameClashes()
-	pl.gate(p)
+	p.env, p.gated, p.warnings = pl.gate(deps)
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
@@ -168,13 +182,14 @@ func (pl *planner) invalidValue(key string, err error) {
 // checkKeys reports every entrypoint.io/ annotation this package does not know.
 func (pl *planner) checkKeys() error {
 	var names []string
+	fixed := fixedKeys()
 	for i, key := range sortedKeys(pl.ours) {
 		if i%ctxCheckEvery == 0 {
 			if err := pl.stopped(); err != nil {
 				return err
 			}
 		}
-		if isKnownKey(key) {
+		if isKnownKey(key, fixed) {
 			continue
 		}
 		// Only a shown problem is worth the search for a suggestion.
@@ -204,78 +219,102 @@ func (pl *planner) checkInject() {
 	}).Error())
 }
 
-// dependencyEnv parses every dependency annotation and the timeout into the
-// variables of the resolver's environment contract, values normalized: services and
-// other objects always as namespace:name, JSON compact with sorted keys.
-func (pl *planner) dependencyEnv() []corev1.EnvVar {
-	var env []corev1.EnvVar
-	pl.envSource = make(map[string]string, 4)
-	set := func(key, name, value string, err error) {
-		if err != nil {
-			pl.invalidValue(key, err)
-			return
-		}
+// dependencies parses every dependency annotation, kind by kind of spec.Kinds,
+// and the timeout into the variables of the resolver's environment contract,
+// values normalized by the kind's Format: every namespace spelled out, JSON compact
+// with sorted keys.
+func (pl *planner) dependencies() dependencies {
+	d := dependencies{source: make(map[string]string, 4)}
+	set := func(key, name, value string) {
 		if value != "" {
-			env = append(env, corev1.EnvVar{Name: name, Value: value})
-			pl.envSource[name] = key
+			d.env = append(d.env, corev1.EnvVar{Name: name, Value: value})
+			d.source[name] = key
 		}
 	}
-	ns := pl.namespace
-
-	objects := func(parse func(string, string) ([]spec.ObjectRef, error)) func(string) ([]spec.ObjectRef, error) {
-		return func(v string) ([]spec.ObjectRef, error) { return parse(v, ns) }
-	}
-	services, _ := parseChunked(pl, keyService, objects(spec.ParseServiceList))
-	set(keyService, spec.EnvServices, joinObjectRefs(services), nil)
-
-	// The resolver reads only DEPENDENCY_JOBS_JSON when both job variables are set,
-	// so both annotations at once would silently drop one of them.
-	if pl.ours[keyJob] != "" && pl.ours[keyJobJSON] != "" {
-		pl.invalid(annotationPath(keyJobJSON), "annotations "+AnnotationPrefix+keyJob+" and "+AnnotationPrefix+keyJobJSON+
-			" are both set, and the resolver would wait only for the jobs of the JSON one; "+
-			`list every job in one of them (a named job in JSON is {"name":"..."})`)
-	}
-	jobs, _ := parseChunked(pl, keyJob, objects(spec.ParseObjectList))
-	set(keyJob, spec.EnvJobs, joinObjectRefs(jobs), nil)
-	jobsJSON, _ := parseJSONChunked(pl, keyJobJSON, func(v string) ([]spec.JobRef, error) { return spec.ParseJobsJSON(v, ns) })
-	set(keyJobJSON, spec.EnvJobsJSON, encodeJobs(jobsJSON), nil)
-
-	daemonSets, _ := parseChunked(pl, keyDaemonSet, objects(spec.ParseObjectList))
-	set(keyDaemonSet, spec.EnvDaemonSets, joinObjectRefs(daemonSets), nil)
-
-	containers, _ := parseChunked(pl, keyContainer, spec.ParseNames)
-	if len(containers) > 0 {
-		if pl.checkNamesInPod(keyContainer, "a container or native sidecar of this pod", runsAlongside) {
-			pl.waitedFor = make(map[string]bool, len(containers))
-			for _, name := range containers {
-				pl.waitedFor[name] = true
+	kinds := spec.Kinds()
+	for _, k := range kinds {
+		pl.checkSuperseded(kinds, k)
+		parsed, ok := pl.parseKind(k)
+		if !ok {
+			continue // its problems are reported
+		}
+		switch k.Env {
+		case spec.EnvContainers:
+			if len(parsed.Containers) == 0 {
+				break
 			}
-		} else {
-			containers = nil // its problems are reported
+			if !pl.checkNamesInPod(k.Annotation, "a container or native sidecar of this pod", runsAlongside) {
+				continue // its problems are reported
+			}
+			d.waitedFor = make(map[string]bool, len(parsed.Containers))
+			for _, name := range parsed.Containers {
+				d.waitedFor[name] = true
+			}
+		case spec.EnvPodsJSON:
+			d.pods = parsed.Pods
 		}
+		set(k.Annotation, k.Env, k.Format(parsed))
 	}
-	set(keyContainer, spec.EnvContainers, strings.Join(containers, ","), nil)
-
-	pods, _ := parseJSONChunked(pl, keyPod, func(v string) ([]spec.PodRef, error) { return spec.ParsePodsJSON(v, ns) })
-	set(keyPod, spec.EnvPodsJSON, encodePods(pods), nil)
-	pl.pods = pods
-	resources, _ := parseJSONChunked(pl, keyCustomResource, func(v string) ([]spec.CustomResourceRef, error) {
-		return spec.ParseCustomResourcesJSON(v, ns)
-	})
-	set(keyCustomResource, spec.EnvCustomResources, encodeCustomResources(resources), nil)
-
-	configs, _ := parseChunked(pl, keyConfig, spec.ParsePaths)
-	set(keyConfig, spec.EnvConfigs, strings.Join(configs, ","), nil)
-	sockets, _ := parseChunked(pl, keySocket, spec.ParsePaths)
-	set(keySocket, spec.EnvSockets, strings.Join(sockets, ","), nil)
-	tcp, _ := parseChunked(pl, keyTCP, spec.ParseTCP)
-	set(keyTCP, spec.EnvTCP, strings.Join(tcp, ","), nil)
-	http, _ := parseChunked(pl, keyHTTP, spec.ParseHTTP)
-	set(keyHTTP, spec.EnvHTTP, strings.Join(http, ","), nil)
 
 	timeout, err := parseTimeout(pl.ours[keyTimeout])
-	set(keyTimeout, envTimeout, timeout, err)
-	return env
+	if err != nil {
+		pl.invalidValue(keyTimeout, err)
+	}
+	set(keyTimeout, spec.EnvTimeout, timeout)
+
+	d.conflicts = maps.Clone(d.source)
+	for _, k := range kinds {
+		if k.Supersedes == "" {
+			continue
+		}
+		key, ok := d.source[k.Supersedes]
+		if !ok {
+			key, ok = d.source[k.Env]
+		}
+		if ok {
+			d.conflicts[k.Supersedes], d.conflicts[k.Env] = key, key
+		}
+	}
+	return d
+}
+
+// checkSuperseded reports annotating both kind k and a kind that supersedes it:
+// the resolver would silently read only the superseding one.
+func (pl *planner) checkSuperseded(kinds []spec.Kind, k spec.Kind) {
+	if pl.ours[k.Annotation] == "" {
+		return
+	}
+	for _, by := range kinds {
+		if by.Supersedes == k.Env && pl.ours[by.Annotation] != "" {
+			pl.invalid(annotationPath(by.Annotation), "annotations "+AnnotationPrefix+k.Annotation+" and "+
+				AnnotationPrefix+by.Annotation+" are both set, and "+by.Conflict)
+		}
+	}
+}
+
+// parseKind parses the annotation of kind k, a long value in chunks (see
+// parseChunked), into a Spec of its own, so that Format writes only this kind's
+// items. It reports the problems and tells whether there were none.
+func (pl *planner) parseKind(k spec.Kind) (*spec.Spec, bool) {
+	parse := func(value string) ([]*spec.Spec, error) {
+		part := &spec.Spec{Namespace: pl.namespace}
+		return []*spec.Spec{part}, k.Parse(part, value)
+	}
+	var (
+		parts []*spec.Spec
+		ok    bool
+	)
+	if k.JSON {
+		parts, ok = parseJSONChunked(pl, k.Annotation, parse)
+	} else {
+		parts, ok = parseChunked(pl, k.Annotation, parse)
+	}
+	if !ok {
+		return nil, false
+	}
+	parsed := &spec.Spec{Namespace: pl.namespace}
+	k.Concat(parsed, parts)
+	return parsed, true
 }
 
 // parseTimeout parses a Go duration greater than zero; "" when value is blank.

@@ -169,14 +169,10 @@ func initContainerIndex(pod *corev1.Pod) int {
 // checkTarget reports what keeps container c, target t, from being wrapped: a
 // variable the plan sets that the container sets too, a mount where the resolver's
 // volume goes, or (for a native sidecar) a place before the install init container.
-func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int) {
+func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int, deps dependencies) {
 	at := containerPath(t)
 	for i, e := range c.Env {
-		key, conflict := pl.envSource[e.Name]
-		if !conflict {
-			key, conflict = pl.jobsConflict(e.Name)
-		}
-		if conflict {
+		if key, conflict := deps.conflicts[e.Name]; conflict {
 			pl.invalid(at.Child("env").Index(i), "container "+quoted(c.Name)+" already sets "+e.Name+" in its env, which conflicts with annotation "+
 				AnnotationPrefix+key+"; declare these dependencies in one place, the env or the annotation")
 		}
@@ -187,8 +183,9 @@ func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int) {
 				", where the webhook mounts the resolver; mount it elsewhere")
 		}
 	}
-	if pl.waitedFor[c.Name] {
-		pl.invalid(annotationPath(keyContainer), "container "+quoted(c.Name)+" is wrapped and listed in annotation "+AnnotationPrefix+keyContainer+
+	if deps.waitedFor[c.Name] {
+		key := annotationOf(spec.EnvContainers)
+		pl.invalid(annotationPath(key), "container "+quoted(c.Name)+" is wrapped and listed in annotation "+AnnotationPrefix+key+
 			", so it would wait for itself; leave it out of one of them (annotation "+AnnotationPrefix+keyContainers+
 			" chooses which containers are wrapped)")
 	}
@@ -197,19 +194,4 @@ func (pl *planner) checkTarget(c *corev1.Container, t target, initIndex int) {
 			strings.Join(meshInitContainers(), ", ")+"), so it would start before the resolver is installed after them; "+
 			"move it after them, or leave it out of annotation "+AnnotationPrefix+keyContainers)
 	}
-}
-
-// jobsConflict tells whether a container setting variable name would make the
-// resolver ignore a job annotation: it reads DEPENDENCY_JOBS_JSON instead of
-// DEPENDENCY_JOBS whenever the JSON one is set.
-func (pl *planner) jobsConflict(name string) (string, bool) {
-	if name != spec.EnvJobs && name != spec.EnvJobsJSON {
-		return "", false
-	}
-	for _, env := range []string{spec.EnvJobs, spec.EnvJobsJSON} {
-		if key, ok := pl.envSource[env]; ok {
-			return key, true
-		}
-	}
-	return "", false
 }

@@ -113,7 +113,13 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	switch outcome.Result {
 	case inject.ResultDenied:
 		log.Info("denied", "reason", outcome.Reason, "message", err.Error())
-		return admission.Denied(err.Error())
+		resp := admission.Denied(err.Error())
+		// Each problem also as a cause at its field path, for clients that read them.
+		var denied *inject.DeniedError
+		if errors.As(err, &denied) && resp.Result != nil {
+			resp.Result.Details = denied.StatusDetails(pod.Name)
+		}
+		return resp
 	case inject.ResultSkipped:
 		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
 		return admission.Allowed(outcome.Message)

@@ -79,12 +79,14 @@ func TestHandle(t *testing.T) {
 		patched     bool
 		code        int32
 		message     string
+		causes      []string // field paths of the denial's causes
 		metric      [2]string
 	}{
 		{name: "injected", annotations: typicalAnnotations, allowed: true, patched: true, metric: [2]string{"injected", "injected"}},
 		{name: "opted out", annotations: map[string]string{"entrypoint.io/inject": "false"}, allowed: true, metric: [2]string{"skipped", "opt-out"}},
 		{name: "denied", annotations: map[string]string{"entrypoint.io/dependency-service": "a,,b"}, code: http.StatusForbidden,
-			message: `annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty`, metric: [2]string{"denied", "invalid-annotation"}},
+			message: `annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty`, metric: [2]string{"denied", "invalid-annotation"},
+			causes: []string{"metadata.annotations[entrypoint.io/dependency-service]"}},
 		{name: "undecodable", raw: []byte("{not json"), code: http.StatusBadRequest, metric: [2]string{"error", "decode"}},
 	}
 	for _, tc := range cases {
@@ -110,6 +112,18 @@ func TestHandle(t *testing.T) {
 			}
 			if !strings.Contains(result.Message, tc.message) {
 				t.Errorf("message %q lacks %q", result.Message, tc.message)
+			}
+			var causes []string
+			if result.Details != nil {
+				for _, c := range result.Details.Causes {
+					causes = append(causes, c.Field)
+					if c.Type != metav1.CauseTypeFieldValueInvalid || !strings.Contains(result.Message, c.Message) {
+						t.Errorf("cause %+v: want an invalid field, its message in the denial's", c)
+					}
+				}
+			}
+			if !slices.Equal(causes, tc.causes) {
+				t.Errorf("causes at %q, want %q", causes, tc.causes)
 			}
 			want := `
 # HELP kubernetes_entrypoint_injections_total Pod admission decisions of the entrypoint webhook, by result (injected, skipped, denied, error) and reason.

@@ -142,6 +142,12 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 	return p, nil
 }
 
+// needsAPI tells whether s has a dependency the resolver reads from the API.
 func needsAPI(s *spec.Spec) bool {
-	return len(s.Services)+len(s.Jobs)+len(s.DaemonSets)+len(s.Containers)+len(s.Pods)+len(s.CustomResources) > 0
+	for _, k := range spec.Kinds() {
+		if k.API && k.Count(s) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -36,6 +36,26 @@ func unreachableAPI() (*rest.Config, error) {
 	return &rest.Config{Host: "http://127.0.0.1:1"}, nil
 }
 
+// Every kind of the contract table becomes a dependency: a kind added to
+// spec.Kinds but not to dependencies fails here.
+func TestEveryKindIsWaitedFor(t *testing.T) {
+	for _, k := range spec.Kinds() {
+		t.Run(k.Env, func(t *testing.T) {
+			s := specFrom(t, map[string]string{"NAMESPACE": "openstack", "POD_NAME": "api-0", k.Env: k.Example})
+			p, err := dependencies(s, Options{Log: logr.Discard(), RESTConfig: unreachableAPI})
+			if err != nil {
+				t.Fatalf("dependencies: %v", err)
+			}
+			if len(p.list) == 0 {
+				t.Errorf("%s=%s: nothing to wait for", k.Env, k.Example)
+			}
+			if uses := p.events != nil; uses != k.API { // the recorder comes with the API client
+				t.Errorf("%s: uses the API %v, want %v", k.Env, uses, k.API)
+			}
+		})
+	}
+}
+
 func TestDependenciesFollowTheContractOrder(t *testing.T) {
 	s := specFrom(t, map[string]string{
 		"NAMESPACE":                  "openstack",

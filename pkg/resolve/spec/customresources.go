@@ -12,15 +12,16 @@ import (
 const customResourcesJSONForm = `[{"apiVersion":"v1 or group/version","kind":"...","name":"...","namespace"?:"...",` +
 	`"fields"?:[{"key":"a.b","value":...},...],"conditions"?:[{"type":"...","status"?:"True|False|Unknown"},...]},...]`
 
-// customResourceJSON is one item of DEPENDENCY_CUSTOM_RESOURCE as written. Fields and
+// customResourceJSON is one item of DEPENDENCY_CUSTOM_RESOURCE, as written and as
+// formatted (fields in key order, so the formatted keys are sorted). Fields and
 // conditions stay raw so that each is decoded, and its mistakes named, on its own.
 type customResourceJSON struct {
 	APIVersion string            `json:"apiVersion"`
+	Conditions []json.RawMessage `json:"conditions,omitempty"`
+	Fields     []json.RawMessage `json:"fields,omitempty"`
 	Kind       string            `json:"kind"`
 	Name       string            `json:"name"`
 	Namespace  string            `json:"namespace"`
-	Fields     []json.RawMessage `json:"fields"`
-	Conditions []json.RawMessage `json:"conditions"`
 }
 
 type fieldJSON struct {
@@ -29,8 +30,20 @@ type fieldJSON struct {
 }
 
 type conditionJSON struct {
-	Type   string `json:"type"`
 	Status string `json:"status"`
+	Type   string `json:"type"`
+}
+
+// customResourceItem is how Kind.Format writes an object to wait for.
+func customResourceItem(r CustomResourceRef) any {
+	out := customResourceJSON{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name, Namespace: r.Namespace}
+	for _, c := range r.Conditions {
+		out.Conditions = append(out.Conditions, json.RawMessage(encodeJSON(conditionJSON{Status: c.Status, Type: c.Type})))
+	}
+	for _, f := range r.Fields {
+		out.Fields = append(out.Fields, json.RawMessage(encodeJSON(fieldJSON{Key: f.Key, Value: f.Value})))
+	}
+	return out
 }
 
 // ParseCustomResourcesJSON parses DEPENDENCY_CUSTOM_RESOURCE: a JSON array of objects

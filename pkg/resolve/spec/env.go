@@ -10,23 +10,26 @@ import (
 
 // The environment variables of the contract (README: "Environment contract").
 const (
-	EnvCommand          = "COMMAND"
-	EnvNamespace        = "NAMESPACE"
-	EnvPodName          = "POD_NAME"
-	EnvNodeName         = "NODE_NAME"
-	EnvInterfaceName    = "INTERFACE_NAME"
-	EnvPodIP            = "POD_IP"
-	EnvServices         = "DEPENDENCY_SERVICE"
-	EnvJobs             = "DEPENDENCY_JOBS"
-	EnvJobsJSON         = "DEPENDENCY_JOBS_JSON"
-	EnvDaemonSets       = "DEPENDENCY_DAEMONSET"
-	EnvContainers       = "DEPENDENCY_CONTAINER"
-	EnvPodsJSON         = "DEPENDENCY_POD_JSON"
-	EnvCustomResources  = "DEPENDENCY_CUSTOM_RESOURCE"
-	EnvConfigs          = "DEPENDENCY_CONFIG"
-	EnvSockets          = "DEPENDENCY_SOCKET"
-	EnvTCP              = "DEPENDENCY_TCP"
-	EnvHTTP             = "DEPENDENCY_HTTP"
+	EnvCommand         = "COMMAND"
+	EnvNamespace       = "NAMESPACE"
+	EnvPodName         = "POD_NAME"
+	EnvNodeName        = "NODE_NAME"
+	EnvInterfaceName   = "INTERFACE_NAME"
+	EnvPodIP           = "POD_IP"
+	EnvServices        = "DEPENDENCY_SERVICE"
+	EnvJobs            = "DEPENDENCY_JOBS"
+	EnvJobsJSON        = "DEPENDENCY_JOBS_JSON"
+	EnvDaemonSets      = "DEPENDENCY_DAEMONSET"
+	EnvContainers      = "DEPENDENCY_CONTAINER"
+	EnvPodsJSON        = "DEPENDENCY_POD_JSON"
+	EnvCustomResources = "DEPENDENCY_CUSTOM_RESOURCE"
+	EnvConfigs         = "DEPENDENCY_CONFIG"
+	EnvSockets         = "DEPENDENCY_SOCKET"
+	EnvTCP             = "DEPENDENCY_TCP"
+	EnvHTTP            = "DEPENDENCY_HTTP"
+	// EnvTimeout is the default of the resolver's --timeout, a Go duration; the
+	// webhook sets it from the entrypoint.io/timeout annotation.
+	EnvTimeout          = "ENTRYPOINT_TIMEOUT"
 	defaultNamespace    = "default"
 	podNameFromFieldRef = "the pod's name (valueFrom.fieldRef metadata.name)"
 )
@@ -40,6 +43,7 @@ func FromEnv(lookup func(string) (string, bool)) (*Spec, error) {
 		v, _ := lookup(name)
 		return strings.TrimSpace(v)
 	}
+	kinds := Kinds()
 	var errs []error
 	// collect parses one variable, keeping what it got and naming its problems.
 	collect := func(name string, err error) {
@@ -67,64 +71,28 @@ func FromEnv(lookup func(string) (string, bool)) (*Spec, error) {
 		collect(EnvNodeName, wholeValueProblem(s.NodeName, "the node's name (valueFrom.fieldRef spec.nodeName)", dns1123Subdomain, validation.IsDNS1123Subdomain))
 	}
 
-	var err error
-	s.Services, err = ParseServiceList(get(EnvServices), s.Namespace)
-	collect(EnvServices, err)
-
-	// As in the original, a non-empty DEPENDENCY_JOBS_JSON replaces DEPENDENCY_JOBS,
-	// which is then neither used nor checked.
-	if jobsJSON := get(EnvJobsJSON); jobsJSON != "" {
-		s.Jobs, err = ParseJobsJSON(jobsJSON, s.Namespace)
-		collect(EnvJobsJSON, err)
-	} else {
-		var refs []ObjectRef
-		refs, err = ParseObjectList(get(EnvJobs), s.Namespace)
-		collect(EnvJobs, err)
-		for _, r := range refs {
-			s.Jobs = append(s.Jobs, JobRef{Namespace: r.Namespace, Name: r.Name})
+	// Of a kind and the one it supersedes (they fill the same items), exactly one is
+	// read: the superseding one when set, as in the original; the other is neither
+	// used nor checked.
+	skip := make(map[string]bool, 2)
+	for _, k := range kinds {
+		switch {
+		case k.Supersedes == "":
+		case get(k.Env) != "":
+			skip[k.Supersedes] = true
+		default:
+			skip[k.Env] = true
 		}
 	}
-
-	daemonSets := get(EnvDaemonSets)
-	s.DaemonSets, err = ParseObjectList(daemonSets, s.Namespace)
-	collect(EnvDaemonSets, err)
-	// The resolver finds this node through its own pod unless NODE_NAME says it.
-	if len(s.DaemonSets) > 0 && s.PodName == "" && s.NodeName == "" {
-		collect(EnvDaemonSets, needsProblem(daemonSets, "POD_NAME or NODE_NAME, both empty or unset",
-			"POD_NAME set to "+podNameFromFieldRef+", or NODE_NAME"))
-	}
-
-	containers := get(EnvContainers)
-	s.Containers, err = ParseNames(containers)
-	collect(EnvContainers, err)
-	if len(s.Containers) > 0 && s.PodName == "" {
-		collect(EnvContainers, needsProblem(containers, "POD_NAME, which is empty or unset", "POD_NAME set to "+podNameFromFieldRef))
-	}
-
-	pods := get(EnvPodsJSON)
-	s.Pods, err = ParsePodsJSON(pods, s.Namespace)
-	collect(EnvPodsJSON, err)
-	for i, p := range s.Pods {
-		if p.RequireSameNode && s.PodName == "" && s.NodeName == "" {
-			collect(EnvPodsJSON, &ValueError{
-				Value:    pods,
-				Item:     i + 1,
-				Problem:  `has "requireSameNode":true, which needs POD_NAME or NODE_NAME, both empty or unset`,
-				Expected: "POD_NAME set to " + podNameFromFieldRef + ", or NODE_NAME",
-			})
+	for _, k := range kinds {
+		if skip[k.Env] {
+			continue
+		}
+		collect(k.Env, k.Parse(s, get(k.Env)))
+		if k.needs != nil { // it reads only the pod's variables, parsed above
+			collect(k.Env, k.needs(s, get(k.Env)))
 		}
 	}
-
-	s.CustomResources, err = ParseCustomResourcesJSON(get(EnvCustomResources), s.Namespace)
-	collect(EnvCustomResources, err)
-	s.Configs, err = ParsePaths(get(EnvConfigs))
-	collect(EnvConfigs, err)
-	s.Sockets, err = ParsePaths(get(EnvSockets))
-	collect(EnvSockets, err)
-	s.TCP, err = ParseTCP(get(EnvTCP))
-	collect(EnvTCP, err)
-	s.HTTP, err = ParseHTTP(get(EnvHTTP))
-	collect(EnvHTTP, err)
 
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

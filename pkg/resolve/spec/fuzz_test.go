@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,9 +115,31 @@ func checkProblems(t *testing.T, err error, named bool) {
 	}
 }
 
+// checkFormatParsesBack asserts that what the webhook would write of s, kind by
+// kind, parses back to what it wrote. A kind another supersedes is left out: the
+// items they share are the superseding kind's, which it can write.
+func checkFormatParsesBack(t *testing.T, s *Spec) {
+	t.Helper()
+	kinds := Kinds()
+	for _, k := range kinds {
+		if slices.ContainsFunc(kinds, func(by Kind) bool { return by.Supersedes == k.Env }) {
+			continue
+		}
+		formatted := k.Format(s)
+		again := &Spec{Namespace: "elsewhere"} // every namespace is spelled out
+		if err := k.Parse(again, formatted); err != nil {
+			t.Fatalf("%s: Format wrote %q, which does not parse: %v", k.Env, formatted, err)
+		}
+		if f := k.Format(again); f != formatted {
+			t.Fatalf("%s: Format wrote %q, which parses back as %q", k.Env, formatted, f)
+		}
+	}
+}
+
 // checkSpec asserts what every accepted Spec guarantees its resolvers.
 func checkSpec(t *testing.T, s *Spec) {
 	t.Helper()
+	checkFormatParsesBack(t, s)
 	label := func(what, v string) {
 		if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
 			t.Errorf("%s %q is not a DNS-1123 label: %v", what, v, errs)

@@ -8,12 +8,16 @@ import (
 
 const jobsJSONForm = `[{"name":"..."} or {"labels":{"key":"value",...}}, either with "namespace"?:"...",...]`
 
-// jobJSON is one item of DEPENDENCY_JOBS_JSON as written.
+// jobJSON is one item of DEPENDENCY_JOBS_JSON, as written and as formatted (fields
+// in key order, so the formatted keys are sorted).
 type jobJSON struct {
-	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Name      string            `json:"name,omitempty"`
 	Namespace string            `json:"namespace"`
-	Labels    map[string]string `json:"labels"`
 }
+
+// jobItem is how Kind.Format writes a job.
+func jobItem(r JobRef) any { return jobJSON{Labels: r.Labels, Name: r.Name, Namespace: r.Namespace} }
 
 // ParseJobsJSON parses DEPENDENCY_JOBS_JSON: a JSON array of jobs, each named or
 // selected by labels (exactly one of the two), in namespace or defaultNamespace.

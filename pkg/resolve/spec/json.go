@@ -166,3 +166,15 @@ func compactJSON(raw json.RawMessage) string {
 	}
 	return b.String()
 }
+
+// encodeJSON encodes v, which holds only strings, maps of strings and JSON a
+// parser checked, compactly and without HTML escaping (a URL's "&" stays "&").
+func encodeJSON(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("spec: encoding parsed dependencies: " + err.Error())
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

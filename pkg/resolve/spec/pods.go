@@ -4,11 +4,17 @@ import "encoding/json"
 
 const podsJSONForm = `[{"labels":{"key":"value",...},"namespace"?:"...","requireSameNode"?:true|false},...]`
 
-// podJSON is one item of DEPENDENCY_POD_JSON as written.
+// podJSON is one item of DEPENDENCY_POD_JSON, as written and as formatted (fields
+// in key order, so the formatted keys are sorted).
 type podJSON struct {
 	Labels          map[string]string `json:"labels"`
 	Namespace       string            `json:"namespace"`
-	RequireSameNode bool              `json:"requireSameNode"`
+	RequireSameNode bool              `json:"requireSameNode,omitempty"`
+}
+
+// podItem is how Kind.Format writes a pod selector.
+func podItem(r PodRef) any {
+	return podJSON{Labels: r.Labels, Namespace: r.Namespace, RequireSameNode: r.RequireSameNode}
 }
 
 // ParsePodsJSON parses DEPENDENCY_POD_JSON: a JSON array of label selectors, each in

@@ -1,0 +1,114 @@
+package inject
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// Every kind of the contract table is an annotation the webhook knows, and turns
+// into the kind's variable, written by the kind's Format, and into the same
+// dependencies for the controller (Dependencies reads it back).
+func TestEveryKindIsInjected(t *testing.T) {
+	cfg := testConfig()
+	cfg.Controller = false // no gate mode: every variable stays in the container
+	for _, k := range spec.Kinds() {
+		t.Run(k.Annotation, func(t *testing.T) {
+			pod := simplePod(map[string]string{AnnotationPrefix + k.Annotation: k.Example, AnnotationPrefix + keyContainers: "app"})
+			// A container to wait for, which is not wrapped.
+			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "sidecar", Image: "registry.example/app:1.0"})
+			out, outcome, err := Mutate(context.Background(), pod, cfg)
+			if err != nil {
+				t.Fatalf("Mutate: %v (%+v)", err, outcome)
+			}
+			want := &spec.Spec{Namespace: pod.Namespace}
+			if err := k.Parse(want, k.Example); err != nil {
+				t.Fatalf("the example does not parse: %v", err)
+			}
+			var got []string
+			for _, e := range out.Spec.Containers[0].Env {
+				if e.Name == k.Env {
+					got = append(got, e.Value)
+				}
+			}
+			if len(got) != 1 || got[0] != k.Format(want) {
+				t.Errorf("container env %s = %q, want once %q", k.Env, got, k.Format(want))
+			}
+			deps, _, err := Dependencies(out)
+			if err != nil {
+				t.Fatalf("Dependencies: %v", err)
+			}
+			if f := k.Format(deps); f != k.Format(want) {
+				t.Errorf("Dependencies read %s as %q, want %q", k.Env, f, k.Format(want))
+			}
+		})
+	}
+}
+
+// The README's annotation table names exactly the annotations this package knows
+// (the dependency kinds' rows are checked cell by cell in pkg/resolve/spec).
+func TestREADMEAnnotationTableNamesEveryAnnotation(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("reading the README: %v", err)
+	}
+	_, webhook, _ := strings.Cut(string(raw), "\n## The webhook: annotate a pod template, get the resolver injected\n")
+	webhook, _, _ = strings.Cut(webhook, "\n## ")
+	var got []string
+	for line := range strings.SplitSeq(webhook, "\n") {
+		if name, ok := strings.CutPrefix(line, "| `"+AnnotationPrefix); ok {
+			name, _, _ = strings.Cut(name, "`")
+			got = append(got, name)
+		}
+	}
+	want := append(fixedKeys(), keyCommandPrefix+"<container>")
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("README annotation table names\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestHasNodeFreeDependencies(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"nothing", nil, false},
+		{"service", map[string]string{spec.EnvServices: "db"}, true},
+		{"job", map[string]string{spec.EnvJobs: "migrate"}, true},
+		{"job by labels", map[string]string{spec.EnvJobsJSON: `[{"labels":{"a":"b"}}]`}, true},
+		{"custom resource", map[string]string{spec.EnvCustomResources: `[{"apiVersion":"v1","kind":"Secret","name":"s"}]`}, true},
+		{"pod on any node", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"}}]`}, true},
+		{"pod on this node only", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"},"requireSameNode":true}]`}, false},
+		{"node-bound and local kinds", map[string]string{
+			spec.EnvDaemonSets: "ovs", spec.EnvContainers: "sidecar", spec.EnvConfigs: "/etc/a", spec.EnvSockets: "/run/s",
+			spec.EnvTCP: "db:1", spec.EnvHTTP: "http://h",
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{spec.EnvPodName: "web"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := HasNodeFreeDependencies(deps); got != tt.want {
+				t.Errorf("HasNodeFreeDependencies = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if HasNodeFreeDependencies(nil) {
+		t.Error("HasNodeFreeDependencies(nil) = true")
+	}
+}
