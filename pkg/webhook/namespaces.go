@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -39,7 +41,8 @@ func (c CachedNamespaces) NamespaceLabels(ctx context.Context, name string) (map
 		defer cancel()
 	}
 	err := c.Cache.Get(cacheCtx, client.ObjectKey{Name: name}, ns)
-	notSynced := err != nil && cacheCtx.Err() != nil && ctx.Err() == nil
+	var notStarted *cache.ErrCacheNotStarted
+	notSynced := err != nil && (errors.As(err, &notStarted) || cacheCtx.Err() != nil && ctx.Err() == nil)
 	if c.Live != nil && (apierrors.IsNotFound(err) || notSynced) {
 		err = c.Live.Get(ctx, client.ObjectKey{Name: name}, ns)
 	}

@@ -56,7 +56,7 @@ type controllerSettings struct {
 	customRules                   []rbacv1.PolicyRule
 }
 
-var defaultController = controllerSettings{enabled: true, leaderElect: true, qps: "200", burst: "400"}
+var defaultController = controllerSettings{enabled: true, leaderElect: true, qps: "1000", burst: "2000"}
 
 // Each chart combination and kustomize build renders exactly the controller's rules
 // its settings ask for, bound to the webhook's ServiceAccount, and the matching flags:
@@ -70,8 +70,8 @@ func TestControllerRBACAndFlags(t *testing.T) {
 		"default":       defaultController,
 		"self-signed":   defaultController,
 		"issuer-ignore": defaultController,
-		"single-node":   {enabled: true, qps: "200", burst: "400"},
-		"bindings":      {enabled: true, leaderElect: true, gateAll: true, qps: "200", burst: "400", customRules: custom},
+		"single-node":   {enabled: true, qps: "1000", burst: "2000"},
+		"bindings":      {enabled: true, leaderElect: true, gateAll: true, qps: "1000", burst: "2000", customRules: custom},
 		"resources":     {leaderElect: true, qps: "50", burst: "100"},
 	}
 	installs := map[string][]*unstructured.Unstructured{
