@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
 const (
@@ -41,11 +43,11 @@ var latencyCases = []latencyCase{
 	{"poll-3-services", pollMode, 3},
 }
 
-var readyToExec = map[string]*measured[durations]{}
+var readyToExec = map[string]*measured[benchstat.Durations]{}
 
 func init() {
 	for _, c := range latencyCases {
-		readyToExec[c.name] = &measured[durations]{}
+		readyToExec[c.name] = &measured[benchstat.Durations]{}
 	}
 }
 
@@ -59,25 +61,25 @@ func BenchmarkReadyToExec(b *testing.B) {
 	for _, c := range latencyCases {
 		b.Run(c.name, func(b *testing.B) {
 			needCluster(b)
-			lat := readyToExec[c.name].get(b, func(b *testing.B) durations { return measureReadyToExec(b, c) })
+			lat := readyToExec[c.name].get(b, func(b *testing.B) benchstat.Durations { return measureReadyToExec(b, c) })
 			noTime(b)
-			b.ReportMetric(ms(lat.percentile(50)), "p50-ms")
-			b.ReportMetric(ms(lat.percentile(99)), "p99-ms")
-			b.ReportMetric(ms(lat.max()), "max-ms")
+			b.ReportMetric(benchstat.MS(lat.Percentile(50)), "p50-ms")
+			b.ReportMetric(benchstat.MS(lat.Percentile(99)), "p99-ms")
+			b.ReportMetric(benchstat.MS(lat.Max()), "max-ms")
 			if c.mode == pollMode {
-				if w := readyToExec["watch"].v; len(w) > 0 && w.percentile(50) > 0 {
-					b.ReportMetric(float64(lat.percentile(50))/float64(w.percentile(50)), "poll/watch-p50")
+				if w := readyToExec["watch"].v; len(w) > 0 && w.Percentile(50) > 0 {
+					b.ReportMetric(float64(lat.Percentile(50))/float64(w.Percentile(50)), "poll/watch-p50")
 				}
 			}
 		})
 	}
 }
 
-func measureReadyToExec(b *testing.B, c latencyCase) durations {
+func measureReadyToExec(b *testing.B, c latencyCase) benchstat.Durations {
 	m := c.mode
 	s := newSetup(b, m)
 	base := openSliceWatches(b)
-	var lat durations
+	var lat benchstat.Durations
 	for first := 0; first < latencySamples; first += latencyBatch {
 		n := min(latencyBatch, latencySamples-first)
 		services := createServices(b, s.ns, fmt.Sprintf("batch%d", first/latencyBatch), n*c.services)
@@ -121,14 +123,14 @@ func measureReadyToExec(b *testing.B, c latencyCase) durations {
 	}
 
 	line := fmt.Sprintf("ready→exec %-15s n=%d  p50 %.1f ms  p99 %.1f ms  max %.1f ms  min %.1f ms  mean %.1f ms",
-		c.name, len(lat), ms(lat.percentile(50)), ms(lat.percentile(99)), ms(lat.max()), ms(lat.min()), ms(lat.mean()))
+		c.name, len(lat), benchstat.MS(lat.Percentile(50)), benchstat.MS(lat.Percentile(99)), benchstat.MS(lat.Max()), benchstat.MS(lat.Min()), benchstat.MS(lat.Mean()))
 	if m == pollMode {
 		line += fmt.Sprintf("  (interval %s, growing to %s for one dependency)", pollInterval, pollInterval*3/2)
 		if w := readyToExec["watch"].v; len(w) > 0 {
-			line += fmt.Sprintf("  poll/watch p50 %.0fx", float64(lat.percentile(50))/float64(w.percentile(50)))
+			line += fmt.Sprintf("  poll/watch p50 %.0fx", float64(lat.Percentile(50))/float64(w.Percentile(50)))
 		}
 	} else {
-		line += fmt.Sprintf("  (includes the app's own start: stamp spawned directly p50 %.2f ms)", ms(stampStart(b, 20).percentile(50)))
+		line += fmt.Sprintf("  (includes the app's own start: stamp spawned directly p50 %.2f ms)", benchstat.MS(stampStart(b, 20).Percentile(50)))
 	}
 	b.Log(line)
 	b.Logf("ready→exec %-15s samples (ms, sorted): %s", c.name, formatMS(lat))
@@ -155,9 +157,9 @@ func creationOffsets(m mode, n int, period time.Duration) []time.Duration {
 // stampStart is how long the stamp application takes from being spawned to
 // taking its time stamp: the part of every latency sample that is not the
 // resolver's (an exec costs less than this spawn, which also forks).
-func stampStart(b *testing.B, n int) durations {
+func stampStart(b *testing.B, n int) benchstat.Durations {
 	b.Helper()
-	var d durations
+	var d benchstat.Durations
 	for range n {
 		before := time.Now()
 		out, err := exec.Command(stampApp).Output()
@@ -174,12 +176,12 @@ func stampStart(b *testing.B, n int) durations {
 	return d
 }
 
-func formatMS(d durations) string {
+func formatMS(d benchstat.Durations) string {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	parts := make([]string, len(s))
 	for i, v := range s {
-		parts[i] = strconv.FormatFloat(ms(v), 'f', 1, 64)
+		parts[i] = strconv.FormatFloat(benchstat.MS(v), 'f', 1, 64)
 	}
 	return strings.Join(parts, " ")
 }

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
 type binaryResult struct {
@@ -56,7 +58,7 @@ func boolMetric(v bool) float64 {
 const overheadRuns = 200
 
 type overheadResult struct {
-	resolver, direct durations
+	resolver, direct benchstat.Durations
 }
 
 var noDependencyOverhead measured[overheadResult]
@@ -66,8 +68,8 @@ var noDependencyOverhead measured[overheadResult]
 func BenchmarkNoDependencyOverhead(b *testing.B) {
 	r := noDependencyOverhead.get(b, measureOverhead)
 	noTime(b)
-	b.ReportMetric(ms(r.resolver.mean()-r.direct.mean()), "mean-overhead-ms")
-	b.ReportMetric(ms(r.resolver.percentile(50)-r.direct.percentile(50)), "p50-overhead-ms")
+	b.ReportMetric(benchstat.MS(r.resolver.Mean()-r.direct.Mean()), "mean-overhead-ms")
+	b.ReportMetric(benchstat.MS(r.resolver.Percentile(50)-r.direct.Percentile(50)), "p50-overhead-ms")
 }
 
 func measureOverhead(b *testing.B) overheadResult {
@@ -94,9 +96,9 @@ func measureOverhead(b *testing.B) overheadResult {
 		}
 	}
 	b.Logf("no-dependency overhead over %d runs: kubernetes-entrypoint -- /bin/true mean %.2f ms p50 %.2f ms p99 %.2f ms; /bin/true mean %.2f ms p50 %.2f ms p99 %.2f ms; overhead mean %.2f ms, p50 %.2f ms",
-		overheadRuns, ms(r.resolver.mean()), ms(r.resolver.percentile(50)), ms(r.resolver.percentile(99)),
-		ms(r.direct.mean()), ms(r.direct.percentile(50)), ms(r.direct.percentile(99)),
-		ms(r.resolver.mean()-r.direct.mean()), ms(r.resolver.percentile(50)-r.direct.percentile(50)))
+		overheadRuns, benchstat.MS(r.resolver.Mean()), benchstat.MS(r.resolver.Percentile(50)), benchstat.MS(r.resolver.Percentile(99)),
+		benchstat.MS(r.direct.Mean()), benchstat.MS(r.direct.Percentile(50)), benchstat.MS(r.direct.Percentile(99)),
+		benchstat.MS(r.resolver.Mean()-r.direct.Mean()), benchstat.MS(r.resolver.Percentile(50)-r.direct.Percentile(50)))
 	return r
 }
 

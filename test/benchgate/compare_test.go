@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
 // comparison is the same N pods waiting on one Service two ways: gated, with
@@ -17,9 +19,9 @@ type comparison struct {
 
 // resolverResult is what N waiting resolver processes cost the API server.
 type resolverResult struct {
-	before, waiting, after moment    // the API server: before the start, all waiting, all exited
-	rssMB                  float64   // the resolvers' VmRSS, summed, while waiting
-	latency                durations // EndpointSlice create call → process exited
+	before, waiting, after moment              // the API server: before the start, all waiting, all exited
+	rssMB                  float64             // the resolvers' VmRSS, summed, while waiting
+	latency                benchstat.Durations // EndpointSlice create call → process exited
 }
 
 func (r *rig) compare(ctx context.Context, n int) (comparison, error) {
@@ -165,8 +167,8 @@ func (c comparison) print(n int) {
 	row("watch events sent", fmt.Sprintf("%.0f (%d to the harness), creation to release", g.after.eventsSent-g.before.eventsSent, g.harnessEvents),
 		fmt.Sprintf("%.0f, start to exit", rs.after.eventsSent-rs.before.eventsSent))
 	fmt.Printf("  %-32s gated: %s\n  %-32s resolvers: %s\n", "watch restarts", watchRestarts(g.before, g.after), "", watchRestarts(rs.before, rs.after))
-	row("ready → released p50/p99/max", fmt.Sprintf("%.0f / %.0f / %.0f ms", ms(g.latency.percentile(50)), ms(g.latency.percentile(99)), ms(g.latency.max())),
-		fmt.Sprintf("%.0f / %.0f / %.0f ms (exit)", ms(rs.latency.percentile(50)), ms(rs.latency.percentile(99)), ms(rs.latency.max())))
+	row("ready → released p50/p99/max", fmt.Sprintf("%.0f / %.0f / %.0f ms", benchstat.MS(g.latency.Percentile(50)), benchstat.MS(g.latency.Percentile(99)), benchstat.MS(g.latency.Max())),
+		fmt.Sprintf("%.0f / %.0f / %.0f ms (exit)", benchstat.MS(rs.latency.Percentile(50)), benchstat.MS(rs.latency.Percentile(99)), benchstat.MS(rs.latency.Max())))
 }
 
 // started is the number of requests, but the harness's, the API server began

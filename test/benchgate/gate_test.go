@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
 // releaseTimeout is how long after its Service became ready a pod may stay
@@ -30,11 +32,11 @@ func (s gatedScenario) podsPerRound() int { return s.services * s.perService }
 // gatedResult is what one scenario saw.
 type gatedResult struct {
 	pods        int
-	latency     durations     // per pod: its Service's EndpointSlice create call → seen without the gate
-	allReleased time.Duration // last round: first EndpointSlice create call → last pod seen released
-	created     time.Duration // last round: creating the pods
-	evaluated   time.Duration // last round: first pod create call → every pod carries the condition
-	markedReady time.Duration // last round: first EndpointSlice create call → every pod's condition is True
+	latency     benchstat.Durations // per pod: its Service's EndpointSlice create call → seen without the gate
+	allReleased time.Duration       // last round: first EndpointSlice create call → last pod seen released
+	created     time.Duration       // last round: creating the pods
+	evaluated   time.Duration       // last round: first pod create call → every pod carries the condition
+	markedReady time.Duration       // last round: first EndpointSlice create call → every pod's condition is True
 	// notEvaluated says why the condition was no longer waited for (the
 	// controller did not set it in time); the release is measured all the same.
 	notEvaluated string
@@ -208,7 +210,7 @@ func (res gatedResult) print(sc gatedScenario) {
 	row := func(k, format string, args ...any) { fmt.Printf("  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("pods released", "%d", len(res.latency))
 	row("EndpointSlice create → released", "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (target: %s)",
-		ms(res.latency.percentile(50)), ms(res.latency.percentile(99)), ms(res.latency.max()), sc.target)
+		benchstat.MS(res.latency.Percentile(50)), benchstat.MS(res.latency.Percentile(99)), benchstat.MS(res.latency.Max()), sc.target)
 	if sc.rounds == 1 {
 		row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
 		row("pods created in", "%.2f s", res.created.Seconds())
@@ -220,7 +222,7 @@ func (res gatedResult) print(sc gatedScenario) {
 		row("condition not waited for", "%s", res.notEvaluated)
 	}
 	row("controller peak RSS (VmHWM)", "%.1f MB", res.controller.hwmMB)
-	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), ms(res.controllerCPU)/float64(res.pods))
+	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), benchstat.MS(res.controllerCPU)/float64(res.pods))
 	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
 	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
 	row("API server CPU", "%.2f s, from the pods' creation to the last release", (res.after.cpu - res.before.cpu).Seconds())
@@ -232,9 +234,9 @@ func (res gatedResult) print(sc gatedScenario) {
 
 func (res gatedResult) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the time of the whole scenario means nothing
-	b.ReportMetric(ms(res.latency.percentile(50)), "p50-ms")
-	b.ReportMetric(ms(res.latency.percentile(99)), "p99-ms")
-	b.ReportMetric(ms(res.latency.max()), "max-ms")
+	b.ReportMetric(benchstat.MS(res.latency.Percentile(50)), "p50-ms")
+	b.ReportMetric(benchstat.MS(res.latency.Percentile(99)), "p99-ms")
+	b.ReportMetric(benchstat.MS(res.latency.Max()), "max-ms")
 	b.ReportMetric(res.controller.hwmMB, "ctrl-HWM-MB")
 	b.ReportMetric(res.controllerCPU.Seconds(), "ctrl-CPU-s")
 	b.ReportMetric(res.waiting.watches-res.before.watches, "watches-added")
@@ -277,7 +279,7 @@ func BenchmarkGate(b *testing.B) {
 			}
 			res.print(sc)
 			res.report(b)
-			s := fmt.Sprintf("%s p99 %.0f ms", sc.name, ms(res.latency.percentile(99)))
+			s := fmt.Sprintf("%s p99 %.0f ms", sc.name, benchstat.MS(res.latency.Percentile(99)))
 			if sc.rounds == 1 {
 				s += fmt.Sprintf(", all in %.2f s", res.allReleased.Seconds())
 			}

@@ -5,26 +5,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
 func TestPercentile(t *testing.T) {
-	ten := durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5} // 1..10 shuffled
+	ten := benchstat.Durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5} // 1..10 shuffled
 	tests := []struct {
 		name string
-		d    durations
+		d    benchstat.Durations
 		p    float64
 		want time.Duration
 	}{
 		{"empty", nil, 50, 0},
-		{"one sample", durations{7}, 99, 7},
+		{"one sample", benchstat.Durations{7}, 99, 7},
 		{"median between ranks", ten, 50, 5}, // 5.5 truncated to the nanosecond below
 		{"p0 is the minimum", ten, 0, 1},
 		{"p100 is the maximum", ten, 100, 10},
-		{"p90 interpolates", durations{0, 1000}, 90, 900},
+		{"p90 interpolates", benchstat.Durations{0, 1000}, 90, 900},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.d.percentile(tc.p); got != tc.want {
+			if got := tc.d.Percentile(tc.p); got != tc.want {
 				t.Errorf("percentile(%v) of %v = %v, want %v", tc.p, tc.d, got, tc.want)
 			}
 		})
