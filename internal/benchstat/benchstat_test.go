@@ -27,7 +27,7 @@ func TestDurations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.d.Percentile(tt.p); (got-tt.want).Abs() > time.Microsecond {
+			if got := tt.d.Percentile(tt.p); (got - tt.want).Abs() > time.Microsecond {
 				t.Errorf("Percentile(%g) = %v, want %v", tt.p, got, tt.want)
 			}
 			if got := tt.d.Min(); got != tt.wantMin {
