@@ -23,6 +23,9 @@ func TestDurations(t *testing.T) {
 		{"none", nil, 50, 0, 0, 0},
 		{"one", ms(7), 99, 7 * time.Millisecond, 7 * time.Millisecond, 7 * time.Millisecond},
 		{"median of an even count interpolates", ms(4, 1, 3, 2), 50, 2500 * time.Microsecond, time.Millisecond, 4 * time.Millisecond},
+		{"p0 is the minimum", Durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5}, 0, 1, 1, 10},
+		{"p100 is the maximum", Durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5}, 100, 10, 1, 10},
+		{"p90 interpolates", Durations{0, 1000}, 90, 900, 0, 1000},
 		{"p99 of 50 lies between the two largest", append(ms(make([]int, 48)...), 100*time.Millisecond, 200*time.Millisecond), 99, 151 * time.Millisecond, 0, 200 * time.Millisecond},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,8 @@ package benchgate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,44 +19,34 @@ import (
 // createWorkers is how many create calls the harness has in flight at once.
 const createWorkers = 16
 
-// gatedStatus is the status annotation the webhook writes in gate mode: the
-// Service dependency is held out of the containers' env and listed as gated.
-type gatedStatus struct {
-	Version       int        `json:"version"`
-	Containers    []string   `json:"containers"`
-	InitContainer string     `json:"initContainer"`
-	Gated         []envEntry `json:"gated"`
-}
-
-type envEntry struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
 // gatedPod is a pod as the webhook leaves it in gate mode, waiting for service
-// (in ns); created directly, with no webhook in the path.
+// (in ns).
 func gatedPod(ns, name, service string) (*corev1.Pod, error) {
-	status, err := json.Marshal(gatedStatus{
-		Version: 1, Containers: []string{"app"}, InitContainer: "entrypoint-install",
-		Gated: []envEntry{{Name: "DEPENDENCY_SERVICE", Value: ns + ":" + service}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encoding the status annotation: %w", err)
-	}
-	return &corev1.Pod{
+	return injectedPod(ns, name, service, true)
+}
+
+// injectedPod is the webhook's own mutation (inject.Mutate) of a pod annotated to
+// wait for service, in gate mode or not, applied here so that the pods are
+// created directly, with no webhook in the path.
+func injectedPod(ns, name, service string, gate bool) (*corev1.Pod, error) {
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: ns,
-			Labels: map[string]string{inject.LabelManaged: "true"},
 			Annotations: map[string]string{
 				inject.AnnotationPrefix + "dependency-service": service,
-				inject.AnnotationStatus:                        string(status),
+				inject.AnnotationPrefix + "gate":               strconv.FormatBool(gate),
 			},
 		},
 		Spec: corev1.PodSpec{
-			SchedulingGates: []corev1.PodSchedulingGate{{Name: inject.SchedulingGate}},
-			Containers:      []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}},
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}},
 		},
-	}, nil
+	}
+	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:bench", Controller: true}
+	mutated, out, err := inject.Mutate(context.Background(), pod, cfg)
+	if err != nil || out.Result != inject.ResultInjected || (len(mutated.Spec.SchedulingGates) == 1) != gate {
+		return nil, fmt.Errorf("injecting pod %s/%s as the webhook does (gate %v): %s %s: %v", ns, name, gate, out.Result, out.Message, err)
+	}
+	return mutated, nil
 }
 
 // createServices creates headless Services (envtest's service range is a /24)
@@ -89,14 +79,16 @@ func createGatedPods(ctx context.Context, client kubernetes.Interface, ns string
 	})
 }
 
-// createPlainPods creates pods without gate, label or annotation: the pods the
-// resolvers of the comparison would run in.
+// createPlainPods creates the pods the resolvers of the comparison would run
+// in: injected as the webhook does in resolver mode (waiting for the Service
+// db, not gated), so that the API server stores the same pods in both modes.
 func createPlainPods(ctx context.Context, client kubernetes.Interface, ns string, names []string) error {
 	return parallel(len(names), func(i int) error {
-		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: names[i]},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app", "serve"}}}},
-		}, metav1.CreateOptions{})
+		pod, err := injectedPod(ns, names[i], "db", false)
+		if err != nil {
+			return err
+		}
+		_, err = client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("creating pod %s/%s: %w", ns, names[i], err)
 		}

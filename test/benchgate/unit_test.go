@@ -4,32 +4,31 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
-func TestPercentile(t *testing.T) {
-	ten := benchstat.Durations{10, 1, 9, 2, 8, 3, 7, 4, 6, 5} // 1..10 shuffled
-	tests := []struct {
-		name string
-		d    benchstat.Durations
-		p    float64
-		want time.Duration
-	}{
-		{"empty", nil, 50, 0},
-		{"one sample", benchstat.Durations{7}, 99, 7},
-		{"median between ranks", ten, 50, 5}, // 5.5 truncated to the nanosecond below
-		{"p0 is the minimum", ten, 0, 1},
-		{"p100 is the maximum", ten, 100, 10},
-		{"p90 interpolates", benchstat.Durations{0, 1000}, 90, 900},
+// The harness's pods are the webhook's own mutation in gate mode: the gate, the
+// managed label, and the Service held in the status annotation, not in the env.
+func TestGatedPodIsTheWebhooksMutation(t *testing.T) {
+	pod, err := gatedPod("bench", "p1", "db")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.d.Percentile(tc.p); got != tc.want {
-				t.Errorf("percentile(%v) of %v = %v, want %v", tc.p, tc.d, got, tc.want)
-			}
-		})
+	deps, gated, err := inject.Dependencies(pod)
+	if err != nil || !gated {
+		t.Fatalf("Dependencies: gated %v, err %v", gated, err)
+	}
+	if len(deps.Services) != 1 || deps.Services[0].Namespace != "bench" || deps.Services[0].Name != "db" {
+		t.Errorf("gated dependencies %+v; want service bench/db", deps.Services)
+	}
+	if pod.Labels[inject.LabelManaged] != "true" || len(pod.Spec.SchedulingGates) != 1 || pod.Spec.SchedulingGates[0].Name != inject.SchedulingGate {
+		t.Errorf("labels %v, gates %v", pod.Labels, pod.Spec.SchedulingGates)
+	}
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Name == "DEPENDENCY_SERVICE" {
+			t.Errorf("the gated Service is in the container's env: %v", e)
+		}
 	}
 }
 
