@@ -94,9 +94,42 @@ func ManagedPods() labels.Selector {
 }
 
 // CacheByObject is what the manager's cache must be told so that its Pod informer
-// holds only the managed pods (one label-selected watch), without managed fields.
+// holds only the managed pods (one label-selected watch), each reduced to what the
+// controller and the cycle detector read (slimPod).
 func CacheByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Label: ManagedPods(), Transform: cache.TransformStripManagedFields()},
+		&corev1.Pod{}: {Label: ManagedPods(), Transform: slimPod},
 	}
+}
+
+// slimPod keeps of a pod its metadata (without managed fields), its scheduling
+// gates and node, each container's name and environment (its dependencies), and
+// its phase and conditions: a pod as injected is several times that, and ten
+// thousand gated pods are cached at once. The gate's removal and the condition
+// are patches that name only these fields.
+func slimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil // e.g. a deleted pod's tombstone
+	}
+	slim := &corev1.Pod{TypeMeta: pod.TypeMeta, ObjectMeta: pod.ObjectMeta}
+	slim.ManagedFields = nil
+	slim.Spec.NodeName = pod.Spec.NodeName
+	slim.Spec.SchedulingGates = pod.Spec.SchedulingGates
+	slim.Spec.Containers = namesAndEnv(pod.Spec.Containers)
+	slim.Spec.InitContainers = namesAndEnv(pod.Spec.InitContainers)
+	slim.Status.Phase = pod.Status.Phase
+	slim.Status.Conditions = pod.Status.Conditions
+	return slim, nil
+}
+
+func namesAndEnv(cs []corev1.Container) []corev1.Container {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name, Env: c.Env}
+	}
+	return out
 }

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 func obj(ns, name string, lbls map[string]string) *unstructured.Unstructured {
@@ -97,5 +100,49 @@ func TestMessagesAreBounded(t *testing.T) {
 	}
 	if got := readyMessage(0, nil); got != "no dependency that needs no node" {
 		t.Errorf("readyMessage without dependencies: %q", got)
+	}
+}
+
+// The cached pod keeps what the controller reads, and its dependencies read from
+// it are those of the full pod.
+func TestSlimPodKeepsWhatIsRead(t *testing.T) {
+	full := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "7",
+			Labels: map[string]string{"app": "a"}, Annotations: map[string]string{envAnnotation: `{"DEPENDENCY_SERVICE":"db"}`},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "a-1"}},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: corev1.PodSpec{
+			NodeName:        "n1",
+			SchedulingGates: []corev1.PodSchedulingGate{{Name: "entrypoint.io/dependencies"}},
+			InitContainers:  []corev1.Container{{Name: "install", Image: "i", Command: []string{"install"}}},
+			Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/r"},
+				Env: []corev1.EnvVar{{Name: "DEPENDENCY_JOBS", Value: "migrate"}}}},
+			Volumes: []corev1.Volume{{Name: "v"}},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodPending,
+			Conditions:        []corev1.PodCondition{{Type: ConditionType, Status: corev1.ConditionFalse}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app"}}},
+	}
+	out, err := slimPod(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim := out.(*corev1.Pod)
+	if slim.UID != "u1" || slim.ResourceVersion != "7" || slim.Labels["app"] != "a" || len(slim.OwnerReferences) != 1 || slim.Annotations[envAnnotation] == "" {
+		t.Errorf("metadata not kept: %+v", slim.ObjectMeta)
+	}
+	if slim.ManagedFields != nil || slim.Spec.Volumes != nil || slim.Status.ContainerStatuses != nil || slim.Spec.Containers[0].Image != "" {
+		t.Errorf("what the controller never reads was kept: %+v", slim)
+	}
+	if slim.Spec.NodeName != "n1" || gateIndex(slim) != 0 || findCondition(slim) == nil || slim.Status.Phase != corev1.PodPending ||
+		slim.Spec.Containers[0].Env[0].Value != "migrate" || slim.Spec.InitContainers[0].Name != "install" {
+		t.Errorf("what the controller reads was dropped: %+v", slim)
+	}
+	if full.ManagedFields == nil || full.Spec.Containers[0].Image != "app" {
+		t.Error("the transform changed the object it was given")
+	}
+	tomb := cache.DeletedFinalStateUnknown{Key: "ns/p", Obj: full}
+	if got, _ := slimPod(tomb); got != any(tomb) {
+		t.Errorf("a tombstone was changed: %v", got)
 	}
 }
