@@ -56,6 +56,11 @@ type Options struct {
 	Workers int
 	// Cycles reports whether a pod sits in a dependency cycle; nil: never.
 	Cycles CycleFinder
+	// SecretDependencies lets the controller watch Secrets (their keys only: the
+	// values are dropped before anything is cached) and so wait for secret
+	// dependencies; off, they are left to the resolver in the pod, as the
+	// webhook leaves them (inject.Config.SecretDependencies).
+	SecretDependencies bool
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger
