@@ -131,7 +131,9 @@ func TestPVCDependencyGated(t *testing.T) {
 		},
 	}, metav1.CreateOptions{})
 	must(t, err)
-	t.Cleanup(func() { _ = cs.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = cs.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{})
+	})
 
 	eventually(t, "the gate removed once the claim is Bound", time.Minute, func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, podName, metav1.GetOptions{})
