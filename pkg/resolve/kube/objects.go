@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -153,6 +154,12 @@ func (d *CRD) Wait(ctx context.Context, report func(resolve.Status)) error {
 		switch {
 		case snaps[0].err != nil:
 			st.Reason = "cannot list customresourcedefinitions: " + shortError(snaps[0].err)
+		case snaps[1].err != nil && apierrors.IsForbidden(snaps[1].err):
+			// RBAC written for the CRD alone (helm-toolkit style): the APIService
+			// is an extra the resolver is not allowed to see, so the CRD decides.
+			d.Client.logOnce("apiservices forbidden", "cannot read apiservices; judging CRDs by their Established condition alone",
+				"error", shortError(snaps[1].err), "hint", "grant get, list and watch on apiservices.apiregistration.k8s.io")
+			st = CRDReadiness(snaps[0].objects)
 		case snaps[1].err != nil:
 			st.Reason = "cannot list apiservices: " + shortError(snaps[1].err)
 		default:

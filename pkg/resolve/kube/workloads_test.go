@@ -207,3 +207,55 @@ func TestCRDEstablished(t *testing.T) {
 	t.Cleanup(func() { _ = dyn.Resource(kube.CRDsResource).Delete(ctx, name, metav1.DeleteOptions{}) })
 	w.ready(t)
 }
+
+// Where RBAC lets the resolver read the CRD but not APIServices, the CRD's
+// Established condition decides, and the resolver says once why.
+func TestCRDWithoutAPIServiceAccess(t *testing.T) {
+	ns := env.Namespace(t)
+	cfg := env.ServiceAccountConfig(t, ns, "crd-only", nil)
+	ctx := context.Background()
+	name := "gadgets.crd-only.example.com"
+	// Cluster-scoped: a ClusterRole and its binding for the ServiceAccount.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crd-only-" + ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}}
+	if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "crd-only", Namespace: ns}}}
+	if _, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, role.Name, metav1.DeleteOptions{})
+		_ = env.Client.RbacV1().ClusterRoles().Delete(ctx, role.Name, metav1.DeleteOptions{})
+	})
+	var logs logSink
+	c, err := kube.NewClient(cfg, kube.Options{Log: logs.logger(), PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, &kube.CRD{Client: c, Name: name})
+	w.blocked(t, "not found")
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{
+			"group": "crd-only.example.com", "scope": "Cluster",
+			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	if _, err := dyn.Resource(kube.CRDsResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dyn.Resource(kube.CRDsResource).Delete(ctx, name, metav1.DeleteOptions{}) })
+	w.ready(t)
+	if n := logs.count("cannot read apiservices"); n != 1 {
+		t.Errorf("the fallback was logged %d times, want once: %v", n, logs.lines)
+	}
+}
