@@ -4,9 +4,11 @@
 // why, in the resolver's own words; it removes the scheduling gate of gate mode
 // once the gated dependencies are ready; and it reports dependency cycles.
 //
-// It watches each kind it needs once (EndpointSlices, Jobs, Pods, each custom
-// resource kind), started when the first pod needs it, never once per pod, and
-// decides readiness with the resolver's own rules (pkg/resolve/kube).
+// It watches each kind it needs once (EndpointSlices, Jobs, Pods, Deployments,
+// StatefulSets, DaemonSets, PersistentVolumeClaims, ConfigMaps, CRDs and
+// APIServices, each custom resource kind, and Secrets only when its operator
+// opts in), started when the first pod needs it, never once per pod, and decides
+// readiness with the resolver's own rules (pkg/resolve/kube).
 package controller
 
 import (
