@@ -38,17 +38,9 @@ type Rollout struct {
 func (d *Rollout) String() string { return "rollout " + d.Ref.String() }
 
 func (d *Rollout) Wait(ctx context.Context, report func(resolve.Status)) error {
-	r := reporter{report: report}
 	src := source{resource: WorkloadResource(d.Ref.Kind), namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name}
-	return d.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
-		st := resolve.Status{Reason: "cannot list " + src.resource.Resource + ": "}
-		if snaps[0].err != nil {
-			st.Reason += shortError(snaps[0].err)
-		} else {
-			st = RolloutReadiness(snaps[0].objects, d.Ref.Kind)
-		}
-		r.set(st)
-		return st.Ready, nil
+	return d.Client.followOne(ctx, src, report, func(objects []*unstructured.Unstructured) resolve.Status {
+		return RolloutReadiness(objects, d.Ref.Kind)
 	})
 }
 
