@@ -259,3 +259,54 @@ func TestCRDWithoutAPIServiceAccess(t *testing.T) {
 		t.Errorf("the fallback was logged %d times, want once: %v", n, logs.lines)
 	}
 }
+
+// Where RBAC grants get and list but not watch, the new kinds poll like the
+// others: a rollout and a claim resolve all the same.
+func TestRolloutAndClaimPollWithoutWatch(t *testing.T) {
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	var logs logSink
+	c, _ := recordedClient(t, ns, []rbacv1.PolicyRule{
+		{APIGroups: []string{"", "apps"}, Resources: []string{"persistentvolumeclaims", "statefulsets"}, Verbs: []string{"get", "list"}},
+	}, kube.Options{Log: logs.logger(), PollInterval: 100 * time.Millisecond})
+	claim := start(t, &kube.Claim{Client: c, Ref: spec.ObjectRef{Namespace: ns, Name: "data"}})
+	rollout := start(t, &kube.Rollout{Client: c, Ref: spec.WorkloadRef{Namespace: ns, Kind: spec.WorkloadStatefulSet, Name: "db"}})
+	claim.blocked(t, "not found")
+	rollout.blocked(t, "not found")
+	if n := logs.count("watch not allowed; polling instead"); n < 2 {
+		t.Errorf("want each kind to say it polls; logs: %v", logs.lines)
+	}
+	pvc, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim.blocked(t, "phase Pending")
+	pvc.Status.Phase = corev1.ClaimBound
+	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(ctx, pvc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim.ready(t)
+
+	labels := map[string]string{"app": "db"}
+	s, err := env.Client.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: podTemplate(labels),
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollout.blocked(t, "spec update not observed yet")
+	// OnDelete: ready replicas decide, whatever the revisions.
+	s.Status = appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, CurrentRevision: "db-1", UpdateRevision: "db-2"}
+	if _, err := env.Client.AppsV1().StatefulSets(ns).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rollout.ready(t)
+}
