@@ -4,9 +4,11 @@
 // why, in the resolver's own words; it removes the scheduling gate of gate mode
 // once the gated dependencies are ready; and it reports dependency cycles.
 //
-// It watches each kind it needs once (EndpointSlices, Jobs, Pods, each custom
-// resource kind), started when the first pod needs it, never once per pod, and
-// decides readiness with the resolver's own rules (pkg/resolve/kube).
+// It watches each kind it needs once (EndpointSlices, Jobs, Pods, Deployments,
+// StatefulSets, DaemonSets, PersistentVolumeClaims, ConfigMaps, CRDs and
+// APIServices, each custom resource kind, and Secrets only when its operator
+// opts in), started when the first pod needs it, never once per pod, and decides
+// readiness with the resolver's own rules (pkg/resolve/kube).
 package controller
 
 import (
@@ -56,6 +58,11 @@ type Options struct {
 	Workers int
 	// Cycles reports whether a pod sits in a dependency cycle; nil: never.
 	Cycles CycleFinder
+	// SecretDependencies lets the controller watch Secrets (their keys only: the
+	// values are dropped before anything is cached) and so wait for secret
+	// dependencies; off, they are left to the resolver in the pod, as the
+	// webhook leaves them (inject.Config.SecretDependencies).
+	SecretDependencies bool
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger

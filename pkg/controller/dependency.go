@@ -35,9 +35,11 @@ type dependency struct {
 }
 
 // nodeFree lists the dependencies of deps that need no node: services, jobs, pods
-// by labels without requireSameNode, and custom resources. The rest (daemonsets,
-// same-node pods, containers, sockets, TCP and HTTP) is the resolver's, in the pod.
-func nodeFree(deps *spec.Spec, mapper meta.RESTMapper) []dependency {
+// by labels without requireSameNode, custom resources, rollouts, claims,
+// ConfigMaps, CRDs, and Secrets when secrets is set (the operator let the
+// controller watch them). The rest (daemonsets, same-node pods, containers,
+// sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in the pod.
+func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool) []dependency {
 	var out []dependency
 	for _, ref := range deps.Services {
 		out = append(out, dependency{
@@ -87,6 +89,47 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper) []dependency {
 		}
 		out = append(out, d)
 	}
+	for _, ref := range deps.Rollouts {
+		out = append(out, dependency{
+			text: (&kube.Rollout{Ref: ref}).String(), gvr: kube.WorkloadResource(ref.Kind), namespace: ref.Namespace, name: ref.Name,
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
+				return kube.RolloutReadiness(objects, ref.Kind)
+			},
+		})
+	}
+	for _, ref := range deps.Claims {
+		out = append(out, dependency{
+			text: (&kube.Claim{Ref: ref}).String(), gvr: kube.ClaimsResource, namespace: ref.Namespace, name: ref.Name,
+			evaluate: kube.ClaimReadiness,
+		})
+	}
+	for _, ref := range deps.ConfigMaps {
+		out = append(out, dependency{
+			text: (&kube.ConfigMap{Ref: ref}).String(), gvr: kube.ConfigMapsResource, namespace: ref.Namespace, name: ref.Name,
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.KeyReadiness(objects, ref.Key) },
+		})
+	}
+	if secrets {
+		for _, ref := range deps.Secrets {
+			out = append(out, dependency{
+				text: (&kube.Secret{Ref: ref}).String(), gvr: kube.SecretsResource, namespace: ref.Namespace, name: ref.Name,
+				evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.KeyReadiness(objects, ref.Key) },
+			})
+		}
+	}
+	for _, name := range deps.CRDs {
+		text := (&kube.CRD{Name: name}).String()
+		group := kube.CRDGroup(name)
+		out = append(out,
+			dependency{text: text, gvr: kube.CRDsResource, name: name, evaluate: kube.CRDReadiness},
+			// The group is no field the informer can select by: every APIService,
+			// a few tens in a cluster, filtered by the rule.
+			dependency{text: text, gvr: kube.APIServicesResource, selector: labels.Everything(),
+				evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
+					return kube.APIServicesReadiness(objects, group)
+				}},
+		)
+	}
 	return out
 }
 
@@ -117,9 +160,15 @@ func (d dependency) key() depKey {
 	k := depKey{gvr: d.gvr, namespace: d.namespace, name: d.name}
 	if d.selector != nil {
 		k.name, k.selector = "", d.selector.String()
+		if k.selector == "" { // labels.Everything(): the index needs a non-empty key
+			k.selector = everything
+		}
 	}
 	return k
 }
+
+// everything is the index's key of a selector that selects every object.
+const everything = "<all>"
 
 // depKey is what a pod waits for: an object by name (for a Service, its
 // EndpointSlices' service name) or objects by a label selector, in a namespace.

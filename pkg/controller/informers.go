@@ -12,6 +12,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 var (
@@ -175,8 +178,14 @@ func (k *kindInformers) count() int {
 }
 
 // slimmer drops what the readiness rules never read, so that a cluster's worth of
-// pods and jobs costs little memory: managed fields everywhere, and the spec of
-// pods and jobs (their status and labels decide).
+// pods and jobs costs little memory: managed fields everywhere, the spec of pods,
+// jobs and CRDs (their status and labels decide; a CRD's schema can be large),
+// the pod template of workloads (their replicas and update strategy decide).
+// Of Secrets it keeps the keys and drops every value before the object is
+// cached (kube.KeysOnly): no Secret value may be held by the controller, so a
+// custom-resource dependency on a v1 Secret can match its keys, never its
+// values. ConfigMaps keep their values: a custom-resource dependency on a v1
+// ConfigMap may compare them, and it shares this informer.
 func slimmer(gvr schema.GroupVersionResource) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		u, ok := obj.(*unstructured.Unstructured)
@@ -184,9 +193,16 @@ func slimmer(gvr schema.GroupVersionResource) toolscache.TransformFunc {
 			return obj, nil
 		}
 		unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
-		if gvr == podsResource || gvr == jobsResource {
+		switch gvr {
+		case podsResource, jobsResource, kube.CRDsResource:
 			unstructured.RemoveNestedField(u.Object, "spec")
 			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+		case kube.WorkloadResource(spec.WorkloadDeployment), kube.WorkloadResource(spec.WorkloadStatefulSet), kube.WorkloadResource(spec.WorkloadDaemonSet):
+			unstructured.RemoveNestedField(u.Object, "spec", "template")
+			unstructured.RemoveNestedField(u.Object, "spec", "volumeClaimTemplates")
+			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+		case kube.SecretsResource:
+			kube.KeysOnly(u)
 		}
 		return u, nil
 	}

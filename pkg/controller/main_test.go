@@ -83,6 +83,13 @@ func startController(t *testing.T, cycles CycleFinder) *Reconciler {
 // startControllerAs runs the controller with cfg's credentials.
 func startControllerAs(t *testing.T, cfg *rest.Config, cycles CycleFinder) *Reconciler {
 	t.Helper()
+	return startControllerWith(t, cfg, cycles, nil)
+}
+
+// startControllerWith runs the controller with cfg's credentials and the options
+// set changes.
+func startControllerWith(t *testing.T, cfg *rest.Config, cycles CycleFinder, set func(*Options)) *Reconciler {
+	t.Helper()
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +106,9 @@ func startControllerAs(t *testing.T, cfg *rest.Config, cycles CycleFinder) *Reco
 	opts := Options{Dependencies: testDependencies, Dynamic: dyn, Log: testLogger(t)}
 	if cycles != nil {
 		opts.Cycles = cycles
+	}
+	if set != nil {
+		set(&opts)
 	}
 	r, err := SetupWithManager(mgr, opts)
 	if err != nil {

@@ -206,7 +206,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.forget(key)
 		return reconcile.Result{}, nil
 	}
-	list := nodeFree(deps, r.mapper)
+	list := nodeFree(deps, r.mapper, r.opts.SecretDependencies)
 	r.waiters.set(key, list)
 
 	var blockers []string
@@ -239,7 +239,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 
 	want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionTrue, Reason: ReasonReady,
-		Message: readyMessage(len(list), nodeLocal(deps))}
+		Message: readyMessage(len(list), nodeLocal(deps, r.opts.SecretDependencies))}
 	if len(blockers) > 0 {
 		want.Status, want.Reason, want.Message = corev1.ConditionFalse, ReasonWaiting, "waiting for "+joinBlockers(blockers)
 		if r.opts.Cycles != nil {
@@ -432,9 +432,14 @@ func readyMessage(checked int, local []string) string {
 }
 
 // nodeLocal names, as the resolver does, the dependencies only the resolver in the
-// pod can check.
-func nodeLocal(deps *spec.Spec) []string {
+// pod can check: Secrets among them unless the controller watches them.
+func nodeLocal(deps *spec.Spec, secrets bool) []string {
 	var out []string
+	if !secrets {
+		for _, ref := range deps.Secrets {
+			out = append(out, (&kube.Secret{Ref: ref}).String())
+		}
+	}
 	for _, ref := range deps.DaemonSets {
 		out = append(out, (&kube.DaemonSet{Ref: ref}).String())
 	}

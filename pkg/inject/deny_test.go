@@ -61,6 +61,37 @@ func TestDeny(t *testing.T) {
 			problems:    [][]string{{"annotation entrypoint.io/dependency-daemonset: ", `"a:b:c" has more than one ':'`, "expected [namespace:]name,..."}},
 		},
 		{
+			name:        "rollout of an unknown kind",
+			annotations: map[string]string{"entrypoint.io/dependency-rollout": "deployment/api,replicaset/web"},
+			problems: [][]string{{`annotation entrypoint.io/dependency-rollout: item 2 "replicaset/web" of "deployment/api,replicaset/web" has kind "replicaset", ` +
+				`which is not deployment, statefulset or daemonset; expected [namespace:]deployment|statefulset|daemonset/name,...`}},
+			path: "metadata.annotations[entrypoint.io/dependency-rollout]",
+		},
+		{
+			name:        "pvc name",
+			annotations: map[string]string{"entrypoint.io/dependency-pvc": "Data"},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-pvc: ", `has name "Data", which is not a DNS-1123 subdomain`, "expected [namespace:]name,..."}},
+			path:        "metadata.annotations[entrypoint.io/dependency-pvc]",
+		},
+		{
+			name:        "configmap key",
+			annotations: map[string]string{"entrypoint.io/dependency-configmap": "settings/a b"},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-configmap: ", `has key "a b", which is not a ConfigMap or Secret key`, "expected [namespace:]name[/key],..."}},
+			path:        "metadata.annotations[entrypoint.io/dependency-configmap]",
+		},
+		{
+			name:        "secret empty key",
+			annotations: map[string]string{"entrypoint.io/dependency-secret": "db-creds/"},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-secret: ", "has an empty key after '/'", "expected [namespace:]name[/key],..."}},
+			path:        "metadata.annotations[entrypoint.io/dependency-secret]",
+		},
+		{
+			name:        "crd without group",
+			annotations: map[string]string{"entrypoint.io/dependency-crd": "certificates"},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-crd: ", "has no group", "expected plural.group,..."}},
+			path:        "metadata.annotations[entrypoint.io/dependency-crd]",
+		},
+		{
 			name:        "container not in pod",
 			annotations: map[string]string{"entrypoint.io/dependency-container": "app2,app"},
 			problems:    [][]string{{`annotation entrypoint.io/dependency-container: item 1 "app2" of "app2,app" is not a container or native sidecar of this pod; expected names of this pod's containers (app), comma-separated`}},

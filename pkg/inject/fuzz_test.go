@@ -23,17 +23,23 @@ import (
 func FuzzAnnotations(f *testing.F) {
 	f.Add("mariadb,openstack:keystone-api", "db-migrate", "", "ovs-agent", "shipper", `[{"labels":{"app":"x"}}]`,
 		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "/etc/app.conf", "/run/x.sock", "db:5432", "http://h/x",
-		"", `["/bin/cache"]`, "30s", "true", "", "", "true", false)
+		"", `["/bin/cache"]`, "30s", "true", "", "", "true", false,
+		"deployment/api,other:statefulset/db", "data", "settings/region", "db-creds/password", "certificates.cert-manager.io")
 	f.Add("a,,b", "x", `[{"name":"y"}]`, "a:b:c", "nope", `{}`, `[1]`, "rel", "/x/", "h", "ftp://x",
-		"app,nope", "[]", "-1s", "yes", "dependency-services", "x", "yes", true)
+		"app,nope", "[]", "-1s", "yes", "dependency-services", "x", "yes", true,
+		"replicaset/x", "Data", "settings/", "a:b:c", "nogroup")
 	f.Add("", "", `[{"labels":{"a":"b"},"namespace":"n"}]`, "", "", "", "", "", "", "[::1]:80", "", "cache,shipper",
-		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`, "", true)
+		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`, "", true,
+		"", "", "", "", "")
 	f.Add("db", "", `[{"labels":{"a":"b"}}]`, "", "", `[{"labels":{"a":"b"}},{"labels":{"c":"d"},"requireSameNode":true}]`,
-		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "", "", "", "", "", "", "", "", "", "", "true", false)
+		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "", "", "", "", "", "", "", "", "", "", "true", false,
+		"daemonset/agent", "other:logs", "ca", "tls", "widgets.example.com")
 	f.Fuzz(func(t *testing.T, service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets,
-		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue, gate string, namespaceGated bool) {
+		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue, gate string, namespaceGated bool,
+		rollout, pvc, configMap, secret, crd string) {
 		// One value per kind of spec.Kinds, in the table's order.
-		values := []string{service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets, tcp, http}
+		values := []string{service, job, jobJSON, daemonSet, container, pods, customResources, rollout, pvc, configMap, secret, crd,
+			configs, sockets, tcp, http}
 		kinds := spec.Kinds()
 		if len(kinds) != len(values) {
 			t.Fatalf("spec.Kinds has %d kinds, FuzzAnnotations fuzzes %d: give the new kind a parameter and seeds", len(kinds), len(values))
@@ -148,7 +154,7 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 			}
 		}
 		for _, g := range status.Gated {
-			if !isNodeFree(g.Name) && g.Name != spec.EnvPodsJSON {
+			if !isNodeFree(g.Name, false) && g.Name != spec.EnvPodsJSON {
 				t.Fatalf("%s gated", g.Name)
 			}
 			if kept, ok := env[g.Name]; ok {

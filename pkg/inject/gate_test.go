@@ -277,3 +277,68 @@ func TestGatedStatusFormat(t *testing.T) {
 		t.Error("a gated pod does not read as injected")
 	}
 }
+
+// Secret dependencies are gated only when the controller watches Secrets
+// (--secret-dependencies); otherwise they stay in the container for the
+// resolver, while the pod's other node-free dependencies are gated. The new
+// node-free kinds are gated like services.
+func TestGateModeSecretsAndNewKinds(t *testing.T) {
+	annotations := map[string]string{
+		"entrypoint.io/gate":                 "true",
+		"entrypoint.io/dependency-rollout":   "deployment/api",
+		"entrypoint.io/dependency-pvc":       "data",
+		"entrypoint.io/dependency-configmap": "settings/region",
+		"entrypoint.io/dependency-crd":       "certificates.cert-manager.io",
+		"entrypoint.io/dependency-secret":    "db-creds/password",
+	}
+	nodeFree := []string{spec.EnvRollouts, spec.EnvClaims, spec.EnvConfigMaps, spec.EnvCRDs}
+	for _, tt := range []struct {
+		name         string
+		secrets      bool
+		gated, inEnv []string
+	}{
+		{name: "secrets left to the resolver", gated: nodeFree, inEnv: []string{spec.EnvSecrets}},
+		{name: "secrets gated", secrets: true, gated: append(slices.Clone(nodeFree), spec.EnvSecrets)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.SecretDependencies = tt.secrets
+			out, outcome, err := Mutate(context.Background(), simplePod(annotations), cfg)
+			if err != nil || outcome.Result != ResultInjected {
+				t.Fatalf("outcome %+v, err %v; want injected", outcome, err)
+			}
+			var status injectionStatus
+			if err := json.Unmarshal([]byte(out.Annotations[AnnotationStatus]), &status); err != nil {
+				t.Fatal(err)
+			}
+			var gated []string
+			for _, g := range status.Gated {
+				gated = append(gated, g.Name)
+			}
+			slices.Sort(gated)
+			want := slices.Sorted(slices.Values(tt.gated))
+			if !slices.Equal(gated, want) {
+				t.Errorf("gated %v, want %v", gated, want)
+			}
+			var env []string
+			for _, e := range out.Spec.Containers[0].Env {
+				if strings.HasPrefix(e.Name, "DEPENDENCY_") {
+					env = append(env, e.Name)
+				}
+			}
+			if !slices.Equal(env, tt.inEnv) {
+				t.Errorf("container keeps %v, want %v", env, tt.inEnv)
+			}
+		})
+	}
+	// A pod whose only node-free-looking dependency is a Secret is not gated
+	// without the opt-in: nothing would be held for.
+	cfg := testConfig()
+	out, _, err := Mutate(context.Background(), simplePod(map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-secret": "tls"}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasSchedulingGate(out) {
+		t.Errorf("a pod waiting only for a Secret was gated without --secret-dependencies")
+	}
+}

@@ -61,7 +61,7 @@ func (pl *planner) gate(deps dependencies) (env, gated []corev1.EnvVar, warnings
 	if !asked {
 		return deps.env, nil, nil
 	}
-	kept, gated := splitGated(deps.env, deps.pods)
+	kept, gated := splitGated(deps.env, deps.pods, pl.cfg.SecretDependencies)
 	if len(gated) == 0 {
 		return deps.env, nil, nil
 	}
@@ -123,19 +123,21 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 	return false
 }
 
-// isNodeFree tells whether the dependencies of the contract variable name can be
-// judged without the pod's node, so the controller waits for them in gate mode.
+// isNodeFree tells whether the controller waits for the dependencies of the
+// contract variable name in gate mode: they can be judged without the pod's node
+// and, for a kind that needs the operator's opt-in (Secrets), optIn is set.
 // DEPENDENCY_POD_JSON is split item by item (see splitGated).
-func isNodeFree(name string) bool {
+func isNodeFree(name string, optIn bool) bool {
 	k, ok := spec.KindOf(name)
-	return ok && k.NodeFree
+	return ok && (k.NodeFree || k.GateOptIn && optIn)
 }
 
 // splitGated splits env, the plan's variables in contract order, into what stays
 // in the containers and what gate mode moves to the status annotation. pods are
 // the parsed items of DEPENDENCY_POD_JSON: those on the same node stay, the
-// others move; each part is formatted as the whole would be.
-func splitGated(env []corev1.EnvVar, pods []spec.PodRef) (kept, gated []corev1.EnvVar) {
+// others move; each part is formatted as the whole would be. optIn moves the
+// kinds that need it (Secrets, with --secret-dependencies) too.
+func splitGated(env []corev1.EnvVar, pods []spec.PodRef, optIn bool) (kept, gated []corev1.EnvVar) {
 	podKind, _ := spec.KindOf(spec.EnvPodsJSON)
 	for _, e := range env {
 		switch {
@@ -154,7 +156,7 @@ func splitGated(env []corev1.EnvVar, pods []spec.PodRef) (kept, gated []corev1.E
 			if v := podKind.Format(&anyNode); v != "" {
 				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: v})
 			}
-		case isNodeFree(e.Name):
+		case isNodeFree(e.Name, optIn):
 			gated = append(gated, e)
 		default:
 			kept = append(kept, e)

@@ -73,6 +73,11 @@ type Config struct {
 	// NamespaceGated is per request, not per deployment: the caller sets it when
 	// the pod's namespace carries NamespaceLabelGate=true.
 	NamespaceGated bool
+	// SecretDependencies says the controller watches Secrets (entrypoint-webhook
+	// --secret-dependencies), so gate mode may hold a pod for its secret
+	// dependencies; otherwise they stay in the containers for the resolver,
+	// which reads each one by name.
+	SecretDependencies bool
 }
 
 // DefaultLookupBudget is Config.LookupBudget unless set: well under the webhook's

@@ -36,6 +36,10 @@ var controllerRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims", "configmaps"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"apiregistration.k8s.io"}, Resources: []string{"apiservices"}, Verbs: []string{"list", "watch"}},
 	{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
 
@@ -299,7 +303,19 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 		access{res("batch", "jobs", "", "list", "", ""), true},
 		access{res("batch", "jobs", "", "watch", "", ""), true},
 		access{res("batch", "jobs", "", "delete", "apps", "migrate"), false},
-		access{res("apps", "daemonsets", "", "list", "", ""), false},
+		access{res("apps", "daemonsets", "", "list", "", ""), true},
+		access{res("apps", "deployments", "", "watch", "", ""), true},
+		access{res("apps", "statefulsets", "", "list", "", ""), true},
+		access{res("apps", "deployments", "", "get", "apps", "api"), false},
+		access{res("apps", "deployments", "", "patch", "apps", "api"), false},
+		access{res("", "persistentvolumeclaims", "", "watch", "", ""), true},
+		access{res("", "configmaps", "", "list", "", ""), true},
+		access{res("", "configmaps", "", "update", "apps", "c"), false},
+		access{res("apiextensions.k8s.io", "customresourcedefinitions", "", "watch", "", ""), true},
+		access{res("apiextensions.k8s.io", "customresourcedefinitions", "", "update", "", "x.example.com"), false},
+		access{res("apiregistration.k8s.io", "apiservices", "", "list", "", ""), true},
+		access{res("", "secrets", "", "list", "", ""), false},
+		access{res("", "secrets", "", "watch", "", ""), false},
 		access{res("", "events", "", "create", "apps", ""), true},
 		access{res("", "events", "", "patch", "apps", "e"), true},
 		access{res("events.k8s.io", "events", "", "create", "apps", ""), true},
@@ -341,6 +357,65 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 		{res("", "events", "", "create", "apps", ""), false},
 		{res("coordination.k8s.io", "leases", "", "create", off, ""), false},
 	})
+
+	// controller.secretDependencies: list and watch on Secrets, for the informer
+	// that keeps their keys; still no get (no single value read) and no change.
+	const secrets = "ke-controller-secrets"
+	cs = install(secrets, map[string]any{"secretDependencies": true})
+	assertAccessReviews(t, "the webhook's ServiceAccount with controller.secretDependencies", cs, []access{
+		{res("", "secrets", "", "list", "", ""), true},
+		{res("", "secrets", "", "watch", "", ""), true},
+		{res("", "secrets", "", "get", "apps", "s"), false},
+		{res("", "secrets", "", "update", "apps", "s"), false},
+	})
+}
+
+// controller.secretDependencies renders the flag and the Secret rule together,
+// and resolverRBAC.secrets adds get, never list or watch, to the resolver's role.
+func TestSecretDependencyValues(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		values         map[string]any
+		flag           bool
+		controllerRule []string // verbs on secrets in the controller's ClusterRole
+		resolverRule   []string // verbs on secrets in the resolver's ClusterRole
+	}{
+		{name: "defaults"},
+		{name: "controller", values: map[string]any{"controller": map[string]any{"secretDependencies": true}},
+			flag: true, controllerRule: []string{"list", "watch"}},
+		{name: "resolver", values: map[string]any{"resolverRBAC": map[string]any{"secrets": true}}, resolverRule: []string{"get"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := parseObjects(t, mustRender(t, releaseNamespace, tt.values).Manifest)
+			deploy := find(t, objs, "Deployment")
+			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+			args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+			if got := slices.Contains(args, "--secret-dependencies"); got != tt.flag {
+				t.Errorf("--secret-dependencies in the args: %v, want %v", got, tt.flag)
+			}
+			for _, o := range objs {
+				if o.GetKind() != "ClusterRole" {
+					continue
+				}
+				var verbs []string
+				for _, r := range policyRules(t, o) {
+					if slices.Contains(r.Resources, "secrets") {
+						verbs = append(verbs, r.Verbs...)
+					}
+				}
+				want := []string(nil)
+				switch {
+				case strings.HasSuffix(o.GetName(), "-controller"):
+					want = tt.controllerRule
+				case strings.HasSuffix(o.GetName(), "-resolver"):
+					want = tt.resolverRule
+				}
+				if !slices.Equal(verbs, want) {
+					t.Errorf("ClusterRole %s: verbs on secrets %v, want %v", o.GetName(), verbs, want)
+				}
+			}
+		})
+	}
 }
 
 // assertControllerWorks: entrypoint-webhook, running with the chart's args as the

@@ -1,6 +1,7 @@
 // Package kube holds the dependencies that are resolved by asking the Kubernetes API:
-// services, jobs, daemonsets, containers of the own pod, pods by label and objects
-// of any kind. Each one lists and then watches exactly the objects it needs (scoped
+// services, jobs, daemonsets, containers of the own pod, pods by label, objects
+// of any kind, workload rollouts, claims, ConfigMaps, Secrets (read by name only)
+// and CRDs. Each one lists and then watches exactly the objects it needs (scoped
 // by field or label selector), falls back to polling where RBAC forbids watch (the
 // polls of one kind and namespace sharing one request), and to a GET by name where
 // it forbids list of a named object.

@@ -68,3 +68,20 @@ func podReady(pod *unstructured.Unstructured) bool {
 	status, _, _ := condition(pod.Object, "Ready")
 	return status == "True"
 }
+
+// nestedIntOK is nestedInt, and whether the field is there at all.
+func nestedIntOK(obj map[string]any, path ...string) (int64, bool) {
+	if _, found, err := unstructured.NestedFieldNoCopy(obj, path...); !found || err != nil {
+		return 0, false
+	}
+	return nestedInt(obj, path...), true
+}
+
+func nestedMap(obj map[string]any, path ...string) (map[string]any, bool) {
+	v, found, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if !found || err != nil {
+		return nil, false
+	}
+	m, ok := v.(map[string]any)
+	return m, ok
+}

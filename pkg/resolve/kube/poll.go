@@ -243,6 +243,9 @@ func (g *pollGroup) plan(members []*pollMember) []*pollRequest {
 		r := &pollRequest{opts: metav1.ListOptions{FieldSelector: m.src.fieldSelector, LabelSelector: m.src.labelSelector}}
 		if m.byName {
 			k = "get " + m.src.name()
+			if m.src.getOnly { // its values are dropped: not an answer for others
+				k = "get keys " + m.src.name()
+			}
 			r = &pollRequest{get: m.src.name()}
 		}
 		if index[k] == nil {

@@ -21,6 +21,9 @@ type source struct {
 	namespace     string // empty for cluster-scoped resources
 	fieldSelector string
 	labelSelector string
+	// getOnly reads the one object named by fieldSelector with GET, polled,
+	// never with LIST or WATCH, and drops its values (KeysOnly): Secrets.
+	getOnly bool
 }
 
 func (s source) String() string {
@@ -129,6 +132,12 @@ func (c *Client) follow(ctx context.Context, sources []source, eval func([]snaps
 func (c *Client) stream(ctx context.Context, src source, emit func(snapshot)) {
 	client := c.dynamic.Resource(src.resource).Namespace(src.namespace)
 	opts := metav1.ListOptions{FieldSelector: src.fieldSelector, LabelSelector: src.labelSelector}
+	if src.getOnly {
+		snap := c.get(ctx, src, src.name())
+		emit(snap)
+		c.poll(ctx, src, true, snap, emit)
+		return
+	}
 	delay := minRetryDelay      // after failed lists
 	watchDelay := minRetryDelay // after watches that fail or end at once
 	for ctx.Err() == nil {
@@ -214,6 +223,9 @@ func (c *Client) get(ctx context.Context, src source, name string) snapshot {
 	obj, err := c.dynamic.Resource(src.resource).Namespace(src.namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
+		if src.getOnly {
+			KeysOnly(obj)
+		}
 		return snapshot{objects: []*unstructured.Unstructured{obj}}
 	case apierrors.IsNotFound(err):
 		// Authorization comes before the lookup: NotFound means allowed and absent.

@@ -121,6 +121,21 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 		for _, r := range s.CustomResources {
 			p.list = append(p.list, &kube.CustomResource{Client: c, Ref: r})
 		}
+		for _, r := range s.Rollouts {
+			p.list = append(p.list, &kube.Rollout{Client: c, Ref: r})
+		}
+		for _, r := range s.Claims {
+			p.list = append(p.list, &kube.Claim{Client: c, Ref: r})
+		}
+		for _, r := range s.ConfigMaps {
+			p.list = append(p.list, &kube.ConfigMap{Client: c, Ref: r})
+		}
+		for _, r := range s.Secrets {
+			p.list = append(p.list, &kube.Secret{Client: c, Ref: r})
+		}
+		for _, name := range s.CRDs {
+			p.list = append(p.list, &kube.CRD{Client: c, Name: name})
+		}
 	}
 	for _, dest := range s.Configs {
 		cfg := local.NewConfig(dest, s.InterfaceName)

@@ -24,6 +24,11 @@ type Kind struct {
 	// NodeFree tells that the dependencies can be judged without the pod's node,
 	// so the controller can wait for them in gate mode.
 	NodeFree bool
+	// GateOptIn tells that the dependencies need no node either, but the
+	// controller waits for them only when its operator opted in (Secrets: the
+	// controller would have to watch every Secret); otherwise they stay with the
+	// resolver in the pod.
+	GateOptIn bool
 	// Supersedes is the variable of another kind that the resolver neither reads
 	// nor checks when this one is set (as the original did); "" for none.
 	Supersedes string
@@ -162,6 +167,55 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]CustomResourceRef { return &s.CustomResources }, ParseCustomResourcesJSON, customResourceItem),
 		list(Kind{
+			Annotation: "dependency-rollout", Env: EnvRollouts, API: true, NodeFree: true,
+			Example: "deployment/api,other:statefulset/db,daemonset/agent",
+			Doc: Doc{
+				Format: "`[ns:]deployment\\|statefulset\\|daemonset/name,...`",
+				ResolvedWhen: "the rollout is complete, by the rules of `kubectl rollout status`: `observedGeneration` current, " +
+					"all desired replicas updated and available (a StatefulSet's ready, up to its `partition`), no old replica left; " +
+					"with `OnDelete` updates, all desired replicas ready (or available)",
+				Value: "`[ns:]deployment\\|statefulset\\|daemonset/name,...`",
+			},
+		}, func(s *Spec) *[]WorkloadRef { return &s.Rollouts }, ParseRollouts, func(r WorkloadRef) string { return r.Namespace + ":" + r.Kind + "/" + r.Name }),
+		list(Kind{
+			Annotation: "dependency-pvc", Env: EnvClaims, API: true, NodeFree: true,
+			Example: "data,other:logs",
+			Doc: Doc{
+				Format:       "`[ns:]name,...`",
+				ResolvedWhen: "the PersistentVolumeClaim is `Bound`",
+				Value:        "`[ns:]name,...`",
+			},
+		}, func(s *Spec) *[]ObjectRef { return &s.Claims }, ParseObjectList, objectRefItem),
+		list(Kind{
+			Annotation: "dependency-configmap", Env: EnvConfigMaps, API: true, NodeFree: true,
+			Example: "settings/region,other:ca-bundle",
+			Doc: Doc{
+				Format:       "`[ns:]name[/key],...`",
+				ResolvedWhen: "the ConfigMap exists and, with a key, has it in `data` or `binaryData`",
+				Value:        "`[ns:]name[/key],...`",
+			},
+		}, func(s *Spec) *[]KeyRef { return &s.ConfigMaps }, ParseKeyRefs, keyRefItem),
+		list(Kind{
+			Annotation: "dependency-secret", Env: EnvSecrets, API: true, GateOptIn: true,
+			Example: "db-creds/password,other:tls",
+			Doc: Doc{
+				Format: "`[ns:]name[/key],...`",
+				ResolvedWhen: "the Secret exists and, with a key, has it; read with `get` of that Secret alone, polled, " +
+					"never listed or watched; values are never logged, reported or kept",
+				Value: "`[ns:]name[/key],...` (gated only with the controller's `--secret-dependencies`)",
+			},
+		}, func(s *Spec) *[]KeyRef { return &s.Secrets }, ParseKeyRefs, keyRefItem),
+		list(Kind{
+			Annotation: "dependency-crd", Env: EnvCRDs, API: true, NodeFree: true,
+			Example: "certificates.cert-manager.io",
+			Doc: Doc{
+				Format: "`plural.group,...`",
+				ResolvedWhen: "the CustomResourceDefinition is `Established`, and every APIService of its group (`spec.group`) " +
+					"is `Available`",
+				Value: "`plural.group,...`",
+			},
+		}, func(s *Spec) *[]string { return &s.CRDs }, ignoreNamespace(ParseCRDs), identity),
+		list(Kind{
 			Annotation: "dependency-config", Env: EnvConfigs,
 			Example: "/etc/app/app.conf",
 			Doc: Doc{
@@ -284,6 +338,13 @@ func jsonArray[T any](k Kind, field func(*Spec) *[]T, parse func(value, namespac
 func identity(s string) string { return s }
 
 func objectRefItem(r ObjectRef) string { return r.Namespace + ":" + r.Name }
+
+func keyRefItem(r KeyRef) string {
+	if r.Key == "" {
+		return r.Namespace + ":" + r.Name
+	}
+	return r.Namespace + ":" + r.Name + "/" + r.Key
+}
 
 // ignoreNamespace adapts a parser of items that have no namespace.
 func ignoreNamespace[T any](parse func(string) ([]T, error)) func(string, string) ([]T, error) {

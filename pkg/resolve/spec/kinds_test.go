@@ -153,6 +153,11 @@ func TestKindsFormatParsesBack(t *testing.T) {
 		{EnvSockets, "/run/a.sock", "/run/a.sock"},
 		{EnvTCP, "db:3306", "db:3306"},
 		{EnvHTTP, "http://h/x?a=1&b=2", "http://h/x?a=1&b=2"},
+		{EnvRollouts, "deployment/api, other:statefulset/db,daemonset/agent,deployment/api", "ns:deployment/api,other:statefulset/db,ns:daemonset/agent"},
+		{EnvClaims, "data,other:logs", "ns:data,other:logs"},
+		{EnvConfigMaps, "settings/region,other:ca,settings", "ns:settings/region,other:ca,ns:settings"},
+		{EnvSecrets, "db-creds/password,other:tls/tls.crt", "ns:db-creds/password,other:tls/tls.crt"},
+		{EnvCRDs, "certificates.cert-manager.io", "certificates.cert-manager.io"},
 		{EnvServices, "", ""},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,11 @@ type Spec struct {
 	Containers      []string
 	Pods            []PodRef
 	CustomResources []CustomResourceRef
+	Rollouts        []WorkloadRef
+	Claims          []ObjectRef // PersistentVolumeClaims
+	ConfigMaps      []KeyRef
+	Secrets         []KeyRef
+	CRDs            []string // CustomResourceDefinition names: plural.group
 	Configs         []string // absolute destination paths
 	Sockets         []string // absolute paths
 	TCP             []string // host:port

@@ -15,13 +15,16 @@ import (
 // The gate-mode flags reach pkg/inject's configuration.
 func TestInjectConfigGateFlags(t *testing.T) {
 	tests := []struct {
-		args                  []string
-		controller, gateAllNS bool
+		args                           []string
+		controller, gateAllNS, secrets bool
 	}{
 		{args: nil, controller: true},
 		{args: []string{"--controller=false"}},
 		{args: []string{"--gate-all-namespaces"}, controller: true, gateAllNS: true},
 		{args: []string{"--controller=false", "--gate-all-namespaces"}, gateAllNS: true},
+		{args: []string{"--secret-dependencies"}, controller: true, secrets: true},
+		// Without the controller nothing watches Secrets: none may be gated.
+		{args: []string{"--controller=false", "--secret-dependencies"}},
 	}
 	for _, tt := range tests {
 		o := server.DefaultOptions()
@@ -37,6 +40,9 @@ func TestInjectConfigGateFlags(t *testing.T) {
 		if cfg.Controller != tt.controller || cfg.GateAllNamespaces != tt.gateAllNS || cfg.NamespaceGated {
 			t.Errorf("%q: Controller %v, GateAllNamespaces %v, NamespaceGated %v; want %v, %v, false",
 				tt.args, cfg.Controller, cfg.GateAllNamespaces, cfg.NamespaceGated, tt.controller, tt.gateAllNS)
+		}
+		if cfg.SecretDependencies != tt.secrets {
+			t.Errorf("%q: SecretDependencies %v, want %v", tt.args, cfg.SecretDependencies, tt.secrets)
 		}
 	}
 }

@@ -97,6 +97,9 @@ type Options struct {
 	// GateAllNamespaces puts every annotated pod with node-free dependencies in
 	// gate mode, as if it were annotated entrypoint.io/gate: "true".
 	GateAllNamespaces bool
+	// SecretDependencies lets the controller watch Secrets (keys only) and so
+	// gate pods on their secret dependencies; off, those stay with the resolver.
+	SecretDependencies bool
 	// KubeAPIQPS and KubeAPIBurst bound the process's requests to the API server.
 	// Releasing a thousand gated pods at once is a thousand writes (then their
 	// conditions), so the limit is high; the API server's priority and fairness
@@ -181,6 +184,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it entrypoint.io/gate is denied")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
 	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller)")
+	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server, on average (client-side limit)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "requests to the API server in a burst above --kube-api-qps")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the webhook's namespace: its self-signed Secret and the controller's leader-election Lease are there [$POD_NAMESPACE]")
@@ -255,6 +259,8 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		// Gate mode: denied without the controller, which removes the gate.
 		Controller:        o.Controller,
 		GateAllNamespaces: o.GateAllNamespaces,
+		// Only what the controller watches may be gated.
+		SecretDependencies: o.Controller && o.SecretDependencies,
 	}.Default()
 	// --run-as-user has no unset value (its default is inject.DefaultRunAsUser), so
 	// a 0 here was asked for and means root. Set after Default, which would read 0
@@ -498,11 +504,12 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles cont
 	return mgr.Add(&controller.Runner{
 		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace,
 		Options: controller.Options{
-			Dependencies: inject.Dependencies,
-			Dynamic:      dyn,
-			Metrics:      m,
-			Cycles:       cycles,
-			Log:          log.WithName("controller"),
+			Dependencies:       inject.Dependencies,
+			SecretDependencies: o.SecretDependencies,
+			Dynamic:            dyn,
+			Metrics:            m,
+			Cycles:             cycles,
+			Log:                log.WithName("controller"),
 		},
 	})
 }
