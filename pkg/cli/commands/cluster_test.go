@@ -182,6 +182,73 @@ func golden(t *testing.T, name, got string) {
 func TestOnCluster(t *testing.T) {
 	c := startCluster(t)
 	t.Run("why", func(t *testing.T) { testWhy(t, c) })
+	t.Run("graph", func(t *testing.T) { testGraph(t, c) })
+}
+
+func deployment(ns, name string, labels, annotations map[string]string) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/" + name + ":1.0", Command: []string{"/app"}}}}}}}
+}
+
+func service(ns, name string, selector map[string]string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}}}
+}
+
+func job(ns, name string) *batchv1.Job {
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "j", Image: "busybox"}}}}}}
+}
+
+// testGraph: one namespace holds a cycle (a and b wait for each other's
+// Service), a satisfiable chain (web waits for mariadb's Service and a Job;
+// report for a Job its CronJob creates), unsatisfiable dependencies (orphan
+// waits for a Service that selects nothing and a Job nobody makes) and an
+// openstack-helm pod from the installed-base fixture.
+func testGraph(t *testing.T, c *cluster) {
+	ns := c.env.Namespace(t)
+	svc := func(name string) map[string]string { return map[string]string{"entrypoint.io/dependency-service": name} }
+	mariadb := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "mariadb", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mariadb"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "mariadb"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "mariadb"}}}}}}
+	nightly := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns}, Spec: batchv1.CronJobSpec{
+		Schedule: "0 0 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: job(ns, "x").Spec}}}
+	c.create(t,
+		deployment(ns, "a", map[string]string{"app": "a"}, svc("b")), service(ns, "a", map[string]string{"app": "a"}),
+		deployment(ns, "b", map[string]string{"app": "b"}, svc("a")), service(ns, "b", map[string]string{"app": "b"}),
+		deployment(ns, "web", map[string]string{"app": "web"}, map[string]string{
+			"entrypoint.io/dependency-service": "mariadb", "entrypoint.io/dependency-job": "db-migrate"}),
+		service(ns, "mariadb", map[string]string{"app": "mariadb"}), job(ns, "db-migrate"),
+		deployment(ns, "report", map[string]string{"app": "report"}, map[string]string{"entrypoint.io/dependency-job": "nightly-29000000"}),
+		nightly,
+		deployment(ns, "orphan", map[string]string{"app": "orphan"}, map[string]string{
+			"entrypoint.io/dependency-service": "cache", "entrypoint.io/dependency-job": "missing-job"}),
+		service(ns, "cache", map[string]string{"app": "cache"}),
+		installedBasePod(t, ns, "keystone-api", "keystone-api-abc12", map[string]string{"application": "keystone"}),
+		job(ns, "keystone-db-sync"),
+	)
+	if _, err := c.env.Client.AppsV1().StatefulSets(ns).Create(context.Background(), mariadb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"tree", "dot", "mermaid", "json"} {
+		out, errOut, code := c.kubectl(t, ns, "graph", "-o", format)
+		if code != 1 {
+			t.Errorf("graph -o %s: exit status %d, want 1 (a cycle, unsatisfiable dependencies); stderr: %s", format, code, errOut)
+		}
+		golden(t, "graph-"+format, out+"--- stderr\n"+errOut)
+	}
+	// Without the cycle and the unsatisfiable ones: exit status 0.
+	clean := c.env.Namespace(t)
+	c.create(t, deployment(clean, "web", map[string]string{"app": "web"}, svc("db")), service(clean, "db", map[string]string{"app": "db"}),
+		deployment(clean, "db", map[string]string{"app": "db"}, nil))
+	out, errOut, code := c.kubectl(t, clean, "graph")
+	if code != 0 {
+		t.Errorf("graph of a satisfiable namespace: exit status %d, want 0; stderr: %s", code, errOut)
+	}
+	golden(t, "graph-clean", out+"--- stderr\n"+errOut)
 }
 
 func testWhy(t *testing.T, c *cluster) {

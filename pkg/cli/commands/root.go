@@ -69,7 +69,7 @@ func newRoot(streams genericiooptions.IOStreams, version string, e env) *cobra.C
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(newLint(flags, streams, e), newInject(flags, streams, e), newWhy(flags, streams))
+	root.AddCommand(newLint(flags, streams, e), newInject(flags, streams, e), newWhy(flags, streams), newGraph(flags, streams))
 	return root
 }
 
