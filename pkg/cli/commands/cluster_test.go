@@ -3,8 +3,10 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,7 +107,7 @@ func installedBasePod(t *testing.T, ns, workload, podName string, labels map[str
 			continue
 		}
 		var env []corev1.EnvVar
-		for _, k := range sortedKeys(in.Env) {
+		for _, k := range slices.Sorted(maps.Keys(in.Env)) {
 			var v string
 			if json.Unmarshal(in.Env[k], &v) == nil {
 				env = append(env, corev1.EnvVar{Name: k, Value: v})
@@ -129,21 +131,6 @@ func installedBasePod(t *testing.T, ns, workload, podName string, labels map[str
 	}
 	t.Fatalf("no workload %s in the installed-base fixture", workload)
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := range keys {
-		for j := i + 1; j < len(keys); j++ {
-			if keys[j] < keys[i] {
-				keys[i], keys[j] = keys[j], keys[i]
-			}
-		}
-	}
-	return keys
 }
 
 // setCondition writes the controller's condition on a pod, as the controller would.
@@ -209,7 +196,9 @@ func job(ns, name string) *batchv1.Job {
 // openstack-helm pod from the installed-base fixture.
 func testGraph(t *testing.T, c *cluster) {
 	ns := c.env.Namespace(t)
-	svc := func(name string) map[string]string { return map[string]string{"entrypoint.io/dependency-service": name} }
+	svc := func(name string) map[string]string {
+		return map[string]string{"entrypoint.io/dependency-service": name}
+	}
 	mariadb := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "mariadb", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
 		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mariadb"}},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "mariadb"}},

@@ -128,7 +128,9 @@ func WriteDOT(w io.Writer, g *Graph) error {
 	return p.err
 }
 
-func quote(s string) string { return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"` }
+func quote(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
 
 // WriteMermaid writes the graph as a Mermaid flowchart (for Markdown).
 func WriteMermaid(w io.Writer, g *Graph) error {
