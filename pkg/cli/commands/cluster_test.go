@@ -274,7 +274,9 @@ func testWhy(t *testing.T, c *cluster) {
 		{name: "why-installed-base", args: []string{"why", "pod/keystone-api-abc12"}, code: 1},
 		{name: "why-api-waiting-json", args: []string{"why", "api", "-o", "json"}, code: 1},
 		{name: "why-api-ready", args: []string{"why", "api"}, code: 0, before: func() { c.env.ReadyEndpointSlice(t, ns, "mariadb") }},
+		{name: "why-short-name", args: []string{"why", "deploy/web"}, code: 1},
 		{name: "why-not-found", args: []string{"why", "nothing"}, code: 2},
+		{name: "why-unknown-type", args: []string{"why", "frobs/web"}, code: 2},
 	}
 	for _, s := range steps {
 		if s.before != nil {

@@ -10,12 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -82,33 +83,46 @@ func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, targe
 		return nil, fmt.Errorf("reading the API server's kinds: %w", err)
 	}
 	ns := namespace(flags)
-	if !strings.Contains(target, "/") {
-		target = "pod/" + target
-	}
-	infos, err := resource.NewBuilder(flags).Unstructured().NamespaceParam(ns).DefaultNamespace().
-		ResourceTypeOrNameArgs(false, target).SingleResourceType().Flatten().Do().Infos()
+	obj, err := getTarget(ctx, dyn, mapper, ns, target)
 	if err != nil {
-		return nil, fmt.Errorf("finding %s: %w", target, err)
+		return nil, err
+	}
+	pods, err := podsOf(ctx, cs, obj)
+	if err != nil {
+		return nil, err
+	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("%s %s/%s has no pods (yet) to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
 	}
 	x := why.Explainer{Client: dyn, Mapper: mapper}
 	var reports []why.Report
-	for _, info := range infos {
-		obj, ok := info.Object.(*unstructured.Unstructured)
-		if !ok {
-			return nil, fmt.Errorf("%s: unexpected object type %T", target, info.Object)
-		}
-		pods, err := podsOf(ctx, cs, obj)
-		if err != nil {
-			return nil, err
-		}
-		if len(pods) == 0 {
-			return nil, fmt.Errorf("%s %s/%s has no pods (yet) to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
-		}
-		for i := range pods {
-			reports = append(reports, x.Explain(ctx, &pods[i]))
-		}
+	for i := range pods {
+		reports = append(reports, x.Explain(ctx, &pods[i]))
 	}
 	return reports, nil
+}
+
+// getTarget reads POD or TYPE/NAME in namespace ns, TYPE as kubectl takes it
+// (deployment, deploy, deployments.apps, sts ...). The REST mapper of kubectl's
+// flags expands short names; kubectl's resource builder would do the same, but
+// brings kustomize into the binary.
+func getTarget(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, ns, target string) (*unstructured.Unstructured, error) {
+	kind, name, found := strings.Cut(target, "/")
+	if !found {
+		kind, name = "pods", target
+	}
+	if name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("%q: want POD or TYPE/NAME, such as deployment/web", target)
+	}
+	gvr, err := mapper.ResourceFor(schema.ParseGroupResource(kind).WithVersion(""))
+	if err != nil {
+		return nil, fmt.Errorf("%q: the server has no resource type %q (kubectl api-resources lists them)", target, kind)
+	}
+	obj, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("finding %s: %w", target, err)
+	}
+	return obj, nil
 }
 
 // podsOf is the pod itself, or the pods of a workload: those its selector

@@ -101,8 +101,8 @@ func TestBuild(t *testing.T) {
 			unsatisfiable: []string{"database ns/db (example.com/v1)"},
 		},
 		{
-			name: "annotations the webhook denies",
-			o: Objects{Deployments: []appsv1.Deployment{deployment("web", app("web"), map[string]string{"entrypoint.io/dependency-service": "Bad_Name"})}},
+			name:    "annotations the webhook denies",
+			o:       Objects{Deployments: []appsv1.Deployment{deployment("web", app("web"), map[string]string{"entrypoint.io/dependency-service": "Bad_Name"})}},
 			problem: "the webhook would deny its pods",
 		},
 	}

@@ -36,6 +36,18 @@ type Document struct {
 	root   *yaml.Node // the document's top mapping
 }
 
+// Annotations of the object itself (for a workload, not its template's).
+func (d *Document) Annotations() map[string]string {
+	m, _ := d.Object["metadata"].(map[string]any)
+	a, _ := m["annotations"].(map[string]any)
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		s, _ := v.(string)
+		out[k] = s
+	}
+	return out
+}
+
 // Kind, Name and Namespace of the document's object, "" when absent.
 func (d *Document) Kind() string      { s, _ := d.Object["kind"].(string); return s }
 func (d *Document) Name() string      { return d.meta("name") }
@@ -154,6 +166,15 @@ func (d *Document) LineOf(fieldPath string) int {
 		}
 		line = node.Line
 	}
+	return lineIn(node, line, fieldPath)
+}
+
+// ObjectLineOf is LineOf for a field path of the object itself, not of its pod.
+func (d *Document) ObjectLineOf(fieldPath string) int { return lineIn(d.root, d.Line, fieldPath) }
+
+// lineIn is the line of fieldPath below node, or of the nearest enclosing field
+// found; line is node's.
+func lineIn(node *yaml.Node, line int, fieldPath string) int {
 	for _, seg := range parsePath(fieldPath) {
 		keyLine, value := keyChild(node, seg)
 		if value == nil {

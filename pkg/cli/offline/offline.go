@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -112,6 +113,7 @@ func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeIma
 			continue
 		}
 		r := Result{Doc: d}
+		r.Findings = append(r.Findings, misplaced(d)...)
 		if err != nil {
 			r.Outcome = inject.Outcome{Result: inject.ResultDenied, Reason: inject.ReasonInvalidAnnotation, Message: err.Error()}
 			r.Findings = append(r.Findings, finding(d, "", SeverityError, err.Error()))
@@ -157,6 +159,28 @@ func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeIma
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// misplaced notes entrypoint.io/ annotations on a workload's own metadata: the
+// webhook sees pods, made from the template, so it never reads them.
+func misplaced(d *manifest.Document) []Finding {
+	tp := d.TemplatePath()
+	if tp == nil {
+		return nil
+	}
+	var out []Finding
+	annotations := d.Annotations()
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
+		if !strings.HasPrefix(k, inject.AnnotationPrefix) {
+			continue
+		}
+		path := "metadata.annotations[" + k + "]"
+		f := finding(d, "", SeverityNote, fmt.Sprintf("annotation %s is on the %s itself, which the webhook never sees: it reads the annotations of the pod template (%s.metadata.annotations)",
+			k, d.Kind(), strings.Join(tp, ".")))
+		f.Line, f.Field = d.ObjectLineOf(path), path
+		out = append(out, f)
+	}
+	return out
 }
 
 // finding is a finding about d at fieldPath of its pod ("" for the object).
