@@ -160,7 +160,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("the version label must come from ARG VERSION, got %q", labels[ociLabelBase+"version"])
 	}
 
-	// The final stage copies exactly the two binaries from the builder into PATH.
+	// The final stage copies exactly the binaries of imageBinaries from the builder into PATH.
 	copies := final.all("COPY")
 	if len(copies) != 1 {
 		t.Fatalf("want one COPY in the final stage, got %v", copies)

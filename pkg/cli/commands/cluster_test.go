@@ -258,6 +258,8 @@ func testWhy(t *testing.T, c *cluster) {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1.0"}}}}}},
 		web, api, keystone,
+		deployment(ns, "nopods", map[string]string{"app": "nopods"}, map[string]string{"entrypoint.io/dependency-service": "mariadb,cache"}),
+		deployment(ns, "denied", map[string]string{"app": "denied"}, map[string]string{"entrypoint.io/dependency-service": "Not_A_Name"}),
 	)
 	c.setCondition(t, ns, "web", corev1.ConditionFalse, controller.ReasonWaiting,
 		"waiting for service "+ns+"/mariadb: no endpoints; job "+ns+"/db-migrate: 0 active, 0 succeeded, 0 failed")
@@ -276,6 +278,8 @@ func testWhy(t *testing.T, c *cluster) {
 		{name: "why-api-ready", args: []string{"why", "api"}, code: 0, before: func() { c.env.ReadyEndpointSlice(t, ns, "mariadb") }},
 		{name: "why-short-name", args: []string{"why", "deploy/web"}, code: 1},
 		{name: "why-not-found", args: []string{"why", "nothing"}, code: 2},
+		{name: "why-no-pods", args: []string{"why", "deployment/nopods"}, code: 1},
+		{name: "why-no-pods-denied", args: []string{"why", "deployment/denied"}, code: 1},
 		{name: "why-unknown-type", args: []string{"why", "frobs/web"}, code: 2},
 	}
 	for _, s := range steps {

@@ -91,10 +91,19 @@ func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, targe
 	if err != nil {
 		return nil, err
 	}
-	if len(pods) == 0 {
-		return nil, fmt.Errorf("%s %s/%s has no pods (yet) to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
-	}
 	x := why.Explainer{Client: dyn, Mapper: mapper}
+	if len(pods) == 0 {
+		// No pods (not created yet, or denied by the webhook): what they
+		// would wait for, from the template.
+		tmpl, ok, err := podTemplate(obj)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s %s/%s has no pods to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
+		}
+		return []why.Report{x.ExplainTemplate(ctx, strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName(), tmpl)}, nil
+	}
 	var reports []why.Report
 	for i := range pods {
 		reports = append(reports, x.Explain(ctx, &pods[i]))
@@ -123,6 +132,23 @@ func getTarget(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMappe
 		return nil, fmt.Errorf("finding %s: %w", target, err)
 	}
 	return obj, nil
+}
+
+// podTemplate is a workload's pod template.
+func podTemplate(obj *unstructured.Unstructured) (corev1.PodTemplateSpec, bool, error) {
+	path := []string{"spec", "template"}
+	if obj.GetKind() == "CronJob" {
+		path = []string{"spec", "jobTemplate", "spec", "template"}
+	}
+	raw, found, err := unstructured.NestedMap(obj.Object, path...)
+	if err != nil || !found {
+		return corev1.PodTemplateSpec{}, false, nil
+	}
+	var tmpl corev1.PodTemplateSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {
+		return tmpl, false, fmt.Errorf("reading the pod template of %s %s: %w", strings.ToLower(obj.GetKind()), obj.GetName(), err)
+	}
+	return tmpl, true, nil
 }
 
 // podsOf is the pod itself, or the pods of a workload: those its selector
@@ -194,7 +220,11 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 		if i > 0 {
 			fprintf(out, "\n")
 		}
-		fprintf(out, "pod %s/%s: dependencies %s\n", r.Namespace, r.Pod, r.Source)
+		if r.Workload != "" {
+			fprintf(out, "%s has no pods; what they would wait for, from %s\n", r.Workload, r.Source)
+		} else {
+			fprintf(out, "pod %s/%s: dependencies %s\n", r.Namespace, r.Pod, r.Source)
+		}
 		if r.Gated {
 			held := "released by the controller"
 			if r.HeldByGate {
@@ -217,7 +247,7 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 		}
 		if c := r.Condition; c != nil {
 			fprintf(out, "condition %s=%s (%s): %s\n", controller.ConditionType, c.Status, c.Reason, c.Message)
-		} else {
+		} else if r.Workload == "" {
 			fprintf(out, "condition %s: not set (the dependency controller has not seen the pod, or does not run)\n", controller.ConditionType)
 		}
 		waiting := 0

@@ -8,7 +8,6 @@ package graph
 
 import (
 	"context"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/depgraph"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -113,23 +111,10 @@ func fromTemplate(ctx context.Context, name string, meta metav1.ObjectMeta, tmpl
 		labels[k] = v
 	}
 	w := Workload{Name: name, Namespace: meta.Namespace, Labels: labels}
-	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
-	pod.Namespace, pod.Name = meta.Namespace, meta.Name
-	if hasOurAnnotations(pod) {
-		mutated, outcome, err := inject.Mutate(ctx, pod, inject.Config{Image: "graph", Controller: true, ImageConfig: anyImage{}})
-		switch {
-		case err != nil:
-			w.Problem = "the webhook would deny its pods: " + err.Error()
-			return w
-		case outcome.Result == inject.ResultInjected:
-			deps, _, err := inject.Dependencies(mutated)
-			if err != nil {
-				w.Problem = err.Error()
-				return w
-			}
-			w.Deps, w.Source = deps, "entrypoint.io/ annotations of its pod template"
-			return w
-		}
+	pod, denied := why.TemplatePod(ctx, meta.Namespace, meta.Name, tmpl)
+	if denied != nil {
+		w.Problem = denied.Error()
+		return w
 	}
 	sources, err := why.Sources(pod)
 	if err != nil {
@@ -137,26 +122,9 @@ func fromTemplate(ctx context.Context, name string, meta metav1.ObjectMeta, tmpl
 	}
 	for _, s := range sources {
 		w.Deps = merge(w.Deps, s.Deps)
-		w.Source = strings.Replace(s.Where, "container", "its pod template's container", 1)
+		w.Source = s.Where + ", in its pod template"
 	}
 	return w
-}
-
-func hasOurAnnotations(pod *corev1.Pod) bool {
-	for k := range pod.Annotations {
-		if strings.HasPrefix(k, inject.AnnotationPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// anyImage stands in for the registry: the graph needs what pods wait for, not
-// their argv, so every image gets an entrypoint.
-type anyImage struct{}
-
-func (anyImage) ImageConfig(context.Context, inject.ImageRef) (inject.ImageConfig, error) {
-	return inject.ImageConfig{Entrypoint: []string{"/entrypoint"}}, nil
 }
 
 // merge is the dependencies of a and b together (a nil is none).

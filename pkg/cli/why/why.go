@@ -56,7 +56,10 @@ type Condition struct {
 // Report is what one pod waits for.
 type Report struct {
 	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
+	Pod       string `json:"pod,omitempty"`
+	// Workload, instead of Pod, when it has no pods: the report is about the
+	// pods its template would make ("deployment ns/web").
+	Workload string `json:"workload,omitempty"`
 	// Source says where the dependencies were read: the webhook's injection, or
 	// a container's DEPENDENCY_* environment.
 	Source string `json:"source"`
@@ -347,4 +350,51 @@ func Selector(obj *unstructured.Unstructured) (labels.Selector, error) {
 		return nil, fmt.Errorf("%s %s: spec.selector: %w", strings.ToLower(obj.GetKind()), obj.GetName(), err)
 	}
 	return metav1.LabelSelectorAsSelector(&ls)
+}
+
+// TemplatePod is the pod the webhook would make of a workload's pod template, in
+// namespace ns, named name: mutated when the template carries entrypoint.io/
+// annotations (every image given an entrypoint, since only what the pod waits
+// for matters here), as it is otherwise. denied is the webhook's denial, if it
+// would deny it.
+func TemplatePod(ctx context.Context, ns, name string, tmpl corev1.PodTemplateSpec) (pod *corev1.Pod, denied error) {
+	pod = &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
+	pod.Namespace, pod.Name = ns, name
+	hasOurs := false
+	for k := range pod.Annotations {
+		hasOurs = hasOurs || strings.HasPrefix(k, inject.AnnotationPrefix)
+	}
+	if !hasOurs {
+		return pod, nil
+	}
+	mutated, outcome, err := inject.Mutate(ctx, pod, inject.Config{Image: "kubectl-entrypoint", Controller: true, ImageConfig: anyImage{}})
+	if err != nil {
+		return pod, fmt.Errorf("the webhook would deny its pods: %w", err)
+	}
+	if outcome.Result == inject.ResultInjected {
+		return mutated, nil
+	}
+	return pod, nil
+}
+
+// anyImage stands in for the registry: every image has an entrypoint.
+type anyImage struct{}
+
+func (anyImage) ImageConfig(context.Context, inject.ImageRef) (inject.ImageConfig, error) {
+	return inject.ImageConfig{Entrypoint: []string{"/entrypoint"}}, nil
+}
+
+// ExplainTemplate reports on the pods a workload would have, from its pod
+// template, when it has none to explain (not created yet, or denied).
+func (x Explainer) ExplainTemplate(ctx context.Context, kind, ns, name string, tmpl corev1.PodTemplateSpec) Report {
+	workload := kind + " " + ns + "/" + name
+	pod, denied := TemplatePod(ctx, ns, name, tmpl)
+	if denied != nil {
+		return Report{Namespace: ns, Workload: workload, Source: "its pod template",
+			Dependencies: []Dependency{}, Problem: denied.Error(), Blocked: true}
+	}
+	r := x.Explain(ctx, pod)
+	r.Pod, r.Workload, r.Condition = "", workload, nil
+	r.Source = "its pod template, " + r.Source
+	return r
 }
