@@ -60,7 +60,9 @@ func newRoot(streams genericiooptions.IOStreams, version string, e env) *cobra.C
   inject   the webhook's mutation of manifests, offline
   why      what a pod waits for, dependency by dependency, read live from the cluster
   graph    the dependency graph of a namespace's workloads`,
-		Version:       version,
+		Version: version,
+		// Run by kubectl as a plugin: usage lines read "kubectl entrypoint ...".
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl entrypoint"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

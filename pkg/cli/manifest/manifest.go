@@ -62,31 +62,34 @@ func (d *Document) meta(key string) string {
 	return s
 }
 
-// templatePaths is where each workload kind keeps its pod template.
-var templatePaths = map[string][]string{
-	"Deployment":  {"spec", "template"},
-	"StatefulSet": {"spec", "template"},
-	"DaemonSet":   {"spec", "template"},
-	"ReplicaSet":  {"spec", "template"},
-	"Job":         {"spec", "template"},
-	"CronJob":     {"spec", "jobTemplate", "spec", "template"},
-	"Pod":         nil,
+// templatePath is where objects of kind keep their pod: nil for a Pod (the
+// object itself); ok is false for kinds without one.
+func templatePath(kind string) (path []string, ok bool) {
+	switch kind {
+	case "Pod":
+		return nil, true
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
+		return []string{"spec", "template"}, true
+	case "CronJob":
+		return []string{"spec", "jobTemplate", "spec", "template"}, true
+	}
+	return nil, false
 }
 
 // HoldsPod tells whether the document's kind is a Pod or a workload with a pod template.
 func (d *Document) HoldsPod() bool {
-	_, ok := templatePaths[d.Kind()]
+	_, ok := templatePath(d.Kind())
 	return ok
 }
 
 // TemplatePath is where the pod is in the object: nil for a Pod.
-func (d *Document) TemplatePath() []string { return templatePaths[d.Kind()] }
+func (d *Document) TemplatePath() []string { p, _ := templatePath(d.Kind()); return p }
 
 // Pod is the pod the webhook would be asked about for this object: the Pod, or a
 // pod made of the workload's template (its metadata and spec). ok is false for
 // other kinds.
 func (d *Document) Pod() (pod *corev1.Pod, ok bool, err error) {
-	p, ok := templatePaths[d.Kind()]
+	p, ok := templatePath(d.Kind())
 	if !ok {
 		return nil, false, nil
 	}
@@ -116,7 +119,7 @@ func (d *Document) Pod() (pod *corev1.Pod, ok bool, err error) {
 // SetPod replaces the object's pod by pod: the whole object for a Pod, the
 // template's metadata and spec for a workload (its other fields stay).
 func (d *Document) SetPod(pod *corev1.Pod) error {
-	p, ok := templatePaths[d.Kind()]
+	p, ok := templatePath(d.Kind())
 	if !ok {
 		return fmt.Errorf("%s holds no pod", d.Kind())
 	}
