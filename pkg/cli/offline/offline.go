@@ -126,8 +126,15 @@ func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeIma
 			assumed = &assumedImages{}
 			cfg.ImageConfig = assumed
 		}
+		// The pod's namespace decides that of dependencies without one: a
+		// template's pods are in the workload's namespace, and objects without
+		// one go where kubectl would put them (-n).
 		original := pod.Namespace
-		if pod.Namespace == "" {
+		switch {
+		case pod.Namespace != "":
+		case d.Namespace() != "":
+			pod.Namespace = d.Namespace()
+		default:
 			pod.Namespace = opts.Namespace
 		}
 		mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
