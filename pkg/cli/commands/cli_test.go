@@ -70,7 +70,8 @@ func TestWebhookGoldenCasesThroughTheCommandLine(t *testing.T) {
 					t.Fatal(err)
 				}
 				flags = append(flags, "--controller="+boolString(cfg.Controller),
-					"--gate-all-namespaces="+boolString(cfg.GateAllNamespaces), "--namespace-gated="+boolString(cfg.NamespaceGated))
+					"--gate-all-namespaces="+boolString(cfg.GateAllNamespaces), "--namespace-gated="+boolString(cfg.NamespaceGated),
+					"--secret-dependencies="+boolString(cfg.SecretDependencies))
 			}
 			want, err := os.ReadFile(filepath.Join(dir, name+".out.yaml"))
 			if err != nil {

@@ -248,6 +248,17 @@ func testWhy(t *testing.T, c *cluster) {
 		"entrypoint.io/dependency-tcp":     "cache:11211",
 	})
 	api := injectedPod(t, ns, "api", map[string]string{"app": "api"}, map[string]string{"entrypoint.io/dependency-service": "mariadb"})
+	// The kinds of objects: a ConfigMap with its key, one without, a rollout
+	// (envtest runs no Deployment controller: it never completes).
+	objectsPod := injectedPod(t, ns, "objects", nil, map[string]string{
+		"entrypoint.io/dependency-configmap": "settings/region,settings/zone",
+		"entrypoint.io/dependency-rollout":   "deployment/web",
+		"entrypoint.io/dependency-pvc":       "data",
+	})
+	if _, err := c.env.Client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"region": "eu"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	keystone := installedBasePod(t, ns, "keystone-api", "keystone-api-abc12", map[string]string{"application": "keystone"})
 	c.create(t,
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "mariadb", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 3306}}}},
@@ -257,7 +268,7 @@ func testWhy(t *testing.T, c *cluster) {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1.0"}}}}}},
-		web, api, keystone,
+		web, api, keystone, objectsPod,
 		deployment(ns, "nopods", map[string]string{"app": "nopods"}, map[string]string{"entrypoint.io/dependency-service": "mariadb,cache"}),
 		deployment(ns, "denied", map[string]string{"app": "denied"}, map[string]string{"entrypoint.io/dependency-service": "Not_A_Name"}),
 	)
@@ -277,6 +288,7 @@ func testWhy(t *testing.T, c *cluster) {
 		{name: "why-api-waiting-json", args: []string{"why", "api", "-o", "json"}, code: 1},
 		{name: "why-api-ready", args: []string{"why", "api"}, code: 0, before: func() { c.env.ReadyEndpointSlice(t, ns, "mariadb") }},
 		{name: "why-short-name", args: []string{"why", "deploy/web"}, code: 1},
+		{name: "why-objects", args: []string{"why", "objects"}, code: 1},
 		{name: "why-not-found", args: []string{"why", "nothing"}, code: 2},
 		{name: "why-no-pods", args: []string{"why", "deployment/nopods"}, code: 1},
 		{name: "why-no-pods-denied", args: []string{"why", "deployment/denied"}, code: 1},

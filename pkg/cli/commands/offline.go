@@ -30,6 +30,7 @@ type webhookFlags struct {
 	gateAll        bool
 	namespaceGated bool
 	registryLookup bool
+	secrets        bool
 }
 
 func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
@@ -44,6 +45,7 @@ func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
 	fs.BoolVar(&w.gateAll, "gate-all-namespaces", d.GateAllNamespaces, "the webhook's --gate-all-namespaces")
 	fs.BoolVar(&w.namespaceGated, "namespace-gated", false, "as if the objects' namespace carried the label "+inject.NamespaceLabelGate+"=true")
 	fs.BoolVar(&w.registryLookup, "registry-lookup", false, lookupHelp)
+	fs.BoolVar(&w.secrets, "secret-dependencies", d.SecretDependencies, "the webhook's --secret-dependencies: the controller watches Secrets, so gate mode holds pods for them too")
 	_ = cmd.MarkFlagRequired("filename")
 }
 
@@ -53,6 +55,7 @@ func (w *webhookFlags) options(flags *genericclioptions.ConfigFlags, e env) (off
 	o := server.DefaultOptions()
 	o.Image, o.ImagePullPolicy, o.MountPath, o.RunAsUser = w.image, w.pullPolicy, w.mountPath, w.runAsUser
 	o.Controller, o.GateAllNamespaces, o.RegistryLookup = w.controller, w.gateAll, w.registryLookup
+	o.SecretDependencies = w.secrets
 	cfg, err := o.InjectConfig()
 	if err != nil {
 		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}

@@ -21,6 +21,10 @@ const (
 	KindPods           = "pods"
 	KindDaemonSet      = "daemonset"
 	KindCustomResource = "customresource"
+	KindRollout        = "rollout"
+	// KindObject: a ConfigMap, Secret, PersistentVolumeClaim or CRD, which no
+	// workload satisfies; graph does not read them (why does).
+	KindObject = "object"
 )
 
 // Edge kinds: a workload waits for a dependency; a dependency is satisfied by a
@@ -165,6 +169,33 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 		} else {
 			n.Unsatisfiable = "no such DaemonSet"
 		}
+	}
+	for _, ref := range w.Deps.Rollouts {
+		n := wait((&kube.Rollout{Ref: ref}).String(), KindRollout)
+		target := strings.ToLower(ref.Kind) + " " + ref.Namespace + "/" + ref.Name
+		if b.hasWorkload(target) {
+			b.node(target, KindWorkload)
+			b.edge(n.ID, target, EdgeSatisfiedBy)
+		} else {
+			n.Unsatisfiable = "no such " + ref.Kind
+		}
+	}
+	objects := func(names ...string) {
+		for _, id := range names {
+			wait(id, KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
+		}
+	}
+	for _, ref := range w.Deps.Claims {
+		objects((&kube.Claim{Ref: ref}).String())
+	}
+	for _, ref := range w.Deps.ConfigMaps {
+		objects((&kube.ConfigMap{Ref: ref}).String())
+	}
+	for _, ref := range w.Deps.Secrets {
+		objects((&kube.Secret{Ref: ref}).String())
+	}
+	for _, name := range w.Deps.CRDs {
+		objects((&kube.CRD{Name: name}).String())
 	}
 	for _, ref := range w.Deps.CustomResources {
 		n := wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource)

@@ -17,6 +17,8 @@ func connector(dependency string) string {
 		return "run by"
 	case KindPods:
 		return "found in"
+	case KindRollout:
+		return "rolled out by"
 	}
 	return "satisfied by"
 }

@@ -141,5 +141,10 @@ func merge(a, b *spec.Spec) *spec.Spec {
 	m.DaemonSets = append(append([]spec.ObjectRef(nil), a.DaemonSets...), b.DaemonSets...)
 	m.Pods = append(append([]spec.PodRef(nil), a.Pods...), b.Pods...)
 	m.CustomResources = append(append([]spec.CustomResourceRef(nil), a.CustomResources...), b.CustomResources...)
+	m.Rollouts = append(append([]spec.WorkloadRef(nil), a.Rollouts...), b.Rollouts...)
+	m.Claims = append(append([]spec.ObjectRef(nil), a.Claims...), b.Claims...)
+	m.ConfigMaps = append(append([]spec.KeyRef(nil), a.ConfigMaps...), b.ConfigMaps...)
+	m.Secrets = append(append([]spec.KeyRef(nil), a.Secrets...), b.Secrets...)
+	m.CRDs = append(append([]string(nil), a.CRDs...), b.CRDs...)
 	return &m
 }

@@ -240,6 +240,29 @@ func (x Explainer) dependencies(ctx context.Context, pod *corev1.Pod, deps *spec
 		objs, err := x.list(ctx, gvr, ns, "", "metadata.name="+ref.Name)
 		add(name, kube.CustomResourceReadiness(objs, ref), err)
 	}
+	for _, ref := range deps.Rollouts {
+		objs, err := x.list(ctx, kube.WorkloadResource(ref.Kind), ref.Namespace, "", "metadata.name="+ref.Name)
+		add((&kube.Rollout{Ref: ref}).String(), kube.RolloutReadiness(objs, ref.Kind), err)
+	}
+	for _, ref := range deps.Claims {
+		objs, err := x.list(ctx, kube.ClaimsResource, ref.Namespace, "", "metadata.name="+ref.Name)
+		add((&kube.Claim{Ref: ref}).String(), kube.ClaimReadiness(objs), err)
+	}
+	for _, ref := range deps.ConfigMaps {
+		objs, err := x.list(ctx, kube.ConfigMapsResource, ref.Namespace, "", "metadata.name="+ref.Name)
+		add((&kube.ConfigMap{Ref: ref}).String(), kube.KeyReadiness(objs, ref.Key), err)
+	}
+	for _, ref := range deps.Secrets {
+		objs, err := x.list(ctx, kube.SecretsResource, ref.Namespace, "", "metadata.name="+ref.Name)
+		for _, o := range objs {
+			kube.KeysOnly(o) // values are never needed, nor kept
+		}
+		add((&kube.Secret{Ref: ref}).String(), kube.KeyReadiness(objs, ref.Key), err)
+	}
+	for _, name := range deps.CRDs {
+		st, err := x.crd(ctx, name)
+		add((&kube.CRD{Name: name}).String(), st, err)
+	}
 	for _, ref := range deps.DaemonSets {
 		st, err := x.daemonSet(ctx, pod, ref)
 		add((&kube.DaemonSet{Ref: ref}).String(), st, err)
@@ -257,6 +280,25 @@ func (x Explainer) dependencies(ctx context.Context, pod *corev1.Pod, deps *spec
 	inPod("tcp", deps.TCP)
 	inPod("http", deps.HTTP)
 	return out
+}
+
+// crd is the CRD rule as the controller applies it: the CRD is established,
+// and the APIService of its group available; where APIServices cannot be read,
+// the CRD alone decides, as in the resolver.
+func (x Explainer) crd(ctx context.Context, name string) (resolve.Status, error) {
+	objs, err := x.list(ctx, kube.CRDsResource, "", "", "metadata.name="+name)
+	if err != nil {
+		return resolve.Status{}, err
+	}
+	st := kube.CRDReadiness(objs)
+	if !st.Ready {
+		return st, nil
+	}
+	services, err := x.list(ctx, kube.APIServicesResource, "", "", "")
+	if err != nil {
+		return st, nil
+	}
+	return kube.APIServicesReadiness(services, kube.CRDGroup(name)), nil
 }
 
 // list lists resource in namespace ("" for all or cluster-scoped) by label and
