@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image with both binaries, static, on distroless, non-root:
+# One image with the three binaries, static, on distroless, non-root:
 #   /usr/local/bin/entrypoint-webhook     the admission webhook (the ENTRYPOINT)
 #   /usr/local/bin/kubernetes-entrypoint  the resolver; on PATH, so charts that run
 #                                         `command: [kubernetes-entrypoint]` keep working,
