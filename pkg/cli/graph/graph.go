@@ -2,10 +2,12 @@ package graph
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/depgraph"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
@@ -301,7 +303,13 @@ func (b *builder) cycles() {
 		services = append(services, depgraph.Service{Namespace: s.Namespace, Name: s.Name, Selector: s.Spec.Selector})
 	}
 	seen := map[string]bool{}
-	for _, c := range depgraph.Build(pods, services).Cycles() {
+	byPod := depgraph.Build(pods, services).Cycles()
+	// A cycle is found once per member, each time starting at that member: the
+	// first member in name order tells it, so that the output does not change
+	// from run to run.
+	keys := slices.SortedFunc(maps.Keys(byPod), func(x, y types.NamespacedName) int { return cmp.Compare(x.String(), y.String()) })
+	for _, k := range keys {
+		c := byPod[k]
 		key := slices.Clone(c)
 		slices.Sort(key)
 		if seen[strings.Join(key, "\x00")] {

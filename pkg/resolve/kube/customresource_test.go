@@ -329,9 +329,7 @@ func TestCustomResourceSecretValuesNeverShown(t *testing.T) {
 	for _, ev := range events {
 		texts = append(texts, ev.Message)
 	}
-	logs.mu.Lock()
-	texts = append(texts, logs.lines...)
-	logs.mu.Unlock()
+	texts = append(texts, logs.snapshot()...)
 	if !strings.Contains(err.Error(), reason) {
 		t.Errorf("error %q does not say %q", err, reason)
 	}

@@ -59,7 +59,7 @@ func TestEventsOnTheOwnPod(t *testing.T) {
 		}
 	}
 	if n := logs.count("events"); n != 0 {
-		t.Errorf("unexpected log lines about events: %v", logs.lines)
+		t.Errorf("unexpected log lines about events: %v", logs.snapshot())
 	}
 }
 
@@ -155,10 +155,10 @@ func TestEventsForbidden(t *testing.T) {
 		t.Errorf("recording events took %s", d)
 	}
 	if n := logs.count("not allowed to create events"); n != 1 {
-		t.Errorf("logged %d times that events are off, want once: %v", n, logs.lines)
+		t.Errorf("logged %d times that events are off, want once: %v", n, logs.snapshot())
 	}
-	if len(logs.lines) != 1 {
-		t.Errorf("want exactly one log line: %v", logs.lines)
+	if len(logs.snapshot()) != 1 {
+		t.Errorf("want exactly one log line: %v", logs.snapshot())
 	}
 	if events := listEvents(t, ns); len(events) != 0 {
 		t.Errorf("events were created: %+v", events)

@@ -145,10 +145,10 @@ func TestJobFailedKeepsBlocking(t *testing.T) {
 	}
 	w.stillBlocked(t)
 	if n := logs.count("job failed"); n != 1 {
-		t.Errorf("the failure was logged %d times, want once; logs: %v", n, logs.lines)
+		t.Errorf("the failure was logged %d times, want once; logs: %v", n, logs.snapshot())
 	}
 	if n := logs.count(`"job"="` + ns + `/db-sync"`); n != 1 {
-		t.Errorf("the failure log does not name the job: %v", logs.lines)
+		t.Errorf("the failure log does not name the job: %v", logs.snapshot())
 	}
 }
 
@@ -198,7 +198,7 @@ func TestJobByLabels(t *testing.T) {
 	setJobStatus(t, ns, "bootstrap-b", jobRunningTwoPods)
 	w.blocked(t, "bootstrap-b: 2 active")
 	if n := logs.count("job failed"); n != 1 {
-		t.Errorf("the failure was logged %d times, want once; logs: %v", n, logs.lines)
+		t.Errorf("the failure was logged %d times, want once; logs: %v", n, logs.snapshot())
 	}
 	// Background propagation: no garbage collector runs here to clear the orphan finalizer.
 	if err := env.Client.BatchV1().Jobs(ns).Delete(context.Background(), "bootstrap-c",

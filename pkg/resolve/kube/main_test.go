@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,13 @@ func (l *logSink) logger() logr.Logger {
 		defer l.mu.Unlock()
 		l.lines = append(l.lines, args)
 	}, funcr.Options{Verbosity: 0})
+}
+
+// snapshot is a copy of the lines logged so far.
+func (l *logSink) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 func (l *logSink) count(substr string) int {

@@ -129,7 +129,7 @@ func TestPollsOfOneNamespaceShareOneRequest(t *testing.T) {
 	waits["mariadb"].ready(t)
 	waits["rabbitmq"].ready(t)
 	if n := logs.count("watch not allowed; polling instead"); n != len(names) {
-		t.Errorf("logged the polling fallback %d times, want once per service; logs: %v", n, logs.lines)
+		t.Errorf("logged the polling fallback %d times, want once per service; logs: %v", n, logs.snapshot())
 	}
 }
 
@@ -210,7 +210,7 @@ func TestGetByNameWhereListIsForbidden(t *testing.T) {
 			tc.make(t)
 			w.ready(t)
 			if n := logs.count("list not allowed; reading it by name instead"); n != 1 {
-				t.Errorf("the fallback to get was logged %d times, want once; logs: %v", n, logs.lines)
+				t.Errorf("the fallback to get was logged %d times, want once; logs: %v", n, logs.snapshot())
 			}
 			if n := len(requests.matching(http.MethodGet, tc.get)); n < 3 {
 				t.Errorf("%d GETs of %s, want one per poll; requests:\n%s", n, tc.get, requests)
@@ -239,7 +239,7 @@ func TestSharedPollRefusedReadsEachOnItsOwn(t *testing.T) {
 	setJobStatus(t, ns, "db-sync", jobComplete)
 	w2.ready(t)
 	if n := logs.count("a shared poll was refused"); n != 1 {
-		t.Errorf("logged %d times, want once: %v", n, logs.lines)
+		t.Errorf("logged %d times, want once: %v", n, logs.snapshot())
 	}
 }
 

@@ -120,7 +120,7 @@ func TestServicePollsWhenWatchIsForbidden(t *testing.T) {
 	createSlice(t, ns, "rabbitmq", "rabbitmq-a", endpoint{ip: "10.0.0.1", ready: ptr.To(true)})
 	w.ready(t)
 	if n := logs.count("watch not allowed; polling instead"); n != 1 {
-		t.Errorf("the polling fallback was logged %d times, want once; logs: %v", n, logs.lines)
+		t.Errorf("the polling fallback was logged %d times, want once; logs: %v", n, logs.snapshot())
 	}
 }
 
@@ -157,7 +157,7 @@ func TestServiceFallsBackToEndpoints(t *testing.T) {
 	}
 	w.ready(t)
 	if logs.count("cannot list EndpointSlices; using Endpoints") != 1 {
-		t.Errorf("fallback to Endpoints not logged once: %v", logs.lines)
+		t.Errorf("fallback to Endpoints not logged once: %v", logs.snapshot())
 	}
 }
 
@@ -194,6 +194,6 @@ func TestServiceLeavesTheEndpointsFallbackWhenSlicesBecomeReadable(t *testing.T)
 	createSlice(t, ns, "galera", "galera-a", endpoint{ip: "10.0.0.3", ready: ptr.To(true)})
 	w.ready(t)
 	if n := logs.count("EndpointSlices are readable again; using them"); n != 1 {
-		t.Errorf("the return to EndpointSlices was logged %d times, want once; logs: %v", n, logs.lines)
+		t.Errorf("the return to EndpointSlices was logged %d times, want once; logs: %v", n, logs.snapshot())
 	}
 }
