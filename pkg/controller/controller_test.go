@@ -263,3 +263,32 @@ func recordedEvents(t *testing.T, ns, pod, reason string) int {
 	}
 	return n
 }
+
+// A failed Job is named with its reason in the condition, and the gate stays:
+// there is nothing to release (the resolver in a resolver-mode pod exits 4).
+func TestFailedJobKeepsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	createPod(t, managedPod(t, ns, "app", map[string]string{"DEPENDENCY_JOBS": "migrate"}, inject.SchedulingGate))
+	job, err := env.Client.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "migrate"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "m", Image: "m"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	job.Status = batchv1.JobStatus{Failed: 1, StartTime: &now, Conditions: []batchv1.JobCondition{
+		{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
+		{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now}}}
+	if _, err := env.Client.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, ns, "app", "the failure named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
+		"job "+ns+"/migrate: failed: BackoffLimitExceeded"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed although the job failed")
+	}
+}

@@ -205,6 +205,11 @@ func TestDeny(t *testing.T) {
 			problems:    [][]string{{`annotation entrypoint.io/timeout: "0s" is not greater than zero; expected a Go duration greater than zero`}},
 		},
 		{
+			name:        "wait-for-failed-jobs not a boolean",
+			annotations: map[string]string{"entrypoint.io/wait-for-failed-jobs": "yes"},
+			problems:    [][]string{{`annotation entrypoint.io/wait-for-failed-jobs: "yes" is neither "true" nor "false"; expected "true" to keep waiting on a failed Job in case it is re-run, or "false" (the default) to fail the wait`}},
+		},
+		{
 			name:        "inject not a boolean",
 			annotations: map[string]string{"entrypoint.io/inject": "yes"},
 			problems:    [][]string{{`annotation entrypoint.io/inject: "yes" is neither "true" nor "false"; expected "true", or "false" to opt the pod out`}},
@@ -300,6 +305,14 @@ func TestDeny(t *testing.T) {
 				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "ENTRYPOINT_TIMEOUT", Value: "2m"}}
 			},
 			problems: [][]string{{`container "app" already sets ENTRYPOINT_TIMEOUT in its env, which conflicts with annotation entrypoint.io/timeout`}},
+		},
+		{
+			name:        "env sets wait-for-failed-jobs",
+			annotations: map[string]string{"entrypoint.io/wait-for-failed-jobs": "true"},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "ENTRYPOINT_WAIT_FOR_FAILED_JOBS", Value: "false"}}
+			},
+			problems: [][]string{{`container "app" already sets ENTRYPOINT_WAIT_FOR_FAILED_JOBS in its env, which conflicts with annotation entrypoint.io/wait-for-failed-jobs`}},
 		},
 		{
 			name:        "mount where the resolver goes",

@@ -31,7 +31,8 @@ type Options struct {
 	Timeout        time.Duration
 	PollInterval   time.Duration
 	ReportInterval time.Duration
-	FailFast       bool
+	// WaitForFailedJobs keeps waiting on a failed Job instead of failing the run.
+	WaitForFailedJobs bool
 	// TemplateDir holds the config templates (local.DefaultTemplateDir when empty).
 	TemplateDir string
 	// RESTConfig returns the API server's client config; called only when a
@@ -96,7 +97,7 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 			return p, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		c, err := kube.NewClient(cfg, kube.Options{
-			Log: o.Log, PollInterval: o.PollInterval, FailFast: o.FailFast,
+			Log: o.Log, PollInterval: o.PollInterval, WaitForFailedJobs: o.WaitForFailedJobs,
 			Namespace: s.Namespace, PodName: s.PodName, NodeName: s.NodeName,
 		})
 		if err != nil {

@@ -34,9 +34,13 @@ const (
 	EnvHTTP            = "DEPENDENCY_HTTP"
 	// EnvTimeout is the default of the resolver's --timeout, a Go duration; the
 	// webhook sets it from the entrypoint.io/timeout annotation.
-	EnvTimeout          = "ENTRYPOINT_TIMEOUT"
-	defaultNamespace    = "default"
-	podNameFromFieldRef = "the pod's name (valueFrom.fieldRef metadata.name)"
+	EnvTimeout = "ENTRYPOINT_TIMEOUT"
+	// EnvWaitForFailedJobs set to "true" keeps the resolver waiting on a failed
+	// Job (for a re-run) instead of exiting 4; the webhook sets it from the
+	// entrypoint.io/wait-for-failed-jobs annotation.
+	EnvWaitForFailedJobs = "ENTRYPOINT_WAIT_FOR_FAILED_JOBS"
+	defaultNamespace     = "default"
+	podNameFromFieldRef  = "the pod's name (valueFrom.fieldRef metadata.name)"
 )
 
 // FromEnv parses the whole contract from lookup (os.LookupEnv in production). An
