@@ -9,8 +9,10 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -291,4 +293,32 @@ func TestFailedJobKeepsTheGate(t *testing.T) {
 	if gateIndex(p) < 0 {
 		t.Fatal("gate removed although the job failed")
 	}
+}
+
+// "db#2" holds the gate until two distinct endpoints of the Service are ready,
+// and the condition counts them.
+func TestServiceMinimumHoldsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	createPod(t, managedPod(t, ns, "app", map[string]string{"DEPENDENCY_SERVICE": "db#2"}, inject.SchedulingGate))
+	waitPod(t, ns, "app", "the minimum named", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db: 0 of 2 required endpoints ready"))
+	addSlice := func(ip string) {
+		t.Helper()
+		_, err := env.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{GenerateName: "db-", Labels: map[string]string{serviceNameLabel: "db"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating EndpointSlice of db: %v", err)
+		}
+	}
+	addSlice("10.0.0.1")
+	p := waitPod(t, ns, "app", "one of two counted", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db: 1 of 2 required endpoints ready"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed with one of two required endpoints ready")
+	}
+	addSlice("10.0.0.2")
+	waitPod(t, ns, "app", "gate removed", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 }

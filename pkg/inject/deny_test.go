@@ -29,13 +29,13 @@ func TestDeny(t *testing.T) {
 		{
 			name:        "empty list item",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "a,,b"},
-			problems:    [][]string{{`annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty; expected [namespace:]name,...`}},
+			problems:    [][]string{{`annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty; expected [namespace:]name[#n],...`}},
 			path:        "metadata.annotations[entrypoint.io/dependency-service]",
 		},
 		{
 			name:        "service name",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "openstack:MariaDB"},
-			problems:    [][]string{{"annotation entrypoint.io/dependency-service: ", `"openstack:MariaDB"`, `has name "MariaDB", which is not a DNS-1035 label`, "expected [namespace:]name,..."}},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-service: ", `"openstack:MariaDB"`, `has name "MariaDB", which is not a DNS-1035 label`, "expected [namespace:]name[#n],..."}},
 		},
 		{
 			name:        "job name",

@@ -48,6 +48,9 @@ type Spec struct {
 type ObjectRef struct {
 	Namespace string
 	Name      string
+	// MinReady, for Services only ("name#3"), is how many distinct ready
+	// endpoints are required; 0 means one, the original rule.
+	MinReady int
 }
 
 func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
