@@ -64,6 +64,7 @@ type settings struct {
 	reportInterval time.Duration
 	failFast       bool
 	waitForFailed  bool
+	optionalAfter  time.Duration
 	logFormat      string
 	verbosity      int
 	templateDir    string
@@ -124,6 +125,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		// --fail-fast is the default; turning it off is the old spelling of
 		// --wait-for-failed-jobs.
 		WaitForFailedJobs: s.waitForFailed || !s.failFast,
+		OptionalAfter:     s.optionalAfter,
 		TemplateDir:       s.templateDir,
 		RESTConfig:        func() (*rest.Config, error) { return restConfig(s.kubeconfig) },
 		Stdout:            stdout,
@@ -245,6 +247,7 @@ func flagSet(s *settings, stderr io.Writer) (*flag.FlagSet, error) {
 	}
 	fs.StringVar(&s.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, else $KUBECONFIG or ~/.kube/config")
 	fs.DurationVar(&s.timeout, "timeout", envDuration(spec.EnvTimeout, 0), "give up waiting after this long, exit 3 (0: never) [$"+spec.EnvTimeout+"]")
+	fs.DurationVar(&s.optionalAfter, "optional-after", envDuration(spec.EnvOptionalAfter, 0), "start the application after this long even if dependencies still block, with a Warning Event naming them (0: never) [$"+spec.EnvOptionalAfter+"]")
 	fs.DurationVar(&s.pollInterval, "poll-interval", envDuration("ENTRYPOINT_POLL_INTERVAL", kube.DefaultPollInterval), "poll interval where RBAC forbids watch; up to 1.5 times it while nothing changes [$ENTRYPOINT_POLL_INTERVAL]")
 	fs.DurationVar(&s.reportInterval, "report-interval", envDuration("ENTRYPOINT_REPORT_INTERVAL", resolve.DefaultReportInterval), "how often to log what still blocks [$ENTRYPOINT_REPORT_INTERVAL]")
 	fs.BoolVar(&s.failFast, "fail-fast", envBool("ENTRYPOINT_FAIL_FAST", true), "exit 4 as soon as a dependency fails terminally, e.g. a Job failed (the default; false is --wait-for-failed-jobs) [$ENTRYPOINT_FAIL_FAST]")

@@ -322,3 +322,38 @@ func TestServiceMinimumHoldsTheGate(t *testing.T) {
 	addSlice("10.0.0.2")
 	waitPod(t, ns, "app", "gate removed", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 }
+
+// With ENTRYPOINT_OPTIONAL_AFTER the gate goes that long after the pod's
+// creation whatever still blocks, with a Warning Event naming it; without, it stays.
+func TestOptionalAfterLiftsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	created := time.Now()
+	createPod(t, managedPod(t, ns, "optional", map[string]string{"DEPENDENCY_SERVICE": "never", "ENTRYPOINT_OPTIONAL_AFTER": "2s"}, inject.SchedulingGate))
+	createPod(t, managedPod(t, ns, "required", map[string]string{"DEPENDENCY_SERVICE": "never"}, inject.SchedulingGate))
+	p := waitPod(t, ns, "optional", "condition Waiting", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/never: no endpoints"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed before the optional-after time")
+	}
+	waitPod(t, ns, "optional", "gate removed", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
+	if elapsed := time.Since(created); elapsed < time.Second {
+		t.Errorf("gate removed after %s, want about 2s", elapsed)
+	}
+	deadline := time.Now().Add(settle)
+	for !slices.Contains(eventReasons(t, ns, "optional"), "StartedWithoutDependencies") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events about the pod: %v; want StartedWithoutDependencies", eventReasons(t, ns, "optional"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	list, err := env.Client.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=optional,reason=StartedWithoutDependencies"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Type != corev1.EventTypeWarning || !strings.Contains(list.Items[0].Note, "service "+ns+"/never: no endpoints") {
+		t.Errorf("events %+v; want one Warning naming service %s/never", list.Items, ns)
+	}
+	if p, _ := env.Client.CoreV1().Pods(ns).Get(context.Background(), "required", metav1.GetOptions{}); gateIndex(p) < 0 {
+		t.Error("gate removed from the pod without optional-after")
+	}
+}

@@ -210,6 +210,11 @@ func TestDeny(t *testing.T) {
 			problems:    [][]string{{`annotation entrypoint.io/wait-for-failed-jobs: "yes" is neither "true" nor "false"; expected "true" to keep waiting on a failed Job in case it is re-run, or "false" (the default) to fail the wait`}},
 		},
 		{
+			name:        "optional-after not a duration",
+			annotations: map[string]string{"entrypoint.io/optional-after": "5 minutes"},
+			problems:    [][]string{{`annotation entrypoint.io/optional-after: "5 minutes" is not a Go duration; expected a Go duration greater than zero, such as 90s, 10m or 1h30m`}},
+		},
+		{
 			name:        "inject not a boolean",
 			annotations: map[string]string{"entrypoint.io/inject": "yes"},
 			problems:    [][]string{{`annotation entrypoint.io/inject: "yes" is neither "true" nor "false"; expected "true", or "false" to opt the pod out`}},

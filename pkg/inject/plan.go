@@ -220,7 +220,7 @@ func (pl *planner) checkInject() {
 }
 
 // dependencies parses every dependency annotation, kind by kind of spec.Kinds,
-// the timeout and wait-for-failed-jobs into the variables of the resolver's environment contract,
+// the timeout, wait-for-failed-jobs and optional-after into the variables of the resolver's environment contract,
 // values normalized by the kind's Format: every namespace spelled out, JSON compact
 // with sorted keys.
 func (pl *planner) dependencies() dependencies {
@@ -267,6 +267,11 @@ func (pl *planner) dependencies() dependencies {
 		pl.invalidValue(keyWaitFailed, err)
 	}
 	set(keyWaitFailed, spec.EnvWaitForFailedJobs, waitFailed)
+	optionalAfter, err := parseTimeout(pl.ours[keyOptionalAfter])
+	if err != nil {
+		pl.invalidValue(keyOptionalAfter, err)
+	}
+	set(keyOptionalAfter, spec.EnvOptionalAfter, optionalAfter)
 
 	d.conflicts = maps.Clone(d.source)
 	for _, k := range kinds {

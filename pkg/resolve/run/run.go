@@ -31,6 +31,9 @@ type Options struct {
 	Timeout        time.Duration
 	PollInterval   time.Duration
 	ReportInterval time.Duration
+	// OptionalAfter, when positive, starts the application after this long even
+	// with dependencies still blocking (a Warning Event names them).
+	OptionalAfter time.Duration
 	// WaitForFailedJobs keeps waiting on a failed Job instead of failing the run.
 	WaitForFailedJobs bool
 	// TemplateDir holds the config templates (local.DefaultTemplateDir when empty).
@@ -65,7 +68,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) error {
 	if r := deps.events; r != nil {
 		recorder = r
 	}
-	if err := resolve.Wait(ctx, deps.list, resolve.Options{Log: o.Log, ReportInterval: o.ReportInterval, Recorder: recorder}); err != nil {
+	if err := resolve.Wait(ctx, deps.list, resolve.Options{Log: o.Log, ReportInterval: o.ReportInterval, Recorder: recorder, OptionalAfter: o.OptionalAfter}); err != nil {
 		return err
 	}
 	if len(argv) == 0 {

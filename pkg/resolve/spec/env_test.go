@@ -231,6 +231,8 @@ func badCases() []badCase {
 			[]string{`has name "my.svc", which is not a DNS-1035 label (`, services}},
 		{"namespace with capitals", map[string]string{EnvServices: "Infra:db"}, EnvServices,
 			[]string{`has namespace "Infra", which is not a DNS-1123 label (`, services}},
+		{"optional-after not a duration", map[string]string{EnvOptionalAfter: "5 minutes"}, EnvOptionalAfter,
+			[]string{`"5 minutes" is not a non-negative Go duration; expected how long to wait before starting without the dependencies still blocking, such as 5m`}},
 		{"service minimum not a number", map[string]string{EnvServices: "db#three"}, EnvServices,
 			[]string{`item 1 of "db#three" has minimum "three" after '#', not a whole number` + services}},
 		{"service minimum zero", map[string]string{EnvServices: "openstack:db#0"}, EnvServices,
