@@ -273,10 +273,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 			if err := r.removeGate(ctx, &pod); err != nil {
 				return reconcile.Result{}, err
 			}
-			still := "dependencies not all checked yet"
-			if len(blockers) > 0 {
-				still = joinBlockers(blockers)
-			}
+			// Here something blocks: with nothing blocking the gate went above.
+			still := joinBlockers(blockers)
 			ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
 				"optionalAfter", deps.OptionalAfter.String(), "blocking", still)
 			r.recorder.Eventf(&pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s",
