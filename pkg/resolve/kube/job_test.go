@@ -150,6 +150,14 @@ func TestJobFailedKeepsBlocking(t *testing.T) {
 	if n := logs.count(`"job"="` + ns + `/db-sync"`); n != 1 {
 		t.Errorf("the failure log does not name the job: %v", logs.lines)
 	}
+	// Re-run as Helm does (deleted and created again): its success ends the wait.
+	if err := env.Client.BatchV1().Jobs(ns).Delete(context.Background(), "db-sync",
+		metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	createJob(t, ns, "db-sync", nil, 1)
+	setJobStatus(t, ns, "db-sync", jobComplete)
+	w.ready(t)
 }
 
 // By default a failed Job ends the wait with a terminal error naming the Job, its
