@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 #
-# One image with both binaries, static, on distroless, non-root:
+# One image with the three binaries, static, on distroless, non-root:
 #   /usr/local/bin/entrypoint-webhook     the admission webhook (the ENTRYPOINT)
 #   /usr/local/bin/kubernetes-entrypoint  the resolver; on PATH, so charts that run
 #                                         `command: [kubernetes-entrypoint]` keep working,
 #                                         and the webhook injects this same image.
+#   /usr/local/bin/kubectl-entrypoint     the kubectl plugin (kubectl entrypoint lint|inject|why|graph),
+#                                         e.g. docker run --entrypoint kubectl-entrypoint IMAGE lint -f - < app.yaml
 #
 #   docker build -t kubernetes-entrypoint \
 #     --build-arg VERSION=$(git describe --tags --always) --build-arg REVISION=$(git rev-parse HEAD) .
@@ -35,6 +37,6 @@ LABEL org.opencontainers.image.title="kubernetes-entrypoint" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/kubernetes-entrypoint /out/entrypoint-webhook /usr/local/bin/
+COPY --from=build /out/kubernetes-entrypoint /out/entrypoint-webhook /out/kubectl-entrypoint /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/entrypoint-webhook"]

@@ -22,9 +22,10 @@ all: build
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## Build the static binaries into bin/ (the Dockerfile runs this target).
+build: ## Build the static binaries into bin/, the kubectl plugin too (the Dockerfile runs this target).
 	$(GO_BUILD) -buildvcs=false -o $(BIN)/kubernetes-entrypoint ./cmd/entrypoint
 	$(GO_BUILD) -buildvcs=false -o $(BIN)/entrypoint-webhook ./cmd/webhook
+	$(GO_BUILD) -buildvcs=false -o $(BIN)/kubectl-entrypoint ./cmd/kubectl-entrypoint
 
 .PHONY: helm-lint
 helm-lint: ## Lint the Helm chart and check its renders and the kustomize build against test/install/testdata.

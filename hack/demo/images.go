@@ -24,7 +24,7 @@ import (
 // busyboxBinary is Debian's busybox-static: one static binary with every applet.
 const busyboxBinary = "/bin/busybox"
 
-// buildImages builds the project's image (both binaries, as the Dockerfile does) and
+// buildImages builds the project's image (its binaries, as the Dockerfile does) and
 // the busybox stand-in, and imports them into the node's containerd.
 func buildImages(ctx context.Context, c *localcluster.Cluster) error {
 	if err := c.BuildAndImportImage(ctx, localcluster.ProjectImage(projectImage, "demo")); err != nil {

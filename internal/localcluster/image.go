@@ -46,7 +46,7 @@ type Image struct {
 	LDFlags string // appended to -s -w, e.g. -X main.version=e2e
 }
 
-// ProjectImage is the project's image as the Dockerfile lays it out: both binaries in
+// ProjectImage is the project's image as the Dockerfile lays it out: the binaries in
 // /usr/local/bin, entrypoint-webhook as the entrypoint, UID 65532, version stamped.
 func ProjectImage(ref, version string) Image {
 	return Image{
@@ -54,6 +54,7 @@ func ProjectImage(ref, version string) Image {
 		Binaries: []Binary{
 			{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
 			{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
+			{Name: "kubectl-entrypoint", Package: "./cmd/kubectl-entrypoint"},
 		},
 		Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
 		User:       "65532:65532",

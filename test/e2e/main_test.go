@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	// projectImage holds both binaries, as the Dockerfile builds it.
+	// projectImage holds the project's binaries, as the Dockerfile builds it.
 	projectImage = "localhost/kubernetes-entrypoint:e2e"
 	// appImage is test/e2e/testapp: no shell, nothing else.
 	appImage = "localhost/ke-e2e-app:v1"

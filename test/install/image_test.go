@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -17,7 +18,7 @@ import (
 )
 
 // The binaries the image must hold, and where.
-var imageBinaries = []string{"kubernetes-entrypoint", "entrypoint-webhook"}
+var imageBinaries = []string{"kubernetes-entrypoint", "entrypoint-webhook", "kubectl-entrypoint"}
 
 const (
 	imageBase    = "gcr.io/distroless/static-debian12:nonroot"
@@ -159,7 +160,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("the version label must come from ARG VERSION, got %q", labels[ociLabelBase+"version"])
 	}
 
-	// The final stage copies exactly the two binaries from the builder into PATH.
+	// The final stage copies exactly the binaries of imageBinaries from the builder into PATH.
 	copies := final.all("COPY")
 	if len(copies) != 1 {
 		t.Fatalf("want one COPY in the final stage, got %v", copies)
@@ -209,8 +210,8 @@ func TestDockerfile(t *testing.T) {
 		}
 		built[path.Base(m[1])] = m[2]
 	}
-	want := map[string]string{"kubernetes-entrypoint": "./cmd/entrypoint", "entrypoint-webhook": "./cmd/webhook"}
-	if len(built) != len(want) || built["kubernetes-entrypoint"] != want["kubernetes-entrypoint"] || built["entrypoint-webhook"] != want["entrypoint-webhook"] {
+	want := map[string]string{"kubernetes-entrypoint": "./cmd/entrypoint", "entrypoint-webhook": "./cmd/webhook", "kubectl-entrypoint": "./cmd/kubectl-entrypoint"}
+	if !maps.Equal(built, want) {
 		t.Errorf("make %s builds %v, want %v", buildTarget, built, want)
 	}
 }
@@ -256,7 +257,7 @@ func TestImageBinariesMatchMake(t *testing.T) {
 		}
 		assertStaticStripped(t, filepath.Join(makeOut, name))
 	}
-	for name, args := range map[string][]string{"kubernetes-entrypoint": {"version"}, "entrypoint-webhook": {"--version"}} {
+	for name, args := range map[string][]string{"kubernetes-entrypoint": {"version"}, "entrypoint-webhook": {"--version"}, "kubectl-entrypoint": {"--version"}} {
 		out, err := exec.Command(filepath.Join(makeOut, name), args...).CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != name+" "+testVersion {
 			t.Errorf("%s %v printed %q (%v), want %q", name, args, out, err, name+" "+testVersion)

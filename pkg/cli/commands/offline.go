@@ -1,0 +1,247 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/manifest"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/offline"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
+)
+
+// webhookFlags are the entrypoint-webhook flags that change its decision about a
+// pod, with the same names and defaults.
+type webhookFlags struct {
+	files          []string
+	output         string
+	image          string
+	pullPolicy     string
+	mountPath      string
+	runAsUser      int64
+	controller     bool
+	gateAll        bool
+	namespaceGated bool
+	registryLookup bool
+	secrets        bool
+}
+
+func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
+	d := server.DefaultOptions()
+	fs := cmd.Flags()
+	fs.StringSliceVarP(&w.files, "filename", "f", nil, "manifest file, directory of them, or - for standard input (repeatable)")
+	fs.StringVar(&w.image, "image", d.Image, "the webhook's --image: image of the injected init container")
+	fs.StringVar(&w.pullPolicy, "image-pull-policy", d.ImagePullPolicy, "the webhook's --image-pull-policy")
+	fs.StringVar(&w.mountPath, "mount-path", d.MountPath, "the webhook's --mount-path")
+	fs.Int64Var(&w.runAsUser, "run-as-user", d.RunAsUser, "the webhook's --run-as-user")
+	fs.BoolVar(&w.controller, "controller", d.Controller, "the webhook's --controller: the dependency controller runs (gate mode is possible)")
+	fs.BoolVar(&w.gateAll, "gate-all-namespaces", d.GateAllNamespaces, "the webhook's --gate-all-namespaces")
+	fs.BoolVar(&w.namespaceGated, "namespace-gated", false, "as if the objects' namespace carried the label "+inject.NamespaceLabelGate+"=true")
+	fs.BoolVar(&w.registryLookup, "registry-lookup", false, lookupHelp)
+	fs.BoolVar(&w.secrets, "secret-dependencies", d.SecretDependencies, "the webhook's --secret-dependencies: the controller watches Secrets, so gate mode holds pods for them too")
+	_ = cmd.MarkFlagRequired("filename")
+}
+
+// options turn the flags into pkg/offline's, as entrypoint-webhook turns its own
+// into pkg/inject's config (server.Options.InjectConfig: same checks, same errors).
+func (w *webhookFlags) options(flags *genericclioptions.ConfigFlags, e env) (offline.Options, error) {
+	o := server.DefaultOptions()
+	o.Image, o.ImagePullPolicy, o.MountPath, o.RunAsUser = w.image, w.pullPolicy, w.mountPath, w.runAsUser
+	o.Controller, o.GateAllNamespaces, o.RegistryLookup = w.controller, w.gateAll, w.registryLookup
+	o.SecretDependencies = w.secrets
+	cfg, err := o.InjectConfig()
+	if err != nil {
+		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
+	}
+	cfg.NamespaceGated = w.namespaceGated
+	switch {
+	case w.registryLookup && e.registry != nil:
+		cfg.ImageConfig = e.registry
+	case w.registryLookup:
+		opts, err := o.ImageConfigOptions()
+		if err != nil {
+			return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
+		}
+		// Anonymous pulls: offline, the pod's pull secrets are not read.
+		cfg.ImageConfig = imageconfig.New(opts)
+	}
+	return offline.Options{Config: cfg, Namespace: namespace(flags)}, nil
+}
+
+func readDocs(cmd *cobra.Command, files []string) ([]*manifest.Document, error) {
+	docs, err := manifest.Read(files, cmd.InOrStdin())
+	if err != nil {
+		return nil, &ExitError{Code: ExitFailure, Err: err}
+	}
+	return docs, nil
+}
+
+func newLint(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, e env) *cobra.Command {
+	var w webhookFlags
+	cmd := &cobra.Command{
+		Use:   "lint -f FILE|DIR|-",
+		Short: "Check the entrypoint.io/ annotations of manifests as the webhook would, offline",
+		Long: `lint runs the webhook's own validation (the same code, the same messages) on every
+Pod and pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) of
+the manifests, and prints each problem at its file and line. It needs no cluster.
+
+Exit status: 0 when the webhook would admit every pod, 1 when it would deny one, 2 when
+the manifests could not be read.
+
+Containers without a command get their argv from their image, which the webhook reads
+from the registry: lint notes them and, unless --registry-lookup, does not read it.`,
+		Example: `  kubectl entrypoint lint -f deploy/
+  helm template openstack/keystone | kubectl entrypoint lint -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := w.options(flags, e)
+			if err != nil {
+				return err
+			}
+			docs, err := readDocs(cmd, w.files)
+			if err != nil {
+				return err
+			}
+			results, err := offline.Lint(cmd.Context(), docs, opts)
+			if err != nil {
+				return &ExitError{Code: ExitFailure, Err: err}
+			}
+			if err := printFindings(streams.Out, w.output, offline.Findings(results)); err != nil {
+				return err
+			}
+			summarize(streams.ErrOut, w.output, docs, results)
+			if offline.Failed(results) {
+				return &ExitError{Code: ExitProblems}
+			}
+			return nil
+		},
+	}
+	w.bind(cmd, "read the argv of containers without command from their image's registry (anonymously), as the webhook does")
+	cmd.Flags().StringVarP(&w.output, "output", "o", "", "output format: empty for lines file:line: message, or json, yaml")
+	return cmd
+}
+
+func printFindings(out io.Writer, format string, findings []offline.Finding) error {
+	if findings == nil {
+		findings = []offline.Finding{}
+	}
+	switch format {
+	case "":
+		for _, f := range findings {
+			fprintf(out, "%s\n", f)
+		}
+		return nil
+	case "json":
+		b, err := json.MarshalIndent(findings, "", "  ")
+		if err != nil {
+			return err
+		}
+		fprintf(out, "%s\n", b)
+		return nil
+	case "yaml":
+		b, err := sigsyaml.Marshal(findings)
+		if err != nil {
+			return err
+		}
+		fprintf(out, "%s", b)
+		return nil
+	}
+	return &ExitError{Code: ExitFailure, Err: fmt.Errorf("--output=%s: want json or yaml, or nothing for lines", format)}
+}
+
+// summarize says on stderr how much was checked, for terminals only: scripts
+// reading -o json get the findings alone.
+func summarize(errOut io.Writer, format string, docs []*manifest.Document, results []offline.Result) {
+	if format != "" {
+		return
+	}
+	annotated, errors := 0, 0
+	for _, r := range results {
+		if r.Outcome.Reason != inject.ReasonNoAnnotations {
+			annotated++
+		}
+		for _, f := range r.Findings {
+			if f.Severity == offline.SeverityError {
+				errors++
+			}
+		}
+	}
+	fprintf(errOut, "%d objects, %d pods or pod templates, %d with %s annotations; %d problems\n",
+		len(docs), len(results), annotated, inject.AnnotationPrefix, errors)
+}
+
+func newInject(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, e env) *cobra.Command {
+	var w webhookFlags
+	cmd := &cobra.Command{
+		Use:   "inject -f FILE|DIR|-",
+		Short: "Print manifests as the webhook would mutate their pods, offline",
+		Long: `inject runs the webhook's mutation (the same code) on every Pod and pod template of
+the manifests and prints them, each workload with its pod template mutated in place;
+objects the webhook leaves alone are printed unchanged. Pods the webhook would deny are
+printed unchanged too, and their problems go to standard error as lint prints them.
+
+Exit status: 0 when every pod was injected or left alone, 1 when one would be denied,
+2 when the manifests could not be read.
+
+A container without a command needs its image's ENTRYPOINT and CMD: --registry-lookup
+reads them from the registry (anonymously); without it such a pod is denied as the
+webhook with --registry-lookup=false denies it, naming the annotation that gives the
+argv instead.`,
+		Example: `  kubectl entrypoint inject -f deployment.yaml --image registry.example.com/kubernetes-entrypoint:0.1.0
+  helm template . | kubectl entrypoint inject -f - --registry-lookup | kubectl diff -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := w.options(flags, e)
+			if err != nil {
+				return err
+			}
+			docs, err := readDocs(cmd, w.files)
+			if err != nil {
+				return err
+			}
+			results, err := offline.Inject(cmd.Context(), docs, opts)
+			if err != nil {
+				return &ExitError{Code: ExitFailure, Err: err}
+			}
+			if err := writeDocs(streams.Out, w.output, docs); err != nil {
+				return &ExitError{Code: ExitFailure, Err: err}
+			}
+			for _, f := range offline.Findings(results) {
+				fprintf(streams.ErrOut, "%s\n", f)
+			}
+			if offline.Failed(results) {
+				return &ExitError{Code: ExitProblems}
+			}
+			return nil
+		},
+	}
+	w.bind(cmd, "read the argv of containers without command from their image's registry (anonymously), as the webhook does")
+	cmd.Flags().StringVarP(&w.output, "output", "o", "yaml", "output format: yaml (documents separated by ---) or json (a v1 List)")
+	return cmd
+}
+
+func writeDocs(out io.Writer, format string, docs []*manifest.Document) error {
+	switch format {
+	case "yaml":
+		return manifest.Write(out, docs)
+	case "json":
+		items := make([]any, len(docs))
+		for i, d := range docs {
+			items[i] = d.Object
+		}
+		b, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding the objects: %w", err)
+		}
+		fprintf(out, "%s\n", b)
+		return nil
+	}
+	return fmt.Errorf("--output=%s: want yaml or json", format)
+}

@@ -1,0 +1,263 @@
+// Package offline runs the entrypoint webhook's own mutation and validation
+// (pkg/inject, the code the webhook calls for each pod) on manifests, without a
+// cluster: lint reports its denials at their lines in the files, inject prints
+// the objects as the webhook would change their pods.
+package offline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/manifest"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+// Severities of a Finding.
+const (
+	// SeverityError is a denial by the webhook: the pod would not be created.
+	SeverityError = "error"
+	// SeverityNote is something the webhook decides and this offline run could not.
+	SeverityNote = "note"
+)
+
+// Finding is one problem or note about one object, at a line of its file.
+type Finding struct {
+	Source    string `json:"file"`
+	Line      int    `json:"line"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Field is the path in the object (for a workload, below its pod template).
+	Field    string `json:"field,omitempty"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+}
+
+// String is the finding as compilers print theirs: file:line: what: message.
+func (f Finding) String() string {
+	what := f.Kind
+	if f.Name != "" {
+		what += " " + f.Name
+		if f.Namespace != "" {
+			what = f.Kind + " " + f.Namespace + "/" + f.Name
+		}
+	}
+	sev := ""
+	if f.Severity == SeverityNote {
+		sev = "note: "
+	}
+	return fmt.Sprintf("%s:%d: %s%s: %s", f.Source, f.Line, sev, what, f.Message)
+}
+
+// Options are how the webhook is deployed, as far as its decision about a pod
+// goes, and what stands in for what only a cluster knows.
+type Options struct {
+	// Config is the webhook's (entrypoint-webhook's flags --image,
+	// --controller, --gate-all-namespaces ...). Config.NamespaceGated applies to
+	// every object. With Config.ImageConfig nil, containers without a command
+	// are handled as Lint and Inject say.
+	Config inject.Config
+	// Namespace is the namespace of objects that name none (kubectl's -n).
+	Namespace string
+}
+
+// Result is what the webhook would do with one document's pod.
+type Result struct {
+	Doc      *manifest.Document
+	Outcome  inject.Outcome
+	Mutated  *corev1.Pod // nil unless injected
+	Findings []Finding
+}
+
+// Lint runs the webhook's validation on each document that holds a pod. Without
+// a registry lookup in opts, containers that set no command are given an argv
+// from their image as the webhook's lookup would, and each gets a note saying the
+// registry was not read: only then do the other problems of such a pod show.
+func Lint(ctx context.Context, docs []*manifest.Document, opts Options) ([]Result, error) {
+	return run(ctx, docs, opts, opts.Config.ImageConfig == nil)
+}
+
+// Inject runs the webhook's mutation on each document that holds a pod and puts
+// the mutated pod back into the document (for a workload, into its template).
+// Without a registry lookup, containers without command are denied as the
+// webhook with --registry-lookup=false denies them.
+func Inject(ctx context.Context, docs []*manifest.Document, opts Options) ([]Result, error) {
+	results, err := run(ctx, docs, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	for i := range results {
+		r := &results[i]
+		if r.Mutated == nil {
+			continue
+		}
+		if err := r.Doc.SetPod(r.Mutated); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", r.Doc.Source, r.Doc.Line, err)
+		}
+	}
+	return results, nil
+}
+
+func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeImageArgv bool) ([]Result, error) {
+	var results []Result
+	for _, d := range docs {
+		pod, ok, err := d.Pod()
+		if !ok {
+			continue
+		}
+		r := Result{Doc: d}
+		r.Findings = append(r.Findings, misplaced(d)...)
+		if err != nil {
+			r.Outcome = inject.Outcome{Result: inject.ResultDenied, Reason: inject.ReasonInvalidAnnotation, Message: err.Error()}
+			r.Findings = append(r.Findings, finding(d, "", SeverityError, err.Error()))
+			results = append(results, r)
+			continue
+		}
+		cfg := opts.Config
+		var assumed *assumedImages
+		if assumeImageArgv {
+			assumed = &assumedImages{}
+			cfg.ImageConfig = assumed
+		}
+		// The pod's namespace decides that of dependencies without one: a
+		// template's pods are in the workload's namespace, and objects without
+		// one go where kubectl would put them (-n).
+		original := pod.Namespace
+		switch {
+		case pod.Namespace != "":
+		case d.Namespace() != "":
+			pod.Namespace = d.Namespace()
+		default:
+			pod.Namespace = opts.Namespace
+		}
+		mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
+		r.Outcome = outcome
+		var denied *inject.DeniedError
+		switch {
+		case outcome.Result == inject.ResultInjected:
+			mutated.Namespace = original
+			r.Mutated = mutated
+		case errors.As(err, &denied):
+			for _, p := range denied.Problems {
+				f := finding(d, p.Field, SeverityError, p.Detail)
+				r.Findings = append(r.Findings, f)
+			}
+			if more := denied.Total - len(denied.Problems); more > 0 {
+				r.Findings = append(r.Findings, finding(d, "", SeverityError, fmt.Sprintf("... and %d more problems, which the webhook counts but does not show", more)))
+			}
+		case outcome.Reason == inject.ReasonInvalidConfig:
+			return nil, fmt.Errorf("the webhook configuration given by the flags is invalid: %w", err)
+		case err != nil:
+			return nil, fmt.Errorf("%s:%d: %w", d.Source, d.Line, err)
+		}
+		for _, w := range outcome.Warnings {
+			r.Findings = append(r.Findings, finding(d, "", SeverityNote, "the webhook would warn: "+w))
+		}
+		if assumed != nil && outcome.Result != inject.ResultSkipped {
+			r.Findings = append(r.Findings, assumed.notes(d, pod)...)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// misplaced notes entrypoint.io/ annotations on a workload's own metadata: the
+// webhook sees pods, made from the template, so it never reads them.
+func misplaced(d *manifest.Document) []Finding {
+	tp := d.TemplatePath()
+	if tp == nil {
+		return nil
+	}
+	var out []Finding
+	annotations := d.Annotations()
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
+		if !strings.HasPrefix(k, inject.AnnotationPrefix) {
+			continue
+		}
+		path := "metadata.annotations[" + k + "]"
+		f := finding(d, "", SeverityNote, fmt.Sprintf("annotation %s is on the %s itself, which the webhook never sees: it reads the annotations of the pod template (%s.metadata.annotations)",
+			k, d.Kind(), strings.Join(tp, ".")))
+		f.Line, f.Field = d.ObjectLineOf(path), path
+		out = append(out, f)
+	}
+	return out
+}
+
+// finding is a finding about d at fieldPath of its pod ("" for the object).
+func finding(d *manifest.Document, fieldPath, severity, message string) Finding {
+	f := Finding{Source: d.Source, Line: d.Line, Kind: d.Kind(), Namespace: d.Namespace(), Name: d.Name(), Severity: severity, Message: message}
+	if fieldPath != "" {
+		f.Line = d.LineOf(fieldPath)
+		f.Field = fieldPath
+		if tp := d.TemplatePath(); tp != nil {
+			f.Field = strings.Join(tp, ".") + "." + fieldPath
+		}
+	}
+	return f
+}
+
+// assumedImages answers every registry lookup with an ENTRYPOINT, as a
+// registry that has the image would, and records which images it was asked about.
+type assumedImages struct {
+	mu     sync.Mutex
+	images []string
+}
+
+func (a *assumedImages) ImageConfig(_ context.Context, ref inject.ImageRef) (inject.ImageConfig, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Contains(a.images, ref.Image) {
+		a.images = append(a.images, ref.Image)
+	}
+	return inject.ImageConfig{Entrypoint: []string{"/image/entrypoint"}}, nil
+}
+
+// notes is a note for each container of pod without command whose image was
+// asked about: its argv is for the registry to tell.
+func (a *assumedImages) notes(d *manifest.Document, pod *corev1.Pod) []Finding {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Finding
+	check := func(kind string, cs []corev1.Container) {
+		for i, c := range cs {
+			if len(c.Command) > 0 || !slices.Contains(a.images, c.Image) {
+				continue
+			}
+			path := fmt.Sprintf("spec.%s[%d].image", kind, i)
+			out = append(out, finding(d, path, SeverityNote, fmt.Sprintf(
+				"container %q sets no command: the webhook reads its argv from image %q's ENTRYPOINT and CMD in the registry, and denies the pod if it cannot; not checked offline (--registry-lookup reads it), or set annotation %scommand.%s",
+				c.Name, c.Image, inject.AnnotationPrefix, c.Name)))
+		}
+	}
+	check("containers", pod.Spec.Containers)
+	check("initContainers", pod.Spec.InitContainers)
+	return out
+}
+
+// Failed tells whether any result holds an error finding.
+func Failed(results []Result) bool {
+	for _, r := range results {
+		for _, f := range r.Findings {
+			if f.Severity == SeverityError {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Findings are the findings of every result, in order.
+func Findings(results []Result) []Finding {
+	var out []Finding
+	for _, r := range results {
+		out = append(out, r.Findings...)
+	}
+	return out
+}

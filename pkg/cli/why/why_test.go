@@ -1,0 +1,86 @@
+package why
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+)
+
+func TestSources(t *testing.T) {
+	plain := func(c ...corev1.Container) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{InitContainers: c,
+			Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}}}}
+	}
+	injected, _, err := inject.Mutate(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{"entrypoint.io/dependency-service": "db"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}}},
+	}, inject.Config{Image: "ke", Controller: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := injected.DeepCopy()
+	broken.Annotations[inject.AnnotationStatus] = "{"
+
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		services []string // of every source, in order
+		where    []string
+		err      string
+	}{
+		{name: "injected", pod: injected, services: []string{"ns/db"}, where: []string{"injected by the entrypoint webhook"}},
+		{name: "openstack-helm init container", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
+			{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: "DEPENDENCY_SERVICE", Value: "openstack:mariadb,memcached"},
+			{Name: "DEPENDENCY_JOBS", Value: ""},
+		}}), services: []string{"openstack/mariadb", "ns/memcached"}, where: []string{`from the DEPENDENCY_* environment of container "init"`}},
+		{name: "only empty variables", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{{Name: "DEPENDENCY_SERVICE"}}})},
+		{name: "nothing", pod: plain()},
+		{name: "bad status annotation", pod: broken, err: "not the webhook's"},
+		{name: "bad environment", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{{Name: "DEPENDENCY_SERVICE", Value: "a:b:c"}}}), err: `container "init"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sources, err := Sources(tt.pod)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var services, where []string
+			for _, s := range sources {
+				where = append(where, s.Where)
+				for _, ref := range s.Deps.Services {
+					services = append(services, ref.String())
+				}
+			}
+			if !slices.Equal(services, tt.services) || !slices.Equal(where, tt.where) {
+				t.Errorf("services %q from %q, want %q from %q", services, where, tt.services, tt.where)
+			}
+		})
+	}
+}
+
+func TestContainerState(t *testing.T) {
+	pod := &corev1.Pod{Status: corev1.PodStatus{
+		InitContainerStatuses: []corev1.ContainerStatus{{Name: "sidecar", Ready: true}},
+		ContainerStatuses:     []corev1.ContainerStatus{{Name: "db", Ready: false}},
+	}}
+	for _, tt := range []struct{ name, state, reason string }{
+		{"sidecar", StateReady, ""}, {"db", StateWaiting, "not ready"}, {"other", StateWaiting, "no status yet"},
+	} {
+		if d := containerState(pod, tt.name); d.State != tt.state || d.Reason != tt.reason {
+			t.Errorf("container %s: %+v, want %s %q", tt.name, d, tt.state, tt.reason)
+		}
+	}
+}
