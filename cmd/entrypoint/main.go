@@ -63,6 +63,8 @@ type settings struct {
 	pollInterval   time.Duration
 	reportInterval time.Duration
 	failFast       bool
+	waitForFailed  bool
+	optionalAfter  time.Duration
 	logFormat      string
 	verbosity      int
 	templateDir    string
@@ -120,10 +122,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		Timeout:        s.timeout,
 		PollInterval:   s.pollInterval,
 		ReportInterval: s.reportInterval,
-		FailFast:       s.failFast,
-		TemplateDir:    s.templateDir,
-		RESTConfig:     func() (*rest.Config, error) { return restConfig(s.kubeconfig) },
-		Stdout:         stdout,
+		// --fail-fast is the default; turning it off is the old spelling of
+		// --wait-for-failed-jobs.
+		WaitForFailedJobs: s.waitForFailed || !s.failFast,
+		OptionalAfter:     s.optionalAfter,
+		TemplateDir:       s.templateDir,
+		RESTConfig:        func() (*rest.Config, error) { return restConfig(s.kubeconfig) },
+		Stdout:            stdout,
 		Exec: func(argv []string, out io.Writer) error {
 			flush() // the process image is about to be replaced
 			stop()
@@ -214,14 +219,15 @@ func flagSet(s *settings, stderr io.Writer) (*flag.FlagSet, error) {
 		}
 		return d
 	}
-	envBool := func(name string) bool {
+	envBool := func(name string, def bool) bool {
 		v, ok := os.LookupEnv(name)
 		if !ok || v == "" {
-			return false
+			return def
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+			return def
 		}
 		return b
 	}
@@ -241,9 +247,11 @@ func flagSet(s *settings, stderr io.Writer) (*flag.FlagSet, error) {
 	}
 	fs.StringVar(&s.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, else $KUBECONFIG or ~/.kube/config")
 	fs.DurationVar(&s.timeout, "timeout", envDuration(spec.EnvTimeout, 0), "give up waiting after this long, exit 3 (0: never) [$"+spec.EnvTimeout+"]")
+	fs.DurationVar(&s.optionalAfter, "optional-after", envDuration(spec.EnvOptionalAfter, 0), "start the application after this long even if dependencies still block, with a Warning Event naming them (0: never) [$"+spec.EnvOptionalAfter+"]")
 	fs.DurationVar(&s.pollInterval, "poll-interval", envDuration("ENTRYPOINT_POLL_INTERVAL", kube.DefaultPollInterval), "poll interval where RBAC forbids watch; up to 1.5 times it while nothing changes [$ENTRYPOINT_POLL_INTERVAL]")
 	fs.DurationVar(&s.reportInterval, "report-interval", envDuration("ENTRYPOINT_REPORT_INTERVAL", resolve.DefaultReportInterval), "how often to log what still blocks [$ENTRYPOINT_REPORT_INTERVAL]")
-	fs.BoolVar(&s.failFast, "fail-fast", envBool("ENTRYPOINT_FAIL_FAST"), "exit 4 as soon as a dependency fails terminally, e.g. a Job failed [$ENTRYPOINT_FAIL_FAST]")
+	fs.BoolVar(&s.failFast, "fail-fast", envBool("ENTRYPOINT_FAIL_FAST", true), "exit 4 as soon as a dependency fails terminally, e.g. a Job failed (the default; false is --wait-for-failed-jobs) [$ENTRYPOINT_FAIL_FAST]")
+	fs.BoolVar(&s.waitForFailed, "wait-for-failed-jobs", envBool(spec.EnvWaitForFailedJobs, false), "keep waiting on a failed Job in case it is re-run, instead of exiting 4 [$"+spec.EnvWaitForFailedJobs+"]")
 	fs.StringVar(&s.logFormat, "log-format", envString("ENTRYPOINT_LOG_FORMAT", "json"), "json or console [$ENTRYPOINT_LOG_FORMAT]")
 	fs.IntVar(&s.verbosity, "v", verbosity, "log verbosity; 1 adds retries and watch restarts [$ENTRYPOINT_VERBOSITY]")
 	fs.StringVar(&s.templateDir, "template-dir", envString("ENTRYPOINT_TEMPLATE_DIR", local.DefaultTemplateDir), "where DEPENDENCY_CONFIG templates live, as <dir>/<name>/<name> [$ENTRYPOINT_TEMPLATE_DIR]")

@@ -9,8 +9,10 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -262,4 +264,96 @@ func recordedEvents(t *testing.T, ns, pod, reason string) int {
 		}
 	}
 	return n
+}
+
+// A failed Job is named with its reason in the condition, and the gate stays:
+// there is nothing to release (the resolver in a resolver-mode pod exits 4).
+func TestFailedJobKeepsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	createPod(t, managedPod(t, ns, "app", map[string]string{"DEPENDENCY_JOBS": "migrate"}, inject.SchedulingGate))
+	job, err := env.Client.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "migrate"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "m", Image: "m"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	job.Status = batchv1.JobStatus{Failed: 1, StartTime: &now, Conditions: []batchv1.JobCondition{
+		{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
+		{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now}}}
+	if _, err := env.Client.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, ns, "app", "the failure named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
+		"job "+ns+"/migrate: failed: BackoffLimitExceeded"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed although the job failed")
+	}
+}
+
+// "db#2" holds the gate until two distinct endpoints of the Service are ready,
+// and the condition counts them.
+func TestServiceMinimumHoldsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	createPod(t, managedPod(t, ns, "app", map[string]string{"DEPENDENCY_SERVICE": "db#2"}, inject.SchedulingGate))
+	waitPod(t, ns, "app", "the minimum named", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db: 0 of 2 required endpoints ready"))
+	addSlice := func(ip string) {
+		t.Helper()
+		_, err := env.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{GenerateName: "db-", Labels: map[string]string{serviceNameLabel: "db"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating EndpointSlice of db: %v", err)
+		}
+	}
+	addSlice("10.0.0.1")
+	p := waitPod(t, ns, "app", "one of two counted", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/db: 1 of 2 required endpoints ready"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed with one of two required endpoints ready")
+	}
+	addSlice("10.0.0.2")
+	waitPod(t, ns, "app", "gate removed", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
+}
+
+// With ENTRYPOINT_OPTIONAL_AFTER the gate goes that long after the pod's
+// creation whatever still blocks, with a Warning Event naming it; without, it stays.
+func TestOptionalAfterLiftsTheGate(t *testing.T) {
+	startController(t, nil)
+	ns := env.Namespace(t)
+	created := time.Now()
+	createPod(t, managedPod(t, ns, "optional", map[string]string{"DEPENDENCY_SERVICE": "never", "ENTRYPOINT_OPTIONAL_AFTER": "2s"}, inject.SchedulingGate))
+	createPod(t, managedPod(t, ns, "required", map[string]string{"DEPENDENCY_SERVICE": "never"}, inject.SchedulingGate))
+	p := waitPod(t, ns, "optional", "condition Waiting", hasCondition(corev1.ConditionFalse, ReasonWaiting, "service "+ns+"/never: no endpoints"))
+	if gateIndex(p) < 0 {
+		t.Fatal("gate removed before the optional-after time")
+	}
+	waitPod(t, ns, "optional", "gate removed", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
+	if elapsed := time.Since(created); elapsed < time.Second {
+		t.Errorf("gate removed after %s, want about 2s", elapsed)
+	}
+	deadline := time.Now().Add(settle)
+	for !slices.Contains(eventReasons(t, ns, "optional"), "StartedWithoutDependencies") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events about the pod: %v; want StartedWithoutDependencies", eventReasons(t, ns, "optional"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	list, err := env.Client.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=optional,reason=StartedWithoutDependencies"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Type != corev1.EventTypeWarning || !strings.Contains(list.Items[0].Note, "service "+ns+"/never: no endpoints") {
+		t.Errorf("events %+v; want one Warning naming service %s/never", list.Items, ns)
+	}
+	if p, _ := env.Client.CoreV1().Pods(ns).Get(context.Background(), "required", metav1.GetOptions{}); gateIndex(p) < 0 {
+		t.Error("gate removed from the pod without optional-after")
+	}
 }

@@ -44,7 +44,10 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool) []dependenc
 	for _, ref := range deps.Services {
 		out = append(out, dependency{
 			text: (&kube.Service{Ref: ref}).String(), gvr: endpointSlicesResource,
-			namespace: ref.Namespace, name: ref.Name, evaluate: kube.ServiceReadiness,
+			namespace: ref.Namespace, name: ref.Name,
+			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
+				return kube.ServiceReadiness(objects, ref.MinReady)
+			},
 		})
 	}
 	for _, ref := range deps.Jobs {

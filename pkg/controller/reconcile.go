@@ -177,7 +177,7 @@ func (r *Reconciler) takeDirty(p types.NamespacedName) (time.Time, bool) {
 const pendingRecheck = 10 * time.Second
 
 // Reconcile brings one pod's condition and gate up to date.
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (result reconcile.Result, err error) {
 	key := req.NamespacedName
 	wokeAt, woke := r.takeDirty(key)
 	var pod corev1.Pod
@@ -265,6 +265,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// when a thousand pods are released at once, every gate goes first.
 		return reconcile.Result{}, nil
 	}
+	if gateAt >= 0 && deps.OptionalAfter > 0 {
+		// The dependencies are optional after this long from the pod's creation:
+		// then the gate goes whatever still blocks, with a Warning.
+		wait := pod.CreationTimestamp.Add(deps.OptionalAfter).Sub(r.opts.Now())
+		if wait <= 0 {
+			if err := r.removeGate(ctx, &pod); err != nil {
+				return reconcile.Result{}, err
+			}
+			// Here something blocks: with nothing blocking the gate went above.
+			still := joinBlockers(blockers)
+			ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
+				"optionalAfter", deps.OptionalAfter.String(), "blocking", still)
+			r.recorder.Eventf(&pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s",
+				truncate("removed scheduling gate "+inject.SchedulingGate+" after "+deps.OptionalAfter.String()+
+					" (entrypoint.io/optional-after) without "+still, maxEventNote))
+			r.states.set(key, want.Reason, false, pod.CreationTimestamp.Time)
+			return reconcile.Result{}, nil
+		}
+		defer func() { optionalRequeue(&result, wait) }()
+	}
 	if (current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message) &&
 		!r.alreadyWritten(key, &pod, want) {
 		version, err := r.setCondition(ctx, &pod, current, want)
@@ -279,6 +299,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: pendingRecheck}, nil
 	}
 	return reconcile.Result{}, nil
+}
+
+// optionalRequeue makes a successful result come back when the gate's
+// optional-after time is up, unless it comes back sooner anyway.
+func optionalRequeue(result *reconcile.Result, wait time.Duration) {
+	if result.RequeueAfter == 0 || wait < result.RequeueAfter {
+		result.RequeueAfter = wait
+	}
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func obj(ns, name string, lbls map[string]string) *unstructured.Unstructured {
@@ -144,5 +146,26 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 	tomb := cache.DeletedFinalStateUnknown{Key: "ns/p", Obj: full}
 	if got, _ := slimPod(tomb); got != any(tomb) {
 		t.Errorf("a tombstone was changed: %v", got)
+	}
+}
+
+// A gated pod with optional-after comes back when its time is up, or sooner.
+func TestOptionalRequeue(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		before, wait time.Duration
+		want         time.Duration
+	}{
+		{"no requeue yet", 0, 3 * time.Minute, 3 * time.Minute},
+		{"pending recheck sooner", pendingRecheck, 3 * time.Minute, pendingRecheck},
+		{"optional-after sooner", pendingRecheck, 2 * time.Second, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := reconcile.Result{RequeueAfter: tc.before}
+			optionalRequeue(&r, tc.wait)
+			if r.RequeueAfter != tc.want {
+				t.Errorf("RequeueAfter %s, want %s", r.RequeueAfter, tc.want)
+			}
+		})
 	}
 }

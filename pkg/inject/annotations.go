@@ -17,6 +17,8 @@ const (
 	keyContainers    = "containers"
 	keyCommandPrefix = "command." // + container name
 	keyTimeout       = "timeout"
+	keyWaitFailed    = "wait-for-failed-jobs"
+	keyOptionalAfter = "optional-after"
 	keyInject        = "inject"
 	keyStatus        = "status"
 	keyGate          = "gate"
@@ -32,11 +34,11 @@ const AnnotationInject = AnnotationPrefix + keyInject
 // are reported: the dependency kinds' in the contract's order, then the others.
 func fixedKeys() []string {
 	kinds := spec.Kinds()
-	keys := make([]string, 0, len(kinds)+5)
+	keys := make([]string, 0, len(kinds)+7)
 	for _, k := range kinds {
 		keys = append(keys, k.Annotation)
 	}
-	return append(keys, keyContainers, keyTimeout, keyInject, keyStatus, keyGate)
+	return append(keys, keyContainers, keyTimeout, keyWaitFailed, keyOptionalAfter, keyInject, keyStatus, keyGate)
 }
 
 // annotationOf is the annotation of the dependency kind whose variable is env.

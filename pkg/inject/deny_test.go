@@ -29,13 +29,13 @@ func TestDeny(t *testing.T) {
 		{
 			name:        "empty list item",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "a,,b"},
-			problems:    [][]string{{`annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty; expected [namespace:]name,...`}},
+			problems:    [][]string{{`annotation entrypoint.io/dependency-service: item 2 of "a,,b" is empty; expected [namespace:]name[#n],...`}},
 			path:        "metadata.annotations[entrypoint.io/dependency-service]",
 		},
 		{
 			name:        "service name",
 			annotations: map[string]string{"entrypoint.io/dependency-service": "openstack:MariaDB"},
-			problems:    [][]string{{"annotation entrypoint.io/dependency-service: ", `"openstack:MariaDB"`, `has name "MariaDB", which is not a DNS-1035 label`, "expected [namespace:]name,..."}},
+			problems:    [][]string{{"annotation entrypoint.io/dependency-service: ", `"openstack:MariaDB"`, `has name "MariaDB", which is not a DNS-1035 label`, "expected [namespace:]name[#n],..."}},
 		},
 		{
 			name:        "job name",
@@ -205,6 +205,16 @@ func TestDeny(t *testing.T) {
 			problems:    [][]string{{`annotation entrypoint.io/timeout: "0s" is not greater than zero; expected a Go duration greater than zero`}},
 		},
 		{
+			name:        "wait-for-failed-jobs not a boolean",
+			annotations: map[string]string{"entrypoint.io/wait-for-failed-jobs": "yes"},
+			problems:    [][]string{{`annotation entrypoint.io/wait-for-failed-jobs: "yes" is neither "true" nor "false"; expected "true" to keep waiting on a failed Job in case it is re-run, or "false" (the default) to fail the wait`}},
+		},
+		{
+			name:        "optional-after not a duration",
+			annotations: map[string]string{"entrypoint.io/optional-after": "5 minutes"},
+			problems:    [][]string{{`annotation entrypoint.io/optional-after: "5 minutes" is not a Go duration; expected a Go duration greater than zero, such as 90s, 10m or 1h30m`}},
+		},
+		{
 			name:        "inject not a boolean",
 			annotations: map[string]string{"entrypoint.io/inject": "yes"},
 			problems:    [][]string{{`annotation entrypoint.io/inject: "yes" is neither "true" nor "false"; expected "true", or "false" to opt the pod out`}},
@@ -300,6 +310,14 @@ func TestDeny(t *testing.T) {
 				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "ENTRYPOINT_TIMEOUT", Value: "2m"}}
 			},
 			problems: [][]string{{`container "app" already sets ENTRYPOINT_TIMEOUT in its env, which conflicts with annotation entrypoint.io/timeout`}},
+		},
+		{
+			name:        "env sets wait-for-failed-jobs",
+			annotations: map[string]string{"entrypoint.io/wait-for-failed-jobs": "true"},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "ENTRYPOINT_WAIT_FOR_FAILED_JOBS", Value: "false"}}
+			},
+			problems: [][]string{{`container "app" already sets ENTRYPOINT_WAIT_FOR_FAILED_JOBS in its env, which conflicts with annotation entrypoint.io/wait-for-failed-jobs`}},
 		},
 		{
 			name:        "mount where the resolver goes",

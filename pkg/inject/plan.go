@@ -220,7 +220,7 @@ func (pl *planner) checkInject() {
 }
 
 // dependencies parses every dependency annotation, kind by kind of spec.Kinds,
-// and the timeout into the variables of the resolver's environment contract,
+// the timeout, wait-for-failed-jobs and optional-after into the variables of the resolver's environment contract,
 // values normalized by the kind's Format: every namespace spelled out, JSON compact
 // with sorted keys.
 func (pl *planner) dependencies() dependencies {
@@ -261,6 +261,17 @@ func (pl *planner) dependencies() dependencies {
 		pl.invalidValue(keyTimeout, err)
 	}
 	set(keyTimeout, spec.EnvTimeout, timeout)
+	waitFailed, err := parseBoolAnnotation(pl.ours[keyWaitFailed],
+		`"true" to keep waiting on a failed Job in case it is re-run, or "false" (the default) to fail the wait`)
+	if err != nil {
+		pl.invalidValue(keyWaitFailed, err)
+	}
+	set(keyWaitFailed, spec.EnvWaitForFailedJobs, waitFailed)
+	optionalAfter, err := parseTimeout(pl.ours[keyOptionalAfter])
+	if err != nil {
+		pl.invalidValue(keyOptionalAfter, err)
+	}
+	set(keyOptionalAfter, spec.EnvOptionalAfter, optionalAfter)
 
 	d.conflicts = maps.Clone(d.source)
 	for _, k := range kinds {
@@ -315,6 +326,16 @@ func (pl *planner) parseKind(k spec.Kind) (*spec.Spec, bool) {
 	parsed := &spec.Spec{Namespace: pl.namespace}
 	k.Concat(parsed, parts)
 	return parsed, true
+}
+
+// parseBoolAnnotation accepts "true" and "false"; "" when value is blank. expected
+// tells the operator what each means.
+func parseBoolAnnotation(value, expected string) (string, error) {
+	switch value {
+	case "", "true", "false":
+		return value, nil
+	}
+	return "", &spec.ValueError{Value: value, Problem: `is neither "true" nor "false"`, Expected: expected}
 }
 
 // parseTimeout parses a Go duration greater than zero; "" when value is blank.

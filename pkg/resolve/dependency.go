@@ -29,7 +29,7 @@ type Status struct {
 }
 
 // ErrTerminal marks a dependency that will never become ready, such as a Job that
-// failed while fail-fast is on.
+// failed (unless the resolver is told to wait for failed Jobs).
 var ErrTerminal = errors.New("dependency failed")
 
 // Terminal wraps err so that errors.Is(err, ErrTerminal) holds.

@@ -24,6 +24,9 @@ type Recorder interface {
 	Ready(elapsed time.Duration)
 	// Failed is called when the wait ends in error.
 	Failed(err error)
+	// StartedWithout is called when the wait ends at Options.OptionalAfter with
+	// these dependencies still blocking: the application starts without them.
+	StartedWithout(blocking []string, after time.Duration)
 }
 
 // Options tune Wait. The zero value is usable.
@@ -34,6 +37,11 @@ type Options struct {
 	ReportInterval time.Duration
 	// Recorder, when set, is told about the wait (Kubernetes Events).
 	Recorder Recorder
+	// OptionalAfter, when positive, makes every dependency optional after this
+	// long: the wait then ends with nil, and the ones still blocking are logged
+	// and told to the Recorder (StartedWithout). A terminal failure before then
+	// still ends the wait in error.
+	OptionalAfter time.Duration
 }
 
 // BlockedError is returned when the context ends before every dependency resolved.
@@ -88,6 +96,12 @@ func Wait(ctx context.Context, deps []Dependency, opts Options) error {
 
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var optional <-chan time.Time
+	if opts.OptionalAfter > 0 {
+		t := time.NewTimer(opts.OptionalAfter)
+		defer t.Stop()
+		optional = t.C
+	}
 	waitingReported := false
 	for pending := len(deps); pending > 0; {
 		select {
@@ -122,6 +136,14 @@ func Wait(ctx context.Context, deps []Dependency, opts Options) error {
 				opts.Recorder.Waiting(blocking)
 				waitingReported = true
 			}
+		case <-optional:
+			blocking := board.blocking()
+			log.Info("starting without the dependencies still blocking: they are optional after this long",
+				"optionalAfter", opts.OptionalAfter.String(), "blocking", blocking)
+			if opts.Recorder != nil {
+				opts.Recorder.StartedWithout(blocking, opts.OptionalAfter)
+			}
+			return nil
 		case <-ctx.Done():
 			err := &BlockedError{Cause: ctx.Err(), Blocking: board.blocking()}
 			if opts.Recorder != nil {

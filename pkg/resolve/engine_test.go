@@ -47,6 +47,9 @@ func (r *recorder) add(s string)        { r.mu.Lock(); r.calls = append(r.calls,
 func (r *recorder) Waiting(b []string)  { r.add("waiting: " + strings.Join(b, "; ")) }
 func (r *recorder) Ready(time.Duration) { r.add("ready") }
 func (r *recorder) Failed(err error)    { r.add("failed: " + err.Error()) }
+func (r *recorder) StartedWithout(b []string, after time.Duration) {
+	r.add("started without after " + after.String() + ": " + strings.Join(b, "; "))
+}
 
 func (r *recorder) get() []string {
 	r.mu.Lock()
@@ -160,5 +163,58 @@ func TestWaitErrors(t *testing.T) {
 func TestWaitNothingIsImmediate(t *testing.T) {
 	if err := resolve.Wait(context.Background(), nil, resolve.Options{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With OptionalAfter the wait ends with nil at that time, naming what still
+// blocks in the log and to the Recorder; what resolves or fails before is as
+// without it.
+func TestWaitOptionalAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release map[string]error // dependency name → released with
+		wantErr string
+		want    []string // recorder calls
+	}{
+		{name: "one still blocking", release: map[string]error{"service ns/a": nil}, want: []string{"started without after 200ms: job ns/b: not found"}},
+		{name: "none resolved", release: map[string]error{},
+			want: []string{"started without after 200ms: job ns/b: not found; service ns/a: no endpoints"}},
+		{name: "all resolved first", release: map[string]error{"service ns/a": nil, "job ns/b": nil}},
+		{name: "terminal failure first", release: map[string]error{"job ns/b": resolve.Terminal("job ns/b failed: BackoffLimitExceeded")},
+			wantErr: "job ns/b failed", want: []string{"failed: job ns/b: dependency failed: job ns/b failed: BackoffLimitExceeded"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deps := []*fakeDep{newFake("service ns/a", "no endpoints"), newFake("job ns/b", "not found")}
+			for _, d := range deps {
+				if err, ok := tc.release[d.name]; ok {
+					d.release <- err
+				}
+			}
+			rec := &recorder{}
+			logs := &logLines{}
+			err := resolve.Wait(context.Background(), []resolve.Dependency{deps[0], deps[1]}, resolve.Options{
+				Log: funcr.New(logs.add, funcr.Options{}), ReportInterval: time.Hour, Recorder: rec, OptionalAfter: 200 * time.Millisecond,
+			})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Wait = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Wait = %v, want an error with %q", err, tc.wantErr)
+			}
+			if got := rec.get(); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("recorder calls %q, want %q", got, tc.want)
+			}
+			started := strings.Contains(logs.joined(), "starting without the dependencies still blocking")
+			if started != (len(tc.want) > 0 && tc.wantErr == "") {
+				t.Errorf("log line about starting without dependencies: %v; logs:\n%s", started, logs.joined())
+			}
+			for _, d := range deps {
+				select {
+				case <-d.stopped:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s still waiting after Wait returned", d.name)
+				}
+			}
+		})
 	}
 }

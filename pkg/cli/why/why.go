@@ -202,7 +202,7 @@ func (x Explainer) dependencies(ctx context.Context, pod *corev1.Pod, deps *spec
 	}
 	for _, ref := range deps.Services {
 		objs, err := x.list(ctx, endpointSlicesResource, ref.Namespace, "kubernetes.io/service-name="+ref.Name, "")
-		add((&kube.Service{Ref: ref}).String(), kube.ServiceReadiness(objs), err)
+		add((&kube.Service{Ref: ref}).String(), kube.ServiceReadiness(objs, ref.MinReady), err)
 	}
 	for _, ref := range deps.Jobs {
 		sel, field := "", "metadata.name="+ref.Name

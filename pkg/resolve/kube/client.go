@@ -37,8 +37,9 @@ type Options struct {
 	Log logr.Logger
 	// PollInterval is used when watch is forbidden; DefaultPollInterval when zero.
 	PollInterval time.Duration
-	// FailFast makes a failed Job a terminal error instead of something to wait out.
-	FailFast bool
+	// WaitForFailedJobs keeps waiting on a failed Job, in case it is re-run; by
+	// default a failed Job is a terminal error.
+	WaitForFailedJobs bool
 	// Namespace and PodName identify the own pod (container dependencies, events,
 	// node name lookup).
 	Namespace string

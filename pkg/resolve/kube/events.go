@@ -72,6 +72,15 @@ func (e *EventRecorder) Failed(err error) {
 	}
 }
 
+// StartedWithout records, as a Warning, which dependencies the application starts
+// without, waiting for the writes at most eventTimeout: the process execs next.
+func (e *EventRecorder) StartedWithout(blocking []string, after time.Duration) {
+	msg := fmt.Sprintf("Starting without %d dependencies, optional after %s: %s", len(blocking), after, strings.Join(blocking, "; "))
+	if e.enqueue(event{"StartedWithoutDependencies", "Warning", msg}) {
+		e.Flush(eventTimeout)
+	}
+}
+
 // Flush waits until every event asked for is written (or given up on), at most d;
 // it tells whether they were.
 func (e *EventRecorder) Flush(d time.Duration) bool {

@@ -35,11 +35,13 @@ func TestEventsOnTheOwnPod(t *testing.T) {
 	rec.Waiting([]string{"service " + ns + "/mariadb: no endpoints", "job " + ns + "/db-init: 1 active"})
 	rec.Ready(1234567 * time.Microsecond)
 	rec.Failed(errors.New("job " + ns + "/db-sync failed: BackoffLimitExceeded"))
+	rec.StartedWithout([]string{"service " + ns + "/mariadb: no endpoints"}, 5*time.Minute)
 
 	events := listEvents(t, ns)
 	want := []struct{ reason, typ, message string }{
 		{"DependenciesReady", corev1.EventTypeNormal, "All dependencies ready after 1.235s"},
 		{"DependencyFailed", corev1.EventTypeWarning, "job " + ns + "/db-sync failed: BackoffLimitExceeded"},
+		{"StartedWithoutDependencies", corev1.EventTypeWarning, "Starting without 1 dependencies, optional after 5m0s: service " + ns + "/mariadb: no endpoints"},
 		{"Waiting", corev1.EventTypeNormal, "Waiting for service " + ns + "/mariadb: no endpoints; job " + ns + "/db-init: 1 active"},
 	}
 	if len(events) != len(want) {

@@ -16,8 +16,8 @@ import (
 var jobsResource = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
 
 // Job is ready when the named Job, or every Job matching the labels (at least one),
-// has succeeded at least once. A failed Job is logged as an error; with fail-fast on
-// it ends the wait.
+// has succeeded at least once. A failed Job ends the wait (a terminal error);
+// with WaitForFailedJobs it is logged as an error once and waited out instead.
 type Job struct {
 	Client *Client
 	Ref    spec.JobRef
@@ -47,12 +47,13 @@ func (j *Job) Wait(ctx context.Context, report func(resolve.Status)) error {
 		}
 		st, failed := JobsReadiness(snap.objects)
 		for _, f := range failed {
-			if j.Client.opts.FailFast {
-				return false, resolve.Terminal("job %s/%s failed: %s", f.Job.GetNamespace(), f.Job.GetName(), f.Reason)
+			if !j.Client.opts.WaitForFailedJobs {
+				return false, resolve.Terminal("job %s/%s failed: %s (to keep waiting for a re-run instead, set %s=true or --wait-for-failed-jobs)",
+					f.Job.GetNamespace(), f.Job.GetName(), f.Reason, spec.EnvWaitForFailedJobs)
 			}
 			if !failedLogged[f.Job.GetName()] {
 				failedLogged[f.Job.GetName()] = true
-				j.Client.opts.Log.Error(nil, "job failed; waiting in case it is re-run (use --fail-fast to stop instead)",
+				j.Client.opts.Log.Error(nil, "job failed; waiting in case it is re-run ("+spec.EnvWaitForFailedJobs+" is set)",
 					"job", f.Job.GetNamespace()+"/"+f.Job.GetName(), "reason", f.Reason)
 			}
 		}
@@ -69,7 +70,7 @@ type FailedJob struct {
 
 // JobsReadiness is the Job rule: ready when every Job (at least one) succeeded at
 // least once; a failed one is not ready, and is also returned so the caller can
-// stop (fail-fast) or tell. The resolver and the dependency controller both
+// stop (the default) or tell. The resolver and the dependency controller both
 // decide with it.
 func JobsReadiness(jobs []*unstructured.Unstructured) (resolve.Status, []FailedJob) {
 	if len(jobs) == 0 {

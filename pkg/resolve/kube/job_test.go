@@ -125,11 +125,11 @@ func TestJobByName(t *testing.T) {
 	}
 }
 
-// Without fail-fast a failed Job blocks, says so, and is logged as an error once.
+// With WaitForFailedJobs a failed Job blocks, says so, and is logged as an error once.
 func TestJobFailedKeepsBlocking(t *testing.T) {
 	ns := env.Namespace(t)
 	var logs logSink
-	c := newClient(t, kube.Options{Log: logs.logger()})
+	c := newClient(t, kube.Options{Log: logs.logger(), WaitForFailedJobs: true})
 	w := start(t, &kube.Job{Client: c, Ref: spec.JobRef{Namespace: ns, Name: "db-sync"}})
 	createJob(t, ns, "db-sync", nil, 1)
 	setJobStatus(t, ns, "db-sync", jobRunning)
@@ -150,19 +150,50 @@ func TestJobFailedKeepsBlocking(t *testing.T) {
 	if n := logs.count(`"job"="` + ns + `/db-sync"`); n != 1 {
 		t.Errorf("the failure log does not name the job: %v", logs.snapshot())
 	}
+	// Re-run as Helm does (deleted and created again): its success ends the wait.
+	if err := env.Client.BatchV1().Jobs(ns).Delete(context.Background(), "db-sync",
+		metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	createJob(t, ns, "db-sync", nil, 1)
+	setJobStatus(t, ns, "db-sync", jobComplete)
+	w.ready(t)
 }
 
-func TestJobFailFast(t *testing.T) {
-	ns := env.Namespace(t)
-	c := newClient(t, kube.Options{FailFast: true})
-	w := start(t, &kube.Job{Client: c, Ref: spec.JobRef{Namespace: ns, Name: "db-sync"}})
-	createJob(t, ns, "db-sync", nil, 1)
-	setJobStatus(t, ns, "db-sync", jobRunning)
-	w.blocked(t, "1 active")
-	setJobStatus(t, ns, "db-sync", jobFailed)
-	err := w.fails(t, ns+"/db-sync failed: BackoffLimitExceeded")
-	if !errors.Is(err, resolve.ErrTerminal) {
-		t.Errorf("error %v does not wrap resolve.ErrTerminal", err)
+// By default a failed Job ends the wait with a terminal error naming the Job, its
+// failure reason and how to keep waiting instead; by name or among several by labels.
+func TestJobFailedEndsWaitByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ref    func(ns string) spec.JobRef
+		labels map[string]string
+	}{
+		{name: "by name", ref: func(ns string) spec.JobRef { return spec.JobRef{Namespace: ns, Name: "db-sync"} }},
+		{name: "by labels", labels: map[string]string{"app": "keystone"},
+			ref: func(ns string) spec.JobRef {
+				return spec.JobRef{Namespace: ns, Labels: map[string]string{"app": "keystone"}}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := env.Namespace(t)
+			w := start(t, &kube.Job{Client: newClient(t, kube.Options{}), Ref: tc.ref(ns)})
+			createJob(t, ns, "db-sync", tc.labels, 1)
+			setJobStatus(t, ns, "db-sync", jobRunning)
+			w.blocked(t, "1 active")
+			if tc.labels != nil { // a succeeded Job beside the failed one changes nothing
+				createJob(t, ns, "db-init", tc.labels, 1)
+				setJobStatus(t, ns, "db-init", jobComplete)
+				w.blocked(t, "db-sync: 1 active")
+			}
+			setJobStatus(t, ns, "db-sync", jobFailed)
+			err := w.fails(t, ns+"/db-sync failed: BackoffLimitExceeded: Job has reached the specified backoff limit")
+			if !errors.Is(err, resolve.ErrTerminal) {
+				t.Errorf("error %v does not wrap resolve.ErrTerminal", err)
+			}
+			if !strings.Contains(err.Error(), spec.EnvWaitForFailedJobs+"=true") {
+				t.Errorf("error %q does not tell how to keep waiting instead", err)
+			}
+		})
 	}
 }
 
@@ -171,7 +202,7 @@ func TestJobByLabels(t *testing.T) {
 	ns := env.Namespace(t)
 	sel := map[string]string{"app": "keystone", "stage": "bootstrap"}
 	var logs logSink
-	w := start(t, &kube.Job{Client: newClient(t, kube.Options{Log: logs.logger()}), Ref: spec.JobRef{Namespace: ns, Labels: sel}})
+	w := start(t, &kube.Job{Client: newClient(t, kube.Options{Log: logs.logger(), WaitForFailedJobs: true}), Ref: spec.JobRef{Namespace: ns, Labels: sel}})
 	w.blocked(t, "not found")
 
 	// A succeeded job that has only some of the labels does not count.

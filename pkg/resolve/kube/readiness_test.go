@@ -232,3 +232,53 @@ func TestCRDReadiness(t *testing.T) {
 		t.Errorf("CRDGroup = %q", g)
 	}
 }
+
+// The Service rule counts distinct ready endpoints across slices: by targetRef
+// (a dual-stack pod is in two slices), else by addresses.
+func TestServiceReadinessCountsDistinctEndpoints(t *testing.T) {
+	slice := func(eps string) *unstructured.Unstructured {
+		return obj(t, `{"kind":"EndpointSlice","endpoints":[`+eps+`]}`)[0]
+	}
+	pod := func(name, ip string, ready bool) string {
+		r := "true"
+		if !ready {
+			r = "false"
+		}
+		return `{"addresses":["` + ip + `"],"conditions":{"ready":` + r + `},"targetRef":{"kind":"Pod","namespace":"ns","name":"` + name + `"}}`
+	}
+	for _, tc := range []struct {
+		name     string
+		slices   []*unstructured.Unstructured
+		minReady int
+		want     string // "" for ready
+	}{
+		{"no slices", nil, 0, "no endpoints"},
+		{"one ready, default rule", []*unstructured.Unstructured{slice(pod("a", "10.0.0.1", true))}, 0, ""},
+		{"one ready, #1", []*unstructured.Unstructured{slice(pod("a", "10.0.0.1", true))}, 1, ""},
+		{"none ready, default rule", []*unstructured.Unstructured{slice(pod("a", "10.0.0.1", false))}, 0, "0 of 1 endpoints ready"},
+		{"none at all, #3", nil, 3, "0 of 3 required endpoints ready"},
+		{"one of three", []*unstructured.Unstructured{slice(pod("a", "10.0.0.1", true) + "," + pod("b", "10.0.0.2", false))}, 3,
+			"1 of 3 required endpoints ready"},
+		{"three across slices", []*unstructured.Unstructured{
+			slice(pod("a", "10.0.0.1", true)), slice(pod("b", "10.0.0.2", true) + "," + pod("c", "10.0.0.3", true))}, 3, ""},
+		{"dual-stack pod counts once", []*unstructured.Unstructured{
+			slice(pod("a", "10.0.0.1", true) + "," + pod("b", "10.0.0.2", true)),
+			slice(pod("a", "fd00::1", true) + "," + pod("b", "fd00::2", true))}, 3, "2 of 3 required endpoints ready"},
+		{"same endpoint in two slices counts once", []*unstructured.Unstructured{
+			slice(`{"addresses":["10.0.0.1"]}`), slice(`{"addresses":["10.0.0.1"]},{"addresses":["10.0.0.2"]}`)}, 2, ""},
+		{"same address twice, no targetRef", []*unstructured.Unstructured{
+			slice(`{"addresses":["10.0.0.1"]}`), slice(`{"addresses":["10.0.0.1"]}`)}, 2, "1 of 2 required endpoints ready"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := kube.ServiceReadiness(tc.slices, tc.minReady)
+			switch {
+			case tc.want == "" && !st.Ready:
+				t.Errorf("not ready: %q", st.Reason)
+			case tc.want != "" && st.Ready:
+				t.Errorf("ready, want %q", tc.want)
+			case tc.want != "" && st.Reason != tc.want:
+				t.Errorf("reason %q, want %q", st.Reason, tc.want)
+			}
+		})
+	}
+}

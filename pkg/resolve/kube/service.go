@@ -19,8 +19,9 @@ var (
 	endpointsResource      = schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}
 )
 
-// Service is ready when any EndpointSlice of the service (all of them, not the
-// first) holds an endpoint whose ready condition is true or unset. Where the
+// Service is ready when the EndpointSlices of the service (all of them, not the
+// first) hold an endpoint whose ready condition is true or unset, or Ref.MinReady
+// distinct such endpoints. Where the
 // EndpointSlice API cannot be read, it falls back to the Endpoints object, and goes
 // back to the slices once they can be read again.
 type Service struct {
@@ -71,7 +72,7 @@ func (s *Service) waitSlices(ctx context.Context, r *reporter) (fallback bool, e
 			r.set(resolve.Status{Reason: "cannot list EndpointSlices: " + shortError(err)})
 			return false, nil
 		}
-		st := ServiceReadiness(snaps[0].objects)
+		st := ServiceReadiness(snaps[0].objects, s.Ref.MinReady)
 		r.set(st)
 		return st.Ready, nil
 	})
@@ -106,7 +107,7 @@ func (s *Service) waitEndpoints(ctx context.Context, r *reporter) (back bool, er
 			r.set(resolve.Status{Reason: "cannot list EndpointSlices or Endpoints: " + shortError(err)})
 			return false, nil
 		}
-		st := endpointsStatus(snaps[0])
+		st := endpointsStatus(snaps[0], s.Ref.MinReady)
 		r.set(st)
 		return st.Ready, nil
 	})
@@ -122,52 +123,88 @@ func (s *Service) waitEndpoints(ctx context.Context, r *reporter) (back bool, er
 }
 
 // ServiceReadiness is the Service rule over all of its EndpointSlices: ready once
-// any endpoint's ready condition is true or unset. The resolver and the dependency
+// minReady (at least one) distinct endpoints have a ready condition true or unset.
+// An endpoint is told apart by its targetRef (a dual-stack pod in an IPv4 and an
+// IPv6 slice is one), else by its addresses. The resolver and the dependency
 // controller both decide with it.
-func ServiceReadiness(slices []*unstructured.Unstructured) resolve.Status {
-	total, ready := 0, 0
+func ServiceReadiness(slices []*unstructured.Unstructured, minReady int) resolve.Status {
+	all, ready := map[string]bool{}, map[string]bool{}
 	for _, slice := range slices {
 		for _, ep := range nestedSlice(slice.Object, "endpoints") {
 			m, ok := ep.(map[string]any)
 			if !ok {
 				continue
 			}
-			total++
+			key := endpointKey(m)
+			all[key] = true
 			// Unset ready means ready, as the EndpointSlice API defines it.
 			conditions, _ := m["conditions"].(map[string]any)
 			if r, found := conditions["ready"]; !found || r == nil || r == true {
-				ready++
+				ready[key] = true
 			}
 		}
 	}
-	if ready > 0 {
-		return resolve.Status{Ready: true}
-	}
-	if total == 0 {
-		return resolve.Status{Reason: "no endpoints"}
-	}
-	return resolve.Status{Reason: fmt.Sprintf("0 of %d endpoints ready", total)}
+	return endpointCount(len(ready), len(all), minReady)
 }
 
-func endpointsStatus(snap snapshot) resolve.Status {
+// endpointKey identifies an endpoint of a slice: its target, else its addresses.
+func endpointKey(ep map[string]any) string {
+	if ref, ok := ep["targetRef"].(map[string]any); ok {
+		kind, _ := ref["kind"].(string)
+		ns, _ := ref["namespace"].(string)
+		name, _ := ref["name"].(string)
+		if name != "" {
+			return "ref:" + kind + "/" + ns + "/" + name
+		}
+	}
+	addrs, _ := ep["addresses"].([]any)
+	key := "addr:"
+	for _, a := range addrs {
+		s, _ := a.(string)
+		key += s + ","
+	}
+	return key
+}
+
+// endpointCount words the Service rule: ready with minReady (at least one) of
+// total endpoints ready.
+func endpointCount(ready, total, minReady int) resolve.Status {
+	minReady = max(minReady, 1)
+	switch {
+	case ready >= minReady:
+		return resolve.Status{Ready: true}
+	case minReady > 1:
+		return resolve.Status{Reason: fmt.Sprintf("%d of %d required endpoints ready", ready, minReady)}
+	case total == 0:
+		return resolve.Status{Reason: "no endpoints"}
+	default:
+		return resolve.Status{Reason: fmt.Sprintf("0 of %d endpoints ready", total)}
+	}
+}
+
+// endpointsStatus is the Service rule over its Endpoints object, where slices
+// cannot be read: distinct ready addresses.
+func endpointsStatus(snap snapshot, minReady int) resolve.Status {
 	if len(snap.objects) == 0 {
 		return resolve.Status{Reason: "no Endpoints object"}
 	}
-	ready, notReady := 0, 0
+	ready, all := map[string]bool{}, map[string]bool{}
 	for _, subset := range nestedSlice(snap.objects[0].Object, "subsets") {
 		m, _ := subset.(map[string]any)
 		a, _ := m["addresses"].([]any)
 		n, _ := m["notReadyAddresses"].([]any)
-		ready += len(a)
-		notReady += len(n)
+		for _, addr := range a {
+			am, _ := addr.(map[string]any)
+			ip, _ := am["ip"].(string)
+			ready[ip], all[ip] = true, true
+		}
+		for _, addr := range n {
+			am, _ := addr.(map[string]any)
+			ip, _ := am["ip"].(string)
+			all[ip] = true
+		}
 	}
-	if ready > 0 {
-		return resolve.Status{Ready: true}
-	}
-	if notReady == 0 {
-		return resolve.Status{Reason: "no endpoints"}
-	}
-	return resolve.Status{Reason: fmt.Sprintf("0 of %d endpoints ready", notReady)}
+	return endpointCount(len(ready), len(all), minReady)
 }
 
 // reporter passes a status on only when it changed.

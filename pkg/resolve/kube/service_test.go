@@ -197,3 +197,18 @@ func TestServiceLeavesTheEndpointsFallbackWhenSlicesBecomeReadable(t *testing.T)
 		t.Errorf("the return to EndpointSlices was logged %d times, want once; logs: %v", n, logs.snapshot())
 	}
 }
+
+// "name#3" waits for three distinct ready endpoints across the Service's slices.
+func TestServiceMinimumReadyEndpoints(t *testing.T) {
+	ns := env.Namespace(t)
+	createService(t, ns, "db", map[string]string{"app": "db"})
+	w := start(t, &kube.Service{Client: newClient(t, kube.Options{}), Ref: spec.ObjectRef{Namespace: ns, Name: "db", MinReady: 3}})
+	w.blocked(t, "0 of 3 required endpoints ready")
+	createSlice(t, ns, "db", "db-a", endpoint{ip: "10.0.0.1", ready: ptr.To(true)}, endpoint{ip: "10.0.0.2", ready: ptr.To(false)})
+	w.blocked(t, "1 of 3 required endpoints ready")
+	createSlice(t, ns, "db", "db-b", endpoint{ip: "10.0.0.3", ready: ptr.To(true)})
+	w.blocked(t, "2 of 3 required endpoints ready")
+	w.stillBlocked(t)
+	createSlice(t, ns, "db", "db-c", endpoint{ip: "10.0.0.4"}) // ready unset counts
+	w.ready(t)
+}

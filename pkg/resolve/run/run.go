@@ -31,7 +31,11 @@ type Options struct {
 	Timeout        time.Duration
 	PollInterval   time.Duration
 	ReportInterval time.Duration
-	FailFast       bool
+	// OptionalAfter, when positive, starts the application after this long even
+	// with dependencies still blocking (a Warning Event names them).
+	OptionalAfter time.Duration
+	// WaitForFailedJobs keeps waiting on a failed Job instead of failing the run.
+	WaitForFailedJobs bool
 	// TemplateDir holds the config templates (local.DefaultTemplateDir when empty).
 	TemplateDir string
 	// RESTConfig returns the API server's client config; called only when a
@@ -64,7 +68,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) error {
 	if r := deps.events; r != nil {
 		recorder = r
 	}
-	if err := resolve.Wait(ctx, deps.list, resolve.Options{Log: o.Log, ReportInterval: o.ReportInterval, Recorder: recorder}); err != nil {
+	if err := resolve.Wait(ctx, deps.list, resolve.Options{Log: o.Log, ReportInterval: o.ReportInterval, Recorder: recorder, OptionalAfter: o.OptionalAfter}); err != nil {
 		return err
 	}
 	if len(argv) == 0 {
@@ -96,7 +100,7 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 			return p, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		c, err := kube.NewClient(cfg, kube.Options{
-			Log: o.Log, PollInterval: o.PollInterval, FailFast: o.FailFast,
+			Log: o.Log, PollInterval: o.PollInterval, WaitForFailedJobs: o.WaitForFailedJobs,
 			Namespace: s.Namespace, PodName: s.PodName, NodeName: s.NodeName,
 		})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -34,7 +35,14 @@ const (
 	EnvHTTP            = "DEPENDENCY_HTTP"
 	// EnvTimeout is the default of the resolver's --timeout, a Go duration; the
 	// webhook sets it from the entrypoint.io/timeout annotation.
-	EnvTimeout          = "ENTRYPOINT_TIMEOUT"
+	EnvTimeout = "ENTRYPOINT_TIMEOUT"
+	// EnvWaitForFailedJobs set to "true" keeps the resolver waiting on a failed
+	// Job (for a re-run) instead of exiting 4; the webhook sets it from the
+	// entrypoint.io/wait-for-failed-jobs annotation.
+	EnvWaitForFailedJobs = "ENTRYPOINT_WAIT_FOR_FAILED_JOBS"
+	// EnvOptionalAfter is the default of the resolver's --optional-after, a Go
+	// duration; the webhook sets it from the entrypoint.io/optional-after annotation.
+	EnvOptionalAfter    = "ENTRYPOINT_OPTIONAL_AFTER"
 	defaultNamespace    = "default"
 	podNameFromFieldRef = "the pod's name (valueFrom.fieldRef metadata.name)"
 )
@@ -71,6 +79,14 @@ func FromEnv(lookup func(string) (string, bool)) (*Spec, error) {
 	}
 	if s.PodIP != "" && net.ParseIP(s.PodIP) == nil {
 		collect(EnvPodIP, &ValueError{Value: s.PodIP, Problem: "is not an IP address", Expected: "the pod's IP (valueFrom.fieldRef status.podIP)"})
+	}
+	if v := get(EnvOptionalAfter); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			collect(EnvOptionalAfter, &ValueError{Value: v, Problem: "is not a non-negative Go duration",
+				Expected: "how long to wait before starting without the dependencies still blocking, such as 5m"})
+		}
+		s.OptionalAfter = d
 	}
 	if s.NodeName != "" {
 		collect(EnvNodeName, wholeValueProblem(s.NodeName, "the node's name (valueFrom.fieldRef spec.nodeName)", dns1123Subdomain, validation.IsDNS1123Subdomain))

@@ -49,7 +49,7 @@ func goodCases() []goodCase {
 			},
 			want: &Spec{
 				Namespace: os, PodName: "keystone-api-7d9f8-abc12", InterfaceName: "eth0",
-				Services: []ObjectRef{{os, "memcached"}, {os, "mariadb"}},
+				Services: []ObjectRef{{Namespace: os, Name: "memcached"}, {Namespace: os, Name: "mariadb"}},
 				Jobs: []JobRef{
 					{Namespace: os, Name: "keystone-db-sync"},
 					{Namespace: os, Name: "keystone-credential-setup"},
@@ -70,9 +70,9 @@ func goodCases() []goodCase {
 			want: &Spec{
 				Namespace: os, NodeName: "node-1.example.com",
 				Command:    []string{"echo", "done"},
-				Services:   []ObjectRef{{os, "mariadb"}, {"other", "memcached"}},
+				Services:   []ObjectRef{{Namespace: os, Name: "mariadb"}, {Namespace: "other", Name: "memcached"}},
 				Jobs:       []JobRef{{Namespace: os, Name: "db-sync"}, {Namespace: "other", Name: "db-sync.v2"}},
-				DaemonSets: []ObjectRef{{os, "ovs-agent"}},
+				DaemonSets: []ObjectRef{{Namespace: os, Name: "ovs-agent"}},
 			},
 		},
 		{
@@ -118,7 +118,7 @@ func goodCases() []goodCase {
 			},
 			want: &Spec{
 				Namespace: "default", NodeName: "worker-3",
-				DaemonSets: []ObjectRef{{"kube-system", "ovs"}},
+				DaemonSets: []ObjectRef{{Namespace: "kube-system", Name: "ovs"}},
 				Pods:       []PodRef{{Namespace: "default", Labels: map[string]string{"a": "b"}, RequireSameNode: true}},
 			},
 		},
@@ -197,6 +197,7 @@ type badCase struct {
 
 func badCases() []badCase {
 	const objects = "; expected [namespace:]name,..."
+	const services = "; expected [namespace:]name[#n],..."
 	const jobsJSON = `; expected [{"name":"..."} or {"labels":{"key":"value",...}}, either with "namespace"?:"...",...]`
 	const podsJSON = `; expected [{"labels":{"key":"value",...},"namespace"?:"...","requireSameNode"?:true|false},...]`
 	const crJSON = `; expected [{"apiVersion":"v1 or group/version"`
@@ -215,21 +216,31 @@ func badCases() []badCase {
 			[]string{`"node 1" is not a DNS-1123 subdomain`, "; expected the node's name"}},
 
 		{"empty service item", map[string]string{EnvServices: "openstack:mariadb,,x"}, EnvServices,
-			[]string{`item 2 of "openstack:mariadb,,x" is empty` + objects}},
+			[]string{`item 2 of "openstack:mariadb,,x" is empty` + services}},
 		{"trailing comma", map[string]string{EnvServices: "mariadb,"}, EnvServices,
-			[]string{`item 2 of "mariadb," is empty` + objects}},
+			[]string{`item 2 of "mariadb," is empty` + services}},
 		{"leading comma", map[string]string{EnvServices: " ,mariadb "}, EnvServices,
-			[]string{`item 1 of ",mariadb" is empty` + objects}},
+			[]string{`item 1 of ",mariadb" is empty` + services}},
 		{"two colons", map[string]string{EnvServices: "a:b:c"}, EnvServices,
-			[]string{`item 1 of "a:b:c" has more than one ':'` + objects}},
+			[]string{`item 1 of "a:b:c" has more than one ':'` + services}},
 		{"empty namespace", map[string]string{EnvServices: "x, :mariadb"}, EnvServices,
-			[]string{`item 2 ":mariadb" of "x, :mariadb" has an empty namespace before ':'` + objects}},
+			[]string{`item 2 ":mariadb" of "x, :mariadb" has an empty namespace before ':'` + services}},
 		{"empty name", map[string]string{EnvServices: "openstack:"}, EnvServices,
-			[]string{`item 1 of "openstack:" has an empty name after ':'` + objects}},
+			[]string{`item 1 of "openstack:" has an empty name after ':'` + services}},
 		{"service name with a dot", map[string]string{EnvServices: "openstack:my.svc"}, EnvServices,
-			[]string{`has name "my.svc", which is not a DNS-1035 label (`, objects}},
+			[]string{`has name "my.svc", which is not a DNS-1035 label (`, services}},
 		{"namespace with capitals", map[string]string{EnvServices: "Infra:db"}, EnvServices,
-			[]string{`has namespace "Infra", which is not a DNS-1123 label (`, objects}},
+			[]string{`has namespace "Infra", which is not a DNS-1123 label (`, services}},
+		{"optional-after not a duration", map[string]string{EnvOptionalAfter: "5 minutes"}, EnvOptionalAfter,
+			[]string{`"5 minutes" is not a non-negative Go duration; expected how long to wait before starting without the dependencies still blocking, such as 5m`}},
+		{"service minimum not a number", map[string]string{EnvServices: "db#three"}, EnvServices,
+			[]string{`item 1 of "db#three" has minimum "three" after '#', not a whole number` + services}},
+		{"service minimum zero", map[string]string{EnvServices: "openstack:db#0"}, EnvServices,
+			[]string{`has minimum 0 after '#', not at least 1` + services}},
+		{"service minimum signed", map[string]string{EnvServices: "db#+2"}, EnvServices,
+			[]string{`has minimum "+2" after '#', not a whole number`}},
+		{"service minimum on a bad name", map[string]string{EnvServices: "my.svc#2"}, EnvServices,
+			[]string{`has name "my.svc", which is not a DNS-1035 label (`}},
 		{"pod IP not an IP", map[string]string{EnvPodIP: "10.0.0"}, EnvPodIP,
 			[]string{`"10.0.0" is not an IP address; expected the pod's IP (valueFrom.fieldRef status.podIP)`}},
 		{"empty job item", map[string]string{EnvJobs: "a,,b"}, EnvJobs,
@@ -377,7 +388,7 @@ func TestFromEnvRejectsBadInput(t *testing.T) {
 
 func TestFromEnvExactMessage(t *testing.T) {
 	_, err := FromEnv(lookupIn(map[string]string{EnvServices: "openstack:mariadb,,x"}))
-	const want = `DEPENDENCY_SERVICE: item 2 of "openstack:mariadb,,x" is empty; expected [namespace:]name,...`
+	const want = `DEPENDENCY_SERVICE: item 2 of "openstack:mariadb,,x" is empty; expected [namespace:]name[#n],...`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
@@ -434,5 +445,30 @@ func TestLongValuesAreCutInMessages(t *testing.T) {
 	}
 	if len(msg) > 400 {
 		t.Errorf("message is %d bytes long:\n%s", len(msg), msg)
+	}
+}
+
+// A Service item may ask for a minimum of ready endpoints with "#n"; "#1" is the
+// default rule and reads as no minimum.
+func TestServiceMinimumReady(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  []ObjectRef
+	}{
+		{"mariadb", []ObjectRef{{Namespace: "ns", Name: "mariadb"}}},
+		{"mariadb#3", []ObjectRef{{Namespace: "ns", Name: "mariadb", MinReady: 3}}},
+		{"openstack:mariadb#3", []ObjectRef{{Namespace: "openstack", Name: "mariadb", MinReady: 3}}},
+		{"openstack:mariadb#1", []ObjectRef{{Namespace: "openstack", Name: "mariadb"}}},
+		{"db#2, cache", []ObjectRef{{Namespace: "ns", Name: "db", MinReady: 2}, {Namespace: "ns", Name: "cache"}}},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			got, err := ParseServiceList(tc.value, "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ParseServiceList(%q) = %+v, want %+v", tc.value, got, tc.want)
+			}
+		})
 	}
 }

@@ -113,7 +113,7 @@ func TestInstalledBaseSpotChecks(t *testing.T) {
 	keystone := parse("keystone-api")
 	want := &Spec{
 		Namespace: ns, PodName: "keystone-api-abc12", InterfaceName: "eth0",
-		Services: []ObjectRef{{ns, "memcached"}, {ns, "mariadb"}},
+		Services: []ObjectRef{{Namespace: ns, Name: "memcached"}, {Namespace: ns, Name: "mariadb"}},
 		Jobs: []JobRef{
 			{Namespace: ns, Name: "keystone-db-sync"},
 			{Namespace: ns, Name: "keystone-credential-setup"},
@@ -143,7 +143,7 @@ func TestInstalledBaseSpotChecks(t *testing.T) {
 		t.Errorf("nova-db-sync custom resources = %+v, want %+v", got, wantResources)
 	}
 
-	if got := parse("swift-proxy").DaemonSets; !reflect.DeepEqual(got, []ObjectRef{{ns, "swift-storage"}}) {
+	if got := parse("swift-proxy").DaemonSets; !reflect.DeepEqual(got, []ObjectRef{{Namespace: ns, Name: "swift-storage"}}) {
 		t.Errorf("swift-proxy daemonsets = %+v", got)
 	}
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -85,12 +86,13 @@ func Kinds() []Kind {
 			Annotation: "dependency-service", Env: EnvServices, API: true, NodeFree: true,
 			Example: "mariadb,openstack:keystone-api",
 			Doc: Doc{
-				Format: "`[ns:]name,...`",
-				ResolvedWhen: "any EndpointSlice of the Service (all slices) has an endpoint whose `ready` is true or unset; " +
+				Format: "`[ns:]name[#n],...`; `#n` (n ≥ 1, e.g. `openstack:mariadb#3`) requires n ready endpoints",
+				ResolvedWhen: "any EndpointSlice of the Service (all slices) has an endpoint whose `ready` is true or unset " +
+					"(with `#n`: n distinct such endpoints across the slices); " +
 					"Endpoints `addresses` where slices cannot be read (looking again every minute whether they can)",
-				Value: "`[ns:]name,...`",
+				Value: "`[ns:]name[#n],...`",
 			},
-		}, func(s *Spec) *[]ObjectRef { return &s.Services }, ParseServiceList, objectRefItem),
+		}, func(s *Spec) *[]ObjectRef { return &s.Services }, ParseServiceList, serviceRefItem),
 		list(Kind{
 			Annotation: "dependency-job", Env: EnvJobs, API: true, NodeFree: true,
 			Example: "keystone-db-sync",
@@ -338,6 +340,13 @@ func jsonArray[T any](k Kind, field func(*Spec) *[]T, parse func(value, namespac
 func identity(s string) string { return s }
 
 func objectRefItem(r ObjectRef) string { return r.Namespace + ":" + r.Name }
+
+func serviceRefItem(r ObjectRef) string {
+	if r.MinReady > 1 {
+		return objectRefItem(r) + "#" + strconv.Itoa(r.MinReady)
+	}
+	return objectRefItem(r)
+}
 
 func keyRefItem(r KeyRef) string {
 	if r.Key == "" {

@@ -141,6 +141,7 @@ func TestKindsFormatParsesBack(t *testing.T) {
 		env, value, formatted string
 	}{
 		{EnvServices, " mariadb , openstack:keystone,mariadb", "ns:mariadb,openstack:keystone"},
+		{EnvServices, "mariadb#3,openstack:keystone#1,cache#02", "ns:mariadb#3,openstack:keystone,ns:cache#2"},
 		{EnvJobs, "db-sync,other:init", "ns:db-sync,other:init"},
 		{EnvJobsJSON, `[{"labels":{"app":"x"}},{"name":"a","namespace":"b"}]`, `[{"labels":{"app":"x"},"namespace":"ns"},{"name":"a","namespace":"b"}]`},
 		{EnvDaemonSets, "ovs", "ns:ovs"},

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -9,16 +10,36 @@ import (
 // The forms of the comma-separated variables, as told to the person who got one wrong.
 const (
 	objectListForm = "[namespace:]name,..."
+	serviceForm    = "[namespace:]name[#n],..."
 	namesForm      = "name,..."
 	pathsForm      = "/absolute/path,..."
 	tcpForm        = "host:port,..."
 	httpForm       = "http(s)://host[:port][/path],..."
 )
 
-// ParseServiceList parses "[namespace:]name,..." naming Services: names are DNS-1035
-// labels, as Service names must be. Items without a namespace get defaultNamespace.
+// ParseServiceList parses "[namespace:]name[#n],..." naming Services: names are
+// DNS-1035 labels, as Service names must be. Items without a namespace get
+// defaultNamespace. The optional "#n" (n ≥ 1) asks for n distinct ready endpoints;
+// '#' is in no Service name, so no value the original accepted means anything else.
 func ParseServiceList(value, defaultNamespace string) ([]ObjectRef, error) {
-	return parseList(value, objectListForm, objectRefParser(defaultNamespace, dns1035Label, validation.IsDNS1035Label))
+	ref := objectRefParser(defaultNamespace, dns1035Label, validation.IsDNS1035Label)
+	return parseList(value, serviceForm, func(item string) (ObjectRef, []string) {
+		item, count, hasCount := strings.Cut(item, "#")
+		r, problems := ref(item)
+		if !hasCount {
+			return r, problems
+		}
+		n, err := strconv.Atoi(count)
+		switch {
+		case err != nil || strings.HasPrefix(count, "+"):
+			problems = append(problems, "has minimum "+strconv.Quote(count)+" after '#', not a whole number")
+		case n < 1:
+			problems = append(problems, "has minimum "+count+" after '#', not at least 1")
+		case n > 1:
+			r.MinReady = n // #1 is the default rule, written without it
+		}
+		return r, problems
+	})
 }
 
 // ParseObjectList parses "[namespace:]name,..." naming Jobs or DaemonSets: names are

@@ -41,8 +41,8 @@ func TestWithNameNamesEveryProblem(t *testing.T) {
 	_, err := ParseServiceList("a,,b:c:d", "ns")
 	const annotation = "annotation entrypoint.io/dependency-service"
 	named := WithName(annotation, err)
-	want := annotation + `: item 2 of "a,,b:c:d" is empty; expected [namespace:]name,...` + "\n" +
-		annotation + `: item 3 "b:c:d" of "a,,b:c:d" has more than one ':'; expected [namespace:]name,...`
+	want := annotation + `: item 2 of "a,,b:c:d" is empty; expected [namespace:]name[#n],...` + "\n" +
+		annotation + `: item 3 "b:c:d" of "a,,b:c:d" has more than one ':'; expected [namespace:]name[#n],...`
 	if named.Error() != want {
 		t.Errorf("got\n%v\nwant\n%s", named, want)
 	}

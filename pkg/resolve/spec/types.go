@@ -5,6 +5,7 @@ package spec
 
 import (
 	"encoding/json"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -25,6 +26,10 @@ type Spec struct {
 	PodIP string
 	// Command is the legacy COMMAND split on whitespace; nil when empty or unset.
 	Command []string
+	// OptionalAfter (ENTRYPOINT_OPTIONAL_AFTER) is how long the dependencies are
+	// waited for before the application starts without those still blocking;
+	// zero means for ever. The dependency controller reads it to lift the gate.
+	OptionalAfter time.Duration
 
 	Services        []ObjectRef
 	Jobs            []JobRef
@@ -48,6 +53,9 @@ type Spec struct {
 type ObjectRef struct {
 	Namespace string
 	Name      string
+	// MinReady, for Services only ("name#3"), is how many distinct ready
+	// endpoints are required; 0 means one, the original rule.
+	MinReady int
 }
 
 func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
