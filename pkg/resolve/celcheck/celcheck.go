@@ -111,14 +111,24 @@ func (p *Program) Eval(ctx context.Context, object map[string]any) (bool, error)
 	defer cancel()
 	out, _, err := p.program.ContextEval(ctx, map[string]any{Variable: object})
 	if err != nil {
-		return false, fmt.Errorf("evaluating %q: %w", p.expression, err)
+		return false, &EvalError{Expression: p.expression, Err: err}
 	}
 	b, ok := out.Value().(bool)
 	if !ok {
-		return false, fmt.Errorf("evaluating %q: got %s, not a bool", p.expression, out.Type())
+		return false, &EvalError{Expression: p.expression, Err: fmt.Errorf("got %s, not a bool", out.Type())}
 	}
 	return b, nil
 }
+
+// EvalError is why an expression could not be evaluated.
+type EvalError struct {
+	Expression string
+	Err        error
+}
+
+func (e *EvalError) Error() string { return fmt.Sprintf("evaluating %q: %v", e.Expression, e.Err) }
+
+func (e *EvalError) Unwrap() error { return e.Err }
 
 // Check is the admission check of refs: for each item whose expression is
 // refused, its index and why.
