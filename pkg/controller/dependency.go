@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -42,7 +43,7 @@ type dependency struct {
 // cache), and Secrets when secrets is set (the operator let the controller watch
 // them). The rest (daemonsets, same-node pods, containers,
 // sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in the pod.
-func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *celcheck.Cache) []dependency {
+func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *admit.Cache) []dependency {
 	var out []dependency
 	for _, ref := range deps.Services {
 		out = append(out, dependency{
@@ -88,7 +89,7 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *c
 		if programs != nil {
 			program, err = programs.Program(ref.Expression)
 		} else {
-			program, err = celcheck.Compile(ref.Expression)
+			program, err = admit.Compile(ref.Expression)
 		}
 		if err != nil {
 			// The webhook refuses such an expression; it came by another way.

@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
@@ -44,7 +44,7 @@ type Reconciler struct {
 	waiters  *waiters
 	states   *podStates
 	// programs are the compiled CEL expressions of the pods' dependencies.
-	programs celcheck.Cache
+	programs admit.Cache
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -28,7 +28,7 @@ func (pl *planner) checkCEL(key string, refs []spec.CELRef) bool {
 		if pl.ctx.Err() != nil {
 			return false // newPlan reports why
 		}
-		if _, err := celcheck.Compile(r.Expression); err != nil {
+		if _, err := admit.Compile(r.Expression); err != nil {
 			good = false
 			pl.invalid(path.Index(i).Child("expression"), fmt.Sprintf("annotation %s: item %d (%s): expression %s %s",
 				annotationName(key), i+1, r, strconv.Quote(truncate(r.Expression, maxQuotedBytes)), truncate(err.Error(), maxCELProblemBytes)))

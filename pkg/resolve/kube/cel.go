@@ -29,7 +29,7 @@ func (c *CEL) String() string {
 }
 
 func (c *CEL) Wait(ctx context.Context, report func(resolve.Status)) error {
-	program, err := celcheck.Compile(c.Ref.Expression)
+	program, err := celcheck.Prepare(c.Ref.Expression)
 	if err != nil {
 		// The webhook refuses such an expression; set by hand, it never becomes true.
 		return fmt.Errorf("%s: expression %s %w", c, ShownExpression(c.Ref.Expression), err)

@@ -36,7 +36,7 @@ func TestCELReadiness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := celcheck.Compile(tt.expression)
+			p, err := celcheck.Prepare(tt.expression)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestCELBeforeItsCRD(t *testing.T) {
 
 // An expression set by hand that does not compile fails at once.
 func TestCELBadExpression(t *testing.T) {
-	ref := spec.CELRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x", Expression: "object.data"}
+	ref := spec.CELRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x", Expression: "object.data =="}
 	w := start(t, &kube.CEL{Client: newClient(t, kube.Options{}), Ref: ref})
-	w.fails(t, "not bool")
+	w.fails(t, "does not compile")
 }
