@@ -6,10 +6,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
+
+// deleteAfter deletes the pod at the end of the test: the API server of the tests
+// deletes no namespace's content, and a pod left waiting would keep its kind's
+// informer in the controllers of later tests.
+func deleteAfter(t *testing.T, ns, name string) {
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	})
+}
 
 // A gated pod waits for a CEL expression over a ConfigMap, evaluated through the
 // shared ConfigMap informer: not found, then a missing key, then false, and the
@@ -21,6 +31,7 @@ func TestGateReleasedWhenCELExpressionTrue(t *testing.T) {
 	createPod(t, managedPod(t, ns, "app", map[string]string{
 		spec.EnvCEL: `[{"apiVersion":"v1","kind":"ConfigMap","name":"migration","expression":"object.data.state == \"done\""}]`,
 	}, inject.SchedulingGate))
+	deleteAfter(t, ns, "app")
 	what := "cel v1 ConfigMap " + ns + "/migration: "
 	waitPod(t, ns, "app", "not found", hasCondition(corev1.ConditionFalse, ReasonWaiting, what+"not found"))
 
@@ -58,6 +69,7 @@ func TestGateKeptOnBadCELExpression(t *testing.T) {
 	createPod(t, managedPod(t, ns, "app", map[string]string{
 		spec.EnvCEL: `[{"apiVersion":"v1","kind":"ConfigMap","name":"x","expression":"object.data"}]`,
 	}, inject.SchedulingGate))
+	deleteAfter(t, ns, "app")
 	waitPod(t, ns, "app", "refused expression named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
 		`expression "object.data" has type dyn, not bool`))
 }
