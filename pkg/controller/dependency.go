@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -36,10 +39,11 @@ type dependency struct {
 
 // nodeFree lists the dependencies of deps that need no node: services, jobs, pods
 // by labels without requireSameNode, custom resources, rollouts, claims,
-// ConfigMaps, CRDs, and Secrets when secrets is set (the operator let the
-// controller watch them). The rest (daemonsets, same-node pods, containers,
+// ConfigMaps, CRDs, CEL expressions (compiled through programs, nil for no
+// cache), and Secrets when secrets is set (the operator let the controller watch
+// them). The rest (daemonsets, same-node pods, containers,
 // sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in the pod.
-func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool) []dependency {
+func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *admit.Cache) []dependency {
 	var out []dependency
 	for _, ref := range deps.Services {
 		out = append(out, dependency{
@@ -76,20 +80,31 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool) []dependenc
 			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
 				return kube.CustomResourceReadiness(objects, ref)
 			}}
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err == nil {
-			var m *meta.RESTMapping
-			m, err = mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
-			if err == nil {
-				d.gvr = m.Resource
-				if m.Scope.Name() == meta.RESTScopeNameNamespace {
-					d.namespace = ref.Namespace
-				}
-			}
+		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
+		out = append(out, d)
+	}
+	for _, ref := range deps.CEL {
+		d := dependency{text: (&kube.CEL{Ref: ref}).String(), name: ref.Name}
+		var (
+			program *celcheck.Program
+			err     error
+		)
+		if programs != nil {
+			program, err = programs.Program(ref.Expression)
+		} else {
+			program, err = admit.Compile(ref.Expression)
 		}
 		if err != nil {
-			d.problem = fmt.Sprintf("kind %s of %s is not served (yet): %v", ref.Kind, ref.APIVersion, err)
+			// The webhook refuses such an expression; it came by another way.
+			d.problem = "expression " + kube.ShownExpression(ref.Expression) + " " + err.Error()
+			out = append(out, d)
+			continue
 		}
+		d.evaluate = func(objects []*unstructured.Unstructured) resolve.Status {
+			// Eval bounds its own time (celcheck.EvalTimeout).
+			return kube.CELReadiness(context.Background(), objects, program)
+		}
+		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
 		out = append(out, d)
 	}
 	for _, ref := range deps.Rollouts {
@@ -134,6 +149,23 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool) []dependenc
 		)
 	}
 	return out
+}
+
+// resourceOf is the resource of kind in apiVersion, and namespace unless the kind
+// is cluster-scoped; or why the kind cannot be looked up (not served, yet).
+func resourceOf(mapper meta.RESTMapper, apiVersion, kind, namespace string) (gvr schema.GroupVersionResource, ns, problem string) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err == nil {
+		var m *meta.RESTMapping
+		m, err = mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: kind}, gv.Version)
+		if err == nil {
+			if m.Scope.Name() == meta.RESTScopeNameNamespace {
+				ns = namespace
+			}
+			return m.Resource, ns, ""
+		}
+	}
+	return schema.GroupVersionResource{}, "", fmt.Sprintf("kind %s of %s is not served (yet): %v", kind, apiVersion, err)
 }
 
 // objects are what the dependency's rule looks at, from its kind's informer,

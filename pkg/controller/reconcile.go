@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
@@ -42,6 +43,8 @@ type Reconciler struct {
 	kinds    *kindInformers
 	waiters  *waiters
 	states   *podStates
+	// programs are the compiled CEL expressions of the pods' dependencies.
+	programs admit.Cache
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -206,7 +209,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 		r.forget(key)
 		return reconcile.Result{}, nil
 	}
-	list := nodeFree(deps, r.mapper, r.opts.SecretDependencies)
+	list := nodeFree(deps, r.mapper, r.opts.SecretDependencies, &r.programs)
 	r.waiters.set(key, list)
 
 	var blockers []string

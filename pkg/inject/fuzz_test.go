@@ -24,21 +24,23 @@ func FuzzAnnotations(f *testing.F) {
 	f.Add("mariadb,openstack:keystone-api", "db-migrate", "", "ovs-agent", "shipper", `[{"labels":{"app":"x"}}]`,
 		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "/etc/app.conf", "/run/x.sock", "db:5432", "http://h/x",
 		"", `["/bin/cache"]`, "30s", "true", "", "", "true", false,
-		"deployment/api,other:statefulset/db", "data", "settings/region", "db-creds/password", "certificates.cert-manager.io")
+		"deployment/api,other:statefulset/db", "data", "settings/region", "db-creds/password", "certificates.cert-manager.io",
+		`[{"apiVersion":"apps/v1","kind":"Deployment","name":"api","expression":"object.status.readyReplicas >= 2"}]`)
 	f.Add("a,,b", "x", `[{"name":"y"}]`, "a:b:c", "nope", `{}`, `[1]`, "rel", "/x/", "h", "ftp://x",
 		"app,nope", "[]", "-1s", "yes", "dependency-services", "x", "yes", true,
-		"replicaset/x", "Data", "settings/", "a:b:c", "nogroup")
+		"replicaset/x", "Data", "settings/", "a:b:c", "nogroup",
+		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c","expression":"object.data"}]`)
 	f.Add("", "", `[{"labels":{"a":"b"},"namespace":"n"}]`, "", "", "", "", "", "", "[::1]:80", "", "cache,shipper",
 		`["/bin/cache","$(HOME)"]`, "1h", "", "command.app", `["/x"]`, "", true,
-		"", "", "", "", "")
+		"", "", "", "", "", `[{"apiVersion":"v1","kind":"Secret","name":"s","expression":"(("}]`)
 	f.Add("db", "", `[{"labels":{"a":"b"}}]`, "", "", `[{"labels":{"a":"b"}},{"labels":{"c":"d"},"requireSameNode":true}]`,
 		`[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, "", "", "", "", "", "", "", "", "", "", "true", false,
-		"daemonset/agent", "other:logs", "ca", "tls", "widgets.example.com")
+		"daemonset/agent", "other:logs", "ca", "tls", "widgets.example.com", "")
 	f.Fuzz(func(t *testing.T, service, job, jobJSON, daemonSet, container, pods, customResources, configs, sockets,
 		tcp, http, containers, cacheCommand, timeout, inject, extraKey, extraValue, gate string, namespaceGated bool,
-		rollout, pvc, configMap, secret, crd string) {
+		rollout, pvc, configMap, secret, crd, cel string) {
 		// One value per kind of spec.Kinds, in the table's order.
-		values := []string{service, job, jobJSON, daemonSet, container, pods, customResources, rollout, pvc, configMap, secret, crd,
+		values := []string{service, job, jobJSON, daemonSet, container, pods, customResources, cel, rollout, pvc, configMap, secret, crd,
 			configs, sockets, tcp, http}
 		kinds := spec.Kinds()
 		if len(kinds) != len(values) {

@@ -252,6 +252,10 @@ func (pl *planner) dependencies() dependencies {
 			}
 		case spec.EnvPodsJSON:
 			d.pods = parsed.Pods
+		case spec.EnvCEL:
+			if !pl.checkCEL(k.Annotation, parsed.CEL) {
+				continue // its problems are reported
+			}
 		}
 		set(k.Annotation, k.Env, k.Format(parsed))
 	}

@@ -125,6 +125,9 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 		for _, r := range s.CustomResources {
 			p.list = append(p.list, &kube.CustomResource{Client: c, Ref: r})
 		}
+		for _, r := range s.CEL {
+			p.list = append(p.list, &kube.CEL{Client: c, Ref: r})
+		}
 		for _, r := range s.Rollouts {
 			p.list = append(p.list, &kube.Rollout{Client: c, Ref: r})
 		}

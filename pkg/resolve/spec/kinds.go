@@ -168,6 +168,17 @@ func Kinds() []Kind {
 				Value: "JSON as `DEPENDENCY_CUSTOM_RESOURCE`",
 			},
 		}, func(s *Spec) *[]CustomResourceRef { return &s.CustomResources }, ParseCustomResourcesJSON, customResourceItem),
+		jsonArray(Kind{
+			Annotation: "dependency-cel", Env: EnvCEL, API: true, NodeFree: true,
+			Example: `[{"apiVersion":"apps/v1","kind":"Deployment","name":"api","expression":"object.status.readyReplicas >= 2"}]`,
+			Doc: Doc{
+				Format: "`[{\"apiVersion\",\"kind\",\"name\",\"namespace\"?,\"expression\"}]`",
+				ResolvedWhen: "the object exists and the CEL expression over `object` (the object as JSON) is true; an error " +
+					"(a missing field: `no such key`) reads as not ready; at most 16 expressions of 2 KiB each, each evaluation bounded in cost and to 100 ms; " +
+					"any served kind but `v1` Secret; in gate mode the controller sees Pods, Jobs and CRDs without `spec` and workloads without pod template, all of them without annotations",
+				Value: "JSON as `DEPENDENCY_CEL_JSON`; an expression that does not compile to a bool, or costs too much, is denied",
+			},
+		}, func(s *Spec) *[]CELRef { return &s.CEL }, ParseCELJSON, celItem),
 		list(Kind{
 			Annotation: "dependency-rollout", Env: EnvRollouts, API: true, NodeFree: true,
 			Example: "deployment/api,other:statefulset/db,daemonset/agent",

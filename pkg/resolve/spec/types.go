@@ -37,6 +37,7 @@ type Spec struct {
 	Containers      []string
 	Pods            []PodRef
 	CustomResources []CustomResourceRef
+	CEL             []CELRef // objects with a CEL expression each (DEPENDENCY_CEL_JSON)
 	Rollouts        []WorkloadRef
 	Claims          []ObjectRef // PersistentVolumeClaims
 	ConfigMaps      []KeyRef

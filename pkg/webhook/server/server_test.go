@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -158,6 +160,24 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "denied the request") || !strings.Contains(err.Error(), "entrypoint.io/dependency-service") || !strings.Contains(err.Error(), "is empty") {
 			t.Fatalf("error %v, want a denial naming the annotation and the problem", err)
 		}
+	})
+	t.Run("bad CEL expression is refused at its field path", func(t *testing.T) {
+		value := `[{"apiVersion":"apps/v1","kind":"Deployment","name":"api","expression":"object.status.readyReplicas >= 2"},` +
+			`{"apiVersion":"apps/v1","kind":"Deployment","name":"db","expression":"object.status.readyReplicas +"}]`
+		_, err := pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-cel": value}), metav1.CreateOptions{})
+		var status apierrors.APIStatus
+		if !errors.As(err, &status) || status.Status().Details == nil {
+			t.Fatalf("error %v, want a denial with details", err)
+		}
+		const path = "metadata.annotations[entrypoint.io/dependency-cel][1].expression"
+		var causes []string
+		for _, c := range status.Status().Details.Causes {
+			if c.Field == path && strings.Contains(c.Message, "does not compile") {
+				return
+			}
+			causes = append(causes, c.Field+": "+c.Message)
+		}
+		t.Fatalf("causes %q, want one at %s saying the expression does not compile (error %v)", causes, path, err)
 	})
 	t.Run("unannotated and opted-out pods never reach the webhook", func(t *testing.T) {
 		before := injections(t)

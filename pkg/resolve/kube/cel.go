@@ -1,0 +1,97 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// maxShownExpression is how much of an expression a reason quotes.
+const maxShownExpression = 120
+
+// CEL is ready when the object exists and the CEL expression over it is true. It
+// finds the object's resource as CustomResource does (discovery, retried until the
+// kind is served) and follows it the same way: watched, polled where it may not be.
+type CEL struct {
+	Client *Client
+	Ref    spec.CELRef
+}
+
+func (c *CEL) String() string {
+	return fmt.Sprintf("cel %s %s %s/%s", c.Ref.APIVersion, c.Ref.Kind, c.Ref.Namespace, c.Ref.Name)
+}
+
+func (c *CEL) Wait(ctx context.Context, report func(resolve.Status)) error {
+	program, err := celcheck.Prepare(c.Ref.Expression)
+	if err != nil {
+		// The webhook refuses such an expression; set by hand, it never becomes true.
+		return fmt.Errorf("%s: expression %s %w", c, ShownExpression(c.Ref.Expression), err)
+	}
+	r := reporter{report: report}
+	for {
+		gvr, namespaced, err := c.Client.resourceFor(ctx, c.Ref.APIVersion, c.Ref.Kind)
+		if err == nil {
+			src := source{resource: gvr, fieldSelector: "metadata.name=" + c.Ref.Name}
+			if namespaced {
+				src.namespace = c.Ref.Namespace
+			}
+			return c.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
+				var st resolve.Status
+				if snaps[0].err != nil {
+					st.Reason = "cannot list: " + shortError(snaps[0].err)
+				} else {
+					st = CELReadiness(ctx, snaps[0].objects, program)
+				}
+				r.set(st)
+				return st.Ready, nil
+			})
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.set(resolve.Status{Reason: err.Error()})
+		sleep(ctx, c.Client.opts.PollInterval)
+	}
+}
+
+// CELReadiness is the CEL rule over the objects of the kind named by the
+// dependency (zero or one): ready once it exists and program is true over it. An
+// evaluation error (a missing field) is not ready, with its text. The resolver and
+// the dependency controller both decide with it.
+func CELReadiness(ctx context.Context, objects []*unstructured.Unstructured, program *celcheck.Program) resolve.Status {
+	if len(objects) == 0 {
+		return resolve.Status{Reason: "not found"}
+	}
+	ok, err := program.Eval(ctx, objects[0].Object)
+	switch {
+	case err != nil:
+		return resolve.Status{Reason: ShownExpression(program.Expression()) + " cannot be evaluated: " + unwrapEval(err)}
+	case !ok:
+		return resolve.Status{Reason: ShownExpression(program.Expression()) + " is false"}
+	}
+	return resolve.Status{Ready: true}
+}
+
+// ShownExpression quotes an expression for a reason, a long one cut.
+func ShownExpression(expression string) string {
+	if r := []rune(expression); len(r) > maxShownExpression {
+		expression = string(r[:maxShownExpression]) + "…"
+	}
+	return strconv.Quote(expression)
+}
+
+// unwrapEval drops the "evaluating <expression>: " of celcheck's error, as the
+// reason quotes the expression already.
+func unwrapEval(err error) string {
+	if e, ok := errors.AsType[*celcheck.EvalError](err); ok {
+		return e.Err.Error()
+	}
+	return err.Error()
+}

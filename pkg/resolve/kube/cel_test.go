@@ -1,0 +1,108 @@
+package kube_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+func TestCELReadiness(t *testing.T) {
+	deployment := &unstructured.Unstructured{Object: map[string]any{
+		"status": map[string]any{"readyReplicas": int64(1)},
+	}}
+	tests := []struct {
+		name, expression string
+		objects          []*unstructured.Unstructured
+		wantReady        bool
+		wantReason       string
+	}{
+		{"not found", "object.status.readyReplicas >= 1", nil, false, "not found"},
+		{"true", "object.status.readyReplicas >= 1", []*unstructured.Unstructured{deployment}, true, ""},
+		{"false", "object.status.readyReplicas >= 2", []*unstructured.Unstructured{deployment}, false,
+			`"object.status.readyReplicas >= 2" is false`},
+		{"missing field", "object.status.availableReplicas >= 2", []*unstructured.Unstructured{deployment}, false,
+			`"object.status.availableReplicas >= 2" cannot be evaluated: no such key: availableReplicas`},
+		{"long expression cut", "object.status.readyReplicas >= 2 && " + strings.Repeat("true && ", 30) + "true",
+			[]*unstructured.Unstructured{deployment}, false, `true && true…" is false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := celcheck.Prepare(tt.expression)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := kube.CELReadiness(context.Background(), tt.objects, p)
+			if st.Ready != tt.wantReady || (tt.wantReason != "" && !strings.Contains(st.Reason, tt.wantReason)) {
+				t.Fatalf("CELReadiness = %+v, want ready %v with reason %q", st, tt.wantReady, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestCELString(t *testing.T) {
+	c := &kube.CEL{Ref: spec.CELRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "api", Expression: "true"}}
+	if got, want := c.String(), "cel apps/v1 Deployment ns/api"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+}
+
+// The resolver waits until a ConfigMap's data satisfies the expression, through
+// not found, a missing key and a false expression.
+func TestCELConfigMap(t *testing.T) {
+	ns := env.Namespace(t)
+	ref := spec.CELRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: "rollout",
+		Expression: `object.data.phase == "done" && int(object.data.replicas) >= 2`}
+	w := start(t, &kube.CEL{Client: newClient(t, kube.Options{}), Ref: ref})
+	w.blocked(t, "not found")
+	ctx := context.Background()
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "rollout"}, Data: map[string]string{"mode": "x"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.blocked(t, "cannot be evaluated: no such key: phase")
+	cm.Data = map[string]string{"phase": "done", "replicas": "1"}
+	if cm, err = env.Client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.blocked(t, `"object.data.phase == \"done\" && int(object.data.replicas) >= 2" is false`)
+	w.stillBlocked(t)
+	cm.Data["replicas"] = "2"
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.ready(t)
+}
+
+// A custom resource kind is found by discovery once its CRD is installed.
+func TestCELBeforeItsCRD(t *testing.T) {
+	ns := env.Namespace(t)
+	group := "cel." + widgetGroup(ns)
+	ref := spec.CELRef{APIVersion: group + "/v1", Kind: "Widget", Namespace: ns, Name: "w",
+		Expression: `object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")`}
+	w := start(t, &kube.CEL{Client: newClient(t, kube.Options{PollInterval: 100 * time.Millisecond}), Ref: ref})
+	w.blocked(t, "the API server does not serve "+group+"/v1")
+	installWidgetCRD(t, group)
+	w.blocked(t, "not found")
+	createWidget(t, ns, group, "w", map[string]any{"status": readyCondition("False")})
+	w.blocked(t, "is false")
+	updateWidget(t, ns, group, "w", map[string]any{"status": readyCondition("True")})
+	w.ready(t)
+}
+
+// An expression set by hand that does not compile fails at once.
+func TestCELBadExpression(t *testing.T) {
+	ref := spec.CELRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x", Expression: "object.data =="}
+	w := start(t, &kube.CEL{Client: newClient(t, kube.Options{}), Ref: ref})
+	w.fails(t, "does not compile")
+}
