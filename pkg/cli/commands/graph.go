@@ -66,21 +66,9 @@ is one, 2 when the cluster could not be read.`,
 }
 
 func clusterGraph(ctx context.Context, flags *genericclioptions.ConfigFlags, all bool) (*graph.Graph, error) {
-	cfg, err := flags.ToRESTConfig()
+	cs, dyn, mapper, err := clients(flags)
 	if err != nil {
-		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("making a client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("making a client: %w", err)
-	}
-	mapper, err := flags.ToRESTMapper()
-	if err != nil {
-		return nil, fmt.Errorf("reading the API server's kinds: %w", err)
+		return nil, err
 	}
 	ns := namespace(flags)
 	if all {
@@ -189,4 +177,26 @@ func writeGraph(out io.Writer, format string, g *graph.Graph) error {
 		return nil
 	}
 	return fmt.Errorf("--output=%s: want tree, dot, mermaid, json or yaml", format)
+}
+
+// clients are the typed and dynamic clients and the REST mapper of the
+// kubeconfig and context the flags name.
+func clients(flags *genericclioptions.ConfigFlags) (kubernetes.Interface, dynamic.Interface, meta.RESTMapper, error) {
+	cfg, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("making a client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("making a client: %w", err)
+	}
+	mapper, err := flags.ToRESTMapper()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the API server's kinds: %w", err)
+	}
+	return cs, dyn, mapper, nil
 }

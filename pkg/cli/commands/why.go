@@ -66,21 +66,9 @@ gate still holds the pod), 2 when the question could not be answered.`,
 }
 
 func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, target string) ([]why.Report, error) {
-	cfg, err := flags.ToRESTConfig()
+	cs, dyn, mapper, err := clients(flags)
 	if err != nil {
-		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("making a client: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("making a client: %w", err)
-	}
-	mapper, err := flags.ToRESTMapper()
-	if err != nil {
-		return nil, fmt.Errorf("reading the API server's kinds: %w", err)
+		return nil, err
 	}
 	ns := namespace(flags)
 	obj, err := getTarget(ctx, dyn, mapper, ns, target)
