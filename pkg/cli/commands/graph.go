@@ -161,20 +161,8 @@ func writeGraph(out io.Writer, format string, g *graph.Graph) error {
 		return graph.WriteDOT(out, g)
 	case "mermaid":
 		return graph.WriteMermaid(out, g)
-	case "json":
-		b, err := json.MarshalIndent(g, "", "  ")
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s\n", b)
-		return nil
-	case "yaml":
-		b, err := sigsyaml.Marshal(g)
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s", b)
-		return nil
+	case "json", "yaml":
+		return printStructured(out, format, g)
 	}
 	return fmt.Errorf("--output=%s: want tree, dot, mermaid, json or yaml", format)
 }
@@ -199,4 +187,22 @@ func clients(flags *genericclioptions.ConfigFlags) (kubernetes.Interface, dynami
 		return nil, nil, nil, fmt.Errorf("reading the API server's kinds: %w", err)
 	}
 	return cs, dyn, mapper, nil
+}
+
+// printStructured writes v as indented JSON or as YAML, for -o json|yaml.
+func printStructured(out io.Writer, format string, v any) error {
+	if format == "json" {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		fprintf(out, "%s\n", b)
+		return nil
+	}
+	b, err := sigsyaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	fprintf(out, "%s", b)
+	return nil
 }

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
@@ -186,20 +184,8 @@ func podsOf(ctx context.Context, cs kubernetes.Interface, obj *unstructured.Unst
 
 func printReports(out io.Writer, format string, reports []why.Report) error {
 	switch format {
-	case "json":
-		b, err := json.MarshalIndent(reports, "", "  ")
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s\n", b)
-		return nil
-	case "yaml":
-		b, err := sigsyaml.Marshal(reports)
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s", b)
-		return nil
+	case "json", "yaml":
+		return printStructured(out, format, reports)
 	case "":
 	default:
 		return fmt.Errorf("--output=%s: want json or yaml, or nothing for a table", format)

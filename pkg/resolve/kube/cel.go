@@ -34,31 +34,8 @@ func (c *CEL) Wait(ctx context.Context, report func(resolve.Status)) error {
 		// The webhook refuses such an expression; set by hand, it never becomes true.
 		return fmt.Errorf("%s: expression %s %w", c, ShownExpression(c.Ref.Expression), err)
 	}
-	r := reporter{report: report}
-	for {
-		gvr, namespaced, err := c.Client.resourceFor(ctx, c.Ref.APIVersion, c.Ref.Kind)
-		if err == nil {
-			src := source{resource: gvr, fieldSelector: "metadata.name=" + c.Ref.Name}
-			if namespaced {
-				src.namespace = c.Ref.Namespace
-			}
-			return c.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
-				var st resolve.Status
-				if snaps[0].err != nil {
-					st.Reason = "cannot list: " + shortError(snaps[0].err)
-				} else {
-					st = CELReadiness(ctx, snaps[0].objects, program)
-				}
-				r.set(st)
-				return st.Ready, nil
-			})
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.set(resolve.Status{Reason: err.Error()})
-		sleep(ctx, c.Client.opts.PollInterval)
-	}
+	return c.Client.followNamed(ctx, c.Ref.APIVersion, c.Ref.Kind, c.Ref.Namespace, c.Ref.Name, report,
+		func(objects []*unstructured.Unstructured) resolve.Status { return CELReadiness(ctx, objects, program) })
 }
 
 // CELReadiness is the CEL rule over the objects of the kind named by the

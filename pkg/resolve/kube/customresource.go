@@ -25,18 +25,34 @@ func (c *CustomResource) String() string {
 }
 
 func (c *CustomResource) Wait(ctx context.Context, report func(resolve.Status)) error {
+	return c.Client.followNamed(ctx, c.Ref.APIVersion, c.Ref.Kind, c.Ref.Namespace, c.Ref.Name, report,
+		func(objects []*unstructured.Unstructured) resolve.Status {
+			return CustomResourceReadiness(objects, c.Ref)
+		})
+}
+
+// followNamed follows the object name of kind apiVersion/kind (in namespace,
+// when the kind is namespaced) until judge finds it ready. The kind may be
+// served only later (a CRD installed by another release), so discovery is
+// retried rather than failing; an error listing the object is reported, not
+// judged.
+func (c *Client) followNamed(ctx context.Context, apiVersion, kind, namespace, name string,
+	report func(resolve.Status), judge func([]*unstructured.Unstructured) resolve.Status) error {
 	r := reporter{report: report}
-	// The kind may be served only later (a CRD installed by another release), so
-	// discovery is retried rather than failing.
 	for {
-		gvr, namespaced, err := c.Client.resourceFor(ctx, c.Ref.APIVersion, c.Ref.Kind)
+		gvr, namespaced, err := c.resourceFor(ctx, apiVersion, kind)
 		if err == nil {
-			src := source{resource: gvr, fieldSelector: "metadata.name=" + c.Ref.Name}
+			src := source{resource: gvr, fieldSelector: "metadata.name=" + name}
 			if namespaced {
-				src.namespace = c.Ref.Namespace
+				src.namespace = namespace
 			}
-			return c.Client.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
-				st := customResourceStatus(snaps[0], c.Ref)
+			return c.follow(ctx, []source{src}, func(snaps []snapshot) (bool, error) {
+				var st resolve.Status
+				if snaps[0].err != nil {
+					st.Reason = "cannot list: " + shortError(snaps[0].err)
+				} else {
+					st = judge(snaps[0].objects)
+				}
 				r.set(st)
 				return st.Ready, nil
 			})
@@ -45,15 +61,8 @@ func (c *CustomResource) Wait(ctx context.Context, report func(resolve.Status)) 
 			return ctx.Err()
 		}
 		r.set(resolve.Status{Reason: err.Error()})
-		sleep(ctx, c.Client.opts.PollInterval)
+		sleep(ctx, c.opts.PollInterval)
 	}
-}
-
-func customResourceStatus(snap snapshot, ref spec.CustomResourceRef) resolve.Status {
-	if snap.err != nil {
-		return resolve.Status{Reason: "cannot list: " + shortError(snap.err)}
-	}
-	return CustomResourceReadiness(snap.objects, ref)
 }
 
 // CustomResourceReadiness is the custom resource rule over the objects of the
