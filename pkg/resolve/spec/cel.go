@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // EnvCEL is the variable of the CEL dependencies (README: "Environment contract").
@@ -64,29 +62,14 @@ func ParseCELJSON(value, defaultNamespace string) ([]CELRef, error) {
 		if problems := decodeObject(item, &in, ""); problems != nil {
 			return CELRef{}, problems
 		}
-		var problems []string
-		add := func(p string) {
-			if p != "" {
-				problems = append(problems, p)
-			}
-		}
-		add(apiVersionProblem(in.APIVersion))
-		switch {
-		case in.Kind == "":
-			add(`has no "kind"`)
-		case in.APIVersion == "v1" && in.Kind == "Secret":
+		refused := ""
+		if in.APIVersion == "v1" && in.Kind == "Secret" {
 			// An expression's truth would tell a Secret's values apart, and the
 			// controller keeps no values of Secrets.
-			add(`has kind Secret of v1, which a CEL dependency may not read (use dependency-secret to wait for a key)`)
-		default:
-			add(prefixed("has kind ", invalid(in.Kind, "a kind", kindCheck)))
+			refused = `has kind Secret of v1, which a CEL dependency may not read (use dependency-secret to wait for a key)`
 		}
-		if in.Name == "" {
-			add(`has no "name"`)
-		} else {
-			add(prefixed("has name ", invalid(in.Name, dns1123Subdomain, validation.IsDNS1123Subdomain)))
-		}
-		add(namespaceProblem(in.Namespace))
+		problems := objectProblems(in.APIVersion, in.Kind, in.Namespace, in.Name, refused)
+		add := func(p string) { problems = append(problems, p) }
 		switch {
 		case strings.TrimSpace(in.Expression) == "":
 			add(`has no "expression"`)

@@ -56,24 +56,7 @@ func ParseCustomResourcesJSON(value, defaultNamespace string) ([]CustomResourceR
 		if problems := decodeObject(item, &in, ""); problems != nil {
 			return CustomResourceRef{}, problems
 		}
-		var problems []string
-		add := func(p string) {
-			if p != "" {
-				problems = append(problems, p)
-			}
-		}
-		add(apiVersionProblem(in.APIVersion))
-		if in.Kind == "" {
-			add(`has no "kind"`)
-		} else {
-			add(prefixed("has kind ", invalid(in.Kind, "a kind", kindCheck)))
-		}
-		if in.Name == "" {
-			add(`has no "name"`)
-		} else {
-			add(prefixed("has name ", invalid(in.Name, dns1123Subdomain, validation.IsDNS1123Subdomain)))
-		}
-		add(namespaceProblem(in.Namespace))
+		problems := objectProblems(in.APIVersion, in.Kind, in.Namespace, in.Name, "")
 		ref := CustomResourceRef{
 			APIVersion: in.APIVersion,
 			Kind:       in.Kind,
@@ -171,4 +154,32 @@ func prefixed(prefix, p string) string {
 		return ""
 	}
 	return prefix + p
+}
+
+// objectProblems checks the coordinates of the one object an item names: its
+// apiVersion, kind (kindRefused, when not "", is why this kind may not be
+// named), name and namespace.
+func objectProblems(apiVersion, kind, namespace, name, kindRefused string) []string {
+	var problems []string
+	add := func(p string) {
+		if p != "" {
+			problems = append(problems, p)
+		}
+	}
+	add(apiVersionProblem(apiVersion))
+	switch {
+	case kind == "":
+		add(`has no "kind"`)
+	case kindRefused != "":
+		add(kindRefused)
+	default:
+		add(prefixed("has kind ", invalid(kind, "a kind", kindCheck)))
+	}
+	if name == "" {
+		add(`has no "name"`)
+	} else {
+		add(prefixed("has name ", invalid(name, dns1123Subdomain, validation.IsDNS1123Subdomain)))
+	}
+	add(namespaceProblem(namespace))
+	return problems
 }
