@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -36,6 +37,19 @@ func buildImages(ctx context.Context, c *localcluster.Cluster) error {
 	}
 	c.Logf("built %s from %s (Debian's busybox-static): examples/ runs it, and nothing is pulled here", busyboxImage, busyboxBinary)
 	return c.ImportV1Image(busyboxImage, img)
+}
+
+// buildPlugin builds the kubectl plugin into dir, where the demo's kubectl finds it,
+// with the flags of the image's binaries, so that the compiled packages are reused.
+func buildPlugin(ctx context.Context, repo, dir string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=demo",
+		"-o", filepath.Join(dir, "kubectl-entrypoint"), "./cmd/kubectl-entrypoint")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the kubectl plugin: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // busybox is an image of the static busybox at bin: /bin/busybox, a symlink in /bin

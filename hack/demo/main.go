@@ -6,7 +6,8 @@
 // resolver's waiting lines in one, the scheduling gate of the other, the dependency
 // controller's condition on both (kubectl get pods with a WAITING-FOR column, kubectl
 // describe), the dependencies becoming ready, the gate removed and both applications
-// starting. Then it takes everything down.
+// starting; it ends with the kubectl plugin's graph of the namespace and its why of the
+// app. Then it takes everything down.
 //
 //	go run ./hack/demo [-keep]     (make demo)
 //
@@ -112,8 +113,12 @@ func run(n *narrator, keep bool) error {
 		return fmt.Errorf("cluster up: %w (logs in %s)", err, c.Path("logs"))
 	}
 
-	n.step("Building images without Docker (go-containerregistry) and importing them into containerd")
+	n.step("Building images without Docker (go-containerregistry) and importing them into containerd, and the kubectl plugin kubectl-entrypoint")
 	if err := buildImages(ctx, c); err != nil {
+		return err
+	}
+	pluginDir := c.Path("plugins")
+	if err := buildPlugin(ctx, c.Repo(), pluginDir); err != nil {
 		return err
 	}
 
@@ -137,7 +142,7 @@ func run(n *narrator, keep bool) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{n: n, c: c, cs: cs}
+	d := &demo{n: n, c: c, cs: cs, pluginDir: pluginDir}
 	if err := d.play(ctx); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return errors.New("interrupted")

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -40,6 +42,9 @@ type demo struct {
 	n  *narrator
 	c  *localcluster.Cluster
 	cs kubernetes.Interface
+	// pluginDir holds kubectl-entrypoint, put first on kubectl's PATH so that
+	// `kubectl entrypoint` finds it the way kubectl finds any plugin.
+	pluginDir string
 
 	// web waits in the resolver's mode, gated in gate mode.
 	web, gated *progress
@@ -126,6 +131,11 @@ func (d *demo) play(ctx context.Context) error {
 		return err
 	}
 
+	d.n.step("Asking the kubectl plugin what web waits for: each dependency judged now by the resolver's rules, and the controller's condition (exit status 1: something blocks)")
+	if err := d.plugin(ctx, 1, "why", "deployment/web", "-n", ns); err != nil {
+		return err
+	}
+
 	d.n.step("Applying the dependencies: examples/dependencies.yaml (a database behind the Service mariadb, the Job db-migrate)")
 	applied := time.Now()
 	if err := d.kubectlApply(ctx, deps); err != nil {
@@ -146,7 +156,41 @@ func (d *demo) play(ctx context.Context) error {
 	if err := d.kubectl(ctx, nil, "-n", ns, "get", "pods", "-l", "app in (web,web-gated)", "-o", waitingFor); err != nil {
 		return err
 	}
-	return d.kubectl(ctx, nil, "-n", ns, "get", "pods,jobs,endpointslices", "-o", "wide")
+	if err := d.kubectl(ctx, nil, "-n", ns, "get", "pods,jobs,endpointslices", "-o", "wide"); err != nil {
+		return err
+	}
+
+	d.n.step("Who waits for what in the namespace %s, as the kubectl plugin draws it (-o dot|mermaid for a picture)", ns)
+	if err := d.plugin(ctx, 0, "graph", "-n", ns); err != nil {
+		return err
+	}
+	d.n.step("And why web no longer waits (exit status 0: nothing blocks)")
+	return d.plugin(ctx, 0, "why", "deployment/web", "-n", ns)
+}
+
+// plugin runs `kubectl entrypoint ARGS` and fails unless it exits with want (why
+// exits 1 while something blocks).
+func (d *demo) plugin(ctx context.Context, want int, args ...string) error {
+	args = append([]string{"entrypoint"}, args...)
+	d.n.say("$ kubectl %s", strings.Join(args, " "))
+	// kubectl takes no flags before a plugin's name: the kubeconfig goes by environment.
+	cmd := exec.CommandContext(ctx, filepath.Join(d.c.BinDir(), "kubectl"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.c.KubeconfigPath(),
+		"PATH="+d.pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	d.n.block(string(out))
+	code := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		return fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
+	}
+	if code != want {
+		return fmt.Errorf("kubectl %s: exit status %d, want %d", strings.Join(args, " "), code, want)
+	}
+	return nil
 }
 
 // waitCondition waits until the controller has set the condition on the pod.
