@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
 
@@ -37,12 +39,19 @@ import (
 //     pages once;
 //   - the API server's own request counters (its /metrics) for reads (GET, LIST,
 //     WATCH) of Services, EndpointSlices and Endpoints while they all wait, per
-//     resolver per minute, what they cost to start, and the watches held open.
+//     resolver per minute, what they cost to start, and the watches held open;
+//   - how long each pod took from its creation (as this benchmark's watch saw it) to
+//     its resolver's first line, and the node's memory in use (MemTotal less
+//     MemAvailable) while they wait, less what it was before.
 //
-// "watch" gives the resolvers the chart's ClusterRole; "poll" the same rules without
-// the watch verb, so that they fall back to listing every 2 s (the original image's
-// behaviour); "watch-no-events" the chart's rules without create on events, to show
-// what recording Events costs at release. Run: make bench-scale.
+// "watch" gives the resolvers the chart's ClusterRole, injected with the init
+// container that copies the resolver into each pod's emptyDir; "image-volume" is the
+// same, injected as an image volume (annotation entrypoint.io/injection-mode), so
+// that every pod runs the one copy of the node's image; "poll" the chart's rules
+// without the watch verb, so that they fall back to listing every 2 s (the original
+// image's behaviour); "watch-no-events" the chart's rules without create on events,
+// to show what recording Events costs at release. SCALE_MODES (comma-separated)
+// picks some of them. Run: make bench-scale.
 func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 	defer noPanic(b)
 	n := 300
@@ -59,7 +68,14 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 			b.Fatalf("SCALE_WINDOW=%q: %v", v, err)
 		}
 	}
-	for _, mode := range []string{"watch", "watch-no-events", "poll"} {
+	modes := []string{"watch", "image-volume", "watch-no-events", "poll"}
+	if v := os.Getenv("SCALE_MODES"); v != "" {
+		modes = strings.Split(v, ",")
+	}
+	for _, mode := range modes {
+		if !slices.Contains([]string{"watch", "image-volume", "watch-no-events", "poll"}, mode) {
+			b.Fatalf("SCALE_MODES: unknown mode %q (watch, image-volume, watch-no-events, poll)", mode)
+		}
 		b.Run(mode, func(b *testing.B) {
 			defer noPanic(b)
 			for range b.N {
@@ -73,7 +89,13 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 				b.ReportMetric(r.perResolverPerMinute, "req/resolver/min")
 				b.ReportMetric(r.startupPerResolver, "startup-req/resolver")
 				b.ReportMetric(r.openWatches/float64(n), "open-watches/resolver")
+				b.ReportMetric(r.startP50.Seconds()*1000, "pod-start-p50-ms")
+				b.ReportMetric(r.startP99.Seconds()*1000, "pod-start-p99-ms")
+				b.ReportMetric(float64(r.nodeMemory)/(1<<20), "node-mem-MiB")
 				m := r.memory
+				b.Logf("%s: created -> resolver running: p50 %s p99 %s max %s; all %d running %s after the Deployment was created; node memory in use +%.0f MiB while they wait",
+					mode, r.startP50.Round(time.Millisecond), r.startP99.Round(time.Millisecond), r.startMax.Round(time.Millisecond),
+					n, r.allRunning.Round(time.Second), float64(r.nodeMemory)/(1<<20))
 				b.Logf("%s: %d resolvers (%d processes; RSS %.1f MiB in all, %.1f MiB each, of which anonymous %.1f MiB in all, %.1f MiB each; Pss %.1f MiB in all, %.1f MiB each); while waiting %.0f s: %v (%.2f per resolver per minute), %.0f more watches open; to start: %v (%.2f per resolver); ready (EndpointSlice create returned, it took %s) -> app start p50 %s p99 %s max %s",
 					mode, n, m.processes, float64(m.rss)/(1<<20), m.perProcessMiB(m.rss),
 					float64(m.anon)/(1<<20), m.perProcessMiB(m.anon), float64(m.pss)/(1<<20), m.perProcessMiB(m.pss),
@@ -86,6 +108,8 @@ func BenchmarkReleaseWaitingResolvers(b *testing.B) {
 
 type scaleResult struct {
 	p50, p99, max, createTook                time.Duration
+	startP50, startP99, startMax, allRunning time.Duration
+	nodeMemory                               int64
 	openWatches                              float64
 	memory                                   memoryUse
 	window                                   time.Duration
@@ -119,10 +143,16 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 		b.Fatal(err)
 	}
 	before, watchesBefore := apiRequests(b)
+	memBefore := nodeMemoryInUse(b)
 
-	d := appDeployment("app", map[string]string{"entrypoint.io/dependency-service": "db"}, container("app", "print", "started"))
+	annotations := map[string]string{"entrypoint.io/dependency-service": "db"}
+	if mode == "image-volume" {
+		annotations["entrypoint.io/injection-mode"] = "image-volume"
+	}
+	d := appDeployment("app", annotations, container("app", "print", "started"))
 	d.Spec.Replicas = ptr.To(int32(n))
 	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	created := watchCreations(b, ns)
 	began := time.Now()
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
@@ -134,11 +164,12 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 		waiting := len(logLines(b, ns, `"msg":"waiting for dependencies"`))
 		return waiting >= n, fmt.Sprintf("%d of %d waiting", waiting, n)
 	})
-	b.Logf("%s: %d resolvers waiting %s after the Deployment was created", mode, n, time.Since(began).Round(time.Second))
+	r := scaleResult{window: window, allRunning: time.Since(began)}
+	b.Logf("%s: %d resolvers waiting %s after the Deployment was created", mode, n, r.allRunning.Round(time.Second))
+	r.startP50, r.startP99, r.startMax = podStartTimes(b, ns, created.stop())
 	// Let the last ones finish their first LIST and WATCH.
 	time.Sleep(5 * time.Second)
 
-	r := scaleResult{window: window}
 	start, _ := apiRequests(b)
 	r.startupRequests = diff(start, before)
 	time.Sleep(window)
@@ -148,6 +179,7 @@ func releaseWaiting(b *testing.B, mode string, n int, window time.Duration) scal
 	r.perResolverPerMinute = sum(r.waitingRequests) / float64(n) / window.Minutes()
 	r.startupPerResolver = sum(r.startupRequests) / float64(n)
 	r.memory = resolverMemory(b)
+	r.nodeMemory = nodeMemoryInUse(b) - memBefore
 	if r.memory.processes < n {
 		b.Fatalf("found %d resolver processes on the node, expected at least %d", r.memory.processes, n)
 	}
@@ -243,15 +275,106 @@ func restrictResolver(b *testing.B, ns string, drop func(resource, verb string) 
 	}
 }
 
+// podCreations records when this benchmark first saw each pod of a namespace.
+type podCreations struct {
+	w    watch.Interface
+	mu   sync.Mutex
+	seen map[string]time.Time
+	done chan struct{}
+}
+
+// watchCreations starts watching the namespace's pods, before they are created.
+func watchCreations(b testing.TB, ns string) *podCreations {
+	w, err := cs.CoreV1().Pods(ns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &podCreations{w: w, seen: map[string]time.Time{}, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || ev.Type != watch.Added {
+				continue
+			}
+			c.mu.Lock()
+			if _, ok := c.seen[p.Name]; !ok {
+				c.seen[p.Name] = time.Now()
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// stop ends the watch and returns when each pod was first seen.
+func (c *podCreations) stop() map[string]time.Time {
+	c.w.Stop()
+	<-c.done
+	return c.seen
+}
+
+// podStartTimes is p50, p99 and max over the pods of the namespace of the time from
+// the pod's creation (created) to its resolver's first line ("waiting for
+// dependencies", by the resolver's clock: the same machine's).
+func podStartTimes(b testing.TB, ns string, created map[string]time.Time) (p50, p99, maxStart time.Duration) {
+	var ds []time.Duration
+	for pod, line := range logLinesByPod(b, ns, `"msg":"waiting for dependencies"`) {
+		at, err := logTime(line)
+		c, ok := created[pod]
+		if err != nil || !ok {
+			continue
+		}
+		ds = append(ds, at.Sub(c))
+	}
+	if len(ds) == 0 {
+		b.Fatalf("no pod of %s with both a creation time and a resolver's first line", ns)
+	}
+	slices.Sort(ds)
+	return percentile(ds, 50), percentile(ds, 99), ds[len(ds)-1]
+}
+
+// nodeMemoryInUse is MemTotal less MemAvailable of this machine (the node), in bytes.
+func nodeMemoryInUse(b testing.TB) int64 {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	total, okT := kibibytes(string(raw), "MemTotal:")
+	avail, okA := kibibytes(string(raw), "MemAvailable:")
+	if !okT || !okA {
+		b.Fatal("no MemTotal or MemAvailable in /proc/meminfo")
+	}
+	return total - avail
+}
+
 // logLines are the lines containing s in the "app" containers' logs of namespace ns,
 // read from the kubelet's log files (no API requests while measuring them).
 func logLines(b testing.TB, ns, s string) []string {
+	var lines []string
+	for _, l := range logLinesByPod(b, ns, s) {
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+// logLinesByPod is the first line containing s of each pod's "app" container, by pod
+// name. The kubelet keeps a pod's logs in <namespace>_<pod>_<uid>/<container>/.
+func logLinesByPod(b testing.TB, ns, s string) map[string]string {
 	files, err := filepath.Glob(cluster.Path("pod-logs", ns+"_*", "app", "*.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	var lines []string
+	lines := map[string]string{}
 	for _, f := range files {
+		dir := filepath.Base(filepath.Dir(filepath.Dir(f)))
+		pod := strings.TrimPrefix(dir, ns+"_")
+		if i := strings.LastIndexByte(pod, '_'); i > 0 {
+			pod = pod[:i]
+		}
+		if _, ok := lines[pod]; ok {
+			continue // a restarted container's older log
+		}
 		fh, err := os.Open(f)
 		if err != nil {
 			continue // rotated or removed meanwhile
@@ -259,7 +382,7 @@ func logLines(b testing.TB, ns, s string) []string {
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
 			if l := sc.Text(); strings.Contains(l, s) {
-				lines = append(lines, l)
+				lines[pod] = l
 				break // one per container
 			}
 		}
@@ -292,8 +415,9 @@ type memoryUse struct {
 	processes int
 	// rss is VmRSS: every page mapped in, including the binary's clean file pages.
 	rss int64
-	// pss splits pages shared between processes among them. Each pod runs its own copy
-	// of the binary (from its emptyDir), so file pages are not shared and pss ~ rss.
+	// pss splits pages shared between processes among them. With the init container
+	// each pod runs its own copy of the binary (from its emptyDir), so file pages are
+	// not shared and pss ~ rss; from an image volume they all map the node's one copy.
 	pss int64
 	// anon is RssAnon: heap and stacks, what the kernel cannot drop and read back from
 	// the file under memory pressure.
