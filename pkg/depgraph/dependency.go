@@ -144,8 +144,8 @@ func (w *wanted) dependency(services map[spec.ObjectRef]map[string]string) depen
 	case kindObject, kindCEL: // labels holds "apiVersion Kind"
 		apiVersion, kind, _ := strings.Cut(k.labels, " ")
 		o := Object{CEL: k.kind == kindCEL, APIVersion: apiVersion, Kind: kind, Namespace: k.namespace, Name: k.name}
-		d := dependency{name: o.name(), namespace: k.namespace, group: o.group()}
-		if o.isPod() {
+		d := dependency{name: o.name(), namespace: k.namespace, group: o.Workload()}
+		if o.IsPod() {
 			d.podName = k.name
 		}
 		return d

@@ -51,12 +51,12 @@ type Object struct {
 func ObjectsOf(deps *spec.Spec) []Object {
 	var out []Object
 	for _, ref := range deps.CustomResources {
-		if o := (Object{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}); o.group() != "" || o.isPod() {
+		if o := (Object{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}); o.Workload() != "" || o.IsPod() {
 			out = append(out, o)
 		}
 	}
 	for _, ref := range deps.CEL {
-		if o := (Object{CEL: true, APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}); o.group() != "" || o.isPod() {
+		if o := (Object{CEL: true, APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}); o.Workload() != "" || o.IsPod() {
 			out = append(out, o)
 		}
 	}
@@ -72,9 +72,10 @@ func (o Object) name() string {
 	return strings.ToLower(o.Kind) + " " + o.Namespace + "/" + o.Name + " (" + o.APIVersion + ")"
 }
 
-// group is the group of the workload o names, as PodFrom names groups; "" when
-// o is no workload.
-func (o Object) group() string {
+// Workload is the group of the workload o names, as PodFrom names groups
+// ("deployment ns/api"); "" when o is no Deployment, StatefulSet, DaemonSet or
+// Job.
+func (o Object) Workload() string {
 	gv, err := schema.ParseGroupVersion(o.APIVersion)
 	if err != nil {
 		return ""
@@ -87,7 +88,12 @@ func (o Object) group() string {
 	return ""
 }
 
-func (o Object) isPod() bool { return o.APIVersion == "v1" && o.Kind == "Pod" }
+// IsPod tells that o names a pod.
+func (o Object) IsPod() bool { return o.APIVersion == "v1" && o.Kind == "Pod" }
+
+// Dependency is the dependency's name, as the resolver writes it: "cel apps/v1
+// Deployment ns/api", "deployment ns/api (apps/v1)".
+func (o Object) Dependency() string { return o.name() }
 
 // Service is what the graph needs of a Service: its selector picks the pods that
 // serve it, in its own namespace. A nil or empty selector (a Service whose

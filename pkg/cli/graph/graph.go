@@ -23,6 +23,7 @@ const (
 	KindPods           = "pods"
 	KindDaemonSet      = "daemonset"
 	KindCustomResource = "customresource"
+	KindCEL            = "cel"
 	KindRollout        = "rollout"
 	// KindObject: a ConfigMap, Secret, PersistentVolumeClaim or CRD, which no
 	// workload satisfies; graph does not read them (why does).
@@ -200,16 +201,54 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 		objects((&kube.CRD{Name: name}).String())
 	}
 	for _, ref := range w.Deps.CustomResources {
-		n := wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource)
-		if crs == nil {
-			continue
-		}
-		if exists, problem := crs(ref); problem != "" {
-			n.Note = problem
-		} else if !exists {
-			n.Unsatisfiable = "does not exist"
+		b.named(wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource), ref, crs)
+	}
+	for _, ref := range w.Deps.CEL {
+		b.named(wait((&kube.CEL{Ref: ref}).String(), KindCEL),
+			spec.CustomResourceRef{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}, crs)
+	}
+}
+
+// named links n, a custom-resource or CEL item naming ref, to the workload
+// whose pods ref is: a Deployment, StatefulSet, DaemonSet or Job of the graph,
+// or a pod's own workload. Otherwise it asks crs whether ref exists.
+func (b *builder) named(n *Node, ref spec.CustomResourceRef, crs CustomResourceLookup) {
+	if target := b.workloadOf(ref); target != "" {
+		b.node(target, KindWorkload)
+		b.edge(n.ID, target, EdgeSatisfiedBy)
+		return
+	}
+	if crs == nil {
+		return
+	}
+	if exists, problem := crs(ref); problem != "" {
+		n.Note = problem
+	} else if !exists {
+		n.Unsatisfiable = "does not exist"
+	}
+}
+
+// workloadOf is the workload of the graph whose pods ref is, "" for none.
+func (b *builder) workloadOf(ref spec.CustomResourceRef) string {
+	o := depgraph.Object{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}
+	if w := o.Workload(); w != "" && b.hasWorkload(w) {
+		return w
+	}
+	if pod := b.pod(ref.Namespace, ref.Name); o.IsPod() && pod != nil {
+		if w := depgraph.PodFrom(pod, nil).Owner; b.hasWorkload(w) {
+			return w
 		}
 	}
+	return ""
+}
+
+func (b *builder) pod(namespace, name string) *corev1.Pod {
+	for i := range b.o.Pods {
+		if p := &b.o.Pods[i]; p.Namespace == namespace && p.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 func (b *builder) hasWorkload(name string) bool {
@@ -295,8 +334,27 @@ func (b *builder) cycles() {
 		p := depgraph.Pod{Namespace: w.Namespace, Name: w.Name, Labels: w.Labels, Owner: w.Name}
 		if w.Deps != nil {
 			p.Services, p.Jobs, p.Pods, p.DaemonSets = w.Deps.Services, w.Deps.Jobs, w.Deps.Pods, w.Deps.DaemonSets
+			p.Rollouts, p.Objects = w.Deps.Rollouts, depgraph.ObjectsOf(w.Deps)
 		}
 		pods = append(pods, p)
+	}
+	// One pod stands for each workload; a pod that an item names by its own
+	// name joins its workload's group under that name, so the item leads there.
+	joined := map[*corev1.Pod]bool{}
+	for _, w := range b.ws {
+		if w.Deps == nil {
+			continue
+		}
+		for _, o := range depgraph.ObjectsOf(w.Deps) {
+			pod := b.pod(o.Namespace, o.Name)
+			if !o.IsPod() || pod == nil || joined[pod] {
+				continue
+			}
+			if group := depgraph.PodFrom(pod, nil).Owner; b.hasWorkload(group) {
+				joined[pod] = true
+				pods = append(pods, depgraph.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Owner: group})
+			}
+		}
 	}
 	var services []depgraph.Service
 	for _, s := range b.o.Services {
