@@ -26,7 +26,8 @@ const (
 	KindCEL            = "cel"
 	KindRollout        = "rollout"
 	// KindObject: a ConfigMap, Secret, PersistentVolumeClaim or CRD, which no
-	// workload satisfies; graph does not read them (why does).
+	// workload satisfies; graph tells whether it exists (not for a Secret),
+	// why reads its state.
 	KindObject = "object"
 )
 
@@ -183,22 +184,33 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 			n.Unsatisfiable = "no such " + ref.Kind
 		}
 	}
-	objects := func(names ...string) {
-		for _, id := range names {
-			wait(id, KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
+	// Claims, ConfigMaps and CRDs are leaves: no workload satisfies them, but
+	// one that does not exist is unsatisfiable. Their state (bound, the key,
+	// established) is why's to tell. Secrets are not read at all: a read
+	// returns their values.
+	object := func(id string, ref spec.CustomResourceRef) {
+		n := wait(id, KindObject)
+		n.Note = "its state is not read by graph (kubectl entrypoint why checks it)"
+		if crs == nil {
+			return
+		}
+		if exists, problem := crs(ref); problem != "" {
+			n.Note = problem
+		} else if !exists {
+			n.Unsatisfiable = "does not exist"
 		}
 	}
 	for _, ref := range w.Deps.Claims {
-		objects((&kube.Claim{Ref: ref}).String())
+		object((&kube.Claim{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: ref.Namespace, Name: ref.Name})
 	}
 	for _, ref := range w.Deps.ConfigMaps {
-		objects((&kube.ConfigMap{Ref: ref}).String())
+		object((&kube.ConfigMap{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: ref.Namespace, Name: ref.Name})
 	}
 	for _, ref := range w.Deps.Secrets {
-		objects((&kube.Secret{Ref: ref}).String())
+		wait((&kube.Secret{Ref: ref}).String(), KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
 	}
 	for _, name := range w.Deps.CRDs {
-		objects((&kube.CRD{Name: name}).String())
+		object((&kube.CRD{Name: name}).String(), spec.CustomResourceRef{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition", Name: name})
 	}
 	for _, ref := range w.Deps.CustomResources {
 		b.named(wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource), ref, crs)
