@@ -34,7 +34,9 @@ import (
 //     the Job after the workloads, or in a post-upgrade hook: the new pods exist
 //     for a moment while only the old completion is known. Waiting out the grace
 //     gives the new Job the time to appear, and a Job of that name that appears
-//     replaces the memory at once (below).
+//     replaces the memory at once (below). The pod's age is counted from its
+//     creationTimestamp, in whole seconds: the wait is between the grace less
+//     one second and the grace.
 //
 // A Job seen again under the same name with another uid replaces the memory:
 // while it runs it is what counts, and only its own completion is remembered

@@ -150,6 +150,10 @@ func TestRecreatedJobBlocksAgain(t *testing.T) {
 	waitPod(t, ns, "before", "released by the remembered completion", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 
 	createJob(t, ns, "db-init", releaseR1)
+	// Once the controller has seen the new Job (the released pod, not running
+	// without a kubelet, still gets its condition): with a grace this short, a
+	// pod reconciled before that would be released by the old completion.
+	waitPod(t, ns, "before", "the new Job seen", hasCondition(corev1.ConditionFalse, ReasonWaiting, "job "+ns+"/db-init: 0 active, 0 succeeded"))
 	createPod(t, releasedPod(t, ns, "after", "r1"))
 	waitPod(t, ns, "after", "waiting for the new Job", hasCondition(corev1.ConditionFalse, ReasonWaiting,
 		"job "+ns+"/db-init: 0 active, 0 succeeded"))
