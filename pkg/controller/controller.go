@@ -63,6 +63,10 @@ type Options struct {
 	// dependencies; off, they are left to the resolver in the pod, as the
 	// webhook leaves them (inject.Config.SecretDependencies).
 	SecretDependencies bool
+	// RememberedJobGrace is how old a pod must be before the remembered
+	// completion of a Job deleted since satisfies it (see jobmemory.go); 0
+	// means DefaultRememberedJobGrace.
+	RememberedJobGrace time.Duration
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
@@ -45,6 +46,8 @@ type Reconciler struct {
 	states   *podStates
 	// programs are the compiled CEL expressions of the pods' dependencies.
 	programs admit.Cache
+	// jobs are the completions of Jobs seen succeed, which may be deleted since.
+	jobs *jobMemory
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -77,6 +80,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RememberedJobGrace <= 0 {
+		opts.RememberedJobGrace = DefaultRememberedJobGrace
+	}
 	r := &Reconciler{
 		opts:     opts,
 		client:   mgr.GetClient(),
@@ -86,10 +92,15 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		states:   newPodStates(opts.Now),
 		dirty:    map[types.NamespacedName]time.Time{},
 		written:  map[types.NamespacedName]writtenCondition{},
+		jobs:     newJobMemory(MaxRememberedJobs, opts.Now),
 	}
 	r.kinds = &kindInformers{
 		client: opts.Dynamic, log: opts.Log, kinds: map[schema.GroupVersionResource]*kindInformer{},
 		changed: func(gvr schema.GroupVersionResource, old, obj *unstructured.Unstructured) {
+			if gvr == jobsResource {
+				// Before the wake, so that the pods woken find it remembered.
+				r.jobs.observe(obj)
+			}
 			r.wake(r.waiters.of(gvr, old, obj))
 		},
 		synced: func(gvr schema.GroupVersionResource) { r.wake(r.waiters.ofKind(gvr)) },
@@ -212,8 +223,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 	list := nodeFree(deps, r.mapper, r.opts.SecretDependencies, &r.programs)
 	r.waiters.set(key, list)
 
-	var blockers []string
+	var blockers, notes []string
 	pending := false
+	var recheck time.Duration // when a remembered Job's grace runs out
 	for _, d := range list {
 		if d.problem != "" {
 			blockers = append(blockers, blocker(d.text, d.problem))
@@ -227,8 +239,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 		synced, problem := ki.state()
 		switch {
 		case synced:
-			if st := d.evaluate(d.objects(ki)); !st.Ready {
+			st, v := r.judge(d, ki, &pod)
+			switch {
+			case v != nil && v.ready:
+				notes = append(notes, v.note)
+			case !st.Ready:
 				blockers = append(blockers, blocker(d.text, st.Reason))
+			}
+			if v != nil && v.recheck > 0 && (recheck == 0 || v.recheck < recheck) {
+				recheck = v.recheck
 			}
 		case problem != "":
 			blockers = append(blockers, blocker(d.text, problem))
@@ -241,8 +260,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 		return reconcile.Result{RequeueAfter: pendingRecheck}, nil
 	}
 
+	if recheck > 0 {
+		defer func() {
+			if err == nil {
+				optionalRequeue(&result, recheck)
+			}
+		}()
+	}
 	want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionTrue, Reason: ReasonReady,
-		Message: readyMessage(len(list), nodeLocal(deps, r.opts.SecretDependencies))}
+		Message: readyMessage(len(list), nodeLocal(deps, r.opts.SecretDependencies), notes)}
 	if len(blockers) > 0 {
 		want.Status, want.Reason, want.Message = corev1.ConditionFalse, ReasonWaiting, "waiting for "+joinBlockers(blockers)
 		if r.opts.Cycles != nil {
@@ -447,8 +473,9 @@ func truncate(s string, n int) string {
 	return s[:cut] + "..."
 }
 
-// readyMessage says what the Ready condition covers, and what it does not.
-func readyMessage(checked int, local []string) string {
+// readyMessage says what the Ready condition covers, and what it does not, and
+// which dependencies only the memory of a deleted Job satisfied (notes).
+func readyMessage(checked int, local, notes []string) string {
 	msg := fmt.Sprintf("all %d dependencies that need no node are ready", checked)
 	switch checked {
 	case 0:
@@ -456,10 +483,34 @@ func readyMessage(checked int, local []string) string {
 	case 1:
 		msg = "the dependency that needs no node is ready"
 	}
+	if len(notes) > 0 {
+		msg += "; " + joinBlockers(notes)
+	}
 	if len(local) > 0 {
 		msg += "; the resolver in the pod checks " + joinBlockers(local)
 	}
-	return msg
+	return truncate(msg, maxConditionBytes)
+}
+
+// judge applies d's rule to what its informer holds. For a Job by name that does
+// not exist, the completion remembered under that name (jobmemory.go) is judged
+// too: v is then its verdict, which decides when it is ready, and otherwise
+// explains st.
+func (r *Reconciler) judge(d dependency, ki *kindInformer, pod *corev1.Pod) (st resolve.Status, v *rememberedVerdict) {
+	objects := d.objects(ki)
+	st = d.evaluate(objects)
+	if st.Ready || len(objects) > 0 || d.gvr != jobsResource || d.selector != nil {
+		return st, nil
+	}
+	c, ok := r.jobs.lookup(d.namespace, d.name)
+	if !ok {
+		return st, nil
+	}
+	verdict := judgeRemembered(c, pod.Labels, pod.CreationTimestamp.Time, r.opts.Now(), r.opts.RememberedJobGrace)
+	if verdict.ready {
+		return resolve.Status{Ready: true}, &verdict
+	}
+	return resolve.Status{Reason: verdict.reason}, &verdict
 }
 
 // nodeLocal names, as the resolver does, the dependencies only the resolver in the

@@ -97,10 +97,10 @@ func TestMessagesAreBounded(t *testing.T) {
 	if len(huge) > maxConditionBytes || !utf8.ValidString(huge) || !strings.HasSuffix(huge, "...") {
 		t.Errorf("a 20 kB blocker: %d bytes, valid UTF-8 %v", len(huge), utf8.ValidString(huge))
 	}
-	if got := readyMessage(1, []string{"socket /run/x.sock"}); got != "the dependency that needs no node is ready; the resolver in the pod checks socket /run/x.sock" {
+	if got := readyMessage(1, []string{"socket /run/x.sock"}, nil); got != "the dependency that needs no node is ready; the resolver in the pod checks socket /run/x.sock" {
 		t.Errorf("readyMessage: %q", got)
 	}
-	if got := readyMessage(0, nil); got != "no dependency that needs no node" {
+	if got := readyMessage(0, nil, nil); got != "no dependency that needs no node" {
 		t.Errorf("readyMessage without dependencies: %q", got)
 	}
 }

@@ -25,6 +25,8 @@ func TestCloses(t *testing.T) {
 		{Namespace: "ns", Name: "web-1", Owner: "deployment ns/web", Labels: app("web"), Pods: []spec.PodRef{podsLabelled("ns", app("worker"))}},
 		{Namespace: "ns", Name: "worker-1", Owner: "deployment ns/worker", Labels: app("worker"), Pods: []spec.PodRef{podsLabelled("ns", app("web"))}},
 		{Namespace: "ns", Name: "gate-1", Owner: "deployment ns/gate", Labels: app("gate"), Jobs: []spec.JobRef{jobNamed("ns", "api-init")}},
+		{Namespace: "ns", Name: "namer-1", Owner: "deployment ns/namer", Labels: app("namer"),
+			Objects: []Object{{CEL: true, APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "named"}}},
 	}
 	cases := []struct {
 		name string
@@ -71,6 +73,23 @@ func TestCloses(t *testing.T) {
 				return p
 			}(),
 			want: Cycle{"job ns/api-init", "service ns/gate", "deployment ns/gate", "job ns/api-init"},
+		},
+		{
+			name: "a new pod of an existing group waits for what another pod of its group serves",
+			pod:  Pod{Namespace: "ns", Name: "cache-2", Owner: "statefulset ns/cache", Labels: app("other"), Services: []spec.ObjectRef{svc("ns", "cache")}},
+			want: Cycle{"statefulset ns/cache", "service ns/cache"},
+		},
+		{
+			name: "a new group whose rollout closes a cycle",
+			pod: Pod{Namespace: "ns", Name: "api-1", Owner: "deployment ns/api", Labels: app("api"),
+				Rollouts: []spec.WorkloadRef{{Namespace: "ns", Kind: "statefulset", Name: "db"}}},
+			want: Cycle{"deployment ns/api", "rollout ns/statefulset/db", "statefulset ns/db", "service ns/api"},
+		},
+		{
+			name: "a new pod that a CEL item names, by the pod's name",
+			pod: Pod{Namespace: "ns", Name: "named", Labels: app("named"),
+				Objects: []Object{{CEL: true, APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "namer"}}},
+			want: Cycle{"pod ns/named", "cel apps/v1 Deployment ns/namer", "deployment ns/namer", "cel v1 Pod ns/named"},
 		},
 		{
 			name: "a Job's pod that waits for what does not wait back",

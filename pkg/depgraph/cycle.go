@@ -98,8 +98,11 @@ func (g *Graph) Closes(p Pod) (Cycle, bool) {
 				id = nextID(d.name)
 				added[w.key] = id
 				targets := g.satisfying(&d)
-				if d.matches(group, p.Namespace, p.Labels) {
+				if d.matches(group, p.Namespace, p.Name, p.Labels) {
 					targets = insertSorted(targets, gid)
+				}
+				if _, found := slices.BinarySearch(targets, gid); found {
+					// Satisfied by p, or by another pod of p's group.
 					satisfied = append(satisfied, id)
 				}
 				extraOut[id] = targets
@@ -109,7 +112,7 @@ func (g *Graph) Closes(p Pod) (Cycle, bool) {
 	}
 	// What waits for p: the graph's dependencies that p satisfies.
 	for _, id := range g.depsByNamespace[p.Namespace] {
-		if g.deps[int(id)-g.groups].matches(group, p.Namespace, p.Labels) {
+		if g.deps[int(id)-g.groups].matches(group, p.Namespace, p.Name, p.Labels) {
 			extraOut[id] = insertSorted(extraOut[id], gid)
 			satisfied = append(satisfied, id)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -97,6 +98,62 @@ func cyclesCases() []cyclesCase {
 				"ns/api-1":      {"deployment ns/api", "jobs ns/[tier=setup]", "job ns/migrate", "service ns/api"},
 				"ns/migrate-x1": {"job ns/migrate", "service ns/api", "deployment ns/api", "jobs ns/[tier=setup]"},
 			},
+		},
+		{
+			name: "a rollout waits for the workload's pods",
+			pods: []Pod{
+				{Namespace: "ns", Name: "api-1", Owner: "deployment ns/api", Labels: app("api"),
+					Rollouts: []spec.WorkloadRef{{Namespace: "ns", Kind: "statefulset", Name: "db"}}},
+				{Namespace: "ns", Name: "db-0", Owner: "statefulset ns/db", Labels: app("db"), Services: []spec.ObjectRef{svc("ns", "api")}},
+				// A rollout of a workload without a managed pod leads nowhere.
+				{Namespace: "ns", Name: "web-1", Owner: "deployment ns/web", Labels: app("web"),
+					Rollouts: []spec.WorkloadRef{{Namespace: "ns", Kind: "deployment", Name: "gone"}}},
+			},
+			services: []Service{{Namespace: "ns", Name: "api", Selector: app("api")}},
+			want: map[string]Cycle{
+				"ns/api-1": {"deployment ns/api", "rollout ns/statefulset/db", "statefulset ns/db", "service ns/api"},
+				"ns/db-0":  {"statefulset ns/db", "service ns/api", "deployment ns/api", "rollout ns/statefulset/db"},
+			},
+		},
+		{
+			name: "a rollout of its own daemonset",
+			pods: []Pod{
+				{Namespace: "ns", Name: "agent-x", Owner: "daemonset ns/agent", Labels: app("agent"),
+					Rollouts: []spec.WorkloadRef{{Namespace: "ns", Kind: "daemonset", Name: "agent"}}},
+			},
+			want: map[string]Cycle{"ns/agent-x": {"daemonset ns/agent", "rollout ns/daemonset/agent"}},
+		},
+		{
+			name: "CEL and custom-resource items naming workloads and pods",
+			pods: []Pod{
+				{Namespace: "ns", Name: "web-1", Owner: "deployment ns/web", Labels: app("web"),
+					Objects: []Object{{CEL: true, APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "worker"}}},
+				{Namespace: "ns", Name: "worker-1", Owner: "deployment ns/worker", Labels: app("worker"),
+					Objects: []Object{{APIVersion: "batch/v1", Kind: "Job", Namespace: "ns", Name: "init"}}},
+				func() Pod {
+					p := jobPod("ns", "init", "init-x1")
+					p.Objects = []Object{{CEL: true, APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "web-1"}}
+					return p
+				}(),
+				// Names a pod that is not managed: no edge.
+				{Namespace: "ns", Name: "lone", Labels: app("lone"),
+					Objects: []Object{{CEL: true, APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "unmanaged"}}},
+			},
+			want: map[string]Cycle{
+				"ns/web-1":    {"deployment ns/web", "cel apps/v1 Deployment ns/worker", "deployment ns/worker", "job ns/init (batch/v1)", "job ns/init", "cel v1 Pod ns/web-1"},
+				"ns/worker-1": {"deployment ns/worker", "job ns/init (batch/v1)", "job ns/init", "cel v1 Pod ns/web-1", "deployment ns/web", "cel apps/v1 Deployment ns/worker"},
+				"ns/init-x1":  {"job ns/init", "cel v1 Pod ns/web-1", "deployment ns/web", "cel apps/v1 Deployment ns/worker", "deployment ns/worker", "job ns/init (batch/v1)"},
+			},
+		},
+		{
+			name: "a service with a minimum (name#n) is the service",
+			pods: []Pod{
+				{Namespace: "ns", Name: "db-0", Owner: "statefulset ns/db", Labels: app("db"),
+					Services: []spec.ObjectRef{{Namespace: "ns", Name: "db", MinReady: 3}}},
+				{Namespace: "ns", Name: "api-1", Owner: "deployment ns/api", Labels: app("api"), Services: []spec.ObjectRef{svc("ns", "db")}},
+			},
+			services: []Service{{Namespace: "ns", Name: "db", Selector: app("db")}},
+			want:     map[string]Cycle{"ns/db-0": {"statefulset ns/db", "service ns/db"}},
 		},
 		{
 			name: "two disjoint cycles, and a pod outside both",
@@ -237,6 +294,11 @@ func TestCycleMessage(t *testing.T) {
 				"which waits for service ns/p, served by pod ns/p",
 		},
 		{
+			Cycle{"deployment ns/api", "rollout ns/statefulset/db", "statefulset ns/db", "cel apps/v1 Deployment ns/api"},
+			"deployment ns/api waits for rollout ns/statefulset/db, rolled out by statefulset ns/db, " +
+				"which waits for cel apps/v1 Deployment ns/api, satisfied by deployment ns/api",
+		},
+		{
 			// A job by name whose pods belong to no Job (made by hand, labelled alike).
 			Cycle{"pod ns/a", "job ns/x", "pod ns/b", "service ns/a"},
 			"pod ns/a waits for job ns/x, run by pod ns/b, which waits for service ns/a, served by pod ns/a",
@@ -287,14 +349,25 @@ func TestDependencyNamesFollowSpec(t *testing.T) {
 		Jobs:       []spec.JobRef{jobNamed("ns", "init"), jobsLabelled("ns", tricky)},
 		Pods:       []spec.PodRef{podsLabelled("ns", tricky), {Namespace: "ns", Labels: app("x"), RequireSameNode: true}},
 		DaemonSets: []spec.ObjectRef{svc("sys", "agent")},
+		Rollouts:   []spec.WorkloadRef{{Namespace: "ns", Kind: "statefulset", Name: "db"}},
 	}
+	deps := &spec.Spec{
+		CustomResources: []spec.CustomResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "api"}},
+		CEL:             []spec.CELRef{{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "db-0", Expression: "true"}},
+	}
+	p.Objects = ObjectsOf(deps)
+	// The names are the resolver's: the controller's condition and kubectl
+	// entrypoint graph write them so.
 	want := []string{
-		"service " + p.Services[0].String(),
-		"job " + p.Jobs[0].String(),
+		(&kube.Service{Ref: p.Services[0]}).String(),
+		(&kube.Job{Ref: p.Jobs[0]}).String(),
 		"jobs " + p.Jobs[1].String(),
 		"pods " + p.Pods[0].String(),
 		"pods " + p.Pods[1].String(),
 		"daemonset " + p.DaemonSets[0].String(),
+		(&kube.Rollout{Ref: p.Rollouts[0]}).String(),
+		(&kube.CustomResource{Ref: deps.CustomResources[0]}).String(),
+		(&kube.CEL{Ref: deps.CEL[0]}).String(),
 	}
 	var got []string
 	for _, w := range appendWanted(nil, &p) {

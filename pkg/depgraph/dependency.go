@@ -16,11 +16,18 @@ const (
 	kindJobs      = "jobs" // Jobs by labels
 	kindPods      = "pods"
 	kindDaemonSet = "daemonset"
+	kindRollout   = "rollout"
+	// Objects named by custom-resource and CEL items have names of their own
+	// (Object.name); these are their kinds in dependencyKey only.
+	kindObject = "object"
+	kindCEL    = "cel"
 )
 
 // dependency is one distinct thing managed pods wait for, and how to recognise the
 // managed pods that satisfy it. Its name is what cycles show: "service ns/db",
-// "job ns/db-init", "jobs ns/[app=db]", "pods ns/[app=db]", "daemonset ns/agent".
+// "job ns/db-init", "jobs ns/[app=db]", "pods ns/[app=db]", "daemonset ns/agent",
+// "rollout ns/deployment/api", "deployment ns/api (apps/v1)",
+// "cel apps/v1 Deployment ns/api", "pod ns/api-0 (v1)".
 type dependency struct {
 	name      string
 	namespace string // where the satisfying pods live
@@ -32,14 +39,21 @@ type dependency struct {
 	// job-name label.
 	requireKey string
 	// group, when set, is the one group that satisfies the dependency
-	// (a DaemonSet's pods are its group).
+	// (a DaemonSet's pods are its group, a rollout's its workload's).
 	group string
+	// podName, when set, is the one pod that satisfies it, in namespace (a
+	// custom-resource or CEL item naming a pod).
+	podName string
 }
 
-// matches tells whether a pod of group, in namespace, with podLabels, satisfies d.
-func (d *dependency) matches(group, namespace string, podLabels map[string]string) bool {
+// matches tells whether the pod namespace/name of group, with podLabels,
+// satisfies d.
+func (d *dependency) matches(group, namespace, name string, podLabels map[string]string) bool {
 	if d.group != "" {
 		return d.group == group
+	}
+	if d.podName != "" {
+		return namespace == d.namespace && name == d.podName
 	}
 	if namespace != d.namespace || len(d.selector) == 0 {
 		return false
@@ -60,8 +74,8 @@ func (d *dependency) matches(group, namespace string, podLabels map[string]strin
 // dependencyKey tells dependencies apart cheaply, before any name is built.
 type dependencyKey struct {
 	kind            string
-	namespace, name string // services, jobs by name, daemonsets
-	labels          string // jobs by labels, pods: the selector as canonicalLabels writes it
+	namespace, name string // services, jobs by name, daemonsets, rollouts, objects
+	labels          string // jobs by labels, pods: the selector as canonicalLabels writes it; rollouts: the kind; objects: "apiVersion Kind"
 	sameNode        bool
 }
 
@@ -93,6 +107,16 @@ func appendWanted(list []wanted, p *Pod) []wanted {
 	for _, ref := range p.DaemonSets {
 		list = append(list, wanted{key: dependencyKey{kind: kindDaemonSet, namespace: ref.Namespace, name: ref.Name}})
 	}
+	for _, ref := range p.Rollouts {
+		list = append(list, wanted{key: dependencyKey{kind: kindRollout, namespace: ref.Namespace, name: ref.Name, labels: ref.Kind}})
+	}
+	for _, o := range p.Objects {
+		kind := kindObject
+		if o.CEL {
+			kind = kindCEL
+		}
+		list = append(list, wanted{key: dependencyKey{kind: kind, namespace: o.Namespace, name: o.Name, labels: o.APIVersion + " " + o.Kind}})
+	}
 	return list
 }
 
@@ -114,6 +138,17 @@ func (w *wanted) dependency(services map[spec.ObjectRef]map[string]string) depen
 			name += " on this node"
 		}
 		return dependency{name: name, namespace: k.namespace, selector: w.labels}
+	case kindRollout: // labels holds the workload's kind, "deployment"
+		return dependency{name: kindRollout + " " + k.namespace + "/" + k.labels + "/" + k.name, namespace: k.namespace,
+			group: k.labels + " " + where}
+	case kindObject, kindCEL: // labels holds "apiVersion Kind"
+		apiVersion, kind, _ := strings.Cut(k.labels, " ")
+		o := Object{CEL: k.kind == kindCEL, APIVersion: apiVersion, Kind: kind, Namespace: k.namespace, Name: k.name}
+		d := dependency{name: o.name(), namespace: k.namespace, group: o.Workload()}
+		if o.IsPod() {
+			d.podName = k.name
+		}
+		return d
 	default: // kindDaemonSet
 		return dependency{name: kindDaemonSet + " " + where, namespace: k.namespace, group: kindDaemonSet + " " + where}
 	}
@@ -145,6 +180,8 @@ func connector(dependencyName string) string {
 		return "run by"
 	case kindPods:
 		return "found in"
+	case kindRollout:
+		return "rolled out by"
 	default:
 		return "satisfied by"
 	}

@@ -1,6 +1,9 @@
 // Package depgraph finds dependency cycles among managed pods: pods that wait, through
-// services, jobs, pod selectors and daemonsets, for pods that wait for them. It is
-// pure: no clients, no goroutines.
+// services (with or without a minimum of endpoints), jobs, pod selectors,
+// daemonsets, rollouts, and custom-resource and CEL items naming a pod or a
+// workload, for pods that wait for them. Claims, ConfigMaps, Secrets, CRDs and
+// other objects wait for no pod: they cannot close a cycle and are left out. It
+// is pure: no clients, no goroutines.
 //
 // Pods are grouped by their controller (see PodFrom) so that cycles read
 // "deployment ns/api waits for service ns/db, served by statefulset ns/db, ...".
@@ -35,12 +38,14 @@ type Graph struct {
 	// What Closes needs to add a pod without rebuilding.
 	pods            []indexedPod
 	byLabel         map[labelKey][]int32 // pod indexes, in input order
+	byName          map[types.NamespacedName]int32
 	services        map[spec.ObjectRef]map[string]string
 	depsByNamespace map[string][]int32 // dependency node ids by the namespace of their pods
 }
 
 type indexedPod struct {
 	namespace string
+	name      string
 	labels    map[string]string
 	group     int32
 }
@@ -57,6 +62,7 @@ func Build(pods []Pod, services []Service) *Graph {
 		groupIDs:        map[string]int32{},
 		depIDs:          map[dependencyKey]int32{},
 		byLabel:         map[labelKey][]int32{},
+		byName:          make(map[types.NamespacedName]int32, len(pods)),
 		services:        make(map[spec.ObjectRef]map[string]string, len(services)),
 		depsByNamespace: map[string][]int32{},
 	}
@@ -112,7 +118,8 @@ func (g *Graph) indexPods(pods []Pod, groupOf []string) {
 	for i := range pods {
 		p := &pods[i]
 		gid := g.groupIDs[groupOf[i]]
-		g.pods[i] = indexedPod{namespace: p.Namespace, labels: p.Labels, group: gid}
+		g.pods[i] = indexedPod{namespace: p.Namespace, name: p.Name, labels: p.Labels, group: gid}
+		g.byName[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = int32(i)
 		g.members[gid] = append(g.members[gid], types.NamespacedName{Namespace: p.Namespace, Name: p.Name})
 		for k, v := range p.Labels {
 			key := labelKey{p.Namespace, k, v}
@@ -177,6 +184,12 @@ func (g *Graph) satisfying(d *dependency) []int32 {
 		}
 		return nil
 	}
+	if d.podName != "" {
+		if i, ok := g.byName[types.NamespacedName{Namespace: d.namespace, Name: d.podName}]; ok {
+			return []int32{g.pods[i].group}
+		}
+		return nil
+	}
 	if len(d.selector) == 0 {
 		return nil
 	}
@@ -197,7 +210,7 @@ func (g *Graph) satisfying(d *dependency) []int32 {
 		if n := len(groups); n > 0 && groups[n-1] == p.group {
 			continue // pods of a group usually come together; skip the re-check
 		}
-		if d.matches(g.names[p.group], p.namespace, p.labels) {
+		if d.matches(g.names[p.group], p.namespace, p.name, p.labels) {
 			groups = append(groups, p.group)
 		}
 	}

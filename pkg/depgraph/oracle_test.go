@@ -3,6 +3,7 @@ package depgraph
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -56,7 +57,7 @@ func satisfiedBy(p, q Pod, selectors map[spec.ObjectRef]map[string]string) []str
 	}
 	var names []string
 	for _, ref := range p.Services {
-		if q.Namespace == ref.Namespace && contains(selectors[ref]) {
+		if q.Namespace == ref.Namespace && contains(selectors[spec.ObjectRef{Namespace: ref.Namespace, Name: ref.Name}]) { // name#n: the same pods
 			names = append(names, "service "+ref.String())
 		}
 	}
@@ -79,6 +80,22 @@ func satisfiedBy(p, q Pod, selectors map[spec.ObjectRef]map[string]string) []str
 	for _, ref := range p.DaemonSets {
 		if q.group() == "daemonset "+ref.String() {
 			names = append(names, "daemonset "+ref.String())
+		}
+	}
+	for _, ref := range p.Rollouts {
+		if q.group() == ref.Kind+" "+ref.Namespace+"/"+ref.Name {
+			names = append(names, "rollout "+ref.Namespace+"/"+ref.Kind+"/"+ref.Name)
+		}
+	}
+	for _, o := range p.Objects {
+		name := strings.ToLower(o.Kind) + " " + o.Namespace + "/" + o.Name + " (" + o.APIVersion + ")"
+		if o.CEL {
+			name = "cel " + o.APIVersion + " " + o.Kind + " " + o.Namespace + "/" + o.Name
+		}
+		switch {
+		case o.Kind == "Pod" && q.Namespace == o.Namespace && q.Name == o.Name,
+			o.Kind != "Pod" && q.group() == strings.ToLower(o.Kind)+" "+o.Namespace+"/"+o.Name:
+			names = append(names, name)
 		}
 	}
 	return names
@@ -166,9 +183,13 @@ func randomCluster(rng *rand.Rand, npods int) ([]Pod, []Service) {
 		}
 		for range rng.IntN(3) {
 			ns := pick(namespaces)
-			switch rng.IntN(5) {
+			switch rng.IntN(8) {
 			case 0:
-				p.Services = append(p.Services, svc(ns, fmt.Sprintf("s%d", rng.IntN(7)))) // s6 does not exist
+				s := svc(ns, fmt.Sprintf("s%d", rng.IntN(7))) // s6 does not exist
+				if rng.IntN(3) == 0 {
+					s.MinReady = 2
+				}
+				p.Services = append(p.Services, s)
 			case 1:
 				p.Jobs = append(p.Jobs, jobNamed(ns, pick(values)))
 			case 2:
@@ -177,6 +198,14 @@ func randomCluster(rng *rand.Rand, npods int) ([]Pod, []Service) {
 				p.Pods = append(p.Pods, podsLabelled(ns, someLabels()))
 			case 4:
 				p.DaemonSets = append(p.DaemonSets, svc(ns, pick(values)))
+			case 5:
+				p.Rollouts = append(p.Rollouts, spec.WorkloadRef{Namespace: ns, Kind: pick([]string{"deployment", "daemonset"}), Name: pick(values)})
+			case 6: // a workload named by a custom-resource or CEL item
+				kind := pick([]string{"apps/v1 Deployment", "apps/v1 DaemonSet", "batch/v1 Job"})
+				apiVersion, kind, _ := strings.Cut(kind, " ")
+				p.Objects = append(p.Objects, Object{CEL: rng.IntN(2) == 0, APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: pick(values)})
+			case 7: // a pod named by one
+				p.Objects = append(p.Objects, Object{CEL: rng.IntN(2) == 0, APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: fmt.Sprintf("p%d", rng.IntN(npods))})
 			}
 		}
 		pods[i] = p

@@ -53,22 +53,34 @@ func TestPodFromGroup(t *testing.T) {
 func TestPodFromDependencies(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Labels: app("p")}}
 	deps := &spec.Spec{
-		Namespace:       "ns",
-		Services:        []spec.ObjectRef{svc("ns", "db")},
-		Jobs:            []spec.JobRef{jobNamed("ns", "init")},
-		Pods:            []spec.PodRef{podsLabelled("ns", app("x"))},
-		DaemonSets:      []spec.ObjectRef{svc("ns", "agent")},
-		CustomResources: []spec.CustomResourceRef{{APIVersion: "v1", Kind: "ConfigMap", Namespace: "ns", Name: "c"}},
-		TCP:             []string{"db:5432"},
+		Namespace:  "ns",
+		Services:   []spec.ObjectRef{svc("ns", "db")},
+		Jobs:       []spec.JobRef{jobNamed("ns", "init")},
+		Pods:       []spec.PodRef{podsLabelled("ns", app("x"))},
+		DaemonSets: []spec.ObjectRef{svc("ns", "agent")},
+		CustomResources: []spec.CustomResourceRef{{APIVersion: "v1", Kind: "ConfigMap", Namespace: "ns", Name: "c"},
+			{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "ns", Name: "db"}},
+		CEL: []spec.CELRef{{APIVersion: "example.com/v1", Kind: "Widget", Namespace: "ns", Name: "w", Expression: "true"},
+			{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "db-0", Expression: "true"},
+			{APIVersion: "apps/v1", Kind: "ReplicaSet", Namespace: "ns", Name: "rs", Expression: "true"}},
+		Rollouts:   []spec.WorkloadRef{{Namespace: "ns", Kind: "deployment", Name: "api"}},
+		Claims:     []spec.ObjectRef{svc("ns", "data")},
+		ConfigMaps: []spec.KeyRef{{Namespace: "ns", Name: "settings"}},
+		CRDs:       []string{"widgets.example.com"},
+		TCP:        []string{"db:5432"},
 	}
 	want := Pod{
 		Namespace: "ns", Name: "p", Labels: app("p"), Owner: "pod ns/p",
-		Services: deps.Services, Jobs: deps.Jobs, Pods: deps.Pods, DaemonSets: deps.DaemonSets,
+		Services: deps.Services, Jobs: deps.Jobs, Pods: deps.Pods, DaemonSets: deps.DaemonSets, Rollouts: deps.Rollouts,
+		// Only the pods and workloads: a ConfigMap, a Widget, a ReplicaSet (its
+		// pods are its Deployment's group), claims and CRDs wait for no pod.
+		Objects: []Object{{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "ns", Name: "db"},
+			{CEL: true, APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: "db-0"}},
 	}
 	if got := PodFrom(pod, deps); !reflect.DeepEqual(got, want) {
 		t.Errorf("PodFrom:\n got %+v\nwant %+v", got, want)
 	}
-	if got := PodFrom(pod, nil); got.Services != nil || got.Jobs != nil || got.Pods != nil || got.DaemonSets != nil {
+	if got := PodFrom(pod, nil); got.Services != nil || got.Jobs != nil || got.Pods != nil || got.DaemonSets != nil || got.Rollouts != nil || got.Objects != nil {
 		t.Errorf("PodFrom without dependencies has some: %+v", got)
 	}
 }

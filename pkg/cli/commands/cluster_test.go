@@ -238,6 +238,57 @@ func testGraph(t *testing.T, c *cluster) {
 		t.Errorf("graph of a satisfiable namespace: exit status %d, want 0; stderr: %s", code, errOut)
 	}
 	golden(t, "graph-clean", out+"--- stderr\n"+errOut)
+
+	// The newer kinds: a cycle through a rollout and a CEL expression naming a
+	// Deployment; ConfigMaps, claims and CRDs that exist or not.
+	kinds := c.env.Namespace(t)
+	c.create(t,
+		deployment(kinds, "api", map[string]string{"app": "api"}, map[string]string{
+			"entrypoint.io/dependency-rollout":   "deployment/db",
+			"entrypoint.io/dependency-configmap": "settings/region,missing",
+			"entrypoint.io/dependency-pvc":       "data",
+			"entrypoint.io/dependency-crd":       "widgets.example.com",
+		}),
+		deployment(kinds, "db", map[string]string{"app": "db"}, map[string]string{
+			"entrypoint.io/dependency-cel": `[{"apiVersion":"apps/v1","kind":"Deployment","name":"api","expression":"object.status.readyReplicas > 0"}]`,
+		}),
+	)
+	if _, err := c.env.Client.CoreV1().ConfigMaps(kinds).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = c.kubectl(t, kinds, "graph", "-o", "json")
+	if code != 1 {
+		t.Errorf("graph of the newer kinds: exit status %d, want 1; stderr: %s", code, errOut)
+	}
+	var g struct {
+		Nodes []struct {
+			ID, Kind, Unsatisfiable string
+			InCycle                 bool
+		}
+		Cycles []struct{ Message string }
+	}
+	if err := json.Unmarshal([]byte(out), &g); err != nil {
+		t.Fatalf("graph -o json: %v\n%s", err, out)
+	}
+	wantCycle := "deployment NS/api waits for rollout NS/deployment/db, rolled out by deployment NS/db, " +
+		"which waits for cel apps/v1 Deployment NS/api, satisfied by deployment NS/api"
+	if len(g.Cycles) != 1 || g.Cycles[0].Message != wantCycle {
+		t.Errorf("cycles %+v; want one: %s", g.Cycles, wantCycle)
+	}
+	unsatisfiable, kindOf := map[string]bool{}, map[string]string{}
+	for _, n := range g.Nodes {
+		kindOf[n.ID] = n.Kind
+		if n.Unsatisfiable != "" {
+			unsatisfiable[n.ID] = true
+		}
+	}
+	if want := map[string]bool{"configmap NS/missing": true, "pvc NS/data": true, "crd widgets.example.com": true}; !maps.Equal(unsatisfiable, want) {
+		t.Errorf("unsatisfiable %v; want %v (configmap NS/settings exists)", unsatisfiable, want)
+	}
+	if kindOf["cel apps/v1 Deployment NS/api"] != "cel" || kindOf["rollout NS/deployment/db"] != "rollout" {
+		t.Errorf("node kinds %v", kindOf)
+	}
 }
 
 func testWhy(t *testing.T, c *cluster) {

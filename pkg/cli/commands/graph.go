@@ -31,14 +31,17 @@ func newGraph(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOS
 carries entrypoint.io/ annotations (read as the webhook injects them) or DEPENDENCY_*
 variables (openstack-helm charts with the original image), and bare pods that do, grouped
 by their controller. Each points at what it waits for (a Service, a Job, Jobs or pods by
-labels, a DaemonSet, a custom resource), and each of those at the workloads that satisfy
-it: a Service at the workloads its selector matches, a Job at itself or the CronJob that
-creates it.
+labels, a DaemonSet, a rollout, a custom resource or CEL expression, a claim, ConfigMap,
+Secret or CRD), and each of those at the workloads that satisfy it: a Service at the
+workloads its selector matches, a Job at itself or the CronJob that creates it, a rollout
+at its workload, a custom resource or CEL expression naming a workload or a pod at that
+workload.
 
 Cycles (found as the dependency controller finds them) are marked, and so is every
 dependency nothing in the cluster can satisfy: a Service that does not exist or whose
 selector matches no workload, a Job that does not exist and no CronJob creates, a
-DaemonSet that does not exist, a custom resource that does not exist.
+DaemonSet or rollout whose workload does not exist, a custom resource, CEL object,
+claim, ConfigMap or CRD that does not exist (Secrets are not read).
 
 Exit status: 0 when there is neither cycle nor unsatisfiable dependency, 1 when there
 is one, 2 when the cluster could not be read.`,

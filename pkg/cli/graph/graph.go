@@ -23,9 +23,11 @@ const (
 	KindPods           = "pods"
 	KindDaemonSet      = "daemonset"
 	KindCustomResource = "customresource"
+	KindCEL            = "cel"
 	KindRollout        = "rollout"
 	// KindObject: a ConfigMap, Secret, PersistentVolumeClaim or CRD, which no
-	// workload satisfies; graph does not read them (why does).
+	// workload satisfies; graph tells whether it exists (not for a Secret),
+	// why reads its state.
 	KindObject = "object"
 )
 
@@ -182,27 +184,15 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 			n.Unsatisfiable = "no such " + ref.Kind
 		}
 	}
-	objects := func(names ...string) {
-		for _, id := range names {
-			wait(id, KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
-		}
-	}
-	for _, ref := range w.Deps.Claims {
-		objects((&kube.Claim{Ref: ref}).String())
-	}
-	for _, ref := range w.Deps.ConfigMaps {
-		objects((&kube.ConfigMap{Ref: ref}).String())
-	}
-	for _, ref := range w.Deps.Secrets {
-		objects((&kube.Secret{Ref: ref}).String())
-	}
-	for _, name := range w.Deps.CRDs {
-		objects((&kube.CRD{Name: name}).String())
-	}
-	for _, ref := range w.Deps.CustomResources {
-		n := wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource)
+	// Claims, ConfigMaps and CRDs are leaves: no workload satisfies them, but
+	// one that does not exist is unsatisfiable. Their state (bound, the key,
+	// established) is why's to tell. Secrets are not read at all: a read
+	// returns their values.
+	object := func(id string, ref spec.CustomResourceRef) {
+		n := wait(id, KindObject)
+		n.Note = "its state is not read by graph (kubectl entrypoint why checks it)"
 		if crs == nil {
-			continue
+			return
 		}
 		if exists, problem := crs(ref); problem != "" {
 			n.Note = problem
@@ -210,6 +200,67 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 			n.Unsatisfiable = "does not exist"
 		}
 	}
+	for _, ref := range w.Deps.Claims {
+		object((&kube.Claim{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: ref.Namespace, Name: ref.Name})
+	}
+	for _, ref := range w.Deps.ConfigMaps {
+		object((&kube.ConfigMap{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: ref.Namespace, Name: ref.Name})
+	}
+	for _, ref := range w.Deps.Secrets {
+		wait((&kube.Secret{Ref: ref}).String(), KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
+	}
+	for _, name := range w.Deps.CRDs {
+		object((&kube.CRD{Name: name}).String(), spec.CustomResourceRef{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition", Name: name})
+	}
+	for _, ref := range w.Deps.CustomResources {
+		b.named(wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource), ref, crs)
+	}
+	for _, ref := range w.Deps.CEL {
+		b.named(wait((&kube.CEL{Ref: ref}).String(), KindCEL),
+			spec.CustomResourceRef{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}, crs)
+	}
+}
+
+// named links n, a custom-resource or CEL item naming ref, to the workload
+// whose pods ref is: a Deployment, StatefulSet, DaemonSet or Job of the graph,
+// or a pod's own workload. Otherwise it asks crs whether ref exists.
+func (b *builder) named(n *Node, ref spec.CustomResourceRef, crs CustomResourceLookup) {
+	if target := b.workloadOf(ref); target != "" {
+		b.node(target, KindWorkload)
+		b.edge(n.ID, target, EdgeSatisfiedBy)
+		return
+	}
+	if crs == nil {
+		return
+	}
+	if exists, problem := crs(ref); problem != "" {
+		n.Note = problem
+	} else if !exists {
+		n.Unsatisfiable = "does not exist"
+	}
+}
+
+// workloadOf is the workload of the graph whose pods ref is, "" for none.
+func (b *builder) workloadOf(ref spec.CustomResourceRef) string {
+	o := depgraph.Object{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}
+	if w := o.Workload(); w != "" && b.hasWorkload(w) {
+		return w
+	}
+	if pod := b.pod(ref.Namespace, ref.Name); o.IsPod() && pod != nil {
+		if w := depgraph.PodFrom(pod, nil).Owner; b.hasWorkload(w) {
+			return w
+		}
+	}
+	return ""
+}
+
+func (b *builder) pod(namespace, name string) *corev1.Pod {
+	for i := range b.o.Pods {
+		if p := &b.o.Pods[i]; p.Namespace == namespace && p.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 func (b *builder) hasWorkload(name string) bool {
@@ -295,8 +346,27 @@ func (b *builder) cycles() {
 		p := depgraph.Pod{Namespace: w.Namespace, Name: w.Name, Labels: w.Labels, Owner: w.Name}
 		if w.Deps != nil {
 			p.Services, p.Jobs, p.Pods, p.DaemonSets = w.Deps.Services, w.Deps.Jobs, w.Deps.Pods, w.Deps.DaemonSets
+			p.Rollouts, p.Objects = w.Deps.Rollouts, depgraph.ObjectsOf(w.Deps)
 		}
 		pods = append(pods, p)
+	}
+	// One pod stands for each workload; a pod that an item names by its own
+	// name joins its workload's group under that name, so the item leads there.
+	joined := map[*corev1.Pod]bool{}
+	for _, w := range b.ws {
+		if w.Deps == nil {
+			continue
+		}
+		for _, o := range depgraph.ObjectsOf(w.Deps) {
+			pod := b.pod(o.Namespace, o.Name)
+			if !o.IsPod() || pod == nil || joined[pod] {
+				continue
+			}
+			if group := depgraph.PodFrom(pod, nil).Owner; b.hasWorkload(group) {
+				joined[pod] = true
+				pods = append(pods, depgraph.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Owner: group})
+			}
+		}
 	}
 	var services []depgraph.Service
 	for _, s := range b.o.Services {

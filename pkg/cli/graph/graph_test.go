@@ -26,6 +26,8 @@ func svc(name string, selector map[string]string) corev1.Service {
 
 func app(v string) map[string]string { return map[string]string{"app": v} }
 
+func ptrTrue() *bool { t := true; return &t }
+
 func TestBuild(t *testing.T) {
 	tests := []struct {
 		name string
@@ -101,6 +103,40 @@ func TestBuild(t *testing.T) {
 			unsatisfiable: []string{"database ns/db (example.com/v1)"},
 		},
 		{
+			name: "cycle through a rollout",
+			o: Objects{
+				Deployments: []appsv1.Deployment{deployment("api", app("api"), map[string]string{"entrypoint.io/dependency-rollout": "statefulset/db"})},
+				StatefulSets: []appsv1.StatefulSet{{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns"},
+					Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: app("db"),
+						Annotations: map[string]string{"entrypoint.io/dependency-service": "api#2"}},
+						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "db"}}}}}}},
+				Services: []corev1.Service{svc("api", app("api"))},
+			},
+			edges: []string{"deployment ns/api -> rollout ns/statefulset/db", "rollout ns/statefulset/db -> statefulset ns/db",
+				"service ns/api -> deployment ns/api", "statefulset ns/db -> service ns/api"},
+			inCycle: []string{"deployment ns/api", "rollout ns/statefulset/db", "service ns/api", "statefulset ns/db"},
+		},
+		{
+			name: "cycle through CEL and custom-resource items naming a workload and a pod; a CEL item naming nothing there",
+			o: Objects{
+				Deployments: []appsv1.Deployment{
+					deployment("web", app("web"), map[string]string{"entrypoint.io/dependency-cel": `[` +
+						`{"apiVersion":"apps/v1","kind":"Deployment","name":"worker","expression":"object.status.readyReplicas > 0"},` +
+						`{"apiVersion":"v1","kind":"ConfigMap","name":"settings","expression":"has(object.data)"}]`}),
+					deployment("worker", app("worker"), map[string]string{"entrypoint.io/dependency-custom-resource": `[{"apiVersion":"v1","kind":"Pod","name":"web-5d8f-x1","fields":[{"key":"status.phase","value":"Running"}]}]`}),
+				},
+				Pods: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web-5d8f-x1", Namespace: "ns",
+					Labels:          map[string]string{"app": "web", appsv1.DefaultDeploymentUniqueLabelKey: "5d8f"},
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f", Controller: ptrTrue()}}}}},
+			},
+			crs: func(spec.CustomResourceRef) (bool, string) { return false, "" },
+			edges: []string{"cel apps/v1 Deployment ns/worker -> deployment ns/worker", "deployment ns/web -> cel apps/v1 Deployment ns/worker",
+				"deployment ns/web -> cel v1 ConfigMap ns/settings", "deployment ns/worker -> pod ns/web-5d8f-x1 (v1)",
+				"pod ns/web-5d8f-x1 (v1) -> deployment ns/web"},
+			unsatisfiable: []string{"cel v1 ConfigMap ns/settings"},
+			inCycle:       []string{"cel apps/v1 Deployment ns/worker", "deployment ns/web", "deployment ns/worker", "pod ns/web-5d8f-x1 (v1)"},
+		},
+		{
 			name:    "annotations the webhook denies",
 			o:       Objects{Deployments: []appsv1.Deployment{deployment("web", app("web"), map[string]string{"entrypoint.io/dependency-service": "Bad_Name"})}},
 			problem: "the webhook would deny its pods",
@@ -137,5 +173,37 @@ func TestBuild(t *testing.T) {
 				t.Errorf("cycles %v", g.Cycles)
 			}
 		})
+	}
+}
+
+// The new kinds read in the tree as in pkg/depgraph's cycle messages.
+func TestTreeOfRolloutAndCEL(t *testing.T) {
+	o := Objects{
+		Deployments: []appsv1.Deployment{
+			deployment("api", app("api"), map[string]string{"entrypoint.io/dependency-rollout": "deployment/db"}),
+			deployment("db", app("db"), map[string]string{"entrypoint.io/dependency-cel": `[{"apiVersion":"apps/v1","kind":"Deployment","name":"api","expression":"true"}]`}),
+		},
+	}
+	g := Build(Workloads(context.Background(), o), o, nil)
+	var b strings.Builder
+	if err := WriteTree(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  └─ waits for rollout ns/deployment/db  [in a cycle]\n       rolled out by deployment ns/db  [in a cycle]\n",
+		"  └─ waits for cel apps/v1 Deployment ns/api  [in a cycle]\n       satisfied by deployment ns/api  [in a cycle]\n",
+		"deployment ns/api waits for rollout ns/deployment/db, rolled out by deployment ns/db, " +
+			"which waits for cel apps/v1 Deployment ns/api, satisfied by deployment ns/api\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("tree without %q:\n%s", want, b.String())
+		}
+	}
+	kinds := map[string]string{}
+	for _, n := range g.Nodes {
+		kinds[n.ID] = n.Kind
+	}
+	if kinds["cel apps/v1 Deployment ns/api"] != KindCEL || kinds["rollout ns/deployment/db"] != KindRollout {
+		t.Errorf("node kinds %v", kinds)
 	}
 }

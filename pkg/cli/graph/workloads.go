@@ -146,5 +146,6 @@ func merge(a, b *spec.Spec) *spec.Spec {
 	m.ConfigMaps = append(append([]spec.KeyRef(nil), a.ConfigMaps...), b.ConfigMaps...)
 	m.Secrets = append(append([]spec.KeyRef(nil), a.Secrets...), b.Secrets...)
 	m.CRDs = append(append([]string(nil), a.CRDs...), b.CRDs...)
+	m.CEL = append(append([]spec.CELRef(nil), a.CEL...), b.CEL...)
 	return &m
 }
