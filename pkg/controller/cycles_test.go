@@ -41,15 +41,7 @@ func startControllerWithCycles(t *testing.T) *CycleDetector {
 	if _, err := SetupWithManager(mgr, Options{Dependencies: testDependencies, Dynamic: dyn, Log: testLogger(t), Cycles: cycles}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	startManager(t, mgr)
 	return cycles
 }
 

@@ -114,6 +114,13 @@ func startControllerWith(t *testing.T, cfg *rest.Config, cycles CycleFinder, set
 	if err != nil {
 		t.Fatal(err)
 	}
+	startManager(t, mgr)
+	return r
+}
+
+// startManager starts mgr until the test ends, and fails the test if it stops
+// with an error.
+func startManager(t *testing.T, mgr ctrl.Manager) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -123,7 +130,6 @@ func startControllerWith(t *testing.T, cfg *rest.Config, cycles CycleFinder, set
 			t.Errorf("manager: %v", err)
 		}
 	})
-	return r
 }
 
 // managedPod is an injected pod as the controller sees it: the label, the

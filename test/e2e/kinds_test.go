@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -303,4 +304,71 @@ func TestOptionalDependency(t *testing.T) {
 		}
 		return false, nil
 	})
+}
+
+// A Job deleted by its TTL after it succeeded still counts in gate mode: a gated app
+// waiting for it is released; the Job is deleted by kube-controller-manager's TTL
+// controller; a second gated app created after that is released too, by the
+// completion the controller remembers, once it is 30 s old, and its condition says so.
+func TestJobDeletedByTTLGated(t *testing.T) {
+	defer noPanic(t)
+	ns := bareNamespace(t, "e2e-ttl")
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpGate(t, ns)
+		}
+	})
+	gatedApp := func(name string) string {
+		t.Helper()
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, appDeployment(name, map[string]string{
+			"entrypoint.io/dependency-job": "init",
+			inject.AnnotationGate:          "true",
+		}, container("web", "print", name+": runs")), metav1.CreateOptions{})
+		must(t, err)
+		var podName string
+		eventually(t, name+" waits gated", time.Minute, func(ctx context.Context) (bool, error) {
+			p, err := onlyPod(ctx, ns, name)
+			if p == nil || err != nil {
+				return false, err
+			}
+			podName = p.Name
+			c := podCondition(p, controller.ConditionType)
+			return hasGate(p) && c != nil && c.Status == corev1.ConditionFalse, nil
+		})
+		return podName
+	}
+	released := func(name, pod string, timeout time.Duration) *corev1.PodCondition {
+		t.Helper()
+		var cond *corev1.PodCondition
+		eventually(t, name+" released and running", timeout, func(ctx context.Context) (bool, error) {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			cond = podCondition(p, controller.ConditionType)
+			return !hasGate(p) && appPrinted(podLogs(ctx, ns, pod, "web"), name+": runs"), nil
+		})
+		return cond
+	}
+
+	first := gatedApp("first")
+	job := migrationJob("init", "1")
+	job.Spec.TTLSecondsAfterFinished = ptr.To[int32](0)
+	_, err := cs.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	must(t, err)
+	released("first", first, 2*time.Minute)
+	eventually(t, "the TTL controller deletes the Job", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := cs.BatchV1().Jobs(ns).Get(ctx, "init", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+
+	second := gatedApp("second")
+	c := released("second", second, 2*time.Minute)
+	if c == nil || !strings.Contains(c.Message, "job "+ns+"/init succeeded at") || !strings.Contains(c.Message, "(deleted since)") {
+		t.Errorf("the second app's condition does not name the remembered completion: %+v", c)
+	}
+	if c != nil {
+		t.Logf("second app's condition: %s", c.Message)
+	}
 }

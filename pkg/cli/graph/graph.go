@@ -191,14 +191,7 @@ func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
 	object := func(id string, ref spec.CustomResourceRef) {
 		n := wait(id, KindObject)
 		n.Note = "its state is not read by graph (kubectl entrypoint why checks it)"
-		if crs == nil {
-			return
-		}
-		if exists, problem := crs(ref); problem != "" {
-			n.Note = problem
-		} else if !exists {
-			n.Unsatisfiable = "does not exist"
-		}
+		markMissing(n, ref, crs)
 	}
 	for _, ref := range w.Deps.Claims {
 		object((&kube.Claim{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: ref.Namespace, Name: ref.Name})
@@ -230,6 +223,12 @@ func (b *builder) named(n *Node, ref spec.CustomResourceRef, crs CustomResourceL
 		b.edge(n.ID, target, EdgeSatisfiedBy)
 		return
 	}
+	markMissing(n, ref, crs)
+}
+
+// markMissing asks crs (when there is one) whether ref exists: unsatisfiable if
+// not, the lookup's problem as n's note if it cannot tell.
+func markMissing(n *Node, ref spec.CustomResourceRef, crs CustomResourceLookup) {
 	if crs == nil {
 		return
 	}
