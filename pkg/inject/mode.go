@@ -88,8 +88,8 @@ func (pl *planner) injectionMode() (InjectionMode, []string) {
 	// injected as asked, with a warning; if its node cannot mount the volume,
 	// the pod does not start, and the kubelet says why in its events.
 	if mode == ModeImageVolume && pl.cfg.InjectionMode != ModeImageVolume && pl.cfg.ImageVolumeCaveat != "" {
-		return mode, []string{annotationName(keyInjectionMode) + ` asks for image-volume injection, but ` + pl.cfg.ImageVolumeCaveat +
-			`; if the pod's node cannot mount an image volume of ` + truncate(pl.cfg.Image, maxQuotedBytes) + ` with subPath, the pod does not start`}
+		return mode, []string{annotationName(keyInjectionMode) + ` asks for image-volume, but ` + pl.cfg.ImageVolumeCaveat +
+			`; the pod does not start on a node that cannot mount it`}
 	}
 	return mode, nil
 }
