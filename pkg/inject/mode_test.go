@@ -272,3 +272,25 @@ func TestImageVolumeNameClashes(t *testing.T) {
 		t.Errorf("image-volume, volume named %s: %v; want denied", VolumeName, err)
 	}
 }
+
+// testdata/already-injected holds pods the webhook injected, in each mode and
+// before modes were recorded: the webhook in either mode leaves each alone.
+func TestAlreadyInjectedGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "already-injected", "*.yaml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("already-injected cases: %v (err %v)", files, err)
+	}
+	for _, file := range files {
+		pod := readPod(t, file)
+		for _, m := range InjectionModes() {
+			got, outcome, err := Mutate(context.Background(), pod, withMode(testConfig(), m))
+			if err != nil || outcome.Result != ResultSkipped || outcome.Reason != ReasonAlreadyInjected {
+				t.Errorf("%s, webhook in %s: outcome %+v, err %v; want skipped as already injected", file, m, outcome, err)
+				continue
+			}
+			if !reflect.DeepEqual(got, pod) {
+				t.Errorf("%s, webhook in %s: the pod changed", file, m)
+			}
+		}
+	}
+}

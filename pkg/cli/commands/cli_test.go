@@ -148,6 +148,35 @@ func TestEveryGoldenCaseInBothModes(t *testing.T) {
 	}
 }
 
+// The webhook's already-injected cases (pkg/inject/testdata/already-injected):
+// inject in either mode prints each pod unchanged, as the webhook skips it.
+func TestAlreadyInjectedInBothModes(t *testing.T) {
+	files, err := filepath.Glob("../../inject/testdata/already-injected/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no already-injected cases (err %v)", err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := sigsyaml.UnmarshalStrict(b, &pod); err != nil {
+			t.Fatal(err)
+		}
+		want, err := sigsyaml.Marshal(&pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range inject.InjectionModes() {
+			out, errOut, code := run(t, "", "inject", "-f", file, "--image", goldenImage, "--injection-mode="+string(mode))
+			if code != 0 || out != string(want) {
+				t.Errorf("%s, --injection-mode=%s: exit %d, stderr %q, stdout:\n%s\nwant the pod unchanged:\n%s", file, mode, code, errOut, out, want)
+			}
+		}
+	}
+}
+
 // --injection-mode takes the two modes; auto, which only the webhook can decide,
 // and anything else are refused before any file is read.
 func TestInjectionModeFlag(t *testing.T) {
