@@ -200,8 +200,17 @@ func (n *NodeImageVolumes) Start(ctx context.Context) error {
 		}
 	}
 	reg, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
+		AddFunc: func(any) { poke() },
+		UpdateFunc: func(old, cur any) {
+			// Status heartbeats change nothing the decision reads.
+			if o, ok := old.(*corev1.Node); ok {
+				if c, ok := cur.(*corev1.Node); ok && o.Status.NodeInfo.KubeletVersion == c.Status.NodeInfo.KubeletVersion &&
+					o.Status.NodeInfo.ContainerRuntimeVersion == c.Status.NodeInfo.ContainerRuntimeVersion {
+					return
+				}
+			}
+			poke()
+		},
 		DeleteFunc: func(any) { poke() },
 	})
 	if err != nil {
