@@ -25,7 +25,8 @@ const (
 	// mounted read-only with subPath ImageVolumeSubPath, and no init container.
 	// It needs image volumes with subPath on the pod's node (Kubernetes 1.35 or
 	// later, where they are on by default) and a runtime that mounts them
-	// executable (containerd 2.1 or later; CRI-O mounts them noexec).
+	// executable and honours subPath (containerd 2.2 or later; containerd 2.1
+	// ignores subPath, CRI-O mounts them noexec).
 	ModeImageVolume InjectionMode = "image-volume"
 )
 

@@ -28,14 +28,17 @@ import (
 //   - a kubelet of Kubernetes 1.35 or later, where image volumes (KEP-4639) are on
 //     by default (beta in 1.35, GA and always on since 1.36; the kubelet passes
 //     the subPath on to the runtime since 1.33);
-//   - containerd 2.1 or later, which mounts image volumes, subPath included,
-//     without noexec. CRI-O mounts them noexec (its image mounts carry "ro,
-//     noexec, nosuid, nodev"), so the resolver could not be executed from one:
-//     nodes running CRI-O, or any runtime this code does not know, count as
-//     unable.
+//   - containerd 2.2 or later, which mounts image volumes, subPath included,
+//     without noexec. containerd 2.1 mounts image volumes but ignores subPath
+//     (its support, containerd PR 11578, shipped in 2.2 and was not backported):
+//     it would mount the image's root where the binary's directory belongs, and
+//     the wrapped container would not start. CRI-O mounts image volumes noexec
+//     (its image mounts carry "ro, noexec, nosuid, nodev"), so the resolver
+//     could not be executed from one: nodes running CRI-O, or any runtime this
+//     code does not know, count as unable.
 //
 // Nodes report both in status.nodeInfo (kubeletVersion, containerRuntimeVersion,
-// such as "containerd://2.1.4"), which the webhook follows through the manager's
+// such as "containerd://2.2.1"), which the webhook follows through the manager's
 // cache, each node reduced to those fields. No node, a node that cannot, a cache
 // that has not synced (just started, or no RBAC on nodes) all mean
 // init-container, which works everywhere. Pod Security does not enter into it:
@@ -46,7 +49,7 @@ import (
 // Minimum versions of image-volume mode, see above.
 var (
 	minKubelet    = version.MajorMinor(1, 35)
-	minContainerd = version.MajorMinor(2, 1)
+	minContainerd = version.MajorMinor(2, 2)
 )
 
 // NodeRuntime is what the decision reads of a node.

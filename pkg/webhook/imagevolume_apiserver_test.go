@@ -96,7 +96,7 @@ func TestNodeImageVolumesFollowsNodes(t *testing.T) {
 	wait("one able node", true, "all 1 nodes")
 	setNode(t, env.Client, "iv-b", "v1.37.2", "containerd://1.7.28")
 	wait("a node with containerd 1.7", false, "node iv-b runs containerd 1.7.28")
-	setNode(t, env.Client, "iv-b", "v1.37.2", "containerd://2.1.0")
+	setNode(t, env.Client, "iv-b", "v1.37.2", "containerd://2.2.0")
 	wait("the node upgraded", true, "all 2 nodes")
 	setNode(t, env.Client, "iv-c", "v1.37.2", "cri-o://1.37.1")
 	wait("a CRI-O node", false, "node iv-c runs CRI-O")

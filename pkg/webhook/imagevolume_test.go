@@ -28,16 +28,18 @@ func TestDecideImageVolumes(t *testing.T) {
 		reason    string // a part of the reason
 	}{
 		{name: "no nodes", reason: "the cluster has no nodes"},
-		{name: "one good node", nodes: []webhook.NodeRuntime{good("a")}, supported: true, reason: "all 1 nodes run kubelet 1.35 or later and containerd 2.1 or later"},
-		{name: "lowest versions", nodes: []webhook.NodeRuntime{with("a", "v1.35.0", "containerd://2.1.0")}, supported: true},
+		{name: "one good node", nodes: []webhook.NodeRuntime{good("a")}, supported: true, reason: "all 1 nodes run kubelet 1.35 or later and containerd 2.2 or later"},
+		{name: "lowest versions", nodes: []webhook.NodeRuntime{with("a", "v1.35.0", "containerd://2.2.0")}, supported: true},
 		{name: "distribution suffixes", nodes: []webhook.NodeRuntime{
-			with("a", "v1.35.3+k3s1", "containerd://2.1.4-k3s1"), with("b", "v1.36.1-gke.1200", "containerd://v2.2.0"),
-			with("c", "v1.37.0-eks-abcdef", "containerd://2.1.5-1.eks.amazonlinux"),
+			with("a", "v1.35.3+k3s1", "containerd://2.2.1-k3s1"), with("b", "v1.36.1-gke.1200", "containerd://v2.2.0"),
+			with("c", "v1.37.0-eks-abcdef", "containerd://2.3.0-1.eks.amazonlinux"),
 		}, supported: true, reason: "all 3 nodes"},
 		{name: "old kubelet", nodes: []webhook.NodeRuntime{good("a"), with("b", "v1.34.9", "containerd://2.4.2")},
 			reason: "node b runs kubelet v1.34.9 (image volumes need 1.35+)"},
 		{name: "old containerd", nodes: []webhook.NodeRuntime{with("a", "v1.37.2", "containerd://1.7.28"), good("b")},
-			reason: "node a runs containerd 1.7.28 (image volumes with subPath need 2.1+)"},
+			reason: "node a runs containerd 1.7.28 (image volumes with subPath need 2.2+)"},
+		{name: "containerd 2.1 ignores subPath", nodes: []webhook.NodeRuntime{with("a", "v1.35.0", "containerd://2.1.6+bottlerocket")},
+			reason: "node a runs containerd 2.1.6+bottlerocket (image volumes with subPath need 2.2+)"},
 		{name: "containerd 2.0", nodes: []webhook.NodeRuntime{with("a", "v1.37.2", "containerd://2.0.6")}, reason: "node a runs containerd 2.0.6"},
 		{name: "cri-o", nodes: []webhook.NodeRuntime{with("a", "v1.37.2", "cri-o://1.37.0")}, reason: "node a runs CRI-O, which mounts image volumes noexec"},
 		{name: "docker", nodes: []webhook.NodeRuntime{with("a", "v1.37.2", "docker://28.0.1")},
@@ -111,7 +113,7 @@ func patchedVolume(t *testing.T, resp admission.Response) string {
 // pods' unless they choose, and a pod choosing image-volume against a caveat is
 // injected so with the caveat as a warning.
 func TestHandlerInjectionModeSource(t *testing.T) {
-	const caveat = "node b runs containerd 1.7.28 (image volumes with subPath need 2.1+)"
+	const caveat = "node b runs containerd 1.7.28 (image volumes with subPath need 2.2+)"
 	tests := []struct {
 		name         string
 		source       webhook.InjectionModeSource

@@ -177,7 +177,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
 	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
 	fs.StringVar(&o.InjectionMode, "injection-mode", o.InjectionMode, "how the resolver reaches the wrapped containers: init-container (an emptyDir and an init container that copies it from --image), "+
-		"image-volume (--image itself as an image volume, no init container; needs Kubernetes 1.35+ nodes with containerd 2.1+), or auto: image-volume while every node runs kubelet 1.35+ and containerd 2.1+, "+
+		"image-volume (--image itself as an image volume, no init container; needs Kubernetes 1.35+ nodes with containerd 2.2+), or auto: image-volume while every node runs kubelet 1.35+ and containerd 2.2+, "+
 		"else init-container (needs get, list and watch on nodes). A pod's "+inject.AnnotationInjectionMode+" annotation overrides it")
 	fs.StringVar(&o.MountPath, "mount-path", o.MountPath, "where the resolver is installed in every wrapped container")
 	fs.Int64Var(&o.RunAsUser, "run-as-user", o.RunAsUser, "numeric UID of the injected init container; 0 (root) is refused")
