@@ -81,7 +81,10 @@ func Values(o Options, webhookPort, healthPort int) map[string]any {
 			},
 			"extraArgs": []any{"--zap-log-level=" + level},
 		},
-		"injection":           map[string]any{"imagePullPolicy": "Never"},
+		// init-container, whatever the nodes' containerd: the e2e suites and the
+		// demo look for the install init container. An override of
+		// injection.mode (Options.Overrides) tries the other modes.
+		"injection":           map[string]any{"imagePullPolicy": "Never", "mode": "init-container"},
 		"metrics":             map[string]any{"enabled": false},
 		"healthProbe":         map[string]any{"port": healthPort},
 		"registryLookup":      map[string]any{"enabled": o.RegistryLookup, "timeout": "5s"},
@@ -162,8 +165,9 @@ func Install(ctx context.Context, o Options) (*Installed, error) {
 }
 
 // waitMutating creates an annotated pod with server-side dry run until the webhook
-// mutates it: then the webhook runs, serves TLS with a certificate the API server
-// trusts (the self-signed mode wrote the caBundle), and its configuration is active.
+// mutates it (in either injection mode: its status annotation is there): then the
+// webhook runs, serves TLS with a certificate the API server trusts (the
+// self-signed mode wrote the caBundle), and its configuration is active.
 func waitMutating(ctx context.Context, cs kubernetes.Interface, ns, image string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -180,7 +184,7 @@ func waitMutating(ctx context.Context, cs kubernetes.Interface, ns, image string
 		switch {
 		case err != nil:
 			last = err.Error()
-		case len(pod.Spec.InitContainers) > 0 && pod.Spec.InitContainers[0].Name == inject.InitContainerName:
+		case pod.Annotations[inject.AnnotationStatus] != "" && pod.Labels[inject.LabelManaged] == "true":
 			return nil
 		default:
 			last = "the pod was admitted unchanged"

@@ -12,8 +12,8 @@ func TestValuesWithOverrides(t *testing.T) {
 		"replicaCount": 2,
 	})
 	injection := got["injection"].(map[string]any)
-	if injection["imagePullPolicy"] != "Never" {
-		t.Errorf("an override of injection.resources lost injection.imagePullPolicy: %v", injection)
+	if injection["imagePullPolicy"] != "Never" || injection["mode"] != "init-container" {
+		t.Errorf("an override of injection.resources lost injection.imagePullPolicy or injection.mode: %v", injection)
 	}
 	if want := map[string]any{"requests": map[string]any{"cpu": "1m"}}; !reflect.DeepEqual(injection["resources"], want) {
 		t.Errorf("injection.resources = %v, want %v", injection["resources"], want)

@@ -22,6 +22,7 @@ const (
 	keyInject        = "inject"
 	keyStatus        = "status"
 	keyGate          = "gate"
+	keyInjectionMode = "injection-mode"
 )
 
 // AnnotationStatus is written by Mutate: what it injected, so a second call can tell.
@@ -34,11 +35,11 @@ const AnnotationInject = AnnotationPrefix + keyInject
 // are reported: the dependency kinds' in the contract's order, then the others.
 func fixedKeys() []string {
 	kinds := spec.Kinds()
-	keys := make([]string, 0, len(kinds)+7)
+	keys := make([]string, 0, len(kinds)+8)
 	for _, k := range kinds {
 		keys = append(keys, k.Annotation)
 	}
-	return append(keys, keyContainers, keyTimeout, keyWaitFailed, keyOptionalAfter, keyInject, keyStatus, keyGate)
+	return append(keys, keyContainers, keyTimeout, keyWaitFailed, keyOptionalAfter, keyInject, keyStatus, keyGate, keyInjectionMode)
 }
 
 // annotationOf is the annotation of the dependency kind whose variable is env.

@@ -15,13 +15,26 @@ import (
 // apply changes pod, a copy of the pod the plan was made for, as planned.
 func (p *plan) apply(pod *corev1.Pod, cfg Config) {
 	binary := path.Join(cfg.MountPath, launch.BinaryName)
-	for _, t := range p.targets {
-		wrap(containerOf(pod, t), t.argv, binary, cfg.MountPath, p.env)
+	mount := corev1.VolumeMount{Name: VolumeName, MountPath: cfg.MountPath, ReadOnly: true}
+	status := injectionStatus{Version: statusVersion, Mode: p.mode, Containers: p.targetNames()}
+	if p.mode == ModeImageVolume {
+		// The image's directory of the binary, so that its path is the same as
+		// in init-container mode; image volumes are read-only anyway.
+		mount.SubPath = ImageVolumeSubPath
 	}
-	pod.Spec.Volumes = append(pod.Spec.Volumes, resolverVolume())
-	pod.Spec.InitContainers = slices.Insert(pod.Spec.InitContainers, p.initIndex, installContainer(cfg))
+	// Before the init container goes in: the targets' indexes are the pod's.
+	for _, t := range p.targets {
+		wrap(containerOf(pod, t), t.argv, binary, mount, p.env)
+	}
+	switch p.mode {
+	case ModeImageVolume:
+		pod.Spec.Volumes = append(pod.Spec.Volumes, imageVolume(cfg))
+	default:
+		pod.Spec.Volumes = append(pod.Spec.Volumes, resolverVolume())
+		pod.Spec.InitContainers = slices.Insert(pod.Spec.InitContainers, p.initIndex, installContainer(cfg))
+		status.InitContainer = InitContainerName
+	}
 
-	status := injectionStatus{Version: statusVersion, Containers: p.targetNames(), InitContainer: InitContainerName}
 	for _, e := range p.gated {
 		status.Gated = append(status.Gated, envValue{Name: e.Name, Value: e.Value})
 	}
@@ -41,12 +54,12 @@ func (p *plan) apply(pod *corev1.Pod, cfg Config) {
 }
 
 // wrap makes c run the resolver, which execs argv once the dependencies in env are
-// ready. c's own env comes first and wins: the pod variables are added only where c
-// does not set them.
-func wrap(c *corev1.Container, argv []string, binary, mountPath string, env []corev1.EnvVar) {
+// ready; mount brings the resolver's volume. c's own env comes first and wins: the
+// pod variables are added only where c does not set them.
+func wrap(c *corev1.Container, argv []string, binary string, mount corev1.VolumeMount, env []corev1.EnvVar) {
 	c.Command = []string{binary}
 	c.Args = append(append(make([]string, 0, len(argv)+1), "--"), argv...)
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: VolumeName, MountPath: mountPath, ReadOnly: true})
+	c.VolumeMounts = append(c.VolumeMounts, mount)
 
 	added := make([]corev1.EnvVar, 0, len(c.Env)+len(env)+4)
 	added = append(added, c.Env...)
@@ -82,7 +95,8 @@ func setsEnv(c *corev1.Container, name string) bool {
 	return false
 }
 
-// resolverVolume holds the resolver binary, copied in by the install init container.
+// resolverVolume holds the resolver binary, copied in by the install init
+// container (ModeInitContainer).
 func resolverVolume() corev1.Volume {
 	size := resource.NewQuantity(volumeSizeLimit, resource.BinarySI)
 	return corev1.Volume{

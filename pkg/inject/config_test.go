@@ -51,20 +51,20 @@ func TestConfigDefault(t *testing.T) {
 		{
 			name: "all unset",
 			in:   Config{Image: "x"},
-			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath,
+			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath, InjectionMode: ModeInitContainer,
 				Resources: DefaultResources(), RunAsUser: DefaultRunAsUser, LookupBudget: DefaultLookupBudget},
 		},
 		{
 			name: "all set",
 			in: Config{Image: "x", ImagePullPolicy: corev1.PullNever, MountPath: "/opt/ke", Resources: custom,
-				RunAsUser: 1000, LookupBudget: time.Second},
+				RunAsUser: 1000, LookupBudget: time.Second, InjectionMode: ModeImageVolume},
 			want: Config{Image: "x", ImagePullPolicy: corev1.PullNever, MountPath: "/opt/ke", Resources: custom,
-				RunAsUser: 1000, LookupBudget: time.Second},
+				RunAsUser: 1000, LookupBudget: time.Second, InjectionMode: ModeImageVolume},
 		},
 		{
 			name: "a negative UID is kept, for Validate to refuse",
 			in:   Config{Image: "x", RunAsUser: -1},
-			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath,
+			want: Config{Image: "x", ImagePullPolicy: corev1.PullIfNotPresent, MountPath: DefaultMountPath, InjectionMode: ModeInitContainer,
 				Resources: DefaultResources(), RunAsUser: -1, LookupBudget: DefaultLookupBudget},
 		},
 	}
@@ -105,6 +105,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "mount path relative", cfg: with(func(c *Config) { c.MountPath = "relative/" }), want: []string{"Invalid value mountPath"}},
 		{name: "mount path unclean", cfg: with(func(c *Config) { c.MountPath = "/a/../b" }), want: []string{"Invalid value mountPath"}},
 		{name: "mount path root", cfg: with(func(c *Config) { c.MountPath = "/" }), want: []string{"Invalid value mountPath"}},
+		{name: "image-volume mode", cfg: with(func(c *Config) { c.InjectionMode = ModeImageVolume })},
+		{name: "injection mode unknown", cfg: with(func(c *Config) { c.InjectionMode = "auto" }), want: []string{"Unsupported value injectionMode"}},
+		{name: "injection mode unset", cfg: with(func(c *Config) { c.InjectionMode = "" }), want: []string{"Unsupported value injectionMode"}},
 		{name: "run as root", cfg: with(func(c *Config) { c.RunAsUser = 0 }), want: []string{"Invalid value runAsUser"}},
 		{name: "run as negative UID", cfg: with(func(c *Config) { c.RunAsUser = -1 }), want: []string{"Invalid value runAsUser"}},
 		{name: "run as another user", cfg: with(func(c *Config) { c.RunAsUser = 1 })},
@@ -129,7 +132,7 @@ func TestConfigValidate(t *testing.T) {
 			name: "everything wrong",
 			cfg:  Config{ImagePullPolicy: "Sometimes", MountPath: "relative/", RunAsUser: -1},
 			want: []string{"Required value image", "Unsupported value imagePullPolicy", "Invalid value mountPath",
-				"Invalid value runAsUser", "Invalid value lookupBudget"},
+				"Unsupported value injectionMode", "Invalid value runAsUser", "Invalid value lookupBudget"},
 		},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,10 @@
 // Package inject turns a pod's entrypoint.io/ annotations into a validated plan and
-// the plan into a mutated pod: an emptyDir volume, an init container that installs
-// the resolver binary into it, and target containers rewritten to run the resolver,
-// which waits for the declared dependencies and then execs the exact original argv.
+// the plan into a mutated pod: a volume holding the resolver binary, and target
+// containers rewritten to run the resolver from it, which waits for the declared
+// dependencies and then execs the exact original argv. The volume is, by
+// InjectionMode, an emptyDir with an init container that installs the binary
+// into it (ModeInitContainer), or the project's image itself as an image volume
+// (ModeImageVolume).
 // Every injected pod is labelled LabelManaged. In gate mode the dependencies that
 // need no node are left to the dependency controller instead: the pod gets the
 // scheduling gate SchedulingGate, and their variables go to the status annotation,
@@ -26,8 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// DefaultMountPath is where the emptyDir holding the resolver is mounted in the init
-// container and in every target container.
+// DefaultMountPath is where the volume holding the resolver is mounted in every
+// target container (and in the init container of ModeInitContainer).
 const DefaultMountPath = "/kubernetes-entrypoint"
 
 // DefaultRunAsUser is the init container's user when Config.RunAsUser is unset (0):
@@ -47,8 +50,17 @@ const volumeSizeLimit = 64 << 20
 type Config struct {
 	// Image is the project's image, which holds kubernetes-entrypoint on its PATH.
 	Image string
-	// ImagePullPolicy of the init container; "" means IfNotPresent.
+	// ImagePullPolicy of the init container, or of the image volume; "" means
+	// IfNotPresent.
 	ImagePullPolicy corev1.PullPolicy
+	// InjectionMode is how the resolver reaches the containers of pods that do
+	// not choose with AnnotationInjectionMode; "" means ModeInitContainer.
+	InjectionMode InjectionMode
+	// ImageVolumeCaveat is per request, not per deployment: when set, why the
+	// caller believes image volumes do not work on the cluster's nodes (such as
+	// "node a runs containerd 1.7.28"). A pod that asks for ModeImageVolume
+	// with AnnotationInjectionMode is still injected so, with this as a warning.
+	ImageVolumeCaveat string
 	// MountPath is where the volume is mounted; "" means DefaultMountPath.
 	MountPath string
 	// Resources of the init container; the zero value means DefaultResources().
@@ -100,7 +112,7 @@ func DefaultResources() corev1.ResourceRequirements {
 }
 
 // Default returns c with every unset field set to its default. Unset is the zero
-// value: "" for ImagePullPolicy and MountPath, no requests, limits or claims for
+// value: "" for ImagePullPolicy, MountPath and InjectionMode, no requests, limits or claims for
 // Resources, 0 for LookupBudget, and 0 for RunAsUser.
 //
 // RunAsUser 0 is also root's UID, so in Config "unset" and "root" look the same.
@@ -116,6 +128,9 @@ func (c Config) Default() Config {
 	}
 	if c.MountPath == "" {
 		c.MountPath = DefaultMountPath
+	}
+	if c.InjectionMode == "" {
+		c.InjectionMode = ModeInitContainer
 	}
 	if len(c.Resources.Requests) == 0 && len(c.Resources.Limits) == 0 && len(c.Resources.Claims) == 0 {
 		c.Resources = DefaultResources()
@@ -139,6 +154,7 @@ const (
 	FieldResources       = "resources"
 	FieldRunAsUser       = "runAsUser"
 	FieldLookupBudget    = "lookupBudget"
+	FieldInjectionMode   = "injectionMode"
 )
 
 // Validate reports what is wrong with c as it is, defaults not applied: call it on
@@ -156,6 +172,7 @@ func (c Config) Validate() field.ErrorList {
 	if !path.IsAbs(c.MountPath) || path.Clean(c.MountPath) != c.MountPath || c.MountPath == "/" {
 		errs = append(errs, field.Invalid(field.NewPath(FieldMountPath), c.MountPath, "must be a clean absolute path below /"))
 	}
+	errs = append(errs, validateInjectionMode(c.InjectionMode)...)
 	errs = append(errs, validateResources(c.Resources)...)
 	if c.RunAsUser <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath(FieldRunAsUser), c.RunAsUser,

@@ -20,8 +20,11 @@ type plan struct {
 	env []corev1.EnvVar
 	// targets are the containers to wrap, native sidecars first, each in pod order.
 	targets []target
-	// initIndex is where the install init container goes among the init containers:
-	// first, but after a service mesh's own.
+	// mode is how the resolver reaches the targets: the pod's annotation, else
+	// the config's.
+	mode InjectionMode
+	// initIndex is where the install init container of ModeInitContainer goes
+	// among the init containers: first, but after a service mesh's own.
 	initIndex int
 	// gated are the variables of node-free dependencies in gate mode, taken out of
 	// env: the status annotation keeps them for the controller.
@@ -106,7 +109,9 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 	deps := pl.dependencies()
 	pl.checkInject()
 	pl.checkGate()
-	p := &plan{env: deps.env, targets: pl.targets(), initIndex: initContainerIndex(pod)}
+	pl.checkInjectionMode()
+	mode, modeWarnings := pl.injectionMode()
+	p := &plan{env: deps.env, mode: mode, targets: pl.targets(), initIndex: initContainerIndex(pod)}
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
@@ -121,8 +126,9 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 		t.argv = pl.originalArgv(c, *t, commands, images)
 		pl.checkTarget(c, *t, p.initIndex, deps)
 	}
-	pl.checkNameClashes()
+	pl.checkNameClashes(mode)
 	p.env, p.gated, p.warnings = pl.gate(deps)
+	p.warnings = append(p.warnings, modeWarnings...)
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
@@ -460,10 +466,15 @@ func listNames(names []string) string {
 	return b.String()
 }
 
-// checkNameClashes reports what the pod already has under the names Mutate adds.
+// checkNameClashes reports what the pod already has under the names Mutate adds
+// in mode: the volume in both, the init container in ModeInitContainer only.
 // A pod injected before never gets here (it is skipped).
-func (pl *planner) checkNameClashes() {
+func (pl *planner) checkNameClashes(mode InjectionMode) {
 	spec := field.NewPath("spec")
+	if mode != ModeInitContainer {
+		pl.checkVolumeClash(spec)
+		return
+	}
 	if pl.kinds[InitContainerName] != notInPod {
 		path := containerNamed(pl.pod, InitContainerName)
 		pl.invalid(path.Child("name"), "the pod already has a container named "+quoted(InitContainerName)+
@@ -476,6 +487,11 @@ func (pl *planner) checkNameClashes() {
 				quoted(InitContainerName)+", the name of the init container the webhook adds; rename that container")
 		}
 	}
+	pl.checkVolumeClash(spec)
+}
+
+// checkVolumeClash reports a volume of the pod named as the one Mutate adds.
+func (pl *planner) checkVolumeClash(spec *field.Path) {
 	for i := range pl.pod.Spec.Volumes {
 		if pl.pod.Spec.Volumes[i].Name == VolumeName {
 			pl.invalid(spec.Child("volumes").Index(i).Child("name"), "the pod already has a volume named "+quoted(VolumeName)+

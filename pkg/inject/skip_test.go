@@ -104,7 +104,7 @@ func TestStatusWithoutInitContainerIsNotInjected(t *testing.T) {
 			if err != nil || outcome.Result != ResultInjected {
 				t.Fatalf("outcome %+v, err %v; want injected", outcome, err)
 			}
-			want := `{"version":1,"containers":["app"],"initContainer":"kubernetes-entrypoint-install"}`
+			want := `{"version":1,"mode":"init-container","containers":["app"],"initContainer":"kubernetes-entrypoint-install"}`
 			if got.Annotations[AnnotationStatus] != want {
 				t.Errorf("status = %s, want %s", got.Annotations[AnnotationStatus], want)
 			}

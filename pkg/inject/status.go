@@ -12,9 +12,14 @@ const statusVersion = 1
 // injectionStatus is the value of the entrypoint.io/status annotation. Fields are in
 // the order they are written, so the annotation is the same for the same pod.
 type injectionStatus struct {
-	Version       int      `json:"version"`
-	Containers    []string `json:"containers"`
-	InitContainer string   `json:"initContainer"`
+	Version int `json:"version"`
+	// Mode is the injection mode; absent on pods injected before there were
+	// two, which were all ModeInitContainer.
+	Mode       InjectionMode `json:"mode,omitempty"`
+	Containers []string      `json:"containers"`
+	// InitContainer is the install init container's name, in ModeInitContainer
+	// only.
+	InitContainer string `json:"initContainer,omitempty"`
 	// Gated are the variables gate mode kept out of the containers, in the
 	// contract's order; absent when the pod is not gated, so that pods injected
 	// before gate mode existed read the same.
@@ -36,32 +41,46 @@ func (s injectionStatus) encode() string {
 }
 
 // wasInjected tells whether pod was mutated already: its status annotation says so
-// and what it names is still there. A status annotation a user copied onto a pod
-// that lacks the init container or volume does not count; Mutate overwrites it.
+// and what it names is still there, whatever the mode it was injected in (which
+// may not be the mode the webhook or the pod asks for now): the volume
+// VolumeName, of type image in ModeImageVolume, and in ModeInitContainer (or no
+// mode, as the webhook wrote before image volumes) the init container. A status
+// annotation a user copied onto a pod that lacks them does not count; Mutate
+// overwrites it.
 func wasInjected(pod *corev1.Pod) bool {
 	raw, ok := pod.Annotations[AnnotationStatus]
 	if !ok {
 		return false
 	}
 	var s injectionStatus
-	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.Version != statusVersion || s.InitContainer == "" {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.Version != statusVersion {
 		return false
 	}
-	hasInit := false
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == s.InitContainer {
-			hasInit = true
-			break
-		}
+	vol := volumeNamed(pod, VolumeName)
+	switch s.Mode {
+	case ModeImageVolume:
+		return vol != nil && vol.Image != nil
+	case ModeInitContainer, "":
+		return s.InitContainer != "" && hasInitContainer(pod, s.InitContainer) && vol != nil
 	}
-	return hasInit && hasVolume(pod, VolumeName)
+	return false
 }
 
-func hasVolume(pod *corev1.Pod, name string) bool {
-	for i := range pod.Spec.Volumes {
-		if pod.Spec.Volumes[i].Name == name {
+func hasInitContainer(pod *corev1.Pod, name string) bool {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
 			return true
 		}
 	}
 	return false
+}
+
+// volumeNamed is pod's volume called name, or nil.
+func volumeNamed(pod *corev1.Pod, name string) *corev1.Volume {
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == name {
+			return &pod.Spec.Volumes[i]
+		}
+	}
+	return nil
 }

@@ -44,6 +44,10 @@ type PodInjector struct {
 	// a panic or a late answer costs the warnings, never the pod, and at most
 	// maxHookWarnings of them are shown, each cut to maxWarningBytes.
 	Warn func(ctx context.Context, pod *corev1.Pod) []string
+	// Modes, when set, decides the injection mode of each request
+	// (--injection-mode=auto), overriding Config.InjectionMode and setting
+	// Config.ImageVolumeCaveat; nil keeps Config's.
+	Modes InjectionModeSource
 }
 
 // NamespaceLabels reads a namespace's labels.
@@ -95,6 +99,16 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	log := p.Log.WithValues("pod", pod.Namespace+"/"+name, "uid", string(req.UID))
 
 	cfg := p.Config
+	if p.Modes != nil {
+		cfg.InjectionMode, cfg.ImageVolumeCaveat = p.Modes.InjectionMode()
+		// A RuntimeClass's handler (Kata, gVisor ...) may not mount image
+		// volumes whatever the node's runtime can: auto leaves such pods to
+		// init-container, unless they ask otherwise.
+		if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" && cfg.InjectionMode == inject.ModeImageVolume {
+			cfg.InjectionMode = inject.ModeInitContainer
+			cfg.ImageVolumeCaveat = "its runtimeClassName " + truncate(*rc, maxLoggedName) + " may not support image volumes"
+		}
+	}
 	var warnings []string
 	namespaceUnread := false
 	if p.Namespaces != nil && inject.NamespaceDecidesGate(pod, cfg) {

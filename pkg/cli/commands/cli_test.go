@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -72,6 +73,9 @@ func TestWebhookGoldenCasesThroughTheCommandLine(t *testing.T) {
 				flags = append(flags, "--controller="+boolString(cfg.Controller),
 					"--gate-all-namespaces="+boolString(cfg.GateAllNamespaces), "--namespace-gated="+boolString(cfg.NamespaceGated),
 					"--secret-dependencies="+boolString(cfg.SecretDependencies))
+				if cfg.InjectionMode != "" {
+					flags = append(flags, "--injection-mode="+string(cfg.InjectionMode))
+				}
 			}
 			want, err := os.ReadFile(filepath.Join(dir, name+".out.yaml"))
 			if err != nil {
@@ -92,6 +96,99 @@ func TestWebhookGoldenCasesThroughTheCommandLine(t *testing.T) {
 				t.Errorf("lint: exit %d, stdout %q, stderr %q; want no problem", code, out, errOut)
 			}
 		})
+	}
+}
+
+// TestEveryGoldenCaseInBothModes runs each of the webhook's golden cases through
+// kubectl-entrypoint inject with --injection-mode set to each mode, and wants
+// exactly what the webhook's mutation (inject.Mutate, with the case's config in
+// that mode) makes of the pod.
+func TestEveryGoldenCaseInBothModes(t *testing.T) {
+	const dir = "../../inject/testdata"
+	inputs, err := filepath.Glob(filepath.Join(dir, "*.in.yaml"))
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no golden cases in %s (err %v)", dir, err)
+	}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
+		for _, mode := range inject.InjectionModes() {
+			t.Run(name+"/"+string(mode), func(t *testing.T) {
+				cfg := inject.Config{Image: goldenImage, ImageConfig: goldenRegistry{}, Controller: true}
+				if b, err := os.ReadFile(filepath.Join(dir, name+".config.yaml")); err == nil {
+					if err := sigsyaml.UnmarshalStrict(b, &cfg); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cfg.InjectionMode = mode
+				b, err := os.ReadFile(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pod corev1.Pod
+				if err := sigsyaml.UnmarshalStrict(b, &pod); err != nil {
+					t.Fatal(err)
+				}
+				mutated, _, err := inject.Mutate(context.Background(), &pod, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := sigsyaml.Marshal(mutated)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, errOut, code := run(t, "", "inject", "-f", in, "--image", goldenImage, "--registry-lookup",
+					"--controller="+boolString(cfg.Controller), "--gate-all-namespaces="+boolString(cfg.GateAllNamespaces),
+					"--namespace-gated="+boolString(cfg.NamespaceGated), "--secret-dependencies="+boolString(cfg.SecretDependencies),
+					"--injection-mode="+string(mode))
+				if code != 0 || out != string(want) {
+					t.Errorf("inject: exit %d, stderr %q, stdout:\n%s\nwant the webhook's pod:\n%s", code, errOut, out, want)
+				}
+			})
+		}
+	}
+}
+
+// The webhook's already-injected cases (pkg/inject/testdata/already-injected):
+// inject in either mode prints each pod unchanged, as the webhook skips it.
+func TestAlreadyInjectedInBothModes(t *testing.T) {
+	files, err := filepath.Glob("../../inject/testdata/already-injected/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no already-injected cases (err %v)", err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := sigsyaml.UnmarshalStrict(b, &pod); err != nil {
+			t.Fatal(err)
+		}
+		want, err := sigsyaml.Marshal(&pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range inject.InjectionModes() {
+			out, errOut, code := run(t, "", "inject", "-f", file, "--image", goldenImage, "--injection-mode="+string(mode))
+			if code != 0 || out != string(want) {
+				t.Errorf("%s, --injection-mode=%s: exit %d, stderr %q, stdout:\n%s\nwant the pod unchanged:\n%s", file, mode, code, errOut, out, want)
+			}
+		}
+	}
+}
+
+// --injection-mode takes the two modes; auto, which only the webhook can decide,
+// and anything else are refused before any file is read.
+func TestInjectionModeFlag(t *testing.T) {
+	for value, want := range map[string]string{
+		"auto":           "the webhook decides auto from the cluster's nodes",
+		"emptydir":       "--injection-mode=emptydir: want init-container or image-volume",
+		"Init-Container": "want init-container or image-volume",
+	} {
+		_, errOut, code := run(t, "", "inject", "-f", "testdata/lint-clean.yaml", "--injection-mode="+value)
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("--injection-mode=%s: exit %d, stderr %q; want 2 and %q", value, code, errOut, want)
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ type webhookFlags struct {
 	namespaceGated bool
 	registryLookup bool
 	secrets        bool
+	injectionMode  string
 }
 
 func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
@@ -46,6 +47,7 @@ func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
 	fs.BoolVar(&w.namespaceGated, "namespace-gated", false, "as if the objects' namespace carried the label "+inject.NamespaceLabelGate+"=true")
 	fs.BoolVar(&w.registryLookup, "registry-lookup", false, lookupHelp)
 	fs.BoolVar(&w.secrets, "secret-dependencies", d.SecretDependencies, "the webhook's --secret-dependencies: the controller watches Secrets, so gate mode holds pods for them too")
+	fs.StringVar(&w.injectionMode, "injection-mode", string(inject.ModeInitContainer), "the webhook's --injection-mode, as it decided for the cluster: init-container (an emptyDir and an init container copying the resolver) or image-volume (the image as a volume; no init container); a pod's "+inject.AnnotationInjectionMode+" annotation overrides it")
 	_ = cmd.MarkFlagRequired("filename")
 }
 
@@ -61,6 +63,11 @@ func (w *webhookFlags) options(flags *genericclioptions.ConfigFlags, e env) (off
 		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
 	}
 	cfg.NamespaceGated = w.namespaceGated
+	mode, err := offlineInjectionMode(w.injectionMode)
+	if err != nil {
+		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
+	}
+	cfg.InjectionMode = mode
 	switch {
 	case w.registryLookup && e.registry != nil:
 		cfg.ImageConfig = e.registry
@@ -73,6 +80,22 @@ func (w *webhookFlags) options(flags *genericclioptions.ConfigFlags, e env) (off
 		cfg.ImageConfig = imageconfig.New(opts)
 	}
 	return offline.Options{Config: cfg, Namespace: namespace(flags)}, nil
+}
+
+// offlineInjectionMode reads --injection-mode. The webhook's auto is not
+// accepted: it is decided from the cluster's nodes, which offline are unknown.
+func offlineInjectionMode(value string) (inject.InjectionMode, error) {
+	mode := inject.InjectionMode(value)
+	for _, m := range inject.InjectionModes() {
+		if m == mode {
+			return mode, nil
+		}
+	}
+	if value == "auto" {
+		return "", fmt.Errorf("--injection-mode=auto: the webhook decides auto from the cluster's nodes, which are not read here; give the mode it decided, %s or %s",
+			inject.ModeInitContainer, inject.ModeImageVolume)
+	}
+	return "", fmt.Errorf("--injection-mode=%s: want %s or %s", value, inject.ModeInitContainer, inject.ModeImageVolume)
 }
 
 func readDocs(cmd *cobra.Command, files []string) ([]*manifest.Document, error) {

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -66,8 +68,10 @@ type Options struct {
 	// serving until no request has been in flight for a second.
 	DrainTimeout time.Duration
 
-	Image             string
-	ImagePullPolicy   string
+	Image           string
+	ImagePullPolicy string
+	// InjectionMode is InjectionModeAuto or one of pkg/inject's modes.
+	InjectionMode     string
 	MountPath         string
 	RunAsUser         int64
 	InitCPURequest    string
@@ -116,6 +120,11 @@ type Options struct {
 	CertCheckInterval time.Duration
 }
 
+// InjectionModeAuto lets the webhook choose the injection mode from the
+// cluster's nodes (ewebhook.NodeImageVolumes): image-volume once every node can
+// run it, init-container otherwise.
+const InjectionModeAuto = "auto"
+
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	// pkg/inject's defaults, as flag values.
@@ -134,6 +143,7 @@ func DefaultOptions() Options {
 		DrainTimeout:             15 * time.Second,
 		Image:                    "ghcr.io/kubernetes-entrypoint/kubernetes-entrypoint:latest",
 		MountPath:                inject.DefaultMountPath,
+		InjectionMode:            InjectionModeAuto,
 		RunAsUser:                inject.DefaultRunAsUser,
 		InitCPURequest:           initResources.Requests.Cpu().String(),
 		InitMemoryRequest:        initResources.Requests.Memory().String(),
@@ -166,6 +176,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "on shutdown, the longest the webhook keeps serving requests in flight (and any still arriving) before it stops")
 	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
 	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
+	fs.StringVar(&o.InjectionMode, "injection-mode", o.InjectionMode, "how the resolver reaches the wrapped containers: init-container (an emptyDir and an init container that copies it from --image), "+
+		"image-volume (--image itself as an image volume, no init container; needs Kubernetes 1.35+ nodes with containerd 2.2+), or auto: image-volume while every node runs kubelet 1.35+ and containerd 2.2+, "+
+		"else init-container (needs get, list and watch on nodes). A pod's "+inject.AnnotationInjectionMode+" annotation overrides it")
 	fs.StringVar(&o.MountPath, "mount-path", o.MountPath, "where the resolver is installed in every wrapped container")
 	fs.Int64Var(&o.RunAsUser, "run-as-user", o.RunAsUser, "numeric UID of the injected init container; 0 (root) is refused")
 	fs.StringVar(&o.InitCPURequest, "init-cpu-request", o.InitCPURequest, "CPU request of the injected init container")
@@ -206,6 +219,7 @@ func injectFlags() map[string]string {
 		inject.FieldMountPath:                                "mount-path",
 		inject.FieldRunAsUser:                                "run-as-user",
 		inject.FieldLookupBudget:                             "registry-pod-budget",
+		inject.FieldInjectionMode:                            "injection-mode",
 		requests.Key(string(corev1.ResourceCPU)).String():    "init-cpu-request",
 		requests.Key(string(corev1.ResourceMemory)).String(): "init-memory-request",
 		limits.Key(string(corev1.ResourceCPU)).String():      "init-cpu-limit",
@@ -250,9 +264,19 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 	add("init-memory-request", o.InitMemoryRequest, corev1.ResourceMemory, res.Requests)
 	add("init-cpu-limit", o.InitCPULimit, corev1.ResourceCPU, res.Limits)
 	add("init-memory-limit", o.InitMemoryLimit, corev1.ResourceMemory, res.Limits)
+	// auto starts in init-container mode; the handler decides per request
+	// (ewebhook.NodeImageVolumes).
+	mode := inject.InjectionMode(o.InjectionMode)
+	if o.InjectionMode == InjectionModeAuto {
+		mode = inject.ModeInitContainer
+	} else if !slices.Contains(inject.InjectionModes(), mode) {
+		errs = append(errs, fmt.Errorf("--injection-mode=%q: want %s, %s or %s", o.InjectionMode, InjectionModeAuto, inject.ModeInitContainer, inject.ModeImageVolume))
+		mode = inject.ModeInitContainer
+	}
 	cfg := inject.Config{
 		Image:           o.Image,
 		ImagePullPolicy: corev1.PullPolicy(o.ImagePullPolicy),
+		InjectionMode:   mode,
 		MountPath:       o.MountPath,
 		Resources:       res,
 		LookupBudget:    o.RegistryPodBudget,
@@ -421,6 +445,15 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		// Services, for cycle warnings at admission.
 		mgrOpts.Cache.ByObject = controller.CacheByObject()
 	}
+	autoMode := o.Webhook && o.InjectionMode == InjectionModeAuto
+	if autoMode {
+		// --injection-mode=auto follows the nodes, each reduced to its name
+		// and kubelet and runtime versions.
+		if mgrOpts.Cache.ByObject == nil {
+			mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{}
+		}
+		mgrOpts.Cache.ByObject[&corev1.Node{}] = cache.ByObject{Transform: ewebhook.SlimNode}
+	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -453,6 +486,13 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	}
 	if cycles != nil {
 		injector.Warn = cycles.Warnings
+	}
+	if autoMode {
+		modes := &ewebhook.NodeImageVolumes{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Log: log.WithName("injection-mode")}
+		if err := mgr.Add(modes); err != nil {
+			return nil, err
+		}
+		injector.Modes = modes
 	}
 	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: injector})
 	if certs != nil {
@@ -521,7 +561,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return err
 	}
 	log.Info("starting entrypoint-webhook", "version", o.Version, "webhook", o.Webhook, "controller", o.Controller,
-		"leaderElect", o.LeaderElect, "image", o.Image, "tlsMode", o.TLSMode, "port", o.Port)
+		"leaderElect", o.LeaderElect, "image", o.Image, "injectionMode", o.InjectionMode, "tlsMode", o.TLSMode, "port", o.Port)
 	return w.Manager.Start(ctx)
 }
 
