@@ -232,7 +232,7 @@ func (c *Cluster) ImportV1Image(ref string, img v1.Image) error {
 // plugin (and so the kubelet) sees it.
 func (c *Cluster) ImportImage(tarPath string) error {
 	began := time.Now()
-	out, err := run("ctr", "--address", c.ContainerdSocket(), "--namespace", "k8s.io", "images", "import", tarPath)
+	out, err := c.ctr("--namespace", "k8s.io", "images", "import", tarPath)
 	if err != nil {
 		return err
 	}
