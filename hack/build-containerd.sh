@@ -33,8 +33,7 @@ prepare_module() {
     (
       cd "$mod"
       printf 'module local/build-containerd\n\ngo %s\n' "$(go env GOVERSION | sed 's/^go//; s/\.[0-9]*$//')" > go.mod
-      GOFLAGS=-mod=mod go get "$PKG@$CONTAINERD_VERSION" >&2
-      # go get adds only what the module's root package needs: add the commands' imports.
+      # Getting the three commands records every module their imports need in go.sum.
       GOFLAGS=-mod=mod go get "$PKG/cmd/containerd@$CONTAINERD_VERSION" "$PKG/cmd/ctr@$CONTAINERD_VERSION" \
         "$PKG/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" >&2
     )
