@@ -236,6 +236,7 @@ func (c *Cluster) ImportImage(tarPath string) error {
 	if err != nil {
 		return err
 	}
-	c.Logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.TrimSpace(out))
+	// ctr 2.x reports on several lines (a progress table): one line here.
+	c.Logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.Join(strings.Fields(out), " "))
 	return nil
 }
