@@ -1,7 +1,8 @@
 // Command cluster runs a real single-node Kubernetes cluster on this machine, on loopback:
 // etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet built from
-// the Go module proxy (hack/build-k8s.sh), with containerd, runc and the CNI plugins from
-// Debian's packages. Every file lives under one state directory; down removes every
+// the Go module proxy (hack/build-k8s.sh), with containerd 2.x also built from the Go
+// module proxy (hack/build-containerd.sh), and runc and the CNI plugins from Debian's
+// packages. Every file lives under one state directory; down removes every
 // process, mount, network link, cgroup and iptables chain that up made, also after a
 // failed up.
 //
@@ -12,9 +13,10 @@
 //	go run ./hack/cluster restart NAME [SECONDS]  stop one component (kube-apiserver, kubelet, ...),
 //	                                wait SECONDS (default 0), start it with the same flags
 //	go run ./hack/cluster image NAME:TAG PKG...  build Go packages into an image and import it
-//	go run ./hack/cluster smoke     run pods from a locally built image and read their logs
+//	go run ./hack/cluster smoke     run pods from a locally built image (one with an image
+//	                                volume) and read their logs
 //	go run ./hack/cluster kubectl ARGS...        the cached kubectl with the admin kubeconfig
-//	go run ./hack/cluster env       shell exports (KUBECONFIG, CONTAINERD_ADDRESS, ...)
+//	go run ./hack/cluster env       shell exports (KUBECONFIG, CONTAINERD_ADDRESS, PATH for ctr, ...)
 //
 // The state directory is $KE_CLUSTER_DIR, default /tmp/ke-cluster. The logic lives in
 // internal/localcluster, which the end-to-end tests (test/e2e) use as well.

@@ -85,7 +85,7 @@ func run(n *narrator, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	n.step("Preparing what the cluster needs: Debian packages (containerd, runc, CNI plugins, busybox-static) and the Kubernetes binaries, built from the Go module proxy once and cached in %s", c.BinDir())
+	n.step("Preparing what the cluster needs: Debian packages (runc, CNI plugins, busybox-static) and the Kubernetes and containerd binaries, built from the Go module proxy once and cached (the Kubernetes binaries in %s, containerd next to them)", c.BinDir())
 	if err := c.Prepare(); err != nil {
 		return err
 	}

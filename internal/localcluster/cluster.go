@@ -1,7 +1,8 @@
 // Package localcluster runs a real single-node Kubernetes cluster on this machine, on
 // loopback: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the
-// kubelet built from the Go module proxy (hack/build-k8s.sh), with containerd, runc and
-// the CNI plugins from Debian's packages. Every file lives under one state directory;
+// kubelet built from the Go module proxy (hack/build-k8s.sh), with containerd 2.x built
+// from the Go module proxy as well (hack/build-containerd.sh), runc and the CNI plugins
+// from Debian's packages. Every file lives under one state directory;
 // Down removes every process, mount, network link, cgroup and iptables chain that Start
 // made, also after a failed Start. It needs root. hack/cluster is its command line; the
 // end-to-end tests (test/e2e) use it directly.
@@ -69,10 +70,12 @@ func (c *Cluster) RESTConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Env is the shell exports that point kubectl, ctr and the tests at this cluster.
+// Env is the shell exports that point kubectl, ctr and the tests at this cluster; PATH
+// starts with the cached containerd binaries, so that `ctr` is the one that matches the
+// node's containerd.
 func (c *Cluster) Env() string {
-	return fmt.Sprintf("export KUBECONFIG=%s\nexport CONTAINERD_ADDRESS=%s\nexport CONTAINERD_NAMESPACE=k8s.io\nexport KE_CLUSTER_BIN=%s\n",
-		c.KubeconfigPath(), c.ContainerdSocket(), c.binDir)
+	return fmt.Sprintf("export KUBECONFIG=%s\nexport CONTAINERD_ADDRESS=%s\nexport CONTAINERD_NAMESPACE=k8s.io\nexport KE_CLUSTER_BIN=%s\nexport PATH=%s:$PATH\n",
+		c.KubeconfigPath(), c.ContainerdSocket(), c.binDir, c.ctrdDir)
 }
 
 // Running lists the components of this state directory that run now.

@@ -75,9 +75,10 @@ func (c *Cluster) Down() error {
 }
 
 // processes lists the live processes that belong to this cluster: those started from a
-// binary of ours (the cached Kubernetes binaries, containerd and its shims) whose command
-// line names the state directory. Recorded pids are checked the same way, so a reused
-// pid is never killed.
+// binary of ours (the cached Kubernetes binaries, the cached containerd and its shims)
+// whose command line names the state directory. Recorded pids are checked the same way,
+// so a reused pid is never killed. Debian's containerd and shims are recognised as well:
+// a cluster made before containerd was built here ran them.
 func (c *Cluster) processes(match func(exe string) bool) []int {
 	self := os.Getpid()
 	recorded := map[int]bool{} // from the pid files, whatever binary they ran
@@ -98,7 +99,9 @@ func (c *Cluster) processes(match func(exe string) bool) []int {
 			continue
 		}
 		exe = strings.TrimSuffix(exe, " (deleted)")
-		known := filepath.Dir(exe) == c.binDir || exe == "/usr/bin/containerd" || strings.HasPrefix(exe, "/usr/bin/containerd-shim") || recorded[pid]
+		dir := filepath.Dir(exe)
+		known := dir == c.binDir || dir == c.ctrdDir || recorded[pid] ||
+			exe == "/usr/bin/containerd" || strings.HasPrefix(exe, "/usr/bin/containerd-shim")
 		if known && match(exe) && c.ours(pid) {
 			pids = append(pids, pid)
 		}
@@ -160,7 +163,7 @@ func anyAlive(pids []int) bool {
 
 // removeContainers kills and deletes every container in our runc root.
 func (c *Cluster) removeContainers() error {
-	if _, err := os.Stat("/usr/sbin/runc"); err != nil {
+	if _, err := os.Stat(runcPath); err != nil {
 		return nil
 	}
 	nss, _ := os.ReadDir(c.Path("runc"))
@@ -169,11 +172,11 @@ func (c *Cluster) removeContainers() error {
 		ids, _ := os.ReadDir(root)
 		for _, id := range ids {
 			c.containerIDs = append(c.containerIDs, id.Name())
-			_, _ = run("runc", "--root", root, "kill", "--all", id.Name(), "KILL")
+			_, _ = run(runcPath, "--root", root, "kill", "--all", id.Name(), "KILL")
 			// A container that is still stopping refuses delete ("invalid state
 			// transition"); its shim finishes in a moment.
 			for attempt := 0; ; attempt++ {
-				_, err := run("runc", "--root", root, "delete", "--force", id.Name())
+				_, err := run(runcPath, "--root", root, "delete", "--force", id.Name())
 				if err == nil || !fileExistsNow(filepath.Join(root, id.Name())) {
 					break
 				}
@@ -453,11 +456,12 @@ func (c *Cluster) removeOutsideFiles() error {
 			_ = os.Remove(r)
 		}
 	}
-	// A shim's socket is /run/containerd/s/<sha256 of containerd's address/namespace/id>;
-	// a shim removes it when it exits, but not when it is killed.
+	// A shim's socket is <socket dir>/<sha256 of containerd's address/namespace/id>; a
+	// shim removes it when it exits, but not when it is killed. The socket dir is under
+	// the state directory unless its path would be too long (shimSocketDir).
 	for _, id := range c.containerIDs {
 		sum := sha256.Sum256([]byte(filepath.Join(c.ContainerdSocket(), "k8s.io", id)))
-		_ = os.Remove(filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:])))
+		_ = os.Remove(filepath.Join(defaultShimSocketDir, hex.EncodeToString(sum[:])))
 	}
 	if b, err := os.ReadFile(c.Path("host-dirs")); err == nil {
 		for _, d := range strings.Fields(string(b)) {

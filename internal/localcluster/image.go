@@ -232,10 +232,11 @@ func (c *Cluster) ImportV1Image(ref string, img v1.Image) error {
 // plugin (and so the kubelet) sees it.
 func (c *Cluster) ImportImage(tarPath string) error {
 	began := time.Now()
-	out, err := run("ctr", "--address", c.ContainerdSocket(), "--namespace", "k8s.io", "images", "import", tarPath)
+	out, err := c.ctr("--namespace", "k8s.io", "images", "import", tarPath)
 	if err != nil {
 		return err
 	}
-	c.Logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.TrimSpace(out))
+	// ctr 2.x reports on several lines (a progress table): one line here.
+	c.Logf("imported %s in %s: %s", filepath.Base(tarPath), time.Since(began).Round(time.Millisecond), strings.Join(strings.Fields(out), " "))
 	return nil
 }

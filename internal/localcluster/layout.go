@@ -39,12 +39,21 @@ const (
 // The binaries hack/build-k8s.sh builds, in start order.
 var k8sBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"}
 
+// The binaries hack/build-containerd.sh builds, and the version it builds by default.
+var containerdBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr"}
+
+const defaultContainerdVersion = "v2.4.2"
+
+// runcPath is Debian's runc, which the shim runs and down uses to remove containers.
+const runcPath = "/usr/sbin/runc"
+
 // Cluster knows where everything lives. Make one with New (or Up).
 type Cluster struct {
 	dir      string // the state directory: everything up writes is under it
 	repo     string // the repository root (for hack/build-k8s.sh and the image sources)
 	binDir   string // the cached Kubernetes binaries
 	binFixed bool   // binDir was given (KE_CLUSTER_BIN or Options.BinDir): never build into it
+	ctrdDir  string // the cached containerd binaries: $KE_CACHE/containerd-$CONTAINERD_VERSION
 	nodeName string
 	// podNetwork: the host has an address on the pods' bridge (Options.HostOnPodNetwork).
 	podNetwork bool
@@ -60,6 +69,8 @@ type Options struct {
 	Dir string
 	// BinDir holds the Kubernetes binaries; default $KE_CLUSTER_BIN, else
 	// $KE_CACHE/k8s-$K8S_VERSION (built there by hack/build-k8s.sh when missing).
+	// containerd, its runc shim and ctr are always in $KE_CACHE/containerd-$CONTAINERD_VERSION
+	// (built there by hack/build-containerd.sh when missing).
 	BinDir string
 	// Repo is the repository root; default: found upwards from the working directory.
 	Repo string
@@ -112,22 +123,27 @@ func New(opts Options) (*Cluster, error) {
 		c.binDir = os.Getenv("KE_CLUSTER_BIN")
 	}
 	c.binFixed = c.binDir != ""
-	if c.binDir == "" {
-		cache := os.Getenv("KE_CACHE")
-		if cache == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				return nil, err
-			}
-			cache = filepath.Join(base, "kubernetes-entrypoint")
+	cache := os.Getenv("KE_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, err
 		}
-		v := os.Getenv("K8S_VERSION")
-		if v == "" {
-			v = "v1.37.2"
-		}
-		c.binDir = filepath.Join(cache, "k8s-"+v)
+		cache = filepath.Join(base, "kubernetes-entrypoint")
 	}
+	if c.binDir == "" {
+		c.binDir = filepath.Join(cache, "k8s-"+envOr("K8S_VERSION", "v1.37.2"))
+	}
+	c.ctrdDir = filepath.Join(cache, "containerd-"+envOr("CONTAINERD_VERSION", defaultContainerdVersion))
 	return c, nil
+}
+
+// envOr is the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 // repoRoot is the directory holding go.mod, found upwards from the working directory.
@@ -154,34 +170,64 @@ func (c *Cluster) Path(elem ...string) string {
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.binDir, name) }
 
+// ctrdBin is one of the cached containerd binaries (containerdBinaries).
+func (c *Cluster) ctrdBin(name string) string { return filepath.Join(c.ctrdDir, name) }
+
+// ctr runs the cached ctr against the cluster's containerd. It asks for no deprecation
+// warnings: on a cgroup v1 host every call would print one.
+func (c *Cluster) ctr(args ...string) (string, error) {
+	cmd := exec.Command(c.ctrdBin("ctr"), append([]string{"--address", c.ContainerdSocket()}, args...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=true")
+	return runCmd(cmd)
+}
+
 func (c *Cluster) ContainerdSocket() string { return c.Path("containerd", "containerd.sock") }
 
 func (c *Cluster) apiserverURL() string { return fmt.Sprintf("https://127.0.0.1:%d", apiserverPort) }
 
-// ensureBinaries builds (or finds cached) every Kubernetes binary with hack/build-k8s.sh.
+// ensureBinaries builds (or finds cached) every Kubernetes binary with hack/build-k8s.sh
+// and containerd's with hack/build-containerd.sh.
 func (c *Cluster) ensureBinaries() error {
-	missing := false
-	for _, b := range k8sBinaries {
-		if _, err := os.Stat(c.bin(b)); err != nil {
-			missing = true
+	if missing(c.binDir, k8sBinaries) {
+		if c.binFixed {
+			return fmt.Errorf("KE_CLUSTER_BIN=%s lacks some of %v", c.binDir, k8sBinaries)
+		}
+		c.Logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")
+		if err := c.buildInto("build-k8s.sh", k8sBinaries, c.binDir, "KE_CACHE/K8S_VERSION"); err != nil {
+			return err
 		}
 	}
-	if !missing {
-		return nil
+	if missing(c.ctrdDir, containerdBinaries) {
+		c.Logf("building containerd with hack/build-containerd.sh (cold: a few minutes)")
+		if err := c.buildInto("build-containerd.sh", containerdBinaries, c.ctrdDir, "KE_CACHE/CONTAINERD_VERSION"); err != nil {
+			return err
+		}
 	}
-	if c.binFixed {
-		return fmt.Errorf("KE_CLUSTER_BIN=%s lacks some of %v", c.binDir, k8sBinaries)
+	return nil
+}
+
+// missing tells whether any of bins is not in dir.
+func missing(dir string, bins []string) bool {
+	for _, b := range bins {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			return true
+		}
 	}
-	c.Logf("building the Kubernetes binaries with hack/build-k8s.sh (cold: several minutes each)")
-	cmd := exec.Command(filepath.Join(c.repo, "hack", "build-k8s.sh"), k8sBinaries...)
+	return false
+}
+
+// buildInto runs hack/<script> for bins and checks that it put them in dir (it prints
+// its cache directory); env names the variables that decide that directory.
+func (c *Cluster) buildInto(script string, bins []string, dir, env string) error {
+	cmd := exec.Command(filepath.Join(c.repo, "hack", script), bins...)
 	cmd.Dir = c.repo
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("hack/build-k8s.sh: %w", err)
+		return fmt.Errorf("hack/%s: %w", script, err)
 	}
-	if got := strings.TrimSpace(string(out)); got != c.binDir {
-		return fmt.Errorf("hack/build-k8s.sh put the binaries in %s, expected %s (set KE_CACHE/K8S_VERSION consistently)", got, c.binDir)
+	if got := strings.TrimSpace(string(out)); got != dir {
+		return fmt.Errorf("hack/%s put the binaries in %s, expected %s (set %s consistently)", script, got, dir, env)
 	}
 	return nil
 }
@@ -189,12 +235,11 @@ func (c *Cluster) ensureBinaries() error {
 // DebianPackage is a package to install when File is missing.
 type DebianPackage struct{ File, Name string }
 
-// nodePackages are what the node needs.
+// nodePackages are what the node needs from Debian. containerd is not among them: it is
+// built from the Go module proxy (hack/build-containerd.sh); an installed Debian
+// containerd is left alone and never used.
 var nodePackages = []DebianPackage{
-	{"/usr/bin/containerd", "containerd"},
-	{"/usr/bin/containerd-shim-runc-v2", "containerd"},
-	{"/usr/bin/ctr", "containerd"},
-	{"/usr/sbin/runc", "runc"},
+	{runcPath, "runc"},
 	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
 	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
 	{"/usr/lib/cni/loopback", "containernetworking-plugins"},

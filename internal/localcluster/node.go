@@ -31,12 +31,15 @@ func (c *Cluster) writeNodeConfig() error {
 	return os.WriteFile(c.Path("kubelet", "config.yaml"), []byte(c.kubeletConfig()), 0o644)
 }
 
-// containerdConfig is containerd 1.6's configuration (version 2) with everything it
-// writes under the state directory.
+// containerdConfig is containerd 2.x's configuration (version 3) with everything it
+// writes under the state directory. Version 3 is what every containerd 2.x reads;
+// 2.4 reads it as its version 4, which only moves the [grpc] and [ttrpc] addresses into
+// plugins, and logs a warning that it migrated it.
 func (c *Cluster) containerdConfig() string {
 	q := func(elem ...string) string { return fmt.Sprintf("%q", c.Path(elem...)) }
-	return strings.Join([]string{
-		`version = 2`,
+	const cri = `plugins.'io.containerd.cri.v1.runtime'`
+	lines := []string{
+		`version = 3`,
 		`root = ` + q("containerd", "root"),
 		`state = ` + q("containerd", "state"),
 		`oom_score = 0`,
@@ -47,12 +50,28 @@ func (c *Cluster) containerdConfig() string {
 		`[ttrpc]`,
 		`  address = ` + q("containerd", "containerd.sock.ttrpc"),
 		``,
-		`[plugins."io.containerd.internal.v1.opt"]`,
+		`[plugins.'io.containerd.internal.v1.opt']`,
 		`  path = ` + q("containerd", "opt"),
 		``,
-		`[plugins."io.containerd.grpc.v1.cri"]`,
+		// NRI would listen on /var/run/nri/nri.sock; nothing here uses it.
+		`[plugins.'io.containerd.nri.v1.nri']`,
+		`  disable = true`,
+		``,
+	}
+	if dir := c.shimSocketDir(); dir != defaultShimSocketDir {
+		lines = append(lines,
+			`[plugins.'io.containerd.shim.v1.manager']`,
+			`  socket_dir = `+fmt.Sprintf("%q", dir),
+			``)
+	}
+	return strings.Join(append(lines,
+		`[plugins.'io.containerd.cri.v1.images']`,
+		`  snapshotter = "overlayfs"`,
 		// The images are built here and imported; nothing is pulled.
-		`  sandbox_image = "` + pauseImage + `"`,
+		`  [plugins.'io.containerd.cri.v1.images'.pinned_images]`,
+		`    sandbox = "`+pauseImage+`"`,
+		``,
+		`[`+cri+`]`,
 		// Without CAP_SYS_RESOURCE, runc fails with "can't get final child's PID from pipe"
 		// when asked to lower a container's oom_score_adj below its own.
 		`  restrict_oom_score_adj = true`,
@@ -60,20 +79,39 @@ func (c *Cluster) containerdConfig() string {
 		`  netns_mounts_under_state_dir = true`,
 		`  enable_selinux = false`,
 		`  disable_apparmor = true`,
-		`  [plugins."io.containerd.grpc.v1.cri".containerd]`,
-		`    snapshotter = "overlayfs"`,
+		`  [`+cri+`.containerd]`,
 		`    default_runtime_name = "runc"`,
-		`    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]`,
+		`    [`+cri+`.containerd.runtimes.runc]`,
 		`      runtime_type = "io.containerd.runc.v2"`,
-		`      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]`,
+		// The shim built with containerd: Debian's, if installed, is first on PATH.
+		`      runtime_path = `+fmt.Sprintf("%q", c.ctrdBin("containerd-shim-runc-v2")),
+		`      [`+cri+`.containerd.runtimes.runc.options]`,
 		`        SystemdCgroup = false`,
-		`        Root = ` + q("runc"),
-		`  [plugins."io.containerd.grpc.v1.cri".cni]`,
-		`    bin_dir = "/usr/lib/cni"`,
-		`    conf_dir = ` + q("cni", "net.d"),
+		`        BinaryName = "`+runcPath+`"`,
+		`        Root = `+q("runc"),
+		`  [`+cri+`.cni]`,
+		`    bin_dirs = ["/usr/lib/cni"]`,
+		`    conf_dir = `+q("cni", "net.d"),
 		`    max_conf_num = 1`,
 		``,
-	}, "\n")
+	), "\n")
+}
+
+// defaultShimSocketDir is where containerd 2.x (as root) puts its shims' sockets unless
+// told otherwise: outside the state directory.
+const defaultShimSocketDir = "/run/containerd/s"
+
+// maxShimSocketDir is the longest socket_dir containerd accepts: a unix socket path (the
+// directory, a slash and 64 hex digits) must stay under 108 bytes.
+const maxShimSocketDir = 42
+
+// shimSocketDir is where the shims' sockets go: <dir>/containerd/s when that path is
+// short enough (it is for the default /tmp/ke-cluster), else containerd's default.
+func (c *Cluster) shimSocketDir() string {
+	if d := c.Path("containerd", "s"); len(d) <= maxShimSocketDir {
+		return d
+	}
+	return defaultShimSocketDir
 }
 
 // cniConfig is a bridge with host-local addresses: pods reach each other and nothing

@@ -174,9 +174,14 @@ func fileExists(path string) func(context.Context) error {
 
 // run runs a short command and returns its combined output in the error.
 func run(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	return runCmd(exec.Command(name, args...))
+}
+
+// runCmd is run for a command made by the caller (with its own environment, say).
+func runCmd(cmd *exec.Cmd) (string, error) {
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return string(out), fmt.Errorf("%s %s: %w: %s", filepath.Base(cmd.Path), strings.Join(cmd.Args[1:], " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
 }

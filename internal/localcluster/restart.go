@@ -87,7 +87,7 @@ func (c *Cluster) componentByName(name string) (*component, error) {
 // CRI container ID (the part of a pod's containerStatuses[].containerID after
 // "containerd://"): as the kernel's OOM killer or a crash would end it.
 func (c *Cluster) KillContainer(id string) error {
-	if _, err := run("ctr", "--address", c.ContainerdSocket(), "--namespace", "k8s.io", "task", "kill", "--signal", "SIGKILL", id); err != nil {
+	if _, err := c.ctr("--namespace", "k8s.io", "task", "kill", "--signal", "SIGKILL", id); err != nil {
 		return fmt.Errorf("killing container %s: %w", id, err)
 	}
 	return nil

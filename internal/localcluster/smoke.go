@@ -14,14 +14,32 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-const helloImage = "localhost/ke-hello:v1"
+const (
+	helloImage = "localhost/ke-hello:v1"
+	// dataImage holds only files: the smoke test mounts it as an image volume.
+	dataImage = "localhost/ke-data:v1"
+)
+
+// The files of dataImage, by their path in the image.
+var dataFiles = map[string]string{
+	"/greeting.txt": "hello from an image volume",
+	"/sub/note.txt": "a subPath of an image volume",
+}
 
 // Smoke proves the node end to end: a locally built image is imported, two pods run it
 // (one on the pod network, one on the host network calling the API server with its
-// service-account token), their logs are read through the API server and the kubelet,
-// and both are deleted again.
+// service-account token), a third mounts another imported image as an image volume
+// (read-only, whole and by subPath) and reads files from it; their logs are read through
+// the API server and the kubelet, and all are deleted again.
 func (c *Cluster) Smoke(ctx context.Context) error {
 	if err := c.BuildAndImport(ctx, helloImage, []string{"./hack/cluster/hello"}); err != nil {
+		return err
+	}
+	data := Image{Ref: dataImage, NoEntrypoint: true, Files: map[string][]byte{}}
+	for f, content := range dataFiles {
+		data.Files[f] = []byte(content + "\n")
+	}
+	if err := c.BuildAndImportImage(ctx, data); err != nil {
 		return err
 	}
 	cs, err := c.Clientset()
@@ -44,10 +62,15 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 
 	pods := []struct {
 		pod  *corev1.Pod
-		want string
+		want []string
 	}{
-		{helloPod("hello", false), "addresses: "},
-		{helloPod("hello-api", true), "the API server knows me as system:serviceaccount:default:default"},
+		{helloPod("hello", false), []string{"addresses: "}},
+		{helloPod("hello-api", true), []string{"the API server knows me as system:serviceaccount:default:default"}},
+		{imageVolumePod("hello-image-volume"), []string{
+			"file /data/greeting.txt: " + dataFiles["/greeting.txt"],
+			"file /sub/note.txt: " + dataFiles["/sub/note.txt"],
+			"mount /data: read-only", "mount /sub: read-only",
+		}},
 	}
 	for _, p := range pods {
 		if err := deletePod(ctx, cs, ns, p.pod.Name); err != nil {
@@ -68,11 +91,11 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 		for {
 			b, err := cs.CoreV1().Pods(ns).GetLogs(p.pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 			logs = string(b)
-			if err == nil && strings.Contains(logs, p.want) {
+			if err == nil && containsAll(logs, p.want) {
 				break
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("logs of %s lack %q: %v\n%s", p.pod.Name, p.want, err, logs)
+				return fmt.Errorf("logs of %s lack one of %q: %v\n%s", p.pod.Name, p.want, err, logs)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -123,6 +146,37 @@ func helloPod(name string, hostNetwork bool) *corev1.Pod {
 		}
 	}
 	return pod
+}
+
+// imageVolumePod runs hello with dataImage mounted as an image volume (KEP-4639): the
+// whole image read-only at /data, its directory sub by subPath at /sub. hello
+// prints a file of each and the options of both mounts.
+func imageVolumePod(name string) *corev1.Pod {
+	pod := helloPod(name, false)
+	pod.Spec.Volumes = []corev1.Volume{{
+		Name:         "data",
+		VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: dataImage, PullPolicy: corev1.PullNever}},
+	}}
+	ctr := &pod.Spec.Containers[0]
+	ctr.VolumeMounts = []corev1.VolumeMount{
+		{Name: "data", MountPath: "/data", ReadOnly: true},
+		{Name: "data", MountPath: "/sub", SubPath: "sub", ReadOnly: true},
+	}
+	ctr.Env = []corev1.EnvVar{
+		{Name: "HELLO_FILES", Value: "/data/greeting.txt /sub/note.txt"},
+		{Name: "HELLO_MOUNTS", Value: "/data /sub"},
+	}
+	return pod
+}
+
+// containsAll tells whether s contains every one of subs.
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 func waitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, done func(*corev1.Pod) bool) (*corev1.Pod, error) {

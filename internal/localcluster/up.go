@@ -241,7 +241,7 @@ func (c *Cluster) scheduler(client *http.Client) *component {
 
 func (c *Cluster) containerd() *component {
 	return &component{
-		name: "containerd", path: "/usr/bin/containerd",
+		name: "containerd", path: c.ctrdBin("containerd"),
 		args:  []string{"--config=" + c.Path("containerd", "config.toml")},
 		ready: c.containerdReady,
 	}
@@ -251,7 +251,7 @@ func (c *Cluster) containerdReady(ctx context.Context) error {
 	if err := fileExists(c.ContainerdSocket())(ctx); err != nil {
 		return err
 	}
-	_, err := run("ctr", "--address", c.ContainerdSocket(), "version")
+	_, err := c.ctr("version")
 	return err
 }
 
@@ -341,8 +341,9 @@ func (c *Cluster) saveHostState() error {
 
 // outsideDirs are created by the kubelet (container log links) and by libcni in
 // containerd (its result cache); neither has a setting to move them.
-// The kubelet's device-plugin socket ignores --root-dir as well, and containerd 1.6
-// puts its shims' sockets in /run/containerd/s whatever its state directory.
+// The kubelet's device-plugin socket ignores --root-dir as well, and containerd puts
+// its shims' sockets in /run/containerd/s when the state directory's path is too long
+// for them (shimSocketDir).
 var outsideDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni",
 	"/var/lib/kubelet/device-plugins", "/var/lib/kubelet", "/run/containerd/s", "/run/containerd"}
 

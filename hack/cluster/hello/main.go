@@ -1,7 +1,9 @@
 // Command hello is the smoke-test workload of the local cluster. It prints its pod's
 // addresses and service-account namespace, and with HELLO_WHOAMI=1 asks the API server
 // (at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, with the pod's service-account
-// token) who it is, then sleeps until SIGTERM.
+// token) who it is, then sleeps until SIGTERM. HELLO_FILES (blank-separated paths) makes
+// it print those files, HELLO_MOUNTS (blank-separated mount points) the options of
+// those mounts: how the smoke test reads an image volume.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +39,16 @@ func main() {
 		fmt.Printf("service-account namespace: %s\n", ns)
 	} else {
 		fmt.Printf("no service-account volume: %v\n", err)
+	}
+	for _, f := range strings.Fields(os.Getenv("HELLO_FILES")) {
+		if b, err := os.ReadFile(f); err != nil {
+			fmt.Printf("file %s: %v\n", f, err)
+		} else {
+			fmt.Printf("file %s: %s\n", f, strings.TrimSpace(string(b)))
+		}
+	}
+	for _, m := range strings.Fields(os.Getenv("HELLO_MOUNTS")) {
+		fmt.Printf("mount %s: %s\n", m, mountOptions(m))
 	}
 	if os.Getenv("HELLO_WHOAMI") == "1" {
 		if user, err := whoami(); err != nil {
@@ -92,4 +105,27 @@ func whoami() (string, error) {
 		return "", err
 	}
 	return r.Status.UserInfo.Username, nil
+}
+
+// mountOptions says whether the mount at dir (the topmost one) is read-only, with its
+// per-mount options from /proc/self/mountinfo, or what went wrong.
+func mountOptions(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err.Error()
+	}
+	opts := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		// ID parent major:minor root mount-point options ...
+		if f := strings.Fields(l); len(f) > 5 && f[4] == dir {
+			opts = f[5]
+		}
+	}
+	switch {
+	case opts == "":
+		return "not a mount point"
+	case slices.Contains(strings.Split(opts, ","), "ro"):
+		return "read-only (" + opts + ")"
+	}
+	return "read-write (" + opts + ")"
 }
