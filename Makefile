@@ -91,15 +91,18 @@ cluster-down: ## Stop that cluster and remove every process, mount, link, cgroup
 	go run ./hack/cluster down
 
 E2E_FLAGS ?= -count=1 -timeout 20m
+# The injection modes the end-to-end suite runs in, one whole run each.
+E2E_MODES ?= init-container image-volume
 
 SCALE_PODS ?= 300
 
 .PHONY: e2e faults bench-scale
-e2e: ## End-to-end tests on a real local cluster (root; installs and builds what the cluster needs, brings it up and down).
+e2e: ## End-to-end tests on a real local cluster, once per injection mode (E2E_MODES; root; installs and builds what the cluster needs, brings it up and down).
 	@if [ "$$(id -u)" != 0 ]; then \
 		echo "e2e: SKIPPED: the local cluster needs root (containerd, runc, mounts, cgroups); run make e2e as root"; exit 0; fi
 	go run ./hack/cluster prepare
-	go test -tags e2e $(E2E_FLAGS) ./test/e2e/
+	@for mode in $(E2E_MODES); do echo "e2e: the suite with the webhook in $$mode mode"; \
+		E2E_INJECTION_MODE=$$mode go test -tags e2e $(E2E_FLAGS) ./test/e2e/ || exit 1; done
 
 FAULTS_FLAGS ?= -count=1 -timeout 20m -v
 FAULTS_SUMMARY ?= $(abspath $(BIN))/faults.summary

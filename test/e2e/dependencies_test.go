@@ -14,8 +14,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // The README's example, for real: an app annotated with a Service and a Job dependency
@@ -41,7 +39,8 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 	_, err := cs.AppsV1().Deployments(ns).Create(ctx, app, metav1.CreateOptions{})
 	must(t, err)
 
-	// The webhook mutated the pod: the install init container first, the app's
+	// The webhook mutated the pod: the install init container first (or the image
+	// volume, in image-volume mode), the app's
 	// container starts the resolver with the exact original argv after "--".
 	var podName string
 	eventually(t, "the app's container runs the resolver", time.Minute, func(ctx context.Context) (bool, error) {
@@ -50,8 +49,8 @@ func TestAppWaitsForServiceAndJob(t *testing.T) {
 			return false, err
 		}
 		podName = p.Name
-		if len(p.Spec.InitContainers) == 0 || p.Spec.InitContainers[0].Name != inject.InitContainerName {
-			t.Fatalf("the first init container is not %s: %+v", inject.InitContainerName, p.Spec.InitContainers)
+		if problem := injectedProblem(p); problem != "" {
+			t.Fatal(problem)
 		}
 		c := p.Spec.Containers[0]
 		argv := append(slices.Clone(c.Command), c.Args...)

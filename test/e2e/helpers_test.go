@@ -17,6 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 const testapp = "/usr/local/bin/testapp"
@@ -266,3 +268,29 @@ var _ = fmt.Sprintf
 // clock) is in logs: the resolver's "starting application" line holds the text too,
 // and reaches the log first.
 func appPrinted(logs, text string) bool { return strings.Contains(logs, text+" (pid ") }
+
+// injectedProblem says how p differs from a pod the suite's webhook injected in
+// injectionMode, "" if it does not: the install init container first, or the
+// project's image as a volume mounted by subPath in each wrapped container and no
+// install init container.
+func injectedProblem(p *corev1.Pod) string {
+	hasInit := len(p.Spec.InitContainers) > 0 && p.Spec.InitContainers[0].Name == inject.InitContainerName
+	if injectionMode != inject.ModeImageVolume {
+		if !hasInit {
+			return fmt.Sprintf("the first init container is not %s: %+v", inject.InitContainerName, p.Spec.InitContainers)
+		}
+		return ""
+	}
+	if hasInit {
+		return fmt.Sprintf("image-volume mode, but the pod has the init container %s", inject.InitContainerName)
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.Name == inject.VolumeName {
+			if v.Image == nil || v.Image.Reference != projectImage {
+				return fmt.Sprintf("volume %s is not the image %s: %+v", inject.VolumeName, projectImage, v.VolumeSource)
+			}
+			return ""
+		}
+	}
+	return fmt.Sprintf("no volume %s in image-volume mode: %+v", inject.VolumeName, p.Spec.Volumes)
+}

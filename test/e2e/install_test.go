@@ -4,14 +4,25 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strconv"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localinstall"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // webhookNamespace is where the suite installs the chart (localinstall's default).
 const webhookNamespace = "kubernetes-entrypoint"
+
+// injectionMode is how the suite's webhook injects the resolver: E2E_INJECTION_MODE,
+// init-container by default (make e2e runs the suite once in each mode).
+var injectionMode = func() inject.InjectionMode {
+	if m := os.Getenv("E2E_INJECTION_MODE"); m != "" {
+		return inject.InjectionMode(m)
+	}
+	return inject.ModeInitContainer
+}()
 
 // installChart installs charts/kubernetes-entrypoint with the Helm SDK, with the values
 // this machine needs (internal/localinstall), and waits until the webhook mutates pods.
@@ -27,9 +38,12 @@ func installChart(ctx context.Context) error {
 		LogLevel:       "debug",
 		// The injected init container asks for 10m of CPU by default, which stops this
 		// 2-core node at 200 pods: the scale benchmark runs 300.
-		Overrides: merged(map[string]any{"injection": map[string]any{"resources": map[string]any{
-			"requests": map[string]any{"cpu": "1m", "memory": "16Mi"},
-		}}}, suite.installOverrides),
+		Overrides: merged(map[string]any{"injection": map[string]any{
+			"mode": string(injectionMode),
+			"resources": map[string]any{
+				"requests": map[string]any{"cpu": "1m", "memory": "16Mi"},
+			},
+		}}, suite.installOverrides),
 		Logf: cluster.Logf,
 	})
 	if err != nil {

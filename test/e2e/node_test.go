@@ -210,6 +210,17 @@ func TestRestrictedNamespace(t *testing.T) {
 		}
 		return nil
 	}
+	if problem := injectedProblem(got); problem != "" {
+		t.Fatal(problem)
+	}
+	if injectionMode == inject.ModeImageVolume {
+		// No init container: the app's container runs the resolver from the image volume.
+		eventually(t, "the pod's status shows the app running", 30*time.Second, func(ctx context.Context) (bool, error) {
+			pod, err := cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+			return err == nil && containerRunning(pod, "app"), nil
+		})
+		return
+	}
 	eventually(t, "the pod's status shows the init container done and the app running", 30*time.Second, func(ctx context.Context) (bool, error) {
 		pod, err := cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
 		if err != nil {
