@@ -115,6 +115,6 @@ faults: ## Fault scenarios on a real local cluster (API server, kubelet and webh
 	if [ -s $(FAULTS_SUMMARY) ]; then cat $(FAULTS_SUMMARY); else echo "faults: 0 scenarios, 0 passed, early starts 0, lost pods 0 (the suite did not start: see above)"; status=1; fi; \
 	exit $$status
 
-bench-scale: ## SCALE_PODS (300) waiting resolvers as pods on the local cluster, released by one Service: watch vs poll (root).
+bench-scale: ## SCALE_PODS (300) waiting resolvers as pods on the local cluster, released by one Service: init container vs image volume, watch vs poll (SCALE_MODES; root).
 	go run ./hack/cluster prepare
 	SCALE_PODS=$(SCALE_PODS) go test -tags e2e -run '^$$' -bench ReleaseWaitingResolvers -benchtime 1x -timeout 90m -v ./test/e2e/
