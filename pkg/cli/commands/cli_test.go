@@ -51,17 +51,26 @@ func (goldenRegistry) ImageConfig(_ context.Context, ref inject.ImageRef) (injec
 
 const goldenImage = "registry.example/kubernetes-entrypoint:v0.1.0"
 
+// goldenDir holds the webhook's golden cases (pkg/inject/testdata).
+const goldenDir = "../../inject/testdata"
+
+// goldenInputs are the input pods of the webhook's golden cases.
+func goldenInputs(t *testing.T) []string {
+	t.Helper()
+	inputs, err := filepath.Glob(filepath.Join(goldenDir, "*.in.yaml"))
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no golden cases in %s (err %v)", goldenDir, err)
+	}
+	return inputs
+}
+
 // TestWebhookGoldenCasesThroughTheCommandLine runs each of the webhook's golden
 // cases (pkg/inject/testdata) through kubectl-entrypoint itself, with the
 // webhook's config as flags: inject prints the golden pod byte for byte, and
 // lint finds nothing.
 func TestWebhookGoldenCasesThroughTheCommandLine(t *testing.T) {
-	const dir = "../../inject/testdata"
-	inputs, err := filepath.Glob(filepath.Join(dir, "*.in.yaml"))
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no golden cases in %s (err %v)", dir, err)
-	}
-	for _, in := range inputs {
+	const dir = goldenDir
+	for _, in := range goldenInputs(t) {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
 		t.Run(name, func(t *testing.T) {
 			flags := []string{"-f", in, "--image", goldenImage, "--registry-lookup"}
@@ -104,12 +113,8 @@ func TestWebhookGoldenCasesThroughTheCommandLine(t *testing.T) {
 // exactly what the webhook's mutation (inject.Mutate, with the case's config in
 // that mode) makes of the pod.
 func TestEveryGoldenCaseInBothModes(t *testing.T) {
-	const dir = "../../inject/testdata"
-	inputs, err := filepath.Glob(filepath.Join(dir, "*.in.yaml"))
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no golden cases in %s (err %v)", dir, err)
-	}
-	for _, in := range inputs {
+	const dir = goldenDir
+	for _, in := range goldenInputs(t) {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
 		for _, mode := range inject.InjectionModes() {
 			t.Run(name+"/"+string(mode), func(t *testing.T) {
