@@ -138,12 +138,15 @@ func runConfigPod(t *testing.T, ns string, p *corev1.Pod, cm *corev1.ConfigMap) 
 		return strings.Contains(l, "/etc/app/app.conf:"), nil
 	})
 	t.Logf("logs of the app's container:\n%s", l)
-	got, err := cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-	must(t, err)
+	// The app's log can be read before the kubelet has posted the status with the
+	// pod's IP (sooner without an init container): wait for it rather than read once.
+	var got *corev1.Pod
+	eventually(t, "the pod's status has its IP", 30*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		return err == nil && got.Status.PodIP != "", err
+	})
 	ip := got.Status.PodIP
-	if ip == "" {
-		t.Fatalf("the pod has no IP")
-	}
 	want := "listen " + ip + " erlang " + strings.ReplaceAll(ip, ".", ",")
 	if !strings.Contains(l, want) {
 		t.Errorf("the rendered config lacks %q (status.podIP %s)", want, ip)
