@@ -63,6 +63,11 @@ type Options struct {
 	// dependencies; off, they are left to the resolver in the pod, as the
 	// webhook leaves them (inject.Config.SecretDependencies).
 	SecretDependencies bool
+	// AllowedResources are the resources besides the contract's own kinds
+	// (plural.group, or *.group for every resource of a group) that
+	// custom-resource and CEL dependencies may name; any other kind is never
+	// read for a pod (see allow.go).
+	AllowedResources []string
 	// RememberedJobGrace is how old a pod must be before the remembered
 	// completion of a Job deleted since satisfies it (see jobmemory.go); 0
 	// means DefaultRememberedJobGrace.

@@ -104,6 +104,10 @@ type Options struct {
 	// SecretDependencies lets the controller watch Secrets (keys only) and so
 	// gate pods on their secret dependencies; off, those stay with the resolver.
 	SecretDependencies bool
+	// AllowedCustomResources are the resources (plural.group, or *.group for a
+	// whole group) that custom-resource and CEL dependencies may name besides
+	// the contract's own kinds; the controller reads no other.
+	AllowedCustomResources string
 	// KubeAPIQPS and KubeAPIBurst bound the process's requests to the API server.
 	// Releasing a thousand gated pods at once is a thousand writes (then their
 	// conditions), so the limit is high; the API server's priority and fairness
@@ -197,6 +201,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it entrypoint.io/gate is denied")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
 	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller)")
+	fs.StringVar(&o.AllowedCustomResources, "allowed-custom-resources", o.AllowedCustomResources, "comma-separated resources, as RBAC names them (plural.group, e.g. connections.mariadb.osh.openstack.org, or *.group for a whole group), that custom-resource and CEL dependencies may name besides the contract's own kinds; the controller never reads any other kind (Nodes, Namespaces, unlisted custom resources) for a pod")
 	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server, on average (client-side limit)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "requests to the API server in a burst above --kube-api-qps")
@@ -546,6 +551,7 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles cont
 		Options: controller.Options{
 			Dependencies:       inject.Dependencies,
 			SecretDependencies: o.SecretDependencies,
+			AllowedResources:   splitList(o.AllowedCustomResources),
 			Dynamic:            dyn,
 			Metrics:            m,
 			Cycles:             cycles,
