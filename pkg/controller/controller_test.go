@@ -202,7 +202,7 @@ func TestPodsAndCustomResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPod(t, ns, "app", "only the field left", hasCondition(corev1.ConditionFalse, ReasonWaiting,
-		`waiting for configmap `+ns+`/settings (v1): field data.mode is "off", want "on"`))
+		`waiting for configmap `+ns+`/settings (v1): field data.mode does not match`))
 	cm.Data["mode"] = "on"
 	if _, err := env.Client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

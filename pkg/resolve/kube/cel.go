@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -64,11 +65,31 @@ func ShownExpression(expression string) string {
 	return strconv.Quote(expression)
 }
 
-// unwrapEval drops the "evaluating <expression>: " of celcheck's error, as the
-// reason quotes the expression already.
+// unwrapEval is the evaluation's error as a reason may show it: without the
+// "evaluating <expression>: " of celcheck's error (the reason quotes the
+// expression already), and never a value of the object. An error can quote one
+// (object.data[object.data.password] fails with "no such key: <the password>"),
+// and reasons reach conditions, Events and logs that others read, so only the
+// errors known to name nothing but types and the expression's own words are
+// shown as they are.
 func unwrapEval(err error) string {
+	expression, msg := "", err.Error()
 	if e, ok := errors.AsType[*celcheck.EvalError](err); ok {
-		return e.Err.Error()
+		expression, msg = e.Expression, e.Err.Error()
 	}
-	return err.Error()
+	switch {
+	case strings.HasPrefix(msg, "no such key: "):
+		if key := strings.TrimPrefix(msg, "no such key: "); key != "" && strings.Contains(expression, key) {
+			return msg
+		}
+		return "no such key (one the expression computes; not shown, as it may be a value)"
+	case strings.HasPrefix(msg, "no such overload"), strings.HasPrefix(msg, "type conversion error from"),
+		strings.HasPrefix(msg, "no such attribute"):
+		return msg
+	case strings.Contains(msg, "cost limit"), strings.Contains(msg, "actual cost limit exceeded"):
+		return "it exceeds the cost limit"
+	case strings.Contains(msg, "interrupted"), strings.Contains(msg, "deadline"):
+		return fmt.Sprintf("it takes longer than %s", celcheck.EvalTimeout)
+	}
+	return "an error (not shown, as it may hold a value of the object)"
 }

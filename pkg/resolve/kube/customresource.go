@@ -67,27 +67,30 @@ func (c *Client) followNamed(ctx context.Context, apiVersion, kind, namespace, n
 
 // CustomResourceReadiness is the custom resource rule over the objects of the
 // kind named ref.Name (zero or one): ready once it exists and every field and
-// condition of ref matches; a Secret's values are never shown. The resolver and
-// the dependency controller both decide with it.
+// condition of ref matches. The resolver and the dependency controller both
+// decide with it. Its reasons name the fields and conditions that do not match,
+// never a value of the object: they reach conditions, Events and logs that
+// others may read, and an actual value would answer what only the object's
+// readers may know (a wanted value is the pod author's guess, so it is not
+// repeated either).
 func CustomResourceReadiness(objects []*unstructured.Unstructured, ref spec.CustomResourceRef) resolve.Status {
 	if len(objects) == 0 {
 		return resolve.Status{Reason: "not found"}
 	}
 	obj := objects[0]
-	hide := holdsSecrets(ref)
 	var unmet []string
 	for _, f := range ref.Fields {
-		if why := fieldMismatch(obj, f, hide); why != "" {
+		if why := fieldMismatch(obj, f); why != "" {
 			unmet = append(unmet, why)
 		}
 	}
 	for _, want := range ref.Conditions {
 		got, _, _ := condition(obj.Object, want.Type)
-		if got != want.Status {
-			if got == "" {
-				got = "absent"
-			}
-			unmet = append(unmet, fmt.Sprintf("condition %s is %s, want %s", want.Type, got, want.Status))
+		switch {
+		case got == "":
+			unmet = append(unmet, fmt.Sprintf("condition %s is absent, want %s", want.Type, want.Status))
+		case got != want.Status:
+			unmet = append(unmet, fmt.Sprintf("condition %s is not %s", want.Type, want.Status))
 		}
 	}
 	if len(unmet) > 0 {
@@ -96,32 +99,18 @@ func CustomResourceReadiness(objects []*unstructured.Unstructured, ref spec.Cust
 	return resolve.Status{Ready: true}
 }
 
-// holdsSecrets tells whether the object's field values must never be shown: those of
-// a core v1 Secret. The reasons end up in logs, in Events anyone who may read the
-// namespace's events can see, and in the timeout's error, so neither the actual
-// value nor the wanted one (a guess of it) may appear there.
-func holdsSecrets(ref spec.CustomResourceRef) bool {
-	return ref.APIVersion == "v1" && ref.Kind == "Secret"
-}
-
-// fieldMismatch says why the field does not hold the wanted value, "" when it does.
-// Values are compared as JSON so numbers and booleans work; a wanted JSON string also
-// matches a field whose JSON text it is ("3" matches 3, "\"Ready\"" matches Ready).
-// With hide set the reason names the field but no value.
-func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch, hide bool) string {
+// fieldMismatch says why the field does not hold the wanted value, "" when it
+// does, naming the field and no value. Values are compared as JSON so numbers
+// and booleans work; a wanted JSON string also matches a field whose JSON text
+// it is ("3" matches 3, "\"Ready\"" matches Ready).
+func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch) string {
 	got, found, err := unstructured.NestedFieldNoCopy(obj.Object, strings.Split(f.Key, ".")...)
 	if err != nil || !found {
-		if hide {
-			return fmt.Sprintf("field %s is absent", f.Key)
-		}
-		return fmt.Sprintf("field %s is absent, want %s", f.Key, f.Value)
+		return fmt.Sprintf("field %s is absent", f.Key)
 	}
 	gotJSON, err := json.Marshal(got)
 	if err != nil {
-		if hide {
-			return fmt.Sprintf("field %s cannot be read", f.Key)
-		}
-		return fmt.Sprintf("field %s cannot be read: %v", f.Key, err)
+		return fmt.Sprintf("field %s cannot be read", f.Key)
 	}
 	var wantText string
 	if err := json.Unmarshal(f.Value, &wantText); err == nil {
@@ -134,10 +123,7 @@ func fieldMismatch(obj *unstructured.Unstructured, f spec.FieldMatch, hide bool)
 	} else if jsonEqual(gotJSON, f.Value) {
 		return ""
 	}
-	if hide {
-		return fmt.Sprintf("field %s does not match", f.Key)
-	}
-	return fmt.Sprintf("field %s is %s, want %s", f.Key, gotJSON, f.Value)
+	return fmt.Sprintf("field %s does not match", f.Key)
 }
 
 func jsonEqual(a, b []byte) bool {

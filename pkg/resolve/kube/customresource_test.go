@@ -129,35 +129,35 @@ func TestCustomResourceFieldsAndConditions(t *testing.T) {
 			fields: []spec.FieldMatch{field("spec.replicas", `"3"`)},
 			before: map[string]any{"spec": map[string]any{"replicas": int64(2)}},
 			after:  map[string]any{"spec": map[string]any{"replicas": int64(3)}},
-			reason: `field spec.replicas is 2, want "3"`,
+			reason: `field spec.replicas does not match`,
 		},
 		{
 			name:   "integer as a JSON number",
 			fields: []spec.FieldMatch{field("spec.replicas", `3.0`)},
 			before: map[string]any{"spec": map[string]any{"replicas": int64(2)}},
 			after:  map[string]any{"spec": map[string]any{"replicas": int64(3)}},
-			reason: `field spec.replicas is 2, want 3.0`,
+			reason: `field spec.replicas does not match`,
 		},
 		{
 			name:   "boolean",
 			fields: []spec.FieldMatch{field("spec.enabled", `true`)},
 			before: map[string]any{"spec": map[string]any{"enabled": false}},
 			after:  map[string]any{"spec": map[string]any{"enabled": true}},
-			reason: `field spec.enabled is false, want true`,
+			reason: `field spec.enabled does not match`,
 		},
 		{
 			name:   "boolean from a JSON string",
 			fields: []spec.FieldMatch{field("spec.enabled", `"true"`)},
 			before: map[string]any{"spec": map[string]any{"enabled": false}},
 			after:  map[string]any{"spec": map[string]any{"enabled": true}},
-			reason: `field spec.enabled is false, want "true"`,
+			reason: `field spec.enabled does not match`,
 		},
 		{
 			name:   "string",
 			fields: []spec.FieldMatch{field("status.phase", `"Ready"`)},
 			before: map[string]any{"status": map[string]any{"phase": "Pending"}},
 			after:  map[string]any{"status": map[string]any{"phase": "Ready"}},
-			reason: `field status.phase is "Pending", want "Ready"`,
+			reason: `field status.phase does not match`,
 		},
 		{
 			// The text of a wanted JSON string may itself be JSON: "\"Ready\"" is the
@@ -166,7 +166,7 @@ func TestCustomResourceFieldsAndConditions(t *testing.T) {
 			fields: []spec.FieldMatch{field("status.phase", `"\"Ready\""`)},
 			before: map[string]any{"status": map[string]any{"phase": "Pending"}},
 			after:  map[string]any{"status": map[string]any{"phase": "Ready"}},
-			reason: `field status.phase is "Pending", want "\"Ready\""`,
+			reason: `field status.phase does not match`,
 		},
 		{
 			// A JSON number wants a number: the string "3" is not 3.
@@ -174,35 +174,35 @@ func TestCustomResourceFieldsAndConditions(t *testing.T) {
 			fields: []spec.FieldMatch{field("spec.version", `3`)},
 			before: map[string]any{"spec": map[string]any{"version": "3"}},
 			after:  map[string]any{"spec": map[string]any{"version": int64(3)}},
-			reason: `field spec.version is "3", want 3`,
+			reason: `field spec.version does not match`,
 		},
 		{
 			name:   "object",
 			fields: []spec.FieldMatch{field("spec.selector", `{"app": "db", "tier": "backend"}`)},
 			before: map[string]any{"spec": map[string]any{"selector": map[string]any{"app": "db"}}},
 			after:  map[string]any{"spec": map[string]any{"selector": map[string]any{"tier": "backend", "app": "db"}}},
-			reason: `field spec.selector is {"app":"db"}, want {"app": "db", "tier": "backend"}`,
+			reason: `field spec.selector does not match`,
 		},
 		{
 			name:   "absent field",
 			fields: []spec.FieldMatch{field("status.endpoint", `"db:3306"`)},
 			before: map[string]any{"status": map[string]any{}},
 			after:  map[string]any{"status": map[string]any{"endpoint": "db:3306"}},
-			reason: `field status.endpoint is absent, want "db:3306"`,
+			reason: `field status.endpoint is absent`,
 		},
 		{
 			name:       "condition",
 			conditions: []spec.ConditionMatch{{Type: "Ready", Status: "True"}},
 			before:     map[string]any{"status": readyCondition("False")},
 			after:      map[string]any{"status": readyCondition("True")},
-			reason:     "condition Ready is False, want True",
+			reason:     "condition Ready is not True",
 		},
 		{
 			name:       "condition False",
 			conditions: []spec.ConditionMatch{{Type: "Ready", Status: "False"}},
 			before:     map[string]any{"status": readyCondition("True")},
 			after:      map[string]any{"status": readyCondition("False")},
-			reason:     "condition Ready is True, want False",
+			reason:     "condition Ready is not False",
 		},
 		{
 			name:       "every field and condition",
@@ -211,7 +211,7 @@ func TestCustomResourceFieldsAndConditions(t *testing.T) {
 			before:     map[string]any{"spec": map[string]any{"replicas": int64(3)}, "status": map[string]any{"phase": "Pending"}},
 			after: map[string]any{"spec": map[string]any{"replicas": int64(3)},
 				"status": map[string]any{"phase": "Ready", "conditions": readyCondition("True")["conditions"]}},
-			reason: `field status.phase is "Pending", want "Ready"; condition Ready is absent, want True`,
+			reason: `field status.phase does not match; condition Ready is absent, want True`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestCustomResourceCoreKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.blocked(t, `field data.mode is "off", want "on"`)
+	w.blocked(t, `field data.mode does not match`)
 	// A ConfigMap of the same name in another namespace does not count.
 	other := env.Namespace(t)
 	if _, err := env.Client.CoreV1().ConfigMaps(other).Create(ctx, &corev1.ConfigMap{

@@ -173,7 +173,7 @@ func TestGetByNameWhereListIsForbidden(t *testing.T) {
 			make: func(t *testing.T) {
 				updateWidget(t, ns, group, "nova-cell0-db-conn", map[string]any{"status": readyCondition("True")})
 			},
-			notReady: "condition Ready is False, want True",
+			notReady: "condition Ready is not True",
 			get:      "/widgets/nova-cell0-db-conn",
 		},
 		{
