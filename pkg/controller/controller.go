@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -36,6 +37,9 @@ const (
 	// ReasonCycle: the pod waits, directly or not, for itself; the message names
 	// the cycle's members in order.
 	ReasonCycle = "Cycle"
+	// ReasonTooManyDependencies: the pod names more dependency items than
+	// spec.MaxItems (or selectors than spec.MaxSelectorItems); none is checked.
+	ReasonTooManyDependencies = "TooManyDependencies"
 )
 
 // Name is the controller's name in logs, metrics and Events.
@@ -72,6 +76,12 @@ type Options struct {
 	// completion of a Job deleted since satisfies it (see jobmemory.go); 0
 	// means DefaultRememberedJobGrace.
 	RememberedJobGrace time.Duration
+	// Access answers whether a pod's ServiceAccount may read a dependency
+	// outside its namespace; nil: a checker on the manager's config.
+	Access *access.Checker
+	// InformerIdle is how long the informer of a kind no pod waits for is kept
+	// before it is stopped; 0 means DefaultInformerIdle.
+	InformerIdle time.Duration
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger
@@ -85,6 +95,11 @@ type Options struct {
 // bench-gate: 32 released about 520 pods/s, 128 about 590, the API server's own
 // limit on the 2-core machine).
 const DefaultWorkers = 64
+
+// DefaultInformerIdle keeps a kind's informer this long after the last pod
+// that waited for it: pods of one rollout come and go in waves, and a new
+// informer lists the whole kind again.
+const DefaultInformerIdle = 5 * time.Minute
 
 // CycleFinder tells whether a pod sits in a dependency cycle, and names its members.
 type CycleFinder interface {
@@ -131,6 +146,7 @@ func slimPod(obj any) (any, error) {
 	slim := &corev1.Pod{TypeMeta: pod.TypeMeta, ObjectMeta: pod.ObjectMeta}
 	slim.ManagedFields = nil
 	slim.Spec.NodeName = pod.Spec.NodeName
+	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName // whose rights the dependencies are judged with
 	slim.Spec.SchedulingGates = pod.Spec.SchedulingGates
 	slim.Spec.Containers = namesAndEnv(pod.Spec.Containers)
 	slim.Spec.InitContainers = namesAndEnv(pod.Spec.InitContainers)

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/depgraph"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 // CycleDetector keeps the dependency graph of the managed pods and the Services
@@ -72,7 +73,7 @@ func (d *CycleDetector) Warnings(_ context.Context, pod *corev1.Pod) []string {
 		return nil
 	}
 	deps, _, err := d.Dependencies(pod)
-	if err != nil {
+	if err != nil || spec.CheckLimits(deps) != nil {
 		return nil
 	}
 	if c, ok := g.graph.Closes(depgraph.PodFrom(pod, deps)); ok {
@@ -173,7 +174,9 @@ func (d *CycleDetector) rebuild(ctx context.Context) error {
 		node, ok := d.parsed[pod.UID]
 		if !ok {
 			deps, _, err := d.Dependencies(pod)
-			if err != nil {
+			if err != nil || spec.CheckLimits(deps) != nil {
+				// Past the caps a pod is not judged (TooManyDependencies); its
+				// edges would cost every rebuild what its author chose.
 				continue
 			}
 			node = depgraph.PodFrom(pod, deps)

@@ -31,19 +31,35 @@ type dependency struct {
 	name     string
 	selector labels.Selector
 	// problem, when set, is why it cannot be looked up at all (a custom resource
-	// kind the API server does not serve).
+	// kind the API server does not serve, or one the controller may not read).
 	problem string
+	// values tells that the rule compares values the informer does not keep
+	// (ConfigMaps are cached keys only): the object is read by GET to judge it.
+	values bool
 	// evaluate applies the resolver's rule to the objects found.
 	evaluate func(objects []*unstructured.Unstructured) resolve.Status
 }
 
+// lookupConfig is what turning a pod's dependencies into lookups needs.
+type lookupConfig struct {
+	mapper meta.RESTMapper
+	// secrets: the operator let the controller watch Secrets.
+	secrets bool
+	// programs compiles CEL expressions; nil compiles each time.
+	programs *admit.Cache
+	// allowed are the kinds custom-resource and CEL items may name.
+	allowed allowList
+}
+
 // nodeFree lists the dependencies of deps that need no node: services, jobs, pods
 // by labels without requireSameNode, custom resources, rollouts, claims,
-// ConfigMaps, CRDs, CEL expressions (compiled through programs, nil for no
-// cache), and Secrets when secrets is set (the operator let the controller watch
-// them). The rest (daemonsets, same-node pods, containers,
-// sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in the pod.
-func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *admit.Cache) []dependency {
+// ConfigMaps, CRDs, CEL expressions, and Secrets when c.secrets is set (the
+// operator let the controller watch them). The rest (daemonsets, same-node pods,
+// containers, sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in
+// the pod. Custom-resource and CEL items of a kind not on c.allowed get a
+// problem instead of a lookup.
+func nodeFree(deps *spec.Spec, c lookupConfig) []dependency {
+	mapper, secrets, programs := c.mapper, c.secrets, c.programs
 	var out []dependency
 	for _, ref := range deps.Services {
 		out = append(out, dependency{
@@ -81,6 +97,8 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *a
 				return kube.CustomResourceReadiness(objects, ref)
 			}}
 		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
+		d.problem = c.allowed.check(ref.Kind, d.gvr, d.problem)
+		d.values = d.gvr == kube.ConfigMapsResource && len(ref.Fields) > 0
 		out = append(out, d)
 	}
 	for _, ref := range deps.CEL {
@@ -105,6 +123,8 @@ func nodeFree(deps *spec.Spec, mapper meta.RESTMapper, secrets bool, programs *a
 			return kube.CELReadiness(context.Background(), objects, program)
 		}
 		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
+		d.problem = c.allowed.check(ref.Kind, d.gvr, d.problem)
+		d.values = d.gvr == kube.ConfigMapsResource
 		out = append(out, d)
 	}
 	for _, ref := range deps.Rollouts {
@@ -166,6 +186,16 @@ func resourceOf(mapper meta.RESTMapper, apiVersion, kind, namespace string) (gvr
 		}
 	}
 	return schema.GroupVersionResource{}, "", fmt.Sprintf("kind %s of %s is not served (yet): %v", kind, apiVersion, err)
+}
+
+// verb is what the pod's ServiceAccount would need to read the dependency
+// itself: get of an object by name, list where objects are selected (a
+// Service's EndpointSlices by their label included).
+func (d dependency) verb() string {
+	if d.selector != nil || d.gvr == endpointSlicesResource {
+		return "list"
+	}
+	return "get"
 }
 
 // objects are what the dependency's rule looks at, from its kind's informer,

@@ -165,3 +165,14 @@ func sameKeys(a, b []depKey) bool {
 	}
 	return true
 }
+
+// kinds are the kinds some pod waits for.
+func (w *waiters) kinds() map[schema.GroupVersionResource]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[schema.GroupVersionResource]bool{}
+	for k := range w.byKey {
+		out[k.gvr] = true
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,6 +32,10 @@ const serviceNameLabel = "kubernetes.io/service-name"
 // kindInformer is the one shared informer of a kind the controller watches.
 type kindInformer struct {
 	informer toolscache.SharedIndexInformer
+	// stop ends the informer; lastUsed is when a pod last asked for it (under
+	// kindInformers.mu), so that one no pod needs any more is stopped.
+	stop     context.CancelFunc
+	lastUsed time.Time
 	synced   atomic.Bool
 	// watchErr is the latest list or watch error while not synced, for the
 	// condition: "cannot watch jobs.batch: forbidden".
@@ -76,8 +81,8 @@ func asUnstructured(items []any) []*unstructured.Unstructured {
 	return out
 }
 
-// kindInformers starts one informer per kind on first use and keeps it for the
-// life of the controller.
+// kindInformers starts one informer per kind on first use and stops it once no
+// pod has needed it for idle (sweep).
 type kindInformers struct {
 	client dynamic.Interface
 	log    logr.Logger
@@ -90,6 +95,7 @@ type kindInformers struct {
 	mu    sync.Mutex
 	ctx   context.Context
 	kinds map[schema.GroupVersionResource]*kindInformer
+	now   func() time.Time
 }
 
 // start sets the context every informer runs under (the leader's).
@@ -105,6 +111,7 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if ki, ok := k.kinds[gvr]; ok {
+		ki.lastUsed = k.now()
 		return ki
 	}
 	if k.ctx == nil {
@@ -125,7 +132,8 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 		}
 	}
 	inf := dynamicinformer.NewFilteredDynamicInformer(k.client, gvr, "", 0, indexers, nil).Informer()
-	ki := &kindInformer{informer: inf}
+	ctx, stop := context.WithCancel(k.ctx)
+	ki := &kindInformer{informer: inf, stop: stop, lastUsed: k.now()}
 	_ = inf.SetTransform(slimmer(gvr))
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *toolscache.Reflector, err error) {
 		msg := fmt.Sprintf("cannot watch %s: %s", resourceName(gvr), shortError(err))
@@ -157,7 +165,6 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 		},
 	})
 	k.kinds[gvr] = ki
-	ctx := k.ctx
 	go inf.RunWithContext(ctx)
 	go func() {
 		if toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
@@ -168,6 +175,26 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 		}
 	}()
 	return ki
+}
+
+// sweep stops the informers of kinds no pod waits for (inUse) and none asked
+// for since idle ago, and tells which it stopped. The Jobs informer stays: it
+// feeds the memory of completed Jobs (jobmemory.go), which a pod created later
+// may need.
+func (k *kindInformers) sweep(inUse map[schema.GroupVersionResource]bool, idle time.Duration) []schema.GroupVersionResource {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var stopped []schema.GroupVersionResource
+	for gvr, ki := range k.kinds {
+		if gvr == jobsResource || inUse[gvr] || k.now().Sub(ki.lastUsed) < idle {
+			continue
+		}
+		ki.stop()
+		delete(k.kinds, gvr)
+		stopped = append(stopped, gvr)
+		k.log.Info("stopped watching a kind no pod waits for any more", "resource", resourceName(gvr))
+	}
+	return stopped
 }
 
 // count is how many kinds are watched.
@@ -181,11 +208,11 @@ func (k *kindInformers) count() int {
 // pods and jobs costs little memory: managed fields everywhere, the spec of pods,
 // jobs and CRDs (their status and labels decide; a CRD's schema can be large),
 // the pod template of workloads (their replicas and update strategy decide).
-// Of Secrets it keeps the keys and drops every value before the object is
-// cached (kube.KeysOnly): no Secret value may be held by the controller, so a
-// custom-resource dependency on a v1 Secret can match its keys, never its
-// values. ConfigMaps keep their values: a custom-resource dependency on a v1
-// ConfigMap may compare them, and it shares this informer.
+// Of Secrets and ConfigMaps it keeps the keys and drops every value before the
+// object is cached (kube.KeysOnly): a cluster's ConfigMaps can weigh hundreds of
+// megabytes, and no Secret value may be held by the controller. A rule that
+// compares a ConfigMap's values (a custom-resource field, a CEL expression)
+// reads that one object by GET, after the pod's access to it is checked.
 func slimmer(gvr schema.GroupVersionResource) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		u, ok := obj.(*unstructured.Unstructured)
@@ -201,7 +228,7 @@ func slimmer(gvr schema.GroupVersionResource) toolscache.TransformFunc {
 			unstructured.RemoveNestedField(u.Object, "spec", "template")
 			unstructured.RemoveNestedField(u.Object, "spec", "volumeClaimTemplates")
 			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
-		case kube.SecretsResource:
+		case kube.SecretsResource, kube.ConfigMapsResource:
 			kube.KeysOnly(u)
 		}
 		return u, nil

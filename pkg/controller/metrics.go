@@ -127,7 +127,7 @@ func (s *podStates) Collect(ch chan<- prometheus.Metric) {
 		gated  bool
 	}
 	counts := map[key]int{}
-	for _, reason := range []string{ReasonWaiting, ReasonReady, ReasonCycle} {
+	for _, reason := range []string{ReasonWaiting, ReasonReady, ReasonCycle, ReasonTooManyDependencies} {
 		counts[key{reason, false}], counts[key{reason, true}] = 0, 0
 	}
 	var oldest time.Time

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -27,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
@@ -46,6 +50,10 @@ type Reconciler struct {
 	states   *podStates
 	// programs are the compiled CEL expressions of the pods' dependencies.
 	programs admit.Cache
+	// access answers whether a pod's ServiceAccount may read what it names.
+	access *access.Checker
+	// allowed are the kinds custom-resource and CEL items may name.
+	allowed allowList
 	// jobs are the completions of Jobs seen succeed, which may be deleted since.
 	jobs *jobMemory
 
@@ -62,6 +70,8 @@ type Reconciler struct {
 
 // writtenCondition is a condition as written, and the pod's version after it.
 type writtenCondition struct {
+	// at is when it was written, for the damping of writes.
+	at                      time.Time
 	uid                     types.UID
 	resourceVersion         string
 	status, reason, message string
@@ -80,10 +90,27 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.InformerIdle <= 0 {
+		opts.InformerIdle = DefaultInformerIdle
+	}
 	if opts.RememberedJobGrace <= 0 {
 		opts.RememberedJobGrace = DefaultRememberedJobGrace
 	}
+	allowed, err := newAllowList(opts.AllowedResources, opts.SecretDependencies)
+	if err != nil {
+		return nil, err
+	}
+	checker := opts.Access
+	if checker == nil {
+		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+		if err != nil {
+			return nil, fmt.Errorf("the dependency controller's client for access reviews: %w", err)
+		}
+		checker = access.NewChecker(cs.AuthorizationV1().SubjectAccessReviews(), access.Options{})
+	}
 	r := &Reconciler{
+		access:   checker,
+		allowed:  allowed,
 		opts:     opts,
 		client:   mgr.GetClient(),
 		mapper:   mgr.GetRESTMapper(),
@@ -95,7 +122,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		jobs:     newJobMemory(MaxRememberedJobs, opts.Now),
 	}
 	r.kinds = &kindInformers{
-		client: opts.Dynamic, log: opts.Log, kinds: map[schema.GroupVersionResource]*kindInformer{},
+		client: opts.Dynamic, log: opts.Log, kinds: map[schema.GroupVersionResource]*kindInformer{}, now: opts.Now,
 		changed: func(gvr schema.GroupVersionResource, old, obj *unstructured.Unstructured) {
 			if gvr == jobsResource {
 				// Before the wake, so that the pods woken find it remembered.
@@ -115,7 +142,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		r.states = opts.Metrics.states
 		r.states.reset()
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	err = ctrl.NewControllerManagedBy(mgr).
 		Named(Name).
 		For(&corev1.Pod{}).
 		WatchesRawSource(dependencySource{r}).
@@ -142,7 +169,23 @@ func (s dependencySource) Start(ctx context.Context, q workqueue.TypedRateLimiti
 	s.r.queue = q
 	s.r.mu.Unlock()
 	s.r.kinds.start(ctx)
+	go s.r.sweepInformers(ctx)
 	return nil
+}
+
+// sweepInformers stops, every idle/2, the informers no pod needs any more.
+func (r *Reconciler) sweepInformers(ctx context.Context) {
+	idle := r.opts.InformerIdle
+	t := time.NewTicker(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.kinds.sweep(r.waiters.kinds(), idle)
+		}
+	}
 }
 
 // Wake queues the pods for a reconcile, e.g. when their cycle changed. It does
@@ -215,12 +258,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 	}
 	gateAt := gateIndex(&pod)
 	current := findCondition(&pod)
+	if err := spec.CheckLimits(deps); err != nil {
+		// The webhook denies such a pod; this one came another way (created
+		// with the label and a status of its own). Nothing of it is looked up.
+		r.waiters.forget(key)
+		want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionFalse, Reason: ReasonTooManyDependencies,
+			Message: shown(fmt.Sprintf("not checking the dependencies: %v (at most %d, %d of them selecting by labels); "+
+				"split them among pods or annotations the webhook admits", err, spec.MaxItems, spec.MaxSelectorItems), maxConditionBytes)}
+		return r.ensureCondition(ctx, key, &pod, current, want, false, gateAt >= 0)
+	}
 	if gateAt < 0 && current != nil && current.Status == corev1.ConditionTrue && podIsReady(&pod) {
 		// Released and running: nothing left to explain.
 		r.forget(key)
 		return reconcile.Result{}, nil
 	}
-	list := nodeFree(deps, r.mapper, r.opts.SecretDependencies, &r.programs)
+	list := nodeFree(deps, lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, allowed: r.allowed})
 	r.waiters.set(key, list)
 
 	var blockers, notes []string
@@ -231,6 +283,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 			blockers = append(blockers, blocker(d.text, d.problem))
 			continue
 		}
+		// Judged only if the pod itself could read it: its state is never
+		// looked at, nor its kind watched, for a pod that may not.
+		if refused, err := r.authorize(ctx, &pod, d); err != nil || refused != "" {
+			if err != nil {
+				refused = "cannot tell whether the pod may read it: " + shortError(err)
+			}
+			blockers = append(blockers, blocker(d.text, refused))
+			if w := r.access.DeniedFor(); recheck == 0 || w < recheck {
+				recheck = w
+			}
+			continue
+		}
 		ki := r.kinds.get(d.gvr)
 		if ki == nil {
 			pending = true
@@ -239,7 +303,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 		synced, problem := ki.state()
 		switch {
 		case synced:
-			st, v := r.judge(d, ki, &pod)
+			st, v := r.judge(ctx, d, ki, &pod)
 			switch {
 			case v != nil && v.ready:
 				notes = append(notes, v.note)
@@ -277,6 +341,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 			}
 		}
 	}
+	want.Message = shown(want.Message, maxConditionBytes)
 
 	if gateAt >= 0 && len(blockers) == 0 && !pending {
 		if err := r.removeGate(ctx, &pod); err != nil {
@@ -307,27 +372,86 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 			ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
 				"optionalAfter", deps.OptionalAfter.String(), "blocking", still)
 			r.recorder.Eventf(&pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s",
-				truncate("removed scheduling gate "+inject.SchedulingGate+" after "+deps.OptionalAfter.String()+
+				shown("removed scheduling gate "+inject.SchedulingGate+" after "+deps.OptionalAfter.String()+
 					" (entrypoint.io/optional-after) without "+still, maxEventNote))
 			r.states.set(key, want.Reason, false, pod.CreationTimestamp.Time)
 			return reconcile.Result{}, nil
 		}
 		defer func() { optionalRequeue(&result, wait) }()
 	}
-	if (current == nil || current.Status != want.Status || current.Reason != want.Reason || current.Message != want.Message) &&
-		!r.alreadyWritten(key, &pod, want) {
-		version, err := r.setCondition(ctx, &pod, current, want)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		r.remember(key, pod.UID, version, want)
-		r.event(&pod, want, gated && gateAt < 0)
+	result, err = r.ensureCondition(ctx, key, &pod, current, want, gated && gateAt < 0, gateAt >= 0)
+	if err == nil && pending && (result.RequeueAfter == 0 || pendingRecheck < result.RequeueAfter) {
+		result.RequeueAfter = pendingRecheck
 	}
-	r.states.set(key, want.Reason, gateAt >= 0, pod.CreationTimestamp.Time)
-	if pending {
-		return reconcile.Result{RequeueAfter: pendingRecheck}, nil
+	return result, err
+}
+
+// conditionDamping is the least time between two condition writes to one pod:
+// a pod whose blockers change all the time (a flapping dependency, a forged
+// pod) costs at most one write and one Event per interval. What changes in
+// between is written when it is up.
+const conditionDamping = time.Second
+
+// ensureCondition writes want unless the pod has it already (or this process
+// wrote it and the cache lags), at most once per conditionDamping, with an Event.
+func (r *Reconciler) ensureCondition(ctx context.Context, key types.NamespacedName, pod *corev1.Pod,
+	current *corev1.PodCondition, want corev1.PodCondition, released, gated bool) (reconcile.Result, error) {
+	defer r.states.set(key, want.Reason, gated, pod.CreationTimestamp.Time)
+	if current != nil && current.Status == want.Status && current.Reason == want.Reason && current.Message == want.Message {
+		return reconcile.Result{}, nil
 	}
+	if r.alreadyWritten(key, pod, want) {
+		return reconcile.Result{}, nil
+	}
+	if wait := r.damped(key, pod.UID); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	version, err := r.setCondition(ctx, pod, current, want)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	r.remember(key, pod.UID, version, want)
+	r.event(pod, want, released)
 	return reconcile.Result{}, nil
+}
+
+// damped is how long the next condition write to the pod must wait; 0: none.
+func (r *Reconciler) damped(key types.NamespacedName, uid types.UID) time.Duration {
+	r.mu.Lock()
+	w, ok := r.written[key]
+	r.mu.Unlock()
+	if !ok || w.uid != uid {
+		return 0
+	}
+	if since := r.opts.Now().Sub(w.at); since < conditionDamping {
+		return conditionDamping - since
+	}
+	return 0
+}
+
+// authorize says, for a dependency outside the pod's namespace (or of a
+// cluster-scoped kind), whether the pod's ServiceAccount may read it as the
+// resolver would: "" when it may, else what RBAC it lacks.
+func (r *Reconciler) authorize(ctx context.Context, pod *corev1.Pod, d dependency) (refused string, err error) {
+	req := access.Request{PodNamespace: pod.Namespace, ServiceAccount: serviceAccountOf(pod),
+		Verb: d.verb(), Resource: d.gvr, Namespace: d.namespace}
+	if req.Verb == "get" {
+		req.Name = d.name
+	}
+	ok, err := r.access.Allowed(ctx, req)
+	if err != nil || ok {
+		return "", err
+	}
+	return req.Denied(), nil
+}
+
+// serviceAccountOf is the pod's ServiceAccount; "default" where the pod names
+// none (the API server sets it so when the ServiceAccount admission plugin runs).
+func serviceAccountOf(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName != "" {
+		return pod.Spec.ServiceAccountName
+	}
+	return "default"
 }
 
 // optionalRequeue makes a successful result come back when the gate's
@@ -349,7 +473,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 func (r *Reconciler) remember(key types.NamespacedName, uid types.UID, version string, c corev1.PodCondition) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.written[key] = writtenCondition{uid: uid, resourceVersion: version, status: string(c.Status), reason: c.Reason, message: c.Message}
+	r.written[key] = writtenCondition{at: r.opts.Now(), uid: uid, resourceVersion: version, status: string(c.Status), reason: c.Reason, message: c.Message}
 }
 
 // alreadyWritten says that want is what this process last wrote to the pod and
@@ -438,7 +562,7 @@ func (r *Reconciler) event(pod *corev1.Pod, c corev1.PodCondition, released bool
 	if released && c.Reason == ReasonReady {
 		note = "removed scheduling gate " + inject.SchedulingGate + "; " + note
 	}
-	r.recorder.Eventf(pod, nil, typ, reason, "CheckDependencies", "%s", truncate(note, maxEventNote))
+	r.recorder.Eventf(pod, nil, typ, reason, "CheckDependencies", "%s", shown(note, maxEventNote))
 }
 
 // Bounds of what is written, whatever the annotations say: a condition message
@@ -459,19 +583,12 @@ func joinBlockers(blockers []string) string {
 	if n := len(blockers) - len(shown); n > 0 {
 		s += fmt.Sprintf("; and %d more", n)
 	}
-	return truncate(s, maxConditionBytes)
+	return safetext.Truncate(s, maxConditionBytes)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("...")
-	for cut > 0 && (s[cut]&0xC0) == 0x80 { // not inside a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "..."
-}
+// shown is text as a condition or Event may carry it: control characters
+// escaped (names and expressions come from whoever wrote the pod), then cut.
+func shown(s string, n int) string { return safetext.Truncate(safetext.Escape(s), n) }
 
 // readyMessage says what the Ready condition covers, and what it does not, and
 // which dependencies only the memory of a deleted Job satisfied (notes).
@@ -489,15 +606,23 @@ func readyMessage(checked int, local, notes []string) string {
 	if len(local) > 0 {
 		msg += "; the resolver in the pod checks " + joinBlockers(local)
 	}
-	return truncate(msg, maxConditionBytes)
+	return safetext.Truncate(msg, maxConditionBytes)
 }
 
 // judge applies d's rule to what its informer holds. For a Job by name that does
 // not exist, the completion remembered under that name (jobmemory.go) is judged
 // too: v is then its verdict, which decides when it is ready, and otherwise
 // explains st.
-func (r *Reconciler) judge(d dependency, ki *kindInformer, pod *corev1.Pod) (st resolve.Status, v *rememberedVerdict) {
+func (r *Reconciler) judge(ctx context.Context, d dependency, ki *kindInformer, pod *corev1.Pod) (st resolve.Status, v *rememberedVerdict) {
 	objects := d.objects(ki)
+	if d.values && len(objects) > 0 {
+		// The informer keeps no values: the one object is read whole, the pod's
+		// access to it checked already.
+		var err error
+		if objects, err = r.readWhole(ctx, d); err != nil {
+			return resolve.Status{Reason: "cannot read it: " + shortError(err)}, nil
+		}
+	}
 	st = d.evaluate(objects)
 	if st.Ready || len(objects) > 0 || d.gvr != jobsResource || d.selector != nil {
 		return st, nil
@@ -581,3 +706,27 @@ func shortError(err error) string {
 	}
 	return err.Error()
 }
+
+// readTimeout bounds the GET of one object whose values a rule compares.
+const readTimeout = 5 * time.Second
+
+// readWhole GETs the dependency's one object, values included; none when it
+// is gone.
+func (r *Reconciler) readWhole(ctx context.Context, d dependency) ([]*unstructured.Unstructured, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var res dynamic.ResourceInterface = r.opts.Dynamic.Resource(d.gvr)
+	if d.namespace != "" {
+		res = r.opts.Dynamic.Resource(d.gvr).Namespace(d.namespace)
+	}
+	obj, err := res.Get(ctx, d.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []*unstructured.Unstructured{obj}, nil
+}
+
+func truncate(s string, n int) string { return safetext.Truncate(s, n) }

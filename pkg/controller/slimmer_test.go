@@ -84,10 +84,10 @@ func TestNodeFreeNewKinds(t *testing.T) {
 	}
 	base := "rollout ns/statefulset/db @statefulsets.apps, pvc ns/data @persistentvolumeclaims, configmap ns/c/k @configmaps, "
 	crd := "crd widgets.example.com @customresourcedefinitions.apiextensions.k8s.io, crd widgets.example.com @apiservices.apiregistration.k8s.io"
-	if got, want := texts(nodeFree(deps, nil, false, nil)), base+crd; got != want {
+	if got, want := texts(nodeFree(deps, lookupConfig{})), base+crd; got != want {
 		t.Errorf("without secrets:\n%s\nwant\n%s", got, want)
 	}
-	if got, want := texts(nodeFree(deps, nil, true, nil)), base+"secret ns/s/p @secrets, "+crd; got != want {
+	if got, want := texts(nodeFree(deps, lookupConfig{secrets: true})), base+"secret ns/s/p @secrets, "+crd; got != want {
 		t.Errorf("with secrets:\n%s\nwant\n%s", got, want)
 	}
 	if got := nodeLocal(deps, false); len(got) != 1 || got[0] != "secret ns/s/p" {
@@ -97,7 +97,7 @@ func TestNodeFreeNewKinds(t *testing.T) {
 		t.Errorf("nodeLocal with secrets = %q", got)
 	}
 	// The APIServices are selected all together, under a key the index can hold.
-	for _, d := range nodeFree(deps, nil, false, nil) {
+	for _, d := range nodeFree(deps, lookupConfig{}) {
 		if d.gvr == kube.APIServicesResource && d.key().selector != everything {
 			t.Errorf("APIServices key %+v", d.key())
 		}
