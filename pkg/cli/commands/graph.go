@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -15,9 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/graph"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -192,17 +191,19 @@ func clients(flags *genericclioptions.ConfigFlags) (kubernetes.Interface, dynami
 	return cs, dyn, mapper, nil
 }
 
-// printStructured writes v as indented JSON or as YAML, for -o json|yaml.
+// printStructured writes v as indented JSON or as YAML, for -o json|yaml: the
+// same values, with control and bidirectional characters written as escapes
+// (safeout.JSON, safeout.YAML).
 func printStructured(out io.Writer, format string, v any) error {
 	if format == "json" {
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := safeout.JSON(v)
 		if err != nil {
 			return err
 		}
 		fprintf(out, "%s\n", b)
 		return nil
 	}
-	b, err := sigsyaml.Marshal(v)
+	b, err := safeout.YAML(v)
 	if err != nil {
 		return err
 	}

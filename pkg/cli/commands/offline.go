@@ -1,17 +1,16 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/manifest"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/offline"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
@@ -158,25 +157,19 @@ func printFindings(out io.Writer, format string, findings []offline.Finding) err
 	switch format {
 	case "":
 		for _, f := range findings {
-			fprintf(out, "%s\n", f)
+			printFinding(out, f)
 		}
 		return nil
-	case "json":
-		b, err := json.MarshalIndent(findings, "", "  ")
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s\n", b)
-		return nil
-	case "yaml":
-		b, err := sigsyaml.Marshal(findings)
-		if err != nil {
-			return err
-		}
-		fprintf(out, "%s", b)
-		return nil
+	case "json", "yaml":
+		return printStructured(out, format, findings)
 	}
 	return &ExitError{Code: ExitFailure, Err: fmt.Errorf("--output=%s: want json or yaml, or nothing for lines", format)}
+}
+
+// printFinding writes f on a line (escaped: its message quotes annotations),
+// the further lines of a message of several indented.
+func printFinding(w io.Writer, f offline.Finding) {
+	fprintf(w, "%s\n", safeout.Lines(f.String(), "    "))
 }
 
 // summarize says on stderr how much was checked, for terminals only: scripts
@@ -237,7 +230,7 @@ argv instead.`,
 				return &ExitError{Code: ExitFailure, Err: err}
 			}
 			for _, f := range offline.Findings(results) {
-				fprintf(streams.ErrOut, "%s\n", f)
+				printFinding(streams.ErrOut, f)
 			}
 			if offline.Failed(results) {
 				return &ExitError{Code: ExitProblems}
@@ -259,7 +252,7 @@ func writeDocs(out io.Writer, format string, docs []*manifest.Document) error {
 		for i, d := range docs {
 			items[i] = d.Object
 		}
-		b, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "  ")
+		b, err := safeout.JSON(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 		if err != nil {
 			return fmt.Errorf("encoding the objects: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -90,12 +91,17 @@ func execute(root *cobra.Command, streams genericiooptions.IOStreams, args []str
 	var exit *ExitError
 	if errors.As(err, &exit) {
 		if exit.Err != nil {
-			fmt.Fprintln(streams.ErrOut, "error:", exit.Err)
+			printError(streams.ErrOut, exit.Err)
 		}
 		return exit.Code
 	}
-	fmt.Fprintln(streams.ErrOut, "error:", err)
+	printError(streams.ErrOut, err)
 	return ExitFailure
+}
+
+// printError prints err, which may quote an object or an annotation, escaped.
+func printError(w io.Writer, err error) {
+	fprintf(w, "error: %s\n", safeout.Lines(err.Error(), "  "))
 }
 
 // namespace is the namespace of -n, else of the kubeconfig's context, else
@@ -111,4 +117,7 @@ func namespace(flags *genericclioptions.ConfigFlags) string {
 	return ns
 }
 
-func fprintf(w io.Writer, format string, args ...any) { fmt.Fprintf(w, format, args...) }
+// fprintf is how the commands write text: every string argument (names,
+// messages, reasons) is escaped by safeout.Fprintf, so that none can drive the
+// terminal; JSON and YAML are written as bytes, made by safeout.JSON and YAML.
+func fprintf(w io.Writer, format string, args ...any) { _, _ = safeout.Fprintf(w, format, args...) }

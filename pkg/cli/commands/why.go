@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 )
@@ -182,6 +183,9 @@ func podsOf(ctx context.Context, cs kubernetes.Interface, obj *unstructured.Unst
 	return list.Items, nil
 }
 
+// printReports writes why's reports. Every line goes through fprintf, which
+// escapes what the pod, its annotations and the API server said; a problem of
+// several lines has its further lines indented.
 func printReports(out io.Writer, format string, reports []why.Report) error {
 	switch format {
 	case "json", "yaml":
@@ -207,7 +211,7 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 			fprintf(out, "gate mode: %s\n", held)
 		}
 		if r.Problem != "" {
-			fprintf(out, "problem: %s\n", r.Problem)
+			fprintf(out, "problem: %s\n", safeout.Lines(r.Problem, "  "))
 		}
 		if len(r.Dependencies) > 0 {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 )
 
 // connector links a dependency to the workload that satisfies it, as
@@ -25,6 +28,8 @@ func connector(dependency string) string {
 
 // WriteTree writes the graph for a terminal: each workload that waits, what it
 // waits for and who satisfies that; then the cycles and what nothing satisfies.
+// Names and messages are escaped as they are written (printer), a problem of
+// several lines has its further lines indented.
 func WriteTree(w io.Writer, g *Graph) error {
 	p := printer{w: w}
 	out := map[string][]string{}
@@ -43,7 +48,7 @@ func WriteTree(w io.Writer, g *Graph) error {
 		waiting++
 		p.printf("%s%s\n", n.ID, mark(n))
 		if n.Problem != "" {
-			p.printf("    problem: %s\n", n.Problem)
+			p.printf("    problem: %s\n", safeout.Lines(n.Problem, "      "))
 		}
 		deps := out[n.ID]
 		for i, d := range deps {
@@ -98,11 +103,19 @@ func mark(n Node) string {
 
 // WriteDOT writes the graph in Graphviz's language: workloads as boxes,
 // dependencies as ellipses, cycles in red, unsatisfiable dependencies dashed red.
+// Every string is written by dotQuote; node identifiers are dotIDs'.
 func WriteDOT(w io.Writer, g *Graph) error {
 	p := printer{w: w}
+	ids := dotIDs(g.Nodes)
+	id := func(name string) string {
+		if quoted, ok := ids[name]; ok {
+			return quoted
+		}
+		return dotQuote(name)
+	}
 	p.printf("digraph entrypoint {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n")
 	for _, n := range g.Nodes {
-		attrs := []string{"label=" + quote(n.ID)}
+		attrs := []string{"label=" + dotQuote(n.ID)}
 		if n.Kind == KindWorkload {
 			attrs = append(attrs, "shape=box")
 		} else {
@@ -110,31 +123,66 @@ func WriteDOT(w io.Writer, g *Graph) error {
 		}
 		switch {
 		case n.Unsatisfiable != "":
-			attrs = append(attrs, "color=red", "style=dashed", "tooltip="+quote(n.Unsatisfiable))
+			attrs = append(attrs, "color=red", "style=dashed", "tooltip="+dotQuote(n.Unsatisfiable))
 		case n.InCycle:
 			attrs = append(attrs, "color=red")
 		}
-		p.printf("  %s [%s];\n", quote(n.ID), strings.Join(attrs, ", "))
+		p.printf("  %s [%s];\n", id(n.ID), strings.Join(attrs, ", "))
 	}
 	for _, e := range g.Edges {
 		attrs := []string{}
 		if e.Kind == EdgeSatisfiedBy {
-			attrs = append(attrs, "style=dotted", "label="+quote(connector(e.From)))
+			attrs = append(attrs, "style=dotted", "label="+dotQuote(connector(e.From)))
 		}
 		if e.InCycle {
 			attrs = append(attrs, "color=red", "penwidth=2")
 		}
-		p.printf("  %s -> %s [%s];\n", quote(e.From), quote(e.To), strings.Join(attrs, ", "))
+		p.printf("  %s -> %s [%s];\n", id(e.From), id(e.To), strings.Join(attrs, ", "))
 	}
 	p.printf("}\n")
 	return p.err
 }
 
-func quote(s string) string {
-	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+// dotQuote is s as a DOT double-quoted string: escaped (safetext.Escape), then
+// each backslash doubled and each double quote preceded by one, as Graphviz
+// reads them in labels. Graphviz takes a backslash just before the closing
+// quote for the start of an escaped quote, so a final one is written as the
+// entity &#92;, which labels also show as a backslash.
+func dotQuote(s string) string {
+	q := strings.ReplaceAll(strings.ReplaceAll(safetext.Escape(s), `\`, `\\`), `"`, `\"`)
+	if c, ok := strings.CutSuffix(q, `\\`); ok {
+		q = c + "&#92;"
+	}
+	return `"` + q + `"`
 }
 
-// WriteMermaid writes the graph as a Mermaid flowchart (for Markdown).
+// dotIDs are the identifiers of the nodes in DOT, by name: the name, quoted. A
+// name that escaping changed could become another's (a raw ESC and the text
+// \x1b), so that one gets its index after it until it is no other's.
+func dotIDs(nodes []Node) map[string]string {
+	taken := map[string]bool{}
+	for _, n := range nodes {
+		if safetext.Safe(n.ID) {
+			taken[n.ID] = true
+		}
+	}
+	ids := make(map[string]string, len(nodes))
+	for i, n := range nodes {
+		id := n.ID
+		if !safetext.Safe(id) {
+			id = safetext.Escape(n.ID)
+			for k := i; taken[id]; k++ {
+				id = fmt.Sprintf("%s #%d", safetext.Escape(n.ID), k)
+			}
+			taken[id] = true
+		}
+		ids[n.ID] = dotQuote(id)
+	}
+	return ids
+}
+
+// WriteMermaid writes the graph as a Mermaid flowchart (for Markdown). Nodes
+// are n0, n1 ... in order; their labels are mermaidLabel's.
 func WriteMermaid(w io.Writer, g *Graph) error {
 	p := printer{w: w}
 	ids := map[string]string{}
@@ -142,7 +190,7 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 	for i, n := range g.Nodes {
 		id := fmt.Sprintf("n%d", i)
 		ids[n.ID] = id
-		label := strings.ReplaceAll(n.ID, `"`, "#quot;")
+		label := mermaidLabel(n.ID)
 		if n.Kind == KindWorkload {
 			p.printf("  %s[\"%s\"]\n", id, label)
 		} else {
@@ -175,7 +223,21 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 	return p.err
 }
 
-// printer keeps the first write error, so renderers check once.
+// mermaidEntities writes the characters a quoted Mermaid label does not show as
+// they are as its entity codes: # first, which starts them; the double quote
+// that would end the label; < and >, which it would read as HTML; the backtick
+// of its Markdown strings.
+var mermaidEntities = strings.NewReplacer("#", "#35;", `"`, "#quot;", "<", "#lt;", ">", "#gt;", "`", "#96;")
+
+// mermaidLabel is s as the text of a double-quoted Mermaid label: escaped
+// (safetext.Escape), then mermaidEntities.
+func mermaidLabel(s string) string {
+	return mermaidEntities.Replace(safetext.Escape(s))
+}
+
+// printer keeps the first write error, so renderers check once. It is the one
+// place the renderers write: every string argument is escaped there
+// (safeout.Fprintf), so that no name or message reaches the terminal raw.
 type printer struct {
 	w   io.Writer
 	err error
@@ -183,6 +245,6 @@ type printer struct {
 
 func (p *printer) printf(format string, args ...any) {
 	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format, args...)
+		_, p.err = safeout.Fprintf(p.w, format, args...)
 	}
 }

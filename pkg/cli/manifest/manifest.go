@@ -20,6 +20,8 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 )
 
 // Stdin is the name of standard input as an argument of -f.
@@ -388,10 +390,12 @@ func toObject(n *yaml.Node) (map[string]any, error) {
 	return obj, nil
 }
 
-// Write writes the documents' objects to w as YAML documents separated by "---".
+// Write writes the documents' objects to w as YAML documents separated by "---",
+// their control and bidirectional characters as YAML escapes (safeout.YAML):
+// the same objects, which cannot drive a terminal.
 func Write(w io.Writer, docs []*Document) error {
 	for i, d := range docs {
-		b, err := sigsyaml.Marshal(d.Object)
+		b, err := safeout.YAML(d.Object)
 		if err != nil {
 			return fmt.Errorf("%s:%d: encoding %s: %w", d.Source, d.Line, d.Kind(), err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/manifest"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -41,6 +42,9 @@ type Finding struct {
 }
 
 // String is the finding as compilers print theirs: file:line: what: message.
+// The file, kind and names are escaped (safetext.Escape): written by whoever
+// wrote the manifest, none can break the line. The message is as the webhook
+// wrote it; the caller escapes it (it may span lines).
 func (f Finding) String() string {
 	what := f.Kind
 	if f.Name != "" {
@@ -53,7 +57,7 @@ func (f Finding) String() string {
 	if f.Severity == SeverityNote {
 		sev = "note: "
 	}
-	return fmt.Sprintf("%s:%d: %s%s: %s", f.Source, f.Line, sev, what, f.Message)
+	return fmt.Sprintf("%s:%d: %s%s: %s", safetext.Escape(f.Source), f.Line, sev, safetext.Escape(what), f.Message)
 }
 
 // Options are how the webhook is deployed, as far as its decision about a pod
