@@ -33,6 +33,10 @@ type dependency struct {
 	// problem, when set, is why it cannot be looked up at all (a custom resource
 	// kind the API server does not serve, or one the controller may not read).
 	problem string
+	// public tells that what the rule reads is already shown to every
+	// authenticated user by API discovery (whether a CRD's resources and an
+	// APIService's group are served), so no access review is needed.
+	public bool
 	// values tells that the rule compares values the informer does not keep
 	// (ConfigMaps are cached keys only): the object is read by GET to judge it.
 	values bool
@@ -159,10 +163,10 @@ func nodeFree(deps *spec.Spec, c lookupConfig) []dependency {
 		text := (&kube.CRD{Name: name}).String()
 		group := kube.CRDGroup(name)
 		out = append(out,
-			dependency{text: text, gvr: kube.CRDsResource, name: name, evaluate: kube.CRDReadiness},
+			dependency{text: text, gvr: kube.CRDsResource, name: name, evaluate: kube.CRDReadiness, public: true},
 			// The group is no field the informer can select by: every APIService,
 			// a few tens in a cluster, filtered by the rule.
-			dependency{text: text, gvr: kube.APIServicesResource, selector: labels.Everything(),
+			dependency{text: text, gvr: kube.APIServicesResource, selector: labels.Everything(), public: true,
 				evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
 					return kube.APIServicesReadiness(objects, group)
 				}},

@@ -430,9 +430,12 @@ func (r *Reconciler) damped(key types.NamespacedName, uid types.UID) time.Durati
 }
 
 // authorize says, for a dependency outside the pod's namespace (or of a
-// cluster-scoped kind), whether the pod's ServiceAccount may read it as the
+// cluster-scoped kind) that discovery does not show anyway, whether the pod's ServiceAccount may read it as the
 // resolver would: "" when it may, else what RBAC it lacks.
 func (r *Reconciler) authorize(ctx context.Context, pod *corev1.Pod, d dependency) (refused string, err error) {
+	if d.public {
+		return "", nil
+	}
 	req := access.Request{PodNamespace: pod.Namespace, ServiceAccount: serviceAccountOf(pod),
 		Verb: d.verb(), Resource: d.gvr, Namespace: d.namespace}
 	if req.Verb == "get" {
