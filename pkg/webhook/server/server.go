@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
@@ -489,8 +490,24 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		Config: injectCfg, Decoder: admission.NewDecoder(mgr.GetScheme()), Log: log.WithName("inject"), Metrics: m,
 		Namespaces: ewebhook.CachedNamespaces{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
 	}
+	// Warnings: a pod that closes a dependency cycle, and dependencies in other
+	// namespaces that the pod's ServiceAccount may not read (RBAC: create
+	// subjectaccessreviews).
+	warners := []func(context.Context, *corev1.Pod) []string{(&controller.AccessWarner{
+		Access:       access.NewChecker(clientset.AuthorizationV1().SubjectAccessReviews(), access.Options{}),
+		Mapper:       mgr.GetRESTMapper(),
+		Dependencies: inject.Dependencies, SecretDependencies: o.SecretDependencies,
+		AllowedResources: splitList(o.AllowedCustomResources),
+	}).Warnings}
 	if cycles != nil {
-		injector.Warn = cycles.Warnings
+		warners = append(warners, cycles.Warnings)
+	}
+	injector.Warn = func(ctx context.Context, pod *corev1.Pod) []string {
+		var out []string
+		for _, w := range warners {
+			out = append(out, w(ctx, pod)...)
+		}
+		return out
 	}
 	if autoMode {
 		modes := &ewebhook.NodeImageVolumes{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Log: log.WithName("injection-mode")}

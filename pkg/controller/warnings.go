@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
+)
+
+// AccessWarner tells, at admission, which of a pod's dependencies outside its
+// namespace the controller will not judge because the pod's ServiceAccount may
+// not read them: the pod would wait until its operator grants that. It uses the
+// controller's own lookups and access rule, so that the warning and the
+// condition agree.
+type AccessWarner struct {
+	Access       *access.Checker
+	Mapper       meta.RESTMapper
+	Dependencies DependenciesFunc
+	// SecretDependencies and AllowedResources are the controller's settings.
+	SecretDependencies bool
+	AllowedResources   []string
+
+	programs admit.Cache
+}
+
+// maxAccessChecks bounds the reviews one admission asks for.
+const maxAccessChecks = 8
+
+// Warnings implements the webhook's warning hook for pod (already mutated).
+func (w *AccessWarner) Warnings(ctx context.Context, pod *corev1.Pod) []string {
+	deps, _, err := w.Dependencies(pod)
+	if err != nil || spec.CheckLimits(deps) != nil {
+		return nil
+	}
+	allowed, err := newAllowList(w.AllowedResources, w.SecretDependencies)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	checks := 0
+	for _, d := range nodeFree(deps, lookupConfig{mapper: w.Mapper, secrets: w.SecretDependencies, programs: &w.programs, allowed: allowed}) {
+		if d.problem != "" || d.public || d.namespace == pod.Namespace {
+			continue
+		}
+		if checks++; checks > maxAccessChecks {
+			break
+		}
+		req := access.Request{PodNamespace: pod.Namespace, ServiceAccount: serviceAccountOf(pod), Verb: d.verb(), Resource: d.gvr, Namespace: d.namespace}
+		if req.Verb == "get" {
+			req.Name = d.name
+		}
+		if ok, err := w.Access.Allowed(ctx, req); err == nil && !ok {
+			out = append(out, fmt.Sprintf("%s: the dependency controller will not judge it until %s", d.text, req.Denied()))
+		}
+	}
+	return out
+}
