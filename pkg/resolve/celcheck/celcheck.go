@@ -1,9 +1,11 @@
 // Package celcheck compiles and evaluates the CEL expressions of
 // DEPENDENCY_CEL_JSON (spec.CELRef): one variable, object, the object as JSON,
 // and a bool result. Expressions come from pod annotations, hostile input: the
-// webhook refuses at admission what does not compile, is not a bool, or may cost
-// more than the limit; the resolver and the controller evaluate under the same
-// limit at run time. spec stays free of cel-go. This package parses and evaluates with cel-go's
+// webhook refuses at admission what does not compile, is not a bool, breaks the
+// rules of matches (MaxRegexInstructions) or may cost more than the limit; the
+// resolver and the controller refuse the same calls of matches, and evaluate
+// under the same limit at run time, the controller through an Evaluator. spec
+// stays free of cel-go. This package parses and evaluates with cel-go's
 // parser and interpreter only, light enough for the resolver; package admit
 // type-checks and estimates the cost, for the webhook and the controller.
 package celcheck

@@ -17,6 +17,7 @@ func TestPrepare(t *testing.T) {
 		{"too long", strings.Repeat("a", maxCodePoints+1), "does not compile"},
 		{"deep nesting", strings.Repeat("(", 150) + "true" + strings.Repeat(")", 150), "does not compile"},
 	}
+	tests = append(tests, matchesCases...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Prepare(tt.expression)

@@ -26,7 +26,9 @@ func (p *Program) Expression() string { return p.expression }
 
 // Prepare parses expression and plans its evaluation under CostLimit. It checks
 // no types: the webhook refuses, at admission, what package admit does not
-// compile.
+// compile. It refuses the calls of matches that break the rules of
+// MaxMatchesCalls, MaxRegexBytes and MaxRegexInstructions, and compiles the
+// patterns of the others, once for all evaluations.
 func Prepare(expression string) (*Program, error) {
 	prs, err := parser.NewParser(
 		parser.Macros(parser.AllMacros...),
@@ -39,6 +41,10 @@ func Prepare(expression string) (*Program, error) {
 	parsed, issues := prs.Parse(common.NewTextSource(expression))
 	if issues != nil && len(issues.GetErrors()) > 0 {
 		return nil, fmt.Errorf("does not compile: %s", OneLine(issues.ToDisplayString()))
+	}
+	regexes, err := regexRules(parsed.Expr())
+	if err != nil {
+		return nil, err
 	}
 	reg, err := types.NewRegistry()
 	if err != nil {
@@ -56,12 +62,14 @@ func Prepare(expression string) (*Program, error) {
 	}
 	cont := containers.DefaultContainer
 	interp := interpreter.NewInterpreter(disp, cont, reg, reg, interpreter.NewAttributeFactory(cont, reg, reg))
-	tracker, err := interpreter.NewCostTracker(nil, interpreter.CostTrackerLimit(CostLimit))
+	tracker, err := interpreter.NewCostTracker(regexCost{regexes}, interpreter.CostTrackerLimit(CostLimit))
 	if err != nil {
 		return nil, fmt.Errorf("building the CEL cost tracker: %w", err)
 	}
 	interpretable, err := interp.NewInterpretable(parsed,
 		interpreter.InterruptableEval(),
+		// Before the cost observer, which hides the calls it wraps.
+		interpreter.CompileRegexConstants(matchesOnce(regexes)),
 		interpreter.CostObserver(interpreter.CostTrackerFactory(tracker.Clone)),
 	)
 	if err != nil {

@@ -41,13 +41,20 @@ func (c *CEL) Wait(ctx context.Context, report func(resolve.Status)) error {
 
 // CELReadiness is the CEL rule over the objects of the kind named by the
 // dependency (zero or one): ready once it exists and program is true over it. An
-// evaluation error (a missing field) is not ready, with its text. The resolver and
-// the dependency controller both decide with it.
+// evaluation error (a missing field) is not ready, with its text. The resolver
+// decides with it; it is CELReadinessWith without an Evaluator.
 func CELReadiness(ctx context.Context, objects []*unstructured.Unstructured, program *celcheck.Program) resolve.Status {
+	return CELReadinessWith(ctx, objects, program, nil)
+}
+
+// CELReadinessWith is CELReadiness evaluating through eval (nil evaluates
+// directly), which keeps the result by the object's uid and resourceVersion:
+// the dependency controller decides with it.
+func CELReadinessWith(ctx context.Context, objects []*unstructured.Unstructured, program *celcheck.Program, eval *celcheck.Evaluator) resolve.Status {
 	if len(objects) == 0 {
 		return resolve.Status{Reason: "not found"}
 	}
-	ok, err := program.Eval(ctx, objects[0].Object)
+	ok, err := eval.Eval(ctx, program, objectVersion(objects[0]), objects[0].Object)
 	switch {
 	case err != nil:
 		return resolve.Status{Reason: ShownExpression(program.Expression()) + " cannot be evaluated: " + unwrapEval(err)}
@@ -55,6 +62,16 @@ func CELReadiness(ctx context.Context, objects []*unstructured.Unstructured, pro
 		return resolve.Status{Reason: ShownExpression(program.Expression()) + " is false"}
 	}
 	return resolve.Status{Ready: true}
+}
+
+// objectVersion identifies the content of obj, "uid/resourceVersion", or is ""
+// when obj lacks either.
+func objectVersion(obj *unstructured.Unstructured) string {
+	uid, rv := string(obj.GetUID()), obj.GetResourceVersion()
+	if uid == "" || rv == "" {
+		return ""
+	}
+	return uid + "/" + rv
 }
 
 // ShownExpression quotes an expression for a reason, a long one cut.

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
@@ -43,6 +44,44 @@ func TestCELReadiness(t *testing.T) {
 			st := kube.CELReadiness(context.Background(), tt.objects, p)
 			if st.Ready != tt.wantReady || (tt.wantReason != "" && !strings.Contains(st.Reason, tt.wantReason)) {
 				t.Fatalf("CELReadiness = %+v, want ready %v with reason %q", st, tt.wantReady, tt.wantReason)
+			}
+		})
+	}
+}
+
+// Through an Evaluator, an object's result is kept by its uid and
+// resourceVersion: the same version reads as the same result, another is
+// evaluated again, and an object without either is evaluated every time.
+func TestCELReadinessWith(t *testing.T) {
+	object := func(uid, rv string, ready int64) []*unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"readyReplicas": ready}}}
+		u.SetUID(types.UID(uid))
+		u.SetResourceVersion(rv)
+		return []*unstructured.Unstructured{u}
+	}
+	p, err := celcheck.Prepare("object.status.readyReplicas >= 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		objects   []*unstructured.Unstructured
+		wantReady bool
+	}{
+		{"ready", object("u1", "1", 1), true},
+		{"the same version, kept", object("u1", "1", 0), true},
+		{"a new version", object("u1", "2", 0), false},
+		{"the same version of another object", object("u2", "1", 1), true},
+		{"no resourceVersion, evaluated", object("u3", "", 1), true},
+		{"no resourceVersion again, evaluated", object("u3", "", 0), false},
+		{"not found", nil, false},
+	}
+	eval := celcheck.NewEvaluator(2, 10)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := kube.CELReadinessWith(context.Background(), tt.objects, p, eval)
+			if st.Ready != tt.wantReady {
+				t.Fatalf("CELReadinessWith = %+v, want ready %v", st, tt.wantReady)
 			}
 		})
 	}
