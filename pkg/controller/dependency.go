@@ -51,6 +51,9 @@ type lookupConfig struct {
 	secrets bool
 	// programs compiles CEL expressions; nil compiles each time.
 	programs *admit.Cache
+	// eval evaluates them, bounded in concurrency and cached per object
+	// version; nil evaluates each time.
+	eval *celcheck.Evaluator
 	// allowed are the kinds custom-resource and CEL items may name.
 	allowed allowList
 }
@@ -124,7 +127,7 @@ func nodeFree(deps *spec.Spec, c lookupConfig) []dependency {
 		}
 		d.evaluate = func(objects []*unstructured.Unstructured) resolve.Status {
 			// Eval bounds its own time (celcheck.EvalTimeout).
-			return kube.CELReadiness(context.Background(), objects, program)
+			return kube.CELReadinessWith(context.Background(), objects, program, c.eval)
 		}
 		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
 		d.problem = c.allowed.check(ref.Kind, d.gvr, d.problem)

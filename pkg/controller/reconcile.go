@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
@@ -50,6 +52,9 @@ type Reconciler struct {
 	states   *podStates
 	// programs are the compiled CEL expressions of the pods' dependencies.
 	programs admit.Cache
+	// eval evaluates them: a few at a time, each (expression, object version)
+	// once.
+	eval *celcheck.Evaluator
 	// access answers whether a pod's ServiceAccount may read what it names.
 	access *access.Checker
 	// allowed are the kinds custom-resource and CEL items may name.
@@ -110,6 +115,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		access:   checker,
+		eval:     celcheck.NewEvaluator(runtime.GOMAXPROCS(0), maxCachedEvaluations),
 		allowed:  allowed,
 		opts:     opts,
 		client:   mgr.GetClient(),
@@ -272,7 +278,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 		r.forget(key)
 		return reconcile.Result{}, nil
 	}
-	list := nodeFree(deps, lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, allowed: r.allowed})
+	list := nodeFree(deps, lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, eval: r.eval, allowed: r.allowed})
 	r.waiters.set(key, list)
 
 	var blockers, notes []string
@@ -385,6 +391,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 	}
 	return result, err
 }
+
+// maxCachedEvaluations bounds the CEL results kept: one per expression and
+// object version, so a thousand pods on one expression evaluate it once.
+const maxCachedEvaluations = 4096
 
 // conditionDamping is the least time between two condition writes to one pod:
 // a pod whose blockers change all the time (a flapping dependency, a forged
