@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -341,5 +342,46 @@ func TestConditionEscapesControlCharacters(t *testing.T) {
 	msg := findCondition(p).Message
 	if !safetext.Safe(msg) || !strings.Contains(msg, `field data.a\x1b[2J\u202e is absent`) || !strings.Contains(msg, `condition Re\r\u009bady is absent`) {
 		t.Fatalf("condition message %q is not escaped", msg)
+	}
+}
+
+// Forged pods with hostile regular expressions (the webhook refuses them) are
+// refused by the controller too, before anything is compiled: four such pods
+// cost it little memory (compiling them once took a controller from idle to
+// +929 MiB).
+func TestForgedPodHostileRegex(t *testing.T) {
+	startControllerWith(t, env.Config, nil, func(o *Options) { o.Dependencies = inject.Dependencies })
+	ns := env.Namespace(t)
+	call := `object.data.x.matches("(?:abcdefghijklmnopqrstuvwxyz0123456789){1000}")`
+	expression := strings.Repeat(call+" || ", 5) + call
+	items := make([]string, spec.MaxCELItems)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","name":"c%d","expression":%q}`, i, expression)
+	}
+	for i := range items {
+		// The objects exist, so that the expressions would be evaluated.
+		if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%d", i)}, Data: map[string]string{"x": "abc"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 4; i++ {
+		name := fmt.Sprintf("forged-%d", i)
+		createPod(t, forgedPod(ns, name, map[string]string{spec.EnvCEL: "[" + strings.Join(items, ",") + "]"}))
+		deleteAfter(t, ns, name)
+	}
+	for i := 0; i < 4; i++ {
+		waitPod(t, ns, fmt.Sprintf("forged-%d", i), "the expression refused", hasCondition(corev1.ConditionFalse, ReasonWaiting,
+			"regular expression of over 36,002 instructions, more than 1,000"))
+	}
+	runtime.ReadMemStats(&after)
+	const bound = 128 << 20
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > bound {
+		t.Fatalf("judging 4 hostile pods allocated %d MiB, more than %d MiB", grew>>20, bound>>20)
+	} else {
+		t.Logf("judging 4 hostile pods allocated %d MiB in all", grew>>20)
 	}
 }
