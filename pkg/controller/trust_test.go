@@ -127,7 +127,7 @@ func TestConfusedDeputyCrossNamespace(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &capturedLog{}
-			r := startControllerWith(t, env.Config, nil, func(o *Options) {
+			startControllerWith(t, env.Config, nil, func(o *Options) {
 				o.Log = logs.logger(t)
 				o.Access = access.NewChecker(env.Client.AuthorizationV1().SubjectAccessReviews(), access.Options{DeniedFor: time.Second})
 			})
@@ -142,7 +142,7 @@ func TestConfusedDeputyCrossNamespace(t *testing.T) {
 			deleteAfter(t, tenant, "app")
 			missing := fmt.Sprintf(`serviceaccount %s/app may not get configmaps "creds" in %s: grant it get on configmaps with a Role in %s`, tenant, victim, victim)
 			waitPod(t, tenant, "app", "the missing RBAC named", hasCondition(corev1.ConditionFalse, ReasonWaiting, missing))
-			// Refused for a while (several reviews): never released, never watched.
+			// Refused for a while (several reviews): never released.
 			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 				p, err := env.Client.CoreV1().Pods(tenant).Get(ctx, "app", metav1.GetOptions{})
 				if err != nil {
@@ -150,9 +150,6 @@ func TestConfusedDeputyCrossNamespace(t *testing.T) {
 				}
 				if gateIndex(p) < 0 {
 					t.Fatalf("released with a right guess and no right to read: %s", conditionsOf(p))
-				}
-				if watching(r, kube.ConfigMapsResource) {
-					t.Fatal("the controller watches ConfigMaps for a pod that may read none")
 				}
 			}
 			noLeak(t, tenant, "app", secretValue, logs)
@@ -300,27 +297,6 @@ func TestConfigMapsCachedKeysOnly(t *testing.T) {
 	}
 	if seen < 8 || held != 0 {
 		t.Fatalf("the ConfigMap informer holds %d bytes of values over %d keys, want 0 bytes over at least 8", held, seen)
-	}
-}
-
-// The informer of a kind no pod needs any more is stopped.
-func TestIdleInformerStopped(t *testing.T) {
-	r := startControllerWith(t, env.Config, nil, func(o *Options) { o.InformerIdle = time.Second })
-	ns := env.Namespace(t)
-	createPod(t, managedPod(t, ns, "app", map[string]string{spec.EnvClaims: "data"}, inject.SchedulingGate))
-	waitPod(t, ns, "app", "judged", hasCondition(corev1.ConditionFalse, ReasonWaiting, "not found"))
-	if !watching(r, kube.ClaimsResource) {
-		t.Fatal("no claims informer while a pod waits for one")
-	}
-	if err := env.Client.CoreV1().Pods(ns).Delete(context.Background(), "app", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(settle)
-	for watching(r, kube.ClaimsResource) {
-		if time.Now().After(deadline) {
-			t.Fatal("the claims informer still runs though no pod waits for a claim")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

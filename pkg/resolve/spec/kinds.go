@@ -163,7 +163,7 @@ func Kinds() []Kind {
 			Doc: Doc{
 				Format: "`[{\"apiVersion\",\"kind\",\"name\",\"namespace\"?,\"fields\"?:[{\"key\":\"a.b\",\"value\":...}],\"conditions\"?:[{\"type\",\"status\"?}]}]`",
 				ResolvedWhen: "every field matches (compared as JSON: `\"3\"` matches 3, `true` matches true) and every condition has " +
-					"its status (default `True`); any served kind, core `v1` included; for a `v1` Secret, reasons name the field " +
+					"its status (default `True`); any served kind, core `v1` included (in gate mode, the contract's kinds and those its operator allows); reasons name the field " +
 					"but never its value, actual or wanted",
 				Value: "JSON as `DEPENDENCY_CUSTOM_RESOURCE`",
 			},
@@ -175,8 +175,9 @@ func Kinds() []Kind {
 				Format: "`[{\"apiVersion\",\"kind\",\"name\",\"namespace\"?,\"expression\"}]`",
 				ResolvedWhen: "the object exists and the CEL expression over `object` (the object as JSON) is true; an error " +
 					"(a missing field: `no such key`) reads as not ready; at most 16 expressions of 2 KiB each, each evaluation bounded in cost and to 100 ms; " +
-					"any served kind but `v1` Secret; in gate mode the controller sees Pods, Jobs and CRDs without `spec` and workloads without pod template, all of them without annotations",
-				Value: "JSON as `DEPENDENCY_CEL_JSON`; an expression that does not compile to a bool, or costs too much, is denied",
+					"`matches` only with a string literal pattern (at most 8 calls, patterns of 256 bytes and about 1,000 compiled instructions together, compiled once; " +
+					"a string too long for its pattern is an error); any served kind but `v1` Secret (in gate mode, the contract's kinds and those its operator allows); in gate mode the controller sees Pods, Jobs and CRDs without `spec` and workloads without pod template, all of them without annotations",
+				Value: "JSON as `DEPENDENCY_CEL_JSON`; an expression that does not compile to a bool, costs too much, or breaks the rules of `matches`, is denied",
 			},
 		}, func(s *Spec) *[]CELRef { return &s.CEL }, ParseCELJSON, celItem),
 		list(Kind{
