@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"container/heap"
 	"container/list"
 	"fmt"
 	"sync"
@@ -44,10 +45,18 @@ import (
 // exist, as in the resolver.
 //
 // The memory lives in the controller's process, for the life of the leader's
-// informers, and is bounded (MaxRememberedJobs, the first remembered evicted
-// first). A controller that restarts, or becomes the leader, knows only the Jobs
-// that exist then: a pod waiting for a Job deleted before it then waits, which is
-// the resolver's behaviour too. Nothing is persisted.
+// informers, and is bounded, fairly between namespaces, since anyone who may
+// create Jobs in one namespace can have it remember thousands: a namespace holds
+// at most MaxRememberedJobsPerNamespace completions (past it, its own first
+// remembered is forgotten), and all together at most MaxRememberedJobs (past it,
+// the first remembered of the namespace holding the most is forgotten; of those
+// holding as many, the one whose first remembered is oldest). A namespace thus
+// forgets for another only while it holds as many as any other: one holding less
+// than its share (MaxRememberedJobs over the namespaces remembered) never does,
+// however many Jobs the others run. A controller that restarts, or becomes the
+// leader, knows only the Jobs that exist then: a pod waiting for a Job deleted
+// before it then waits, which is the resolver's behaviour too. Nothing is
+// persisted.
 
 // ReleaseLabels are the labels whose values tell a release (an instance of a
 // chart at a version) apart, compared between a remembered Job and a pod.
@@ -62,6 +71,12 @@ var ReleaseLabels = []string{
 // the Job's namespace, name, uid, release labels and completion time, a few
 // hundred bytes: at most a few MiB.
 const MaxRememberedJobs = 10000
+
+// MaxRememberedJobsPerNamespace bounds the completions remembered of one
+// namespace: a tenth of MaxRememberedJobs. Charts run a few dozen Jobs each, but
+// every run of a CronJob is a Job of its own: one running every 5 minutes, in a
+// namespace that runs nothing else, is remembered back about 3.5 days.
+const MaxRememberedJobsPerNamespace = 1000
 
 // DefaultRememberedJobGrace is how old a pod must be before a remembered
 // completion counts for it (see above).
@@ -78,18 +93,44 @@ type completion struct {
 	at time.Time
 }
 
-// jobMemory holds the completions, by namespace and name.
-type jobMemory struct {
-	max int
-	now func() time.Time
-
-	mu     sync.Mutex
-	byName map[types.NamespacedName]*list.Element // of *completion
-	order  *list.List                             // first remembered first
+// remembered is a completion in the memory: seq orders them, first remembered first.
+type remembered struct {
+	completion
+	seq uint64
 }
 
-func newJobMemory(max int, now func() time.Time) *jobMemory {
-	return &jobMemory{max: max, now: now, byName: map[types.NamespacedName]*list.Element{}, order: list.New()}
+// jobMemory holds the completions, by namespace and name, each namespace's in
+// the order remembered.
+type jobMemory struct {
+	max int
+	// perNamespace bounds the completions of one namespace: the least of max and
+	// MaxRememberedJobsPerNamespace.
+	perNamespace int
+	now          func() time.Time
+
+	mu         sync.Mutex
+	byName     map[types.NamespacedName]*list.Element // of *remembered, in its namespace's order
+	namespaces map[string]*namespaceJobs              // those with completions
+	// fullest orders the namespaces with completions: the one to forget from
+	// first is at the top.
+	fullest namespaceHeap
+	size    int
+	seq     uint64
+}
+
+// namespaceJobs are the completions of one namespace.
+type namespaceJobs struct {
+	order *list.List // of *remembered, first remembered first; never empty
+	index int        // in fullest
+}
+
+// newJobMemory remembers at most bound completions, and of one namespace the
+// least of bound and MaxRememberedJobsPerNamespace.
+func newJobMemory(bound int, now func() time.Time) *jobMemory {
+	return &jobMemory{
+		max: bound, perNamespace: max(1, min(bound, MaxRememberedJobsPerNamespace)), now: now,
+		byName: map[types.NamespacedName]*list.Element{}, namespaces: map[string]*namespaceJobs{},
+	}
 }
 
 // observe takes a Job as its informer gives it: added or updated, or, when
@@ -102,27 +143,61 @@ func (m *jobMemory) observe(job *unstructured.Unstructured) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, known := m.byName[key]
-	if known && e.Value.(*completion).uid == job.GetUID() {
+	if known && e.Value.(*remembered).uid == job.GetUID() {
 		// Seen succeeded before; a Job does not un-succeed, and a tombstone may
 		// be older than the completion.
-		e.Value.(*completion).release = releaseOf(job.GetLabels())
+		e.Value.(*remembered).release = releaseOf(job.GetLabels())
 		return
 	}
 	if known {
 		// Another Job of that name: the remembered one is gone and this one
 		// counts from now on.
-		m.order.Remove(e)
-		delete(m.byName, key)
+		m.forget(e)
 	}
 	if !st.Ready {
 		return
 	}
-	m.byName[key] = m.order.PushBack(&completion{key: key, uid: job.GetUID(), release: releaseOf(job.GetLabels()), at: completedAt(job, m.now)})
-	for m.order.Len() > m.max {
-		first := m.order.Front()
-		m.order.Remove(first)
-		delete(m.byName, first.Value.(*completion).key)
+	m.remember(completion{key: key, uid: job.GetUID(), release: releaseOf(job.GetLabels()), at: completedAt(job, m.now)})
+}
+
+// remember adds c, not yet remembered, as the last remembered, then forgets what
+// is past the bounds: the first remembered of c's namespace past perNamespace,
+// then, past max, the first remembered of the namespace at the top of fullest.
+// Each costs O(log n) in the number n of namespaces.
+func (m *jobMemory) remember(c completion) {
+	m.seq++
+	ns := m.namespaces[c.key.Namespace]
+	if ns == nil {
+		ns = &namespaceJobs{order: list.New()}
+		m.namespaces[c.key.Namespace] = ns
+		m.byName[c.key] = ns.order.PushBack(&remembered{completion: c, seq: m.seq})
+		heap.Push(&m.fullest, ns)
+	} else {
+		m.byName[c.key] = ns.order.PushBack(&remembered{completion: c, seq: m.seq})
+		heap.Fix(&m.fullest, ns.index)
 	}
+	m.size++
+	if ns.order.Len() > m.perNamespace {
+		m.forget(ns.order.Front()) // never c: the namespace holds two at least
+	}
+	for m.size > m.max {
+		m.forget(m.fullest[0].order.Front())
+	}
+}
+
+// forget removes e, a remembered completion.
+func (m *jobMemory) forget(e *list.Element) {
+	key := e.Value.(*remembered).key
+	ns := m.namespaces[key.Namespace]
+	ns.order.Remove(e)
+	delete(m.byName, key)
+	m.size--
+	if ns.order.Len() == 0 {
+		heap.Remove(&m.fullest, ns.index)
+		delete(m.namespaces, key.Namespace)
+		return
+	}
+	heap.Fix(&m.fullest, ns.index)
 }
 
 // lookup returns the remembered completion of the Job namespace/name.
@@ -133,13 +208,48 @@ func (m *jobMemory) lookup(namespace, name string) (completion, bool) {
 	if !ok {
 		return completion{}, false
 	}
-	return *e.Value.(*completion), true
+	return e.Value.(*remembered).completion, true
 }
 
 func (m *jobMemory) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.order.Len()
+	return m.size
+}
+
+// namespaceHeap is a heap (container/heap) of the namespaces with completions,
+// the one to forget from first at the top: the one holding the most, and of
+// those holding as many, the one whose first remembered is oldest.
+type namespaceHeap []*namespaceJobs
+
+func (h namespaceHeap) Len() int { return len(h) }
+
+func (h namespaceHeap) Less(i, j int) bool {
+	a, b := h[i].order, h[j].order
+	if a.Len() != b.Len() {
+		return a.Len() > b.Len()
+	}
+	return a.Front().Value.(*remembered).seq < b.Front().Value.(*remembered).seq
+}
+
+func (h namespaceHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h *namespaceHeap) Push(x any) {
+	ns := x.(*namespaceJobs)
+	ns.index = len(*h)
+	*h = append(*h, ns)
+}
+
+func (h *namespaceHeap) Pop() any {
+	old := *h
+	ns := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	ns.index = -1
+	return ns
 }
 
 func releaseOf(labels map[string]string) map[string]string {

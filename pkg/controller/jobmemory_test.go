@@ -1,6 +1,10 @@
 package controller
 
 import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +118,252 @@ func TestJobMemoryIsBounded(t *testing.T) {
 			t.Errorf("job %s remembered: %v; want %v (the first remembered go first)", name, ok, want)
 		}
 	}
+}
+
+// succeededIn is a Job of namespace ns that succeeded, its uid its name.
+func succeededIn(ns, name string) *unstructured.Unstructured {
+	u := jobObj(name, name, nil, succeededAt(t0))
+	u.SetNamespace(ns)
+	return u
+}
+
+// observeMany has m observe n Jobs of namespace ns that succeeded, named
+// prefix-0 to prefix-<n-1>.
+func observeMany(m *jobMemory, ns, prefix string, n int) {
+	for i := range n {
+		m.observe(succeededIn(ns, prefix+"-"+strconv.Itoa(i)))
+	}
+}
+
+// remembered lists the names m remembers in namespace ns, first remembered first.
+func rememberedIn(m *jobMemory, ns string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var names []string
+	if jobs := m.namespaces[ns]; jobs != nil {
+		for e := jobs.order.Front(); e != nil; e = e.Next() {
+			names = append(names, e.Value.(*remembered).key.Name)
+		}
+	}
+	return names
+}
+
+// checkJobMemory checks what m's bookkeeping must keep true: every completion
+// listed once, by its name and in its namespace's order, no namespace past its
+// bound nor empty, all within the bound, and the heap in order.
+func checkJobMemory(t *testing.T, m *jobMemory) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	listed := 0
+	for ns, jobs := range m.namespaces {
+		if n := jobs.order.Len(); n == 0 || n > m.perNamespace {
+			t.Errorf("namespace %s holds %d, want 1 to %d", ns, n, m.perNamespace)
+		}
+		if jobs.index < 0 || jobs.index >= len(m.fullest) || m.fullest[jobs.index] != jobs {
+			t.Errorf("namespace %s is not at its index %d in the heap", ns, jobs.index)
+		}
+		last := uint64(0)
+		for e := jobs.order.Front(); e != nil; e = e.Next() {
+			r := e.Value.(*remembered)
+			if r.key.Namespace != ns || m.byName[r.key] != e || r.seq <= last {
+				t.Errorf("completion %s (seq %d) is out of place in namespace %s", r.key, r.seq, ns)
+			}
+			last = r.seq
+			listed++
+		}
+	}
+	if listed != m.size || len(m.byName) != m.size || len(m.fullest) != len(m.namespaces) || m.size > m.max {
+		t.Errorf("%d listed, %d by name, size %d (bound %d), %d namespaces in the heap of %d", listed, len(m.byName), m.size, m.max, len(m.fullest), len(m.namespaces))
+	}
+	for i := 1; i < len(m.fullest); i++ {
+		if m.fullest.Less(i, (i-1)/2) {
+			t.Errorf("the heap is out of order at %d", i)
+		}
+	}
+}
+
+// One namespace cannot make the memory forget the Jobs of another: it is bounded
+// on its own, and when all are full the namespace holding the most forgets.
+func TestJobMemoryIsFairBetweenNamespaces(t *testing.T) {
+	const victimJobs = 50
+	names := func(prefix string, from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, prefix+"-"+strconv.Itoa(i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		// flood fills m around the victim's Jobs (victim-0 ... victim-49): before
+		// them, after them, or both.
+		before, after func(m *jobMemory)
+		size          int
+		// attackers are the namespaces of the flood, with what each still remembers.
+		attackers map[string][]string
+	}{
+		{
+			name:      "20,000 Jobs of one namespace after the victim's",
+			after:     func(m *jobMemory) { observeMany(m, "attacker", "job", 20_000) },
+			size:      victimJobs + MaxRememberedJobsPerNamespace,
+			attackers: map[string][]string{"attacker": names("job", 20_000-MaxRememberedJobsPerNamespace, 20_000)},
+		},
+		{
+			name:      "20,000 Jobs of one namespace before the victim's",
+			before:    func(m *jobMemory) { observeMany(m, "attacker", "job", 20_000) },
+			size:      victimJobs + MaxRememberedJobsPerNamespace,
+			attackers: map[string][]string{"attacker": names("job", 20_000-MaxRememberedJobsPerNamespace, 20_000)},
+		},
+		{
+			// 20 namespaces of 1,000 Jobs each, 10 before and 10 after the victim's:
+			// the bound of all is reached and the fullest forget.
+			name: "20,000 Jobs of 20 namespaces around the victim's",
+			before: func(m *jobMemory) {
+				for i := range 10 {
+					observeMany(m, "attacker-"+strconv.Itoa(i), "job", 1000)
+				}
+			},
+			after: func(m *jobMemory) {
+				for i := 10; i < 20; i++ {
+					observeMany(m, "attacker-"+strconv.Itoa(i), "job", 1000)
+				}
+			},
+			size: MaxRememberedJobs,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newJobMemory(MaxRememberedJobs, time.Now)
+			if m.perNamespace != MaxRememberedJobsPerNamespace {
+				t.Fatalf("a namespace may hold %d, want %d", m.perNamespace, MaxRememberedJobsPerNamespace)
+			}
+			if tc.before != nil {
+				tc.before(m)
+			}
+			observeMany(m, "victim", "victim", victimJobs)
+			if tc.after != nil {
+				tc.after(m)
+			}
+			checkJobMemory(t, m)
+			if got := rememberedIn(m, "victim"); !slices.Equal(got, names("victim", 0, victimJobs)) {
+				t.Errorf("the victim's namespace remembers %d of its %d Jobs", len(got), victimJobs)
+			}
+			for i := range victimJobs {
+				if _, ok := m.lookup("victim", "victim-"+strconv.Itoa(i)); !ok {
+					t.Errorf("victim-%d is forgotten", i)
+				}
+			}
+			if m.len() != tc.size {
+				t.Errorf("%d remembered, want %d", m.len(), tc.size)
+			}
+			for ns, want := range tc.attackers {
+				if got := rememberedIn(m, ns); !slices.Equal(got, want) {
+					t.Errorf("namespace %s remembers %d Jobs, want its last %d", ns, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+// The bounds at small scale: a namespace past its own bound forgets its own first
+// remembered; past the bound of all, the namespace holding the most does, and of
+// those holding as many, the one whose first remembered is oldest.
+func TestJobMemoryBounds(t *testing.T) {
+	type job struct{ ns, name string }
+	for _, tc := range []struct {
+		name              string
+		bound, namespaces int // the bound of all, of one namespace
+		observe           []job
+		want              map[string][]string // remembered names by namespace, first remembered first
+	}{
+		{
+			name: "a namespace at its bound forgets its own", bound: 10, namespaces: 3,
+			observe: []job{{"a", "1"}, {"b", "1"}, {"a", "2"}, {"a", "3"}, {"a", "4"}, {"a", "5"}},
+			want:    map[string][]string{"a": {"3", "4", "5"}, "b": {"1"}},
+		},
+		{
+			name: "past the bound of all, the namespace holding the most forgets", bound: 5, namespaces: 5,
+			observe: []job{{"a", "1"}, {"a", "2"}, {"a", "3"}, {"b", "1"}, {"b", "2"}, {"c", "1"}},
+			want:    map[string][]string{"a": {"2", "3"}, "b": {"1", "2"}, "c": {"1"}},
+		},
+		{
+			name: "of namespaces holding as many, the one remembered first forgets", bound: 5, namespaces: 5,
+			observe: []job{
+				{"a", "1"}, {"a", "2"}, {"a", "3"}, {"b", "1"}, {"b", "2"}, {"c", "1"}, // a forgets 1: a 2, b 2, c 1
+				{"c", "2"}, // a, b and c hold 2: a's 2 is the oldest
+				{"d", "1"}, // b and c hold 2: b's 1 is older than c's
+			},
+			want: map[string][]string{"a": {"3"}, "b": {"2"}, "c": {"1", "2"}, "d": {"1"}},
+		},
+		{
+			name: "the newcomer's namespace may be the one to forget", bound: 4, namespaces: 4,
+			observe: []job{{"a", "1"}, {"b", "1"}, {"b", "2"}, {"c", "1"}, {"b", "3"}},
+			want:    map[string][]string{"a": {"1"}, "b": {"2", "3"}, "c": {"1"}},
+		},
+		{
+			name: "a namespace of one Job at the bound of one", bound: 3, namespaces: 1,
+			observe: []job{{"a", "1"}, {"a", "2"}, {"b", "1"}},
+			want:    map[string][]string{"a": {"2"}, "b": {"1"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newJobMemory(tc.bound, time.Now)
+			m.perNamespace = tc.namespaces
+			for _, j := range tc.observe {
+				m.observe(succeededIn(j.ns, j.name))
+				checkJobMemory(t, m)
+			}
+			got := map[string][]string{}
+			for ns := range m.namespaces {
+				got[ns] = rememberedIn(m, ns)
+			}
+			if !maps.EqualFunc(got, tc.want, slices.Equal) {
+				t.Errorf("remembered %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A Job of a name remembered, seen again with another uid, replaces the entry:
+// it is remembered once, as the last remembered.
+func TestJobMemoryReplacesAReobservedJob(t *testing.T) {
+	m := newJobMemory(2, time.Now)
+	m.observe(succeededIn("ns", "x"))
+	m.observe(succeededIn("ns", "y"))
+	again := jobObj("x", "x-2", nil, succeededAt(t0.Add(time.Hour)))
+	m.observe(again)
+	checkJobMemory(t, m)
+	if c, ok := m.lookup("ns", "x"); !ok || c.uid != "x-2" || !c.at.Equal(t0.Add(time.Hour)) || m.len() != 2 {
+		t.Fatalf("x remembered as %+v (%v), %d remembered; want the new Job's completion, 2 remembered", c, ok, m.len())
+	}
+	m.observe(succeededIn("ns", "z")) // past the bound: y is now the first remembered
+	checkJobMemory(t, m)
+	if got := rememberedIn(m, "ns"); !slices.Equal(got, []string{"x", "z"}) {
+		t.Errorf("remembered %v, want [x z]", got)
+	}
+}
+
+// A long random mix of namespaces, names, replacements and Jobs still running
+// keeps the bookkeeping right.
+func TestJobMemoryRandomMix(t *testing.T) {
+	m := newJobMemory(50, time.Now)
+	m.perNamespace = 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20_000 {
+		ns := "ns-" + strconv.Itoa(int(rng.ExpFloat64()*2)%12) // a few namespaces far busier than the rest
+		name := "job-" + strconv.Itoa(rng.IntN(40))
+		status := succeededAt(t0)
+		if rng.IntN(10) == 0 {
+			status = running
+		}
+		job := jobObj(name, strconv.Itoa(rng.IntN(3)), nil, status)
+		job.SetNamespace(ns)
+		m.observe(job)
+		if i%97 == 0 {
+			checkJobMemory(t, m)
+		}
+	}
+	checkJobMemory(t, m)
 }
 
 func TestJudgeRemembered(t *testing.T) {

@@ -20,14 +20,25 @@ const listChunk = 512
 // problem as an item of the whole value. It returns the items, duplicates dropped
 // as parse drops them, and whether there was no problem; nil when there was.
 func parseChunked[T comparable](pl *planner, key string, parse func(string) ([]T, error)) ([]T, bool) {
+	items, ok, _ := parseChunkedUntil(pl, key, parse, nil)
+	return items, ok
+}
+
+// parseChunkedUntil is parseChunked that asks stop, when not nil, before each
+// chunk but the first whether to go on: a value already refused for how many
+// items it holds need not be read to its end. When stop ends the parse, ok is
+// false, no items are returned, only the problems of the chunks read are
+// reported, and written is how many items the whole value holds, duplicates
+// included; otherwise written is 0.
+func parseChunkedUntil[T comparable](pl *planner, key string, parse func(string) ([]T, error), stop func() bool) (items []T, ok bool, written int) {
 	value := pl.ours[key]
 	if strings.Count(value, ",") < listChunk {
 		items, err := parse(value)
 		if err != nil {
 			pl.invalidValue(key, err)
-			return nil, false
+			return nil, false, 0
 		}
-		return items, true
+		return items, true, 0
 	}
 	var (
 		out    []T
@@ -37,7 +48,10 @@ func parseChunked[T comparable](pl *planner, key string, parse func(string) ([]T
 	)
 	for rest := value; rest != ""; {
 		if pl.ctx.Err() != nil {
-			return nil, false // newPlan reports why
+			return nil, false, 0 // newPlan reports why
+		}
+		if before > 0 && stop != nil && stop() {
+			return nil, false, strings.Count(value, ",") + 1
 		}
 		chunk := rest
 		if end := nthComma(rest, listChunk); end >= 0 && strings.TrimSpace(rest[end+1:]) != "" {
@@ -64,9 +78,9 @@ func parseChunked[T comparable](pl *planner, key string, parse func(string) ([]T
 		before += strings.Count(chunk, ",") + 1
 	}
 	if !good {
-		return nil, false
+		return nil, false, 0
 	}
-	return out, true
+	return out, true, 0
 }
 
 // nthComma is the index of the n-th comma in s, or -1.
@@ -113,6 +127,13 @@ func (pl *planner) invalidChunk(key, value, single string, before int, err error
 // objects: a valid array of more than listChunk items is parsed listChunk items
 // at a time; anything else whole, which words what is wrong with it.
 func parseJSONChunked[T any](pl *planner, key string, parse func(string) ([]T, error)) ([]T, bool) {
+	items, ok, _ := parseJSONChunkedUntil(pl, key, parse, nil)
+	return items, ok
+}
+
+// parseJSONChunkedUntil is parseJSONChunked that asks stop, as parseChunkedUntil
+// does, whether to go on.
+func parseJSONChunkedUntil[T any](pl *planner, key string, parse func(string) ([]T, error), stop func() bool) ([]T, bool, int) {
 	value := pl.ours[key]
 	var items []json.RawMessage
 	if strings.Count(value, ",") >= listChunk && strings.HasPrefix(value, "[") {
@@ -127,9 +148,9 @@ func parseJSONChunked[T any](pl *planner, key string, parse func(string) ([]T, e
 		out, err := parse(value)
 		if err != nil {
 			pl.invalidValue(key, err)
-			return nil, false
+			return nil, false, 0
 		}
-		return out, true
+		return out, true, 0
 	}
 	var (
 		out   []T
@@ -138,7 +159,10 @@ func parseJSONChunked[T any](pl *planner, key string, parse func(string) ([]T, e
 	)
 	for start := 0; start < len(items); start += listChunk {
 		if pl.ctx.Err() != nil {
-			return nil, false // newPlan reports why
+			return nil, false, 0 // newPlan reports why
+		}
+		if start > 0 && stop != nil && stop() {
+			return nil, false, len(items)
 		}
 		part := items[start:min(start+listChunk, len(items))]
 		chunk.Reset()
@@ -162,7 +186,7 @@ func parseJSONChunked[T any](pl *planner, key string, parse func(string) ([]T, e
 		out = append(out, parsed...)
 	}
 	if !good {
-		return nil, false
+		return nil, false, 0
 	}
-	return out, true
+	return out, true, 0
 }

@@ -122,3 +122,36 @@ func TestParseJSONChunkedIsTheWholeParse(t *testing.T) {
 		})
 	}
 }
+
+// A parse that stop ends reads no chunk after, reports the problems of those it
+// read, and tells how many items the whole value holds as written.
+func TestParseChunkedUntilStops(t *testing.T) {
+	name := func(i int) string { return "c" + strconv.Itoa(i) }
+	pod := func(i int) string { return `{"labels":{"app":"a` + strconv.Itoa(i) + `"}}` }
+	for _, tt := range []struct {
+		name  string
+		json  bool
+		value string
+	}{
+		{"list", false, strings.Join(items(1500, name, "X", 2), ",")},
+		{"JSON array", true, "[" + strings.Join(items(1500, pod, "{}", 2), ",") + "]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pl := &planner{ctx: context.Background(), ours: map[string]string{keyContainers: tt.value}}
+			var (
+				most, calls, written int
+				ok                   bool
+			)
+			stop := func() bool { return calls == 1 }
+			if tt.json {
+				parse := func(v string) ([]spec.PodRef, error) { return spec.ParsePodsJSON(v, "shop") }
+				_, ok, written = parseJSONChunkedUntil(pl, keyContainers, countingParse(parse, &most, &calls), stop)
+			} else {
+				_, ok, written = parseChunkedUntil(pl, keyContainers, countingParse(spec.ParseNames, &most, &calls), stop)
+			}
+			if ok || written != 1500 || calls != 1 || pl.problems.total != 1 {
+				t.Errorf("ok %v, %d items written, %d parses, %d problems; want false, 1500, 1 and the bad item 2", ok, written, calls, pl.problems.total)
+			}
+		})
+	}
+}

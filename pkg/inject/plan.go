@@ -238,9 +238,11 @@ func (pl *planner) dependencies() dependencies {
 		}
 	}
 	kinds := spec.Kinds()
+	var tally itemTally
 	for _, k := range kinds {
 		pl.checkSuperseded(kinds, k)
-		parsed, ok := pl.parseKind(k)
+		parsed, counts, ok := pl.parseKind(k, max(spec.MaxItems-tally.total.Items, 0))
+		tally.add(k.Annotation, counts)
 		if !ok {
 			continue // its problems are reported
 		}
@@ -265,6 +267,7 @@ func (pl *planner) dependencies() dependencies {
 		}
 		set(k.Annotation, k.Env, k.Format(parsed))
 	}
+	pl.checkLimits(tally)
 
 	timeout, err := parseTimeout(pl.ours[keyTimeout])
 	if err != nil {
@@ -316,26 +319,55 @@ func (pl *planner) checkSuperseded(kinds []spec.Kind, k spec.Kind) {
 // parseKind parses the annotation of kind k, a long value in chunks (see
 // parseChunked), into a Spec of its own, so that Format writes only this kind's
 // items. It reports the problems and tells whether there were none.
-func (pl *planner) parseKind(k spec.Kind) (*spec.Spec, bool) {
-	parse := func(value string) ([]*spec.Spec, error) {
+//
+// budget is how many more items the pod may have (see checkLimits): a long value
+// is read only until its items are past it, which denies the pod whatever the
+// rest holds. counts are the kind's items: those parsed, or, when the value was
+// not read to its end, as many as it holds as written. They are zero when a
+// value read to its end has problems: its items are not known.
+func (pl *planner) parseKind(k spec.Kind, budget int) (*spec.Spec, spec.Counts, bool) {
+	parsed := &spec.Spec{Namespace: pl.namespace}
+	// Each chunk's items join the others as soon as they are parsed, duplicates
+	// dropped, so that stop counts what the resolver would wait for.
+	parse := func(value string) ([]struct{}, error) {
 		part := &spec.Spec{Namespace: pl.namespace}
-		return []*spec.Spec{part}, k.Parse(part, value)
+		err := k.Parse(part, value)
+		if err == nil {
+			k.Concat(parsed, []*spec.Spec{part})
+		}
+		return nil, err
 	}
+	stop := func() bool { return k.Count(parsed) > budget }
 	var (
-		parts []*spec.Spec
-		ok    bool
+		ok      bool
+		written int
 	)
 	if k.JSON {
-		parts, ok = parseJSONChunked(pl, k.Annotation, parse)
+		_, ok, written = parseJSONChunkedUntil(pl, k.Annotation, parse, stop)
 	} else {
-		parts, ok = parseChunked(pl, k.Annotation, parse)
+		_, ok, written = parseChunkedUntil(pl, k.Annotation, parse, stop)
 	}
-	if !ok {
-		return nil, false
+	switch {
+	case written > 0:
+		return nil, spec.Counts{Items: written, Selectors: countItems(parsed, k).Selectors}, false
+	case !ok:
+		return nil, spec.Counts{}, false
 	}
-	parsed := &spec.Spec{Namespace: pl.namespace}
-	k.Concat(parsed, parts)
-	return parsed, true
+	return parsed, countItems(parsed, k), true
+}
+
+// countItems is spec.Count of parsed, which holds items of kind k only, without
+// going through the kinds table for each kind (TestCountItemsIsSpecCount keeps
+// the two alike): the items that select by labels are the pods and the Jobs
+// without a name.
+func countItems(parsed *spec.Spec, k spec.Kind) spec.Counts {
+	c := spec.Counts{Items: k.Count(parsed), Selectors: len(parsed.Pods)}
+	for _, j := range parsed.Jobs {
+		if j.Name == "" {
+			c.Selectors++
+		}
+	}
+	return c
 }
 
 // parseBoolAnnotation accepts "true" and "false"; "" when value is blank. expected

@@ -120,8 +120,16 @@ func cases() []hostileCase {
 				}
 				return pod(map[string]string{"entrypoint.io/dependency-container": list(2000, func(i int) string { return "missing-" + strconv.Itoa(i) })}, cs...)
 			},
-			problems: 2000,
-			denial:   `annotation entrypoint.io/dependency-container: item 1 "missing-0" of "missing-0,missing-1,`,
+			// Past the cap of a pod's dependency items, that alone is the denial.
+			denial: `2,000 dependency items (2,000 in entrypoint.io/dependency-container), more than the 100 a pod may have`,
+		},
+		{
+			name: "dependency-service: 100,000 items",
+			pod: func(string) map[string]any {
+				return pod(map[string]string{"entrypoint.io/dependency-service": list(100_000, func(i int) string { return "svc-" + strconv.Itoa(i) })},
+					container("app", "app:1", "/app"))
+			},
+			denial: `100,000 dependency items (100,000 in entrypoint.io/dependency-service), more than the 100 a pod may have`,
 		},
 		{
 			name: "100 kB unknown key and container name",

@@ -178,3 +178,31 @@ func jobItems(t *testing.T, env map[string]string) int {
 	}
 	return listItems(env[EnvJobs])
 }
+
+// Every environment of the installed base is well within the caps of a pod's
+// dependencies, which the webhook and the dependency controller hold pods to; the
+// largest is the one limits.go names.
+func TestInstalledBaseWithinLimits(t *testing.T) {
+	var most Counts
+	count := 0
+	for name, envs := range installedBase(t) {
+		for _, env := range envs {
+			count++
+			s, err := FromEnv(lookupIn(env))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if err := CheckLimits(s); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			c := Count(s)
+			most.Items, most.Selectors = max(most.Items, c.Items), max(most.Selectors, c.Selectors)
+		}
+	}
+	if count != 47 {
+		t.Errorf("checked %d environments, want 47", count)
+	}
+	if most.Items != 9 || most.Selectors != 2 {
+		t.Errorf("at most %d items and %d selecting by labels, want 9 and 2", most.Items, most.Selectors)
+	}
+}

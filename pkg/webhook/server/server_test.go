@@ -179,6 +179,28 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 		}
 		t.Fatalf("causes %q, want one at %s saying the expression does not compile (error %v)", causes, path, err)
 	})
+	t.Run("5,000 services are refused with one short problem", func(t *testing.T) {
+		var services strings.Builder
+		for i := range 5000 {
+			if i > 0 {
+				services.WriteByte(',')
+			}
+			services.WriteString("svc-" + strconv.Itoa(i))
+		}
+		_, err := pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-service": services.String()}), metav1.CreateOptions{})
+		var status apierrors.APIStatus
+		if !errors.As(err, &status) || status.Status().Details == nil {
+			t.Fatalf("error %v, want a denial with details", err)
+		}
+		const want = "5,000 dependency items (5,000 in entrypoint.io/dependency-service), more than the 100 a pod may have; "
+		if msg := err.Error(); !strings.Contains(msg, "denied the request") || !strings.Contains(msg, want) || len(msg) > 1024 {
+			t.Fatalf("error of %d bytes %q, want a denial of at most 1 KiB saying %q", len(msg), msg, want)
+		}
+		const path = "metadata.annotations[entrypoint.io/dependency-service]"
+		if causes := status.Status().Details.Causes; len(causes) != 1 || causes[0].Field != path {
+			t.Errorf("causes %+v, want one at %s", causes, path)
+		}
+	})
 	t.Run("unannotated and opted-out pods never reach the webhook", func(t *testing.T) {
 		before := injections(t)
 		for _, annotations := range []map[string]string{nil, {"other.io/x": "y"}, {"entrypoint.io/inject": "false", "entrypoint.io/dependency-service": "x"}} {
