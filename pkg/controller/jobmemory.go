@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 )
 
 // A Job that succeeded may be deleted soon after: by its ttlSecondsAfterFinished,
@@ -340,5 +342,5 @@ func shownLabel(v *string) string {
 	if v == nil {
 		return "unset"
 	}
-	return fmt.Sprintf("%q", truncate(*v, 63))
+	return fmt.Sprintf("%q", safetext.Truncate(*v, 63))
 }

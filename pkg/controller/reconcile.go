@@ -741,5 +741,3 @@ func (r *Reconciler) readWhole(ctx context.Context, d dependency) ([]*unstructur
 	}
 	return []*unstructured.Unstructured{obj}, nil
 }
-
-func truncate(s string, n int) string { return safetext.Truncate(s, n) }
