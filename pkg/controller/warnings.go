@@ -55,7 +55,7 @@ func (w *AccessWarner) Warnings(ctx context.Context, pod *corev1.Pod) []string {
 			req.Name = d.name
 		}
 		if ok, err := w.Access.Allowed(ctx, req); err == nil && !ok {
-			out = append(out, fmt.Sprintf("%s: the dependency controller will not judge it until %s", d.text, req.Denied()))
+			out = append(out, fmt.Sprintf("%s: not judged until granted: %s", d.text, req.Denied()))
 		}
 	}
 	return out

@@ -21,6 +21,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -200,6 +202,33 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 		if causes := status.Status().Details.Causes; len(causes) != 1 || causes[0].Field != path {
 			t.Errorf("causes %+v, want one at %s", causes, path)
 		}
+	})
+	t.Run("a dependency in another namespace the pod may not read draws a warning", func(t *testing.T) {
+		other := env.Namespace(t)
+		var warnings []string
+		cfg := rest.CopyConfig(env.Config)
+		cfg.WarningHandler = warningFunc(func(text string) { warnings = append(warnings, text) })
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := cs.CoreV1().Pods(ns).Create(ctx, annotatedPod(map[string]string{
+			"entrypoint.io/dependency-service": other + ":db,mariadb",
+		}), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertInjected(t, pod)
+		want := "service " + other + "/db: not judged until granted: serviceaccount " + ns + "/default may not list endpointslices.discovery.k8s.io in " + other
+		for _, w := range warnings {
+			if strings.Contains(w, "service "+ns+"/mariadb") {
+				t.Errorf("warning %q about a dependency of the pod's own namespace", w)
+			}
+			if strings.Contains(w, want) {
+				return
+			}
+		}
+		t.Fatalf("warnings %q, want one saying %q", warnings, want)
 	})
 	t.Run("unannotated and opted-out pods never reach the webhook", func(t *testing.T) {
 		before := injections(t)
@@ -442,3 +471,8 @@ func podWebhook(name, url, ownNS string) admissionregistrationv1.MutatingWebhook
 		SideEffects:   ptr.To(admissionregistrationv1.SideEffectClassNone),
 	}
 }
+
+// warningFunc collects the API server's warnings.
+type warningFunc func(text string)
+
+func (f warningFunc) HandleWarningHeader(_ int, _ string, text string) { f(text) }
