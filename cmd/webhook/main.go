@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,6 +31,12 @@ func main() {
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
+	if limit, why := goMemoryLimit(os.Getenv("GOMEMLIMIT"), os.Getenv(memoryLimitEnv)); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Info("Go memory limit set to nine tenths of the container's", "bytes", limit, memoryLimitEnv, os.Getenv(memoryLimitEnv))
+	} else {
+		log.V(1).Info("Go memory limit left as it is", "why", why)
+	}
 	if err := server.Run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), opts, log); err != nil {
 		log.Error(err, "entrypoint-webhook stopped")
 		os.Exit(1)

@@ -122,7 +122,7 @@ func run(n *narrator, keep bool) error {
 		return err
 	}
 
-	n.step("Installing the chart charts/kubernetes-entrypoint with Helm: self-signed TLS, the webhook on the host network, registered at a URL on 127.0.0.1, with the dependency controller (leader-elected) in its process")
+	n.step("Installing the chart charts/kubernetes-entrypoint with Helm: self-signed TLS, the webhook on the host network, registered at a URL on 127.0.0.1, and the dependency controller (leader-elected) in a Deployment of its own, each as its own ServiceAccount")
 	if _, err := localinstall.Install(ctx, localinstall.Options{
 		Repo:          c.Repo(),
 		Kubeconfig:    c.KubeconfigPath(),

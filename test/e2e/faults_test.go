@@ -76,23 +76,24 @@ func lostPods(n int) {
 	faults.lostPods += n
 }
 
-// faultDiagnosis logs the webhook pods' status and log tails (the previous container's
-// too, after a restart) and the ends of the control plane's logs: the test's namespace
-// is dumped by its own cleanup.
+// faultDiagnosis logs the status and log tails of the release's pods, the webhook's
+// and the controller's (the previous container's too, after a restart), and the ends
+// of the control plane's logs: the test's namespace is dumped by its own cleanup.
 func faultDiagnosis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pods, err := cs.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Logf("webhook pods: %v", err)
+		t.Logf("the release's pods: %v", err)
 	}
 	if pods != nil {
 		for _, p := range pods.Items {
-			t.Logf("webhook pod %s: %s deleting=%v %+v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Status.ContainerStatuses)
+			component := p.Labels["app.kubernetes.io/component"] // webhook or controller
+			t.Logf("%s pod %s: %s deleting=%v %+v", component, p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Status.ContainerStatuses)
 			for _, previous := range []bool{true, false} {
 				b, err := cs.CoreV1().Pods(webhookNamespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To[int64](40), Previous: previous}).DoRaw(ctx)
 				if err == nil {
-					t.Logf("webhook %s log tail (previous container: %v):\n%s", p.Name, previous, b)
+					t.Logf("%s %s log tail (previous container: %v):\n%s", component, p.Name, previous, b)
 				}
 			}
 		}

@@ -162,8 +162,8 @@ func hasGate(p *corev1.Pod) bool {
 }
 
 // dumpGate logs what a failed gate-mode test needs besides dumpNamespace's pods, logs
-// and events: each pod's gates and conditions, and the tail of the webhook's log (the
-// controller runs in it).
+// and events: each pod's gates and conditions, and the tails of the logs of the
+// controller (its own Deployment) and of the webhook.
 func dumpGate(t *testing.T, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -176,17 +176,18 @@ func dumpGate(t *testing.T, ns string) {
 			t.Logf("pod %s: node %q, gates %v, conditions %s", p.Name, p.Spec.NodeName, p.Spec.SchedulingGates, strings.Join(conds, "; "))
 		}
 	}
-	webhooks, err := cs.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+	releasePods, err := cs.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component in (controller,webhook)"})
 	if err != nil {
-		t.Logf("listing the webhook's pods: %v", err)
+		t.Logf("listing the controller's and the webhook's pods: %v", err)
 		return
 	}
-	for _, p := range webhooks.Items {
+	for _, p := range releasePods.Items {
+		component := p.Labels["app.kubernetes.io/component"]
 		b, err := cs.CoreV1().Pods(webhookNamespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To[int64](80)}).DoRaw(ctx)
 		if err != nil {
-			t.Logf("log of the webhook %s: %v", p.Name, err)
+			t.Logf("log of the %s %s: %v", component, p.Name, err)
 			continue
 		}
-		t.Logf("the last 80 lines of the webhook %s's log:\n%s", p.Name, b)
+		t.Logf("the last 80 lines of the %s %s's log:\n%s", component, p.Name, b)
 	}
 }

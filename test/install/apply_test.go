@@ -210,7 +210,8 @@ func TestServerSideDryRun(t *testing.T) {
 		})
 	}
 	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "MutatingWebhookConfiguration", "Issuer", "Certificate",
-		"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace"} {
+		"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		if !kinds[kind] {
 			t.Errorf("no install has a %s: the dry run covered less than it should", kind)
 		}

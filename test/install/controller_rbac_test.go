@@ -28,19 +28,34 @@ import (
 // leader with; the chart's Role names it.
 const leaderElectionLease = controller.LeaseName
 
-// controllerRules are all the dependency controller may do, besides the read-only
-// rules of controller.customResourceRules appended after them.
-var controllerRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
-	{APIGroups: []string{""}, Resources: []string{"pods/status"}, Verbs: []string{"patch"}},
-	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims", "configmaps"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"apiregistration.k8s.io"}, Resources: []string{"apiservices"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+// controllerRules are all the dependency controller may do, with
+// controller.secretDependencies or not, and with metrics (its /metrics
+// authenticates with TokenReviews) or not; the read-only rules of
+// controller.customResourceRules come after them.
+func controllerRules(secrets, metrics bool) []rbacv1.PolicyRule {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims", "configmaps"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"apiregistration.k8s.io"}, Resources: []string{"apiservices"}, Verbs: []string{"list", "watch"}},
+	}
+	if secrets {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list", "watch"}})
+	}
+	rules = append(rules,
+		rbacv1.PolicyRule{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		subjectAccessReviewsRule,
+	)
+	if metrics {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}})
+	}
+	return rules
 }
 
 // leaderElectionRules: create on Leases (no name is known before), the rest on its own.
@@ -49,34 +64,64 @@ var leaderElectionRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{leaderElectionLease}, Verbs: []string{"get", "update"}},
 }
 
-// namespacesRule: the webhook reads the gate-mode label of namespaces, controller or not.
-var namespacesRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}
+var (
+	// namespacesRule: the webhook reads the gate-mode label of namespaces, controller or not.
+	namespacesRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}
+	// cycleDetectorRule: the webhook's cycle detector follows the injected pods
+	// and the Services, wherever the controller runs.
+	cycleDetectorRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods", "services"}, Verbs: []string{"list", "watch"}}
+	// subjectAccessReviewsRule: the webhook and the controller both ask what a
+	// pod's ServiceAccount may read (and who may scrape their /metrics).
+	subjectAccessReviewsRule = rbacv1.PolicyRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}}
+)
 
 // controllerSettings are the controller values an install was made with, and what
 // they must render.
 type controllerSettings struct {
-	enabled, leaderElect, gateAll bool
-	qps, burst                    string
-	customRules                   []rbacv1.PolicyRule
+	enabled, separate, leaderElect, gateAll, secrets bool
+	// metrics.enabled (the controller authenticates its scrapers).
+	metrics     bool
+	replicas    int64
+	qps, burst  string
+	customRules []rbacv1.PolicyRule
+	// allowed is the controller's --allowed-custom-resources, from customRules.
+	allowed string
 }
 
-var defaultController = controllerSettings{enabled: true, leaderElect: true, qps: "1000", burst: "2000"}
+var defaultController = controllerSettings{enabled: true, separate: true, leaderElect: true, metrics: true, replicas: 1, qps: "1000", burst: "2000"}
 
 // Each chart combination and kustomize build renders exactly the controller's rules
-// its settings ask for, bound to the webhook's ServiceAccount, and the matching flags:
-// a rule missing, broader or left over, or a flag out of step, fails here.
+// its settings ask for, bound to the ServiceAccount of the Deployment that runs the
+// controller (its own, or the webhook's in one process), and the matching flags on
+// each Deployment; the webhook's ServiceAccount, when the controller runs apart,
+// writes no pod and holds no Lease: a rule missing, broader, left over or bound to
+// the wrong ServiceAccount, or a flag out of step, fails here.
 func TestControllerRBACAndFlags(t *testing.T) {
 	custom := []rbacv1.PolicyRule{
 		{APIGroups: []string{"example.com"}, Resources: []string{"databases", "caches"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"mq.example.org"}, Resources: []string{"queues"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"cache.example.net"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch"}},
+	}
+	with := func(f func(*controllerSettings)) controllerSettings {
+		s := defaultController
+		f(&s)
+		return s
 	}
 	want := map[string]controllerSettings{
 		"default":       defaultController,
 		"self-signed":   defaultController,
 		"issuer-ignore": defaultController,
-		"single-node":   {enabled: true, qps: "1000", burst: "2000"},
-		"bindings":      {enabled: true, leaderElect: true, gateAll: true, qps: "1000", burst: "2000", customRules: custom},
-		"resources":     {leaderElect: true, qps: "50", burst: "100"},
+		"single-node":   with(func(s *controllerSettings) { s.leaderElect = false }),
+		"bindings": with(func(s *controllerSettings) {
+			s.gateAll, s.customRules = true, custom
+			s.allowed = "databases.example.com,caches.example.com,queues.mq.example.org,*.cache.example.net"
+		}),
+		"resources": {separate: true, leaderElect: true, replicas: 1, qps: "50", burst: "100"},
+		"one-process": with(func(s *controllerSettings) {
+			s.separate, s.secrets, s.allowed = false, true, "databases.example.com"
+			s.customRules = []rbacv1.PolicyRule{{APIGroups: []string{"example.com"}, Resources: []string{"databases"}, Verbs: []string{"get", "list", "watch"}}}
+		}),
+		"controller": with(func(s *controllerSettings) { s.secrets, s.replicas, s.qps, s.burst = true, 2, "200", "400" }),
 	}
 	installs := map[string][]*unstructured.Unstructured{
 		"kustomize build config/default":     parseObjects(t, kustomizeBuild(t, kustomizeDir)),
@@ -100,14 +145,40 @@ func TestControllerRBACAndFlags(t *testing.T) {
 	}
 }
 
-func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, want controllerSettings) {
-	t.Helper()
-	deploy := find(t, objs, "Deployment")
-	ns := deploy.GetNamespace()
-	sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName")
-	webhookSA := rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: ns}
+// deployment returns the install's Deployment whose name ends in suffix, or nil.
+func deployment(objs []*unstructured.Unstructured, suffix string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" && strings.HasSuffix(o.GetName(), suffix) {
+			return o
+		}
+	}
+	return nil
+}
 
-	// The rules of every role bound to the webhook's ServiceAccount, by kind and name.
+// container is the first container of a Deployment: its args and env.
+func container(t *testing.T, deploy *unstructured.Unstructured) corev1.Container {
+	t.Helper()
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		t.Fatalf("%s has no container", objectKey(deploy))
+	}
+	var c corev1.Container
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(containers[0].(map[string]any), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serviceAccountOf is the ServiceAccount a Deployment's pods run as, as a subject.
+func serviceAccountOf(deploy *unstructured.Unstructured) rbacv1.Subject {
+	sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName")
+	return rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: deploy.GetNamespace()}
+}
+
+// boundRules are the rules of every role the install binds to subject, by
+// "ClusterRole /name" or "Role namespace/name".
+func boundRules(t *testing.T, objs []*unstructured.Unstructured, subject rbacv1.Subject) map[string][]rbacv1.PolicyRule {
+	t.Helper()
 	roles := map[string]*unstructured.Unstructured{}
 	for _, o := range objs {
 		if o.GetKind() == "ClusterRole" || o.GetKind() == "Role" {
@@ -123,7 +194,7 @@ func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, wa
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(b.Subjects, webhookSA) {
+		if !slices.Contains(b.Subjects, subject) {
 			continue
 		}
 		key := b.RoleRef.Kind + " /" + b.RoleRef.Name
@@ -132,18 +203,49 @@ func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, wa
 		}
 		role := roles[key]
 		if role == nil {
-			t.Errorf("%s binds the webhook to %s, which the install does not have", objectKey(o), key)
+			t.Errorf("%s binds %s to %s, which the install does not have", objectKey(o), subject.Name, key)
 			continue
 		}
 		bound[key] = policyRules(t, role)
 	}
+	return bound
+}
+
+// writesPods says whether a rule lets its holder change pods or their subresources.
+func writesPods(r rbacv1.PolicyRule) bool {
+	if !slices.Contains(r.APIGroups, "") && !slices.Contains(r.APIGroups, "*") {
+		return false
+	}
+	onPods := slices.ContainsFunc(r.Resources, func(res string) bool { return res == "pods" || strings.HasPrefix(res, "pods/") || res == "*" })
+	writes := slices.ContainsFunc(r.Verbs, func(v string) bool { return !slices.Contains([]string{"get", "list", "watch"}, v) })
+	return onPods && writes
+}
+
+func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, want controllerSettings) {
+	t.Helper()
+	webhookDeploy, controllerDeploy := deployment(objs, "-webhook"), deployment(objs, "-controller")
+	if webhookDeploy == nil {
+		t.Fatal("no webhook Deployment (*-webhook)")
+	}
+	separate := want.enabled && want.separate
+	if (controllerDeploy != nil) != separate {
+		t.Fatalf("a Deployment of the controller's own: %v, want %v", controllerDeploy != nil, separate)
+	}
+	runner := webhookDeploy // the Deployment that runs the controller
+	if separate {
+		runner = controllerDeploy
+	}
+	webhookSA, controllerSA := serviceAccountOf(webhookDeploy), serviceAccountOf(runner)
+	if separate && webhookSA == controllerSA {
+		t.Errorf("the webhook and the controller run as one ServiceAccount, %s", webhookSA.Name)
+	}
 
 	controllerRole, leaseRole := "", ""
-	for key, rules := range bound {
+	for key, rules := range boundRules(t, objs, controllerSA) {
 		switch {
 		case strings.HasPrefix(key, "ClusterRole ") && strings.HasSuffix(key, "-controller"):
 			controllerRole = key
-			if wantRules := append(slices.Clone(controllerRules), want.customRules...); !reflect.DeepEqual(rules, wantRules) {
+			if wantRules := append(controllerRules(want.secrets, want.metrics), want.customRules...); !reflect.DeepEqual(rules, wantRules) {
 				t.Errorf("%s has the rules\n%s\nwant\n%s", key, toJSON(rules), toJSON(wantRules))
 			}
 		case strings.HasPrefix(key, "Role ") && strings.HasSuffix(key, "-controller-leader-election"):
@@ -151,10 +253,9 @@ func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, wa
 			if !reflect.DeepEqual(rules, leaderElectionRules) {
 				t.Errorf("%s has the rules\n%s\nwant\n%s", key, toJSON(rules), toJSON(leaderElectionRules))
 			}
-		case strings.HasPrefix(key, "ClusterRole ") && strings.HasSuffix(key, "-webhook"):
-			if !slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool { return reflect.DeepEqual(r, namespacesRule) }) {
-				t.Errorf("%s does not let the webhook read Namespaces (their label entrypoint.io/gate): %s", key, toJSON(rules))
-			}
+		case separate:
+			// The controller's own ServiceAccount has the controller's roles only.
+			t.Errorf("the controller's ServiceAccount %s is bound to %s too: %s", controllerSA.Name, key, toJSON(rules))
 		}
 		// Whatever the role, the controller's grants stay where they belong.
 		for _, r := range rules {
@@ -162,32 +263,125 @@ func assertControllerInstall(t *testing.T, objs []*unstructured.Unstructured, wa
 				t.Errorf("%s grants Leases cluster-wide: %s", key, toJSON(r))
 			}
 			if slices.Contains(r.Resources, "pods") && (slices.Contains(r.Verbs, "update") || slices.Contains(r.Verbs, "delete") || slices.Contains(r.Verbs, "*")) {
-				t.Errorf("%s lets the webhook's ServiceAccount change or delete pods beyond a patch: %s", key, toJSON(r))
+				t.Errorf("%s lets the controller's ServiceAccount change or delete pods beyond a patch: %s", key, toJSON(r))
 			}
 		}
 	}
 	if (controllerRole != "") != want.enabled {
-		t.Errorf("controller enabled %v, but the controller's ClusterRole bound to the webhook is %q", want.enabled, controllerRole)
+		t.Errorf("controller enabled %v, but the controller's ClusterRole bound to %s is %q", want.enabled, controllerSA.Name, controllerRole)
 	}
 	if wantLease := want.enabled && want.leaderElect; (leaseRole != "") != wantLease {
-		t.Errorf("leader election %v, but the Lease Role bound to the webhook is %q", wantLease, leaseRole)
+		t.Errorf("leader election %v, but the Lease Role bound to %s is %q", wantLease, controllerSA.Name, leaseRole)
 	}
 
-	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
-	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-	wantArgs := []string{
-		fmt.Sprintf("--controller=%v", want.enabled),
-		fmt.Sprintf("--leader-elect=%v", want.leaderElect),
-		"--kube-api-qps=" + want.qps,
-		"--kube-api-burst=" + want.burst,
+	// The webhook's own ClusterRole: Namespaces, SubjectAccessReviews, and the
+	// cycle detector's read where the controller runs (here or apart); when the
+	// controller runs apart, no write on pods and no Lease.
+	webhookRole := false
+	for key, rules := range boundRules(t, objs, webhookSA) {
+		has := func(r rbacv1.PolicyRule) bool {
+			return slices.ContainsFunc(rules, func(x rbacv1.PolicyRule) bool { return reflect.DeepEqual(x, r) })
+		}
+		if strings.HasPrefix(key, "ClusterRole ") && strings.HasSuffix(key, "-webhook") {
+			webhookRole = true
+			if !has(namespacesRule) {
+				t.Errorf("%s does not let the webhook read Namespaces (their label entrypoint.io/gate): %s", key, toJSON(rules))
+			}
+			if !has(subjectAccessReviewsRule) {
+				t.Errorf("%s does not let the webhook create SubjectAccessReviews: %s", key, toJSON(rules))
+			}
+			if has(cycleDetectorRule) != want.enabled {
+				t.Errorf("%s lets the webhook list and watch pods and Services: %v, want %v (the cycle detector runs with the controller)", key, has(cycleDetectorRule), want.enabled)
+			}
+		}
+		if !separate {
+			continue
+		}
+		for _, r := range rules {
+			if writesPods(r) || slices.Contains(r.Resources, "leases") {
+				t.Errorf("%s gives the webhook's ServiceAccount %s, though the controller runs apart: %s", key, webhookSA.Name, toJSON(r))
+			}
+		}
+	}
+	if !webhookRole {
+		t.Errorf("no ClusterRole *-webhook bound to the webhook's ServiceAccount %s", webhookSA.Name)
+	}
+
+	// The flags, on each Deployment.
+	args := container(t, webhookDeploy).Args
+	wantArgs := []string{"--kube-api-qps=" + want.qps, "--kube-api-burst=" + want.burst}
+	switch {
+	case separate:
+		wantArgs = append(wantArgs, "--controller=false", "--controller-separate=true")
+	case want.enabled:
+		wantArgs = append(wantArgs, "--controller=true", fmt.Sprintf("--leader-elect=%v", want.leaderElect))
+	default:
+		wantArgs = append(wantArgs, "--controller=false")
 	}
 	for _, a := range wantArgs {
 		if !slices.Contains(args, a) {
 			t.Errorf("the webhook's args lack %s: %q", a, args)
 		}
 	}
+	if separate && slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--leader-elect") || strings.HasPrefix(a, "--allowed-custom-resources")
+	}) {
+		t.Errorf("the webhook has the controller's flags, though the controller runs apart: %q", args)
+	}
 	if got := slices.Contains(args, "--gate-all-namespaces"); got != want.gateAll {
-		t.Errorf("--gate-all-namespaces in the args: %v, want %v (%q)", got, want.gateAll, args)
+		t.Errorf("--gate-all-namespaces in the webhook's args: %v, want %v (%q)", got, want.gateAll, args)
+	}
+	if got := slices.Contains(args, "--secret-dependencies"); got != (want.enabled && want.secrets) {
+		t.Errorf("--secret-dependencies in the webhook's args: %v, want %v (%q)", got, want.enabled && want.secrets, args)
+	}
+	if separate {
+		cargs := container(t, controllerDeploy).Args
+		wantArgs := []string{"--webhook=false", "--controller=true", fmt.Sprintf("--leader-elect=%v", want.leaderElect),
+			"--kube-api-qps=" + want.qps, "--kube-api-burst=" + want.burst}
+		for _, a := range wantArgs {
+			if !slices.Contains(cargs, a) {
+				t.Errorf("the controller's args lack %s: %q", a, cargs)
+			}
+		}
+		if got := slices.Contains(cargs, "--secret-dependencies"); got != want.secrets {
+			t.Errorf("--secret-dependencies in the controller's args: %v, want %v (%q)", got, want.secrets, cargs)
+		}
+		if slices.Contains(cargs, "--gate-all-namespaces") || slices.Contains(cargs, "--controller-separate=true") {
+			t.Errorf("the controller has the webhook's flags: %q", cargs)
+		}
+		if replicas, _, _ := nestedNumber(controllerDeploy.Object, "spec", "replicas"); replicas != want.replicas {
+			t.Errorf("the controller's Deployment has %d replicas, want %d", replicas, want.replicas)
+		}
+		args = cargs
+	}
+	// The controller's allow-list of custom resources, on whichever Deployment
+	// runs it, follows its RBAC rules.
+	allowed := ""
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--allowed-custom-resources="); ok {
+			allowed = v
+		}
+	}
+	if allowed != want.allowed {
+		t.Errorf("--allowed-custom-resources=%q, want %q", allowed, want.allowed)
+	}
+
+	// Go's memory limit comes from each container's own limit, never GOMEMLIMIT.
+	for _, d := range []*unstructured.Unstructured{webhookDeploy, controllerDeploy} {
+		if d == nil {
+			continue
+		}
+		c := container(t, d)
+		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "MEMORY_LIMIT" })
+		if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.ResourceFieldRef == nil || c.Env[i].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+			t.Errorf("%s: no MEMORY_LIMIT from the downward API's limits.memory: %+v", objectKey(d), c.Env)
+		}
+		if slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
+			t.Errorf("%s sets GOMEMLIMIT", objectKey(d))
+		}
+		if c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s has no memory limit", objectKey(d))
+		}
 	}
 }
 
@@ -246,38 +440,47 @@ func subresource(a authorizationv1.ResourceAttributes) string {
 	return s
 }
 
-// The controller's RBAC, applied for real and used with the webhook ServiceAccount's
-// own token: everything the controller does is allowed, and the neighbouring verbs,
-// resources, namespaces and names are refused. With the controller off, the
-// ServiceAccount keeps only the webhook's Namespace read.
+// The controller's RBAC, applied for real and used with the controller
+// ServiceAccount's own token: everything the controller does is allowed, and the
+// neighbouring verbs, resources, namespaces and names are refused. The webhook's
+// ServiceAccount, apart from it, reads what the cycle detector follows and writes no
+// pod; with the controller in its process, it has the controller's rights; with the
+// controller off, it keeps only the webhook's own.
 func TestControllerRBACOnAPIServer(t *testing.T) {
 	env := controlPlane(t)
 	ctx := context.Background()
 	a := newApplier(t, env.Config)
 
-	install := func(name string, controller map[string]any) kubernetes.Interface {
+	// install applies the release's ServiceAccounts and RBAC, and returns clients
+	// as the webhook's and as the controller's ServiceAccount (the same one
+	// without a Deployment of the controller's own).
+	install := func(name string, controller map[string]any) (webhook, ctrl kubernetes.Interface) {
 		createNamespace(t, env, name)
-		var sa string
-		for _, o := range parseObjects(t, mustRender(t, name, map[string]any{"fullnameOverride": name, "controller": controller}).Manifest) {
+		objs := parseObjects(t, mustRender(t, name, map[string]any{"fullnameOverride": name, "controller": controller}).Manifest)
+		for _, o := range objs {
 			switch o.GetKind() {
-			case "ServiceAccount":
-				sa = o.GetName()
-				fallthrough
-			case "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+			case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
 				if _, err := a.apply(ctx, o, true); err != nil {
 					t.Fatalf("applying %s: %v", objectKey(o), err)
 				}
 			}
 		}
-		return kubernetes.NewForConfigOrDie(serviceAccountConfig(t, env, name, sa))
+		webhookSA := serviceAccountOf(deployment(objs, "-webhook")).Name
+		controllerSA := webhookSA
+		if d := deployment(objs, "-controller"); d != nil {
+			controllerSA = serviceAccountOf(d).Name
+		}
+		return kubernetes.NewForConfigOrDie(serviceAccountConfig(t, env, name, webhookSA)),
+			kubernetes.NewForConfigOrDie(serviceAccountConfig(t, env, name, controllerSA))
 	}
 	res := func(group, resource, sub, verb, ns, name string) authorizationv1.ResourceAttributes {
 		return authorizationv1.ResourceAttributes{Group: group, Resource: resource, Subresource: sub, Verb: verb, Namespace: ns, Name: name}
 	}
 
 	const on = "ke-controller-rbac"
-	cs := install(on, map[string]any{"customResourceRules": []any{
+	webhook, cs := install(on, map[string]any{"customResourceRules": []any{
 		map[string]any{"apiGroups": []any{"example.com"}, "resources": []any{"databases"}},
+		map[string]any{"apiGroups": []any{"cache.example.net"}, "resources": []any{"*"}},
 	}})
 	var cases []access
 	for _, verb := range []string{"get", "list", "watch", "patch"} {
@@ -321,10 +524,11 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 		access{res("events.k8s.io", "events", "", "create", "apps", ""), true},
 		access{res("events.k8s.io", "events", "", "patch", "apps", "e"), true},
 		access{res("", "events", "", "delete", "apps", "e"), false},
-		access{res("", "namespaces", "", "get", "", "apps"), true},
-		access{res("", "namespaces", "", "list", "", ""), true},
-		access{res("", "namespaces", "", "watch", "", ""), true},
-		access{res("", "namespaces", "", "update", "", "apps"), false},
+		// Namespaces and Nodes are the webhook's, not the controller's.
+		access{res("", "namespaces", "", "list", "", ""), false},
+		access{res("", "nodes", "", "list", "", ""), false},
+		access{res("authorization.k8s.io", "subjectaccessreviews", "", "create", "", ""), true},
+		access{res("authentication.k8s.io", "tokenreviews", "", "create", "", ""), true},
 		access{res("coordination.k8s.io", "leases", "", "create", on, ""), true},
 		access{res("coordination.k8s.io", "leases", "", "get", on, leaderElectionLease), true},
 		access{res("coordination.k8s.io", "leases", "", "update", on, leaderElectionLease), true},
@@ -340,17 +544,54 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 		access{res("example.com", "databases", "", "update", "apps", "db"), false},
 		access{res("example.com", "databases", "status", "patch", "apps", "db"), false},
 		access{res("example.com", "caches", "", "get", "apps", "c"), false},
+		access{res("cache.example.net", "sessions", "", "list", "", ""), true},
+		access{res("cache.example.net", "sessions", "", "delete", "apps", "s"), false},
 		access{res("", "secrets", "", "get", "apps", "s"), false},
-		access{res("", "configmaps", "", "get", "apps", "c"), false},
+		access{res("", "configmaps", "", "get", "apps", "c"), true}, // one ConfigMap by name
+		access{res("", "configmaps", "", "delete", "apps", "c"), false},
 	)
-	assertAccessReviews(t, "the webhook's ServiceAccount with the controller", cs, cases)
+	assertAccessReviews(t, "the controller's ServiceAccount", cs, cases)
+	// The webhook apart from the controller: it follows pods and Services for
+	// cycle warnings, and writes nothing of the controller's.
+	assertAccessReviews(t, "the webhook's ServiceAccount, the controller apart", webhook, []access{
+		{res("", "namespaces", "", "list", "", ""), true},
+		{res("", "namespaces", "", "watch", "", ""), true},
+		{res("", "nodes", "", "watch", "", ""), true},
+		{res("", "pods", "", "list", "", ""), true},
+		{res("", "pods", "", "watch", "", ""), true},
+		{res("", "services", "", "list", "", ""), true},
+		{res("", "services", "", "watch", "", ""), true},
+		{res("authorization.k8s.io", "subjectaccessreviews", "", "create", "", ""), true},
+		{res("", "pods", "", "get", "apps", "p"), false},
+		{res("", "pods", "", "patch", "apps", "p"), false},
+		{res("", "pods", "status", "patch", "apps", "p"), false},
+		{res("", "pods", "", "delete", "apps", "p"), false},
+		{res("", "events", "", "create", "apps", ""), false},
+		{res("", "configmaps", "", "list", "", ""), false},
+		{res("discovery.k8s.io", "endpointslices", "", "list", "", ""), false},
+		{res("example.com", "databases", "", "get", "apps", "db"), false},
+		{res("coordination.k8s.io", "leases", "", "create", on, ""), false},
+		{res("coordination.k8s.io", "leases", "", "update", on, leaderElectionLease), false},
+	})
+
+	// The controller in the webhook's process: one ServiceAccount with both.
+	const one = "ke-controller-one-process"
+	webhook, _ = install(one, map[string]any{"separate": false})
+	assertAccessReviews(t, "the webhook's ServiceAccount with the controller in its process", webhook, []access{
+		{res("", "pods", "", "patch", "apps", "p"), true},
+		{res("", "pods", "status", "patch", "apps", "p"), true},
+		{res("", "namespaces", "", "list", "", ""), true},
+		{res("coordination.k8s.io", "leases", "", "update", one, leaderElectionLease), true},
+		{res("", "pods", "", "delete", "apps", "p"), false},
+	})
 
 	const off = "ke-controller-off"
-	cs = install(off, map[string]any{"enabled": false})
-	assertAccessReviews(t, "the webhook's ServiceAccount without the controller", cs, []access{
+	webhook, _ = install(off, map[string]any{"enabled": false})
+	assertAccessReviews(t, "the webhook's ServiceAccount without the controller", webhook, []access{
 		{res("", "namespaces", "", "list", "", ""), true},
 		{res("", "namespaces", "", "watch", "", ""), true},
 		{res("", "pods", "", "get", "apps", "p"), false},
+		{res("", "pods", "", "list", "", ""), false},
 		{res("", "pods", "", "patch", "apps", "p"), false},
 		{res("", "pods", "status", "patch", "apps", "p"), false},
 		{res("", "services", "", "list", "", ""), false},
@@ -359,10 +600,15 @@ func TestControllerRBACOnAPIServer(t *testing.T) {
 	})
 
 	// controller.secretDependencies: list and watch on Secrets, for the informer
-	// that keeps their keys; still no get (no single value read) and no change.
+	// that keeps their keys; still no get (no single value read) and no change;
+	// and nothing on Secrets for the webhook.
 	const secrets = "ke-controller-secrets"
-	cs = install(secrets, map[string]any{"secretDependencies": true})
-	assertAccessReviews(t, "the webhook's ServiceAccount with controller.secretDependencies", cs, []access{
+	webhook, cs = install(secrets, map[string]any{"secretDependencies": true})
+	assertAccessReviews(t, "the webhook's ServiceAccount with controller.secretDependencies", webhook, []access{
+		{res("", "secrets", "", "list", "", ""), false},
+		{res("", "secrets", "", "watch", "", ""), false},
+	})
+	assertAccessReviews(t, "the controller's ServiceAccount with controller.secretDependencies", cs, []access{
 		{res("", "secrets", "", "list", "", ""), true},
 		{res("", "secrets", "", "watch", "", ""), true},
 		{res("", "secrets", "", "get", "apps", "s"), false},
@@ -387,11 +633,13 @@ func TestSecretDependencyValues(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			objs := parseObjects(t, mustRender(t, releaseNamespace, tt.values).Manifest)
-			deploy := find(t, objs, "Deployment")
-			containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
-			args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-			if got := slices.Contains(args, "--secret-dependencies"); got != tt.flag {
-				t.Errorf("--secret-dependencies in the args: %v, want %v", got, tt.flag)
+			// Both Deployments: the webhook gates on Secrets only if the
+			// controller watches them.
+			for _, suffix := range []string{"-webhook", "-controller"} {
+				args := container(t, deployment(objs, suffix)).Args
+				if got := slices.Contains(args, "--secret-dependencies"); got != tt.flag {
+					t.Errorf("--secret-dependencies in the args of *%s: %v, want %v", suffix, got, tt.flag)
+				}
 			}
 			for _, o := range objs {
 				if o.GetKind() != "ClusterRole" {
@@ -419,11 +667,11 @@ func TestSecretDependencyValues(t *testing.T) {
 }
 
 // assertControllerWorks: entrypoint-webhook, running with the chart's args as the
-// chart's ServiceAccount, runs the dependency controller with only the chart's RBAC.
-// It wins the Lease, sets the condition on the injected pod waiting for mariadb, and
-// releases a gated pod once its Service has a ready endpoint, with Events; and its
-// log has no request refused.
-func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, waiting *corev1.Pod, logs *testenv.Buffer) {
+// chart's ServiceAccounts, runs the dependency controller with only the chart's RBAC
+// (and through its admission policy). It wins the Lease, sets the condition on the
+// injected pod waiting for mariadb, and releases a gated pod once its Service has a
+// ready endpoint, with Events; and no process's log has a request refused.
+func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, waiting *corev1.Pod, logs ...*testenv.Buffer) {
 	t.Helper()
 	ctx := context.Background()
 	pods := env.Client.CoreV1().Pods(podNS)
@@ -486,9 +734,12 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 		}
 		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == gated.Name })
 	})
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if l := strings.ToLower(line); strings.Contains(l, "forbidden") || strings.Contains(l, "cannot list") || strings.Contains(l, "cannot watch") {
-			t.Errorf("entrypoint-webhook was refused a request with the chart's RBAC: %s", line)
+	for _, log := range logs {
+		for _, line := range strings.Split(log.String(), "\n") {
+			if l := strings.ToLower(line); strings.Contains(l, "forbidden") || strings.Contains(l, "cannot list") || strings.Contains(l, "cannot watch") ||
+				strings.Contains(l, "validatingadmissionpolicy") {
+				t.Errorf("entrypoint-webhook was refused a request with the chart's RBAC or by its admission policy: %s", line)
+			}
 		}
 	}
 }

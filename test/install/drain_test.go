@@ -25,7 +25,7 @@ func TestDeploymentDrains(t *testing.T) {
 	} {
 		t.Run(tc.values, func(t *testing.T) {
 			objs := parseObjects(t, mustRender(t, releaseNamespace, readValues(t, tc.values)).Manifest)
-			deploy := find(t, objs, "Deployment")
+			deploy := deployment(objs, "-webhook")
 			surge, _, _ := nestedNumber(deploy.Object, "spec", "strategy", "rollingUpdate", "maxSurge")
 			unavail, _, _ := nestedNumber(deploy.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable")
 			if surge != tc.maxSurge || unavail != tc.maxUnavail {
@@ -51,7 +51,7 @@ func TestDeploymentDrains(t *testing.T) {
 		})
 	}
 	noDrain := parseObjects(t, mustRender(t, releaseNamespace, map[string]any{"webhook": map[string]any{"drainSeconds": 0}}).Manifest)
-	containers, _, _ := unstructured.NestedSlice(find(t, noDrain, "Deployment").Object, "spec", "template", "spec", "containers")
+	containers, _, _ := unstructured.NestedSlice(deployment(noDrain, "-webhook").Object, "spec", "template", "spec", "containers")
 	if _, found, _ := unstructured.NestedMap(containers[0].(map[string]any), "lifecycle"); found {
 		t.Error("webhook.drainSeconds=0 still renders a preStop hook")
 	}

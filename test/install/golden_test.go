@@ -13,7 +13,7 @@ import (
 
 // combinations are the chart's major value sets; each has testdata/values/<name>.yaml
 // and its golden render testdata/<name>.yaml.
-var combinations = []string{"default", "self-signed", "single-node", "issuer-ignore", "bindings", "resources"}
+var combinations = []string{"default", "self-signed", "single-node", "issuer-ignore", "bindings", "resources", "one-process", "controller"}
 
 // golden compares got with testdata/<file>, or rewrites it with -update.
 func golden(t *testing.T, file, got string) {

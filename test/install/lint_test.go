@@ -62,7 +62,13 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"negative drain", "webhook: {drainSeconds: -1}", "drainSeconds"},
 		{"gate mode everywhere without the controller", "controller: {enabled: false, gateAllNamespaces: true}", "controller.gateAllNamespaces=true needs controller.enabled=true"},
 		{"custom-resource rule with its own verbs", "controller: {customResourceRules: [{apiGroups: [example.com], resources: [databases], verbs: [delete]}]}", "verbs"},
-		{"custom-resource rule on every resource", "controller: {customResourceRules: [{apiGroups: [example.com], resources: ['*']}]}", "customResourceRules"},
+		{"custom-resource rule mixing every resource and names", "controller: {customResourceRules: [{apiGroups: [example.com], resources: ['*', databases]}]}", "customResourceRules"},
+		{"custom-resource rule on every group", "controller: {customResourceRules: [{apiGroups: ['*'], resources: [databases]}]}", "customResourceRules"},
+		{"custom-resource rule on a subresource", "controller: {customResourceRules: [{apiGroups: [example.com], resources: [databases/status]}]}", "customResourceRules"},
+		{"controller replicas without leader election", "controller: {replicaCount: 2, leaderElect: false}", "controller.replicaCount above 1 needs controller.leaderElect=true"},
+		{"no controller replica", "controller: {replicaCount: 0}", "replicaCount"},
+		{"existing controller ServiceAccount without a name", "controller: {serviceAccount: {create: false}}", "controller.serviceAccount.name is required"},
+		{"controller extra argument that is not a flag", "controller: {extraArgs: [debug]}", "extraArgs"},
 		{"custom-resource rule on the core group", "controller: {customResourceRules: [{apiGroups: [''], resources: [secrets]}]}", "customResourceRules"},
 		{"custom-resource rule without resources", "controller: {customResourceRules: [{apiGroups: [example.com]}]}", "resources"},
 		{"no API rate", "controller: {kubeAPIQPS: 0}", "kubeAPIQPS"},
@@ -145,7 +151,7 @@ func valuePaths(prefix string, values map[string]any) []string {
 }
 
 var wholeValue = map[string]bool{
-	"resources": true, "injection.resources": true, "podSecurityContext": true, "securityContext": true, "nodeSelector": true,
+	"resources": true, "injection.resources": true, "controller.resources": true, "podSecurityContext": true, "securityContext": true, "nodeSelector": true,
 }
 
 func hasPath(values map[string]any, path string) bool {

@@ -3,6 +3,8 @@ package install
 import (
 	"context"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,21 +18,30 @@ import (
 )
 
 // No install reads Secrets cluster-wide unless asked: no ClusterRole of any chart
-// combination, nor of the kustomize build, grants anything on secrets, and the
-// opt-in registryLookup.clusterWideSecretRead is what turns it on.
+// combination, nor of the kustomize build, grants anything on secrets, but the
+// controller's where the combination opts in with controller.secretDependencies;
+// and the opt-in registryLookup.clusterWideSecretRead is what turns it on for the
+// webhook.
 func TestNoClusterWideSecretReadByDefault(t *testing.T) {
 	installs := map[string][]*unstructured.Unstructured{
 		"kustomize build config/default":     parseObjects(t, kustomizeBuild(t, kustomizeDir)),
 		"kustomize build config/self-signed": parseObjects(t, kustomizeBuild(t, filepath.Join(repoRoot, "config", "self-signed"))),
 	}
+	secretDependencies := map[string]bool{}
 	for _, name := range combinations {
-		installs["chart "+name] = parseObjects(t, mustRender(t, releaseNamespace, readValues(t, name)).Manifest)
+		values := readValues(t, name)
+		installs["chart "+name] = parseObjects(t, mustRender(t, releaseNamespace, values).Manifest)
+		secretDependencies["chart "+name], _, _ = unstructured.NestedBool(values, "controller", "secretDependencies")
 	}
 	for install, objs := range installs {
 		for _, o := range objs {
-			if o.GetKind() == "ClusterRole" && grantsSecrets(o) {
-				t.Errorf("%s: ClusterRole %s grants access to Secrets in every namespace", install, o.GetName())
+			if o.GetKind() != "ClusterRole" || !grantsSecrets(o) {
+				continue
 			}
+			if secretDependencies[install] && strings.HasSuffix(o.GetName(), "-controller") {
+				continue // asked for; TestSecretDependencyValues checks the verbs
+			}
+			t.Errorf("%s: ClusterRole %s grants access to Secrets in every namespace", install, o.GetName())
 		}
 	}
 	optIn := parseObjects(t, mustRender(t, releaseNamespace, map[string]any{
@@ -45,9 +56,15 @@ func TestNoClusterWideSecretReadByDefault(t *testing.T) {
 	}
 }
 
+// grantsSecrets: a rule of the core group (or of every group) on secrets or on
+// every resource.
 func grantsSecrets(role *unstructured.Unstructured) bool {
 	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
 	for _, r := range rules {
+		groups, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "apiGroups")
+		if !slices.Contains(groups, "") && !slices.Contains(groups, "*") {
+			continue
+		}
 		resources, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
 		for _, res := range resources {
 			if res == "secrets" || res == "*" {
@@ -88,13 +105,10 @@ func TestPullSecretNamespaces(t *testing.T) {
 		"fullnameOverride": "ke-pull-secrets",
 		"registryLookup":   map[string]any{"pullSecretNamespaces": []any{listed}},
 	}).Manifest)
-	var sa string
+	sa := serviceAccountOf(deployment(objs, "-webhook")).Name
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "ServiceAccount":
-			sa = o.GetName()
-			fallthrough
-		case "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
 			if _, err := a.apply(ctx, o, true); err != nil {
 				t.Fatalf("applying %s: %v", objectKey(o), err)
 			}
@@ -106,14 +120,15 @@ func TestPullSecretNamespaces(t *testing.T) {
 	// The kustomize sample, set to the namespace `sampled` as its comment says.
 	const kustNS = "kubernetes-entrypoint"
 	createNamespace(t, env, kustNS)
-	for _, o := range parseObjects(t, kustomizeBuild(t, kustomizeDir)) {
+	kustomized := parseObjects(t, kustomizeBuild(t, kustomizeDir))
+	for _, o := range kustomized {
 		if o.GetKind() == "ServiceAccount" {
 			if _, err := a.apply(ctx, o, true); err != nil {
 				t.Fatalf("applying %s: %v", objectKey(o), err)
 			}
-			sa = o.GetName()
 		}
 	}
+	sa = serviceAccountOf(deployment(kustomized, "-webhook")).Name
 	sample := parseObjects(t, kustomizeBuild(t, repoRoot+"/config/samples/pull-secrets"))
 	if len(sample) != 2 {
 		t.Fatalf("config/samples/pull-secrets builds %d objects, want a Role and a RoleBinding", len(sample))

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,11 +33,14 @@ import (
 // The chart installed as on a single node whose API server reaches no Service:
 // self-signed TLS, the webhook on the host network registered by URL on 127.0.0.1.
 // Every rendered object is applied for real; entrypoint-webhook (built by `make
-// build`) runs with exactly the args of the rendered Deployment, as the chart's
-// ServiceAccount (a real token, the chart's RBAC), POD_NAMESPACE as the downward API
-// would set it. Only --kubeconfig is added: there is no in-cluster config here.
+// build`) runs twice, as the chart's two Deployments do: with exactly the args of the
+// webhook's Deployment as the webhook's ServiceAccount, and with exactly those of the
+// controller's Deployment as the controller's ServiceAccount (real tokens, the
+// chart's RBAC and admission policy), POD_NAMESPACE and MEMORY_LIMIT as the downward
+// API would set them. Only --kubeconfig is added: there is no in-cluster config here.
 // Then an annotated pod is mutated and an unannotated one is not, and the dependency
-// controller, leader-elected, does its work with the chart's RBAC alone.
+// controller, leader-elected in its own process, does its work with its own RBAC
+// alone, through the policy.
 func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	env := controlPlane(t)
 	bin := filepath.Join(makeBinaries(t), "entrypoint-webhook")
@@ -43,6 +48,7 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	const ns = "ke-chart-flags"
 
 	port, healthPort, metricsPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	controllerHealthPort, controllerMetricsPort := testenv.FreePort(t), testenv.FreePort(t)
 	values := map[string]any{
 		"replicaCount": 1,
 		"tls":          map[string]any{"mode": "self-signed"},
@@ -53,6 +59,9 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 		},
 		"metrics":     map[string]any{"port": metricsPort},
 		"healthProbe": map[string]any{"port": healthPort},
+		"controller": map[string]any{
+			"hostNetwork": true, "healthProbePort": controllerHealthPort, "metricsPort": controllerMetricsPort,
+		},
 	}
 	objs := parseObjects(t, mustRender(t, ns, values).Manifest)
 	createNamespace(t, env, ns)
@@ -63,65 +72,73 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 		}
 	}
 	mwc := find(t, objs, "MutatingWebhookConfiguration")
+	policy := find(t, objs, "ValidatingAdmissionPolicy")
 	t.Cleanup(func() {
 		_ = env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, mwc.GetName(), metav1.DeleteOptions{})
+		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, policy.GetName(), metav1.DeleteOptions{})
+		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, policy.GetName(), metav1.DeleteOptions{})
 	})
 
-	deploy := find(t, objs, "Deployment")
-	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
-	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-	if hostNetwork, _, _ := unstructured.NestedBool(deploy.Object, "spec", "template", "spec", "hostNetwork"); !hostNetwork {
-		t.Errorf("the Deployment does not use the host network")
+	deploy, controllerDeploy := deployment(objs, "-webhook"), deployment(objs, "-controller")
+	if deploy == nil || controllerDeploy == nil {
+		t.Fatal("the chart renders no webhook Deployment or no controller Deployment")
 	}
-	sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName")
-
-	saConfig := serviceAccountConfig(t, env, ns, sa)
-	assertAccess(t, saConfig, ns, mwc.GetName())
-	dir := t.TempDir()
-	kubeconfig := testenv.Kubeconfig(t, saConfig, dir)
-	var logs testenv.Buffer // the process writes it while the test reads it
-	cmd := exec.Command(bin, append(args, "--kubeconfig="+kubeconfig)...)
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+ns)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	for _, d := range []*unstructured.Unstructured{deploy, controllerDeploy} {
+		if hostNetwork, _, _ := unstructured.NestedBool(d.Object, "spec", "template", "spec", "hostNetwork"); !hostNetwork {
+			t.Errorf("%s does not use the host network", objectKey(d))
+		}
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("entrypoint-webhook %s\n%s", strings.Join(args, " "), logs.String())
-		}
-	})
+	args := container(t, deploy).Args
+	saConfig := serviceAccountConfig(t, env, ns, serviceAccountOf(deploy).Name)
+	controllerConfig := serviceAccountConfig(t, env, ns, serviceAccountOf(controllerDeploy).Name)
+	assertAccess(t, saConfig, controllerConfig, ns, mwc.GetName())
+	// The controller works through its admission policy, once enforced.
+	awaitPolicy(t, env, controllerConfig, policy.GetName())
 
-	// Ready: serving, with a certificate in its Secret and the caBundle patched.
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort)
-	testenv.Eventually(t, 30*time.Second, "entrypoint-webhook to be ready at "+readyz, func() bool {
-		select {
-		case err := <-exited:
-			t.Fatalf("entrypoint-webhook exited: %v\n%s", err, logs.String())
-		default:
-		}
-		resp, err := http.Get(readyz) //nolint:noctx // a probe
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	logs, exited := runDeployment(t, bin, deploy, saConfig, ns)
+	controllerLogs, controllerExited := runDeployment(t, bin, controllerDeploy, controllerConfig, ns)
+
+	// Ready: serving, with a certificate in its Secret and the caBundle patched;
+	// the controller's process is up.
+	for _, p := range []struct {
+		url    string
+		exited <-chan error
+		logs   *testenv.Buffer
+	}{
+		{fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort), exited, logs},
+		{fmt.Sprintf("http://127.0.0.1:%d/readyz", controllerHealthPort), controllerExited, controllerLogs},
+	} {
+		testenv.Eventually(t, 30*time.Second, "entrypoint-webhook to be ready at "+p.url, func() bool {
+			select {
+			case err := <-p.exited:
+				t.Fatalf("entrypoint-webhook exited: %v\n%s", err, p.logs.String())
+			default:
+			}
+			resp, err := http.Get(p.url) //nolint:noctx // a probe
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
 	live, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.GetName(), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(live.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Errorf("the webhook did not set the caBundle of %s", mwc.GetName())
+	}
+	// Each process set Go's memory limit from its container's limit.
+	for _, p := range []struct {
+		deploy *unstructured.Unstructured
+		logs   *testenv.Buffer
+	}{{deploy, logs}, {controllerDeploy, controllerLogs}} {
+		c := container(t, p.deploy)
+		limit := c.Resources.Limits.Memory().Value()
+		if want := strconv.FormatInt(limit-limit/10, 10); !strings.Contains(p.logs.String(), "Go memory limit set") || !strings.Contains(p.logs.String(), want) {
+			t.Errorf("%s: no log line of Go's memory limit set to %s bytes", objectKey(p.deploy), want)
+		}
 	}
 
 	podNS := env.Namespace(t)
@@ -191,8 +208,9 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 		t.Errorf("the example's pod was not injected as documented: init containers %d, dependencies %v", len(examplePod.Spec.InitContainers), dependencies)
 	}
 
-	assertMetricsAccess(t, env, objs, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort))
-	assertControllerWorks(t, env, ns, podNS, mutated, &logs)
+	assertMetricsAccess(t, env, objs, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), "kubernetes_entrypoint_injections_total")
+	assertControllerWorks(t, env, ns, podNS, mutated, logs, controllerLogs)
+	assertMetricsAccess(t, env, objs, fmt.Sprintf("https://127.0.0.1:%d/metrics", controllerMetricsPort), "entrypoint_controller_release_latency_seconds")
 
 	plain, err := pods.Create(ctx, pod(map[string]string{"team": "a"}), metav1.CreateOptions{})
 	if err != nil {
@@ -205,46 +223,75 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 
 // assertAccess checks the webhook ServiceAccount's permissions in self-signed mode
 // with registry lookup and no pull-secret namespace: its own Secret and webhook
-// configuration by name, and nothing around them (no Secret of any other namespace);
-// the controller's, which TestControllerRBACOnAPIServer covers, only in outline.
-func assertAccess(t *testing.T, cfg *rest.Config, ns, mwcName string) {
+// configuration by name, and nothing around them (no Secret of any other namespace),
+// no write on pods and no Lease; and, in outline (TestControllerRBACOnAPIServer
+// covers them), the controller ServiceAccount's: its Lease, pod patches, and nothing
+// of the webhook's.
+func assertAccess(t *testing.T, cfg, controllerCfg *rest.Config, ns, mwcName string) {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
+	res := func(group, resource, verb, ns, name string) authorizationv1.ResourceAttributes {
+		return authorizationv1.ResourceAttributes{Group: group, Resource: resource, Verb: verb, Namespace: ns, Name: name}
+	}
+	assertAccessReviews(t, "the webhook's ServiceAccount", kubernetes.NewForConfigOrDie(cfg), []access{
+		{res("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", "", mwcName), true},
+		{res("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", "", "someone-elses"), false},
+		{res("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "list", "", ""), false},
+		{res("", "secrets", "get", ns, "kubernetes-entrypoint-webhook-tls"), true},
+		{res("", "secrets", "update", ns, "kubernetes-entrypoint-webhook-tls"), true},
+		{res("", "secrets", "create", ns, ""), false},
+		{res("", "secrets", "create", "default", ""), false},
+		{res("", "secrets", "get", ns, "other"), false},
+		{res("", "secrets", "update", ns, "other"), false},
+		{res("", "secrets", "delete", ns, "kubernetes-entrypoint-webhook-tls"), false},
+		{res("", "secrets", "get", "any", "pull-secret"), false},
+		{res("", "secrets", "list", "any", ""), false},
+		{res("", "serviceaccounts", "get", "any", "default"), false},
+		// The controller's, in its own Deployment.
+		{res("coordination.k8s.io", "leases", "create", ns, ""), false},
+		{res("", "pods", "patch", "any", "x"), false},
+		{res("", "pods", "list", "", ""), true},
+		{res("", "pods", "delete", "any", "x"), false},
+	})
+	assertAccessReviews(t, "the controller's ServiceAccount", kubernetes.NewForConfigOrDie(controllerCfg), []access{
+		{res("coordination.k8s.io", "leases", "create", ns, ""), true},
+		{res("coordination.k8s.io", "leases", "create", "any", ""), false},
+		{res("", "pods", "patch", "any", "x"), true},
+		{res("", "pods", "delete", "any", "x"), false},
+		{res("", "secrets", "get", ns, "kubernetes-entrypoint-webhook-tls"), false},
+		{res("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", "", mwcName), false},
+	})
+}
+
+// runDeployment runs entrypoint-webhook with the args of the Deployment's container,
+// as the client config's identity, with POD_NAMESPACE and MEMORY_LIMIT (the
+// container's memory limit in bytes) as the downward API sets them, until the test
+// ends. It returns the process's log and a channel that receives its exit.
+func runDeployment(t *testing.T, bin string, deploy *unstructured.Unstructured, cfg *rest.Config, ns string) (*testenv.Buffer, <-chan error) {
+	t.Helper()
+	c := container(t, deploy)
+	kubeconfig := testenv.Kubeconfig(t, cfg, t.TempDir())
+	logs := &testenv.Buffer{} // the process writes it while the test reads it
+	cmd := exec.Command(bin, append(slices.Clone(c.Args), "--kubeconfig="+kubeconfig)...)
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+ns, "MEMORY_LIMIT="+strconv.FormatInt(c.Resources.Limits.Memory().Value(), 10))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		attr authorizationv1.ResourceAttributes
-		want bool
-	}{
-		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "update", Name: mwcName}, true},
-		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "update", Name: "someone-elses"}, false},
-		{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Verb: "list"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, true},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, true},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: ns}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: "default"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ns, Name: "other"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ns, Name: "other"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "delete", Namespace: ns, Name: "kubernetes-entrypoint-webhook-tls"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: "any", Name: "pull-secret"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: "any"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "serviceaccounts", Verb: "get", Namespace: "any", Name: "default"}, false},
-		// The controller's leader election, in the webhook's namespace only.
-		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: ns}, true},
-		{authorizationv1.ResourceAttributes{Group: "coordination.k8s.io", Resource: "leases", Verb: "create", Namespace: "any"}, false},
-		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "patch", Namespace: "any", Name: "x"}, true},
-		{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "delete", Namespace: "any", Name: "x"}, false},
-	} {
-		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
-			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &c.attr}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
 		}
-		if review.Status.Allowed != c.want {
-			t.Errorf("the webhook's ServiceAccount may %s %s %s/%s: %v, want %v", c.attr.Verb, c.attr.Resource, c.attr.Namespace, c.attr.Name, review.Status.Allowed, c.want)
+		if t.Failed() {
+			t.Logf("%s: entrypoint-webhook %s\n%s", objectKey(deploy), strings.Join(c.Args, " "), logs.String())
 		}
-	}
+	})
+	return logs, exited
 }
 
 // serviceAccountConfig is a client config that authenticates as ServiceAccount
@@ -266,7 +313,7 @@ func serviceAccountConfig(t *testing.T, env *testenv.Env, ns, name string) *rest
 // without a token and 200 to a ServiceAccount bound to the chart's metrics-reader
 // ClusterRole (the webhook's TokenReviews and SubjectAccessReviews pass with the
 // chart's RBAC), with the webhook's injection counter.
-func assertMetricsAccess(t *testing.T, env *testenv.Env, objs []*unstructured.Unstructured, url string) {
+func assertMetricsAccess(t *testing.T, env *testenv.Env, objs []*unstructured.Unstructured, url, metric string) {
 	t.Helper()
 	ctx := context.Background()
 	var reader string
@@ -316,8 +363,8 @@ func assertMetricsAccess(t *testing.T, env *testenv.Env, objs []*unstructured.Un
 		if resp.StatusCode != tc.want || resp.ProtoMajor != 1 {
 			t.Errorf("GET %s with token %v: %s over HTTP/%d, want %d over HTTP/1.1: %.200s", url, tc.token != "", resp.Status, resp.ProtoMajor, tc.want, body)
 		}
-		if tc.want == http.StatusOK && !strings.Contains(string(body), "kubernetes_entrypoint_injections_total") {
-			t.Errorf("the metrics have no kubernetes_entrypoint_injections_total: %.500s", body)
+		if tc.want == http.StatusOK && !strings.Contains(string(body), metric) {
+			t.Errorf("the metrics at %s have no %s: %.500s", url, metric, body)
 		}
 	}
 }

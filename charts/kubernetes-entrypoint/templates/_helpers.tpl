@@ -41,11 +41,37 @@ suffixes within 63.
 {{- printf "%s-resolver" (include "ke.fullname" .) -}}
 {{- end -}}
 
+{{/* The controller's Deployment, ServiceAccount, roles and admission policy. */}}
+{{- define "ke.controllerName" -}}
+{{- printf "%s-controller" (include "ke.fullname" .) -}}
+{{- end -}}
+
+{{/* Whether the controller runs in a Deployment of its own. */}}
+{{- define "ke.controllerSeparate" -}}
+{{- if and .Values.controller.enabled .Values.controller.separate -}}true{{- end -}}
+{{- end -}}
+
 {{- define "ke.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "ke.webhookName" .) .Values.serviceAccount.name -}}
 {{- else -}}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The ServiceAccount the dependency controller runs as: its own with
+controller.separate, the webhook's otherwise (one process).
+*/}}
+{{- define "ke.controllerServiceAccountName" -}}
+{{- if include "ke.controllerSeparate" . -}}
+{{- if .Values.controller.serviceAccount.create -}}
+{{- default (include "ke.controllerName" .) .Values.controller.serviceAccount.name -}}
+{{- else -}}
+{{- required "controller.serviceAccount.name is required when controller.serviceAccount.create is false" .Values.controller.serviceAccount.name -}}
+{{- end -}}
+{{- else -}}
+{{- include "ke.serviceAccountName" . -}}
 {{- end -}}
 {{- end -}}
 
@@ -67,6 +93,54 @@ app.kubernetes.io/component: webhook
 {{- define "ke.webhookLabels" -}}
 {{ include "ke.labels" . }}
 app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "ke.controllerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ke.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "ke.controllerLabels" -}}
+{{ include "ke.labels" . }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/*
+--allowed-custom-resources from controller.customResourceRules, so that the
+controller's allow-list and its RBAC come from one value: resource.group for each
+pair, *.group where resources is ["*"]. Empty without rules.
+*/}}
+{{- define "ke.allowedCustomResources" -}}
+{{- $items := list -}}
+{{- range .Values.controller.customResourceRules -}}
+{{- $resources := .resources -}}
+{{- range .apiGroups -}}
+{{- $group := . -}}
+{{- range $resources -}}
+{{- $items = append $items (printf "%s.%s" . $group) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $items | uniq | join "," -}}
+{{- end -}}
+
+{{/* The client-side rate limit of a process's calls to the API server. */}}
+{{- define "ke.apiRateArgs" -}}
+- --kube-api-qps={{ .Values.controller.kubeAPIQPS }}
+- --kube-api-burst={{ int64 .Values.controller.kubeAPIBurst }}
+{{- end -}}
+
+{{/*
+MEMORY_LIMIT: the container's memory limit in bytes, from the downward API;
+entrypoint-webhook sets Go's soft memory limit (debug.SetMemoryLimit) to nine
+tenths of it unless GOMEMLIMIT is set.
+*/}}
+{{- define "ke.memoryLimitEnv" -}}
+- name: MEMORY_LIMIT
+  valueFrom:
+    resourceFieldRef:
+      resource: limits.memory
 {{- end -}}
 
 {{/* repository:tag, or repository@digest. */}}
@@ -115,6 +189,9 @@ app.kubernetes.io/component: webhook
 {{- define "ke.checkController" -}}
 {{- if and .Values.controller.gateAllNamespaces (not .Values.controller.enabled) -}}
 {{- fail "controller.gateAllNamespaces=true needs controller.enabled=true: gated pods would never be scheduled, since only the controller removes their scheduling gate" -}}
+{{- end -}}
+{{- if and (include "ke.controllerSeparate" .) (not .Values.controller.leaderElect) (gt (int .Values.controller.replicaCount) 1) -}}
+{{- fail "controller.replicaCount above 1 needs controller.leaderElect=true: each replica would run the controller" -}}
 {{- end -}}
 {{- end -}}
 

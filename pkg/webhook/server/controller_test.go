@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,20 +19,39 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
-// The whole of gate mode in one entrypoint-webhook process on a real API server:
-// the webhook gates a pod; the controller names what it waits for in the pod's
+// The whole of gate mode on a real API server, with the controller in the
+// webhook's process, and with the two apart as the chart runs them (the webhook
+// --controller=false --controller-separate, the controller --webhook=false): the
+// webhook gates a pod; the controller names what it waits for in the pod's
 // condition, removes the gate once the Service has a ready endpoint, and says
 // Ready; and a pod that closes a dependency cycle draws a warning at admission
-// and the condition Cycle.
+// (from the webhook's own cycle detector) and the condition Cycle.
 func TestControllerReleasesAndExplains(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		name := "one process"
+		if separate {
+			name = "separate controller"
+		}
+		t.Run(name, func(t *testing.T) { testControllerReleasesAndExplains(t, separate) })
+	}
+}
+
+func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	env := testenv.StartT(t, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
 	})
 	wio := env.WebhookInstallOptions()
 	o := options()
 	o.Host, o.Port, o.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	if separate {
+		o.Controller, o.ControllerSeparate = false, true
+		c := options()
+		c.Webhook = false
+		startController(t, env, c)
+	}
 	start(t, env, o)
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -140,5 +161,35 @@ func TestControllerReleasesAndExplains(t *testing.T) {
 		c := condition(db.Name)
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == controller.ReasonCycle &&
 			strings.Contains(c.Message, "service "+ns+"/api")
+	})
+}
+
+// startController runs a controller-only entrypoint-webhook (--webhook=false)
+// until the test ends, and waits until it reports ready on /readyz (its
+// Deployment's readiness probe).
+func startController(t *testing.T, env *testenv.Env, o server.Options) {
+	t.Helper()
+	o.HealthProbeBindAddress = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	w, err := server.New(env.Config, o, testLogger(t).WithName("controller"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Manager.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller stopped with %v", err)
+		}
+	})
+	readyz := "http://" + o.HealthProbeBindAddress + "/readyz"
+	testenv.Eventually(t, 30*time.Second, "the controller to be ready at "+readyz, func() bool {
+		resp, err := http.Get(readyz) //nolint:noctx // a probe
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 }

@@ -25,6 +25,11 @@ func TestInjectConfigGateFlags(t *testing.T) {
 		{args: []string{"--secret-dependencies"}, controller: true, secrets: true},
 		// Without the controller nothing watches Secrets: none may be gated.
 		{args: []string{"--controller=false", "--secret-dependencies"}},
+		// A controller in a Deployment of its own removes the gates and watches
+		// the Secrets: gate mode as with the controller here.
+		{args: []string{"--controller=false", "--controller-separate"}, controller: true},
+		{args: []string{"--controller=false", "--controller-separate", "--gate-all-namespaces", "--secret-dependencies"},
+			controller: true, gateAllNS: true, secrets: true},
 	}
 	for _, tt := range tests {
 		o := server.DefaultOptions()

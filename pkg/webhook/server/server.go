@@ -94,8 +94,13 @@ type Options struct {
 	// Webhook serves the admission webhook; false runs the controller alone.
 	Webhook bool
 	// Controller runs the dependency controller (pod condition, gate removal,
-	// cycles); without it the webhook denies entrypoint.io/gate.
+	// cycles); without it, and without ControllerSeparate, the webhook denies
+	// entrypoint.io/gate.
 	Controller bool
+	// ControllerSeparate tells the webhook that a dependency controller runs in
+	// a Deployment of its own (--webhook=false): the webhook then allows gate
+	// mode and warns of cycles at admission without running the controller.
+	ControllerSeparate bool
 	// LeaderElect makes the controller run on one replica at a time; false only
 	// for a single process outside a cluster.
 	LeaderElect bool
@@ -199,9 +204,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RegistryPodBudget, "registry-pod-budget", o.RegistryPodBudget, "time limit of all registry lookups of one pod together (they run a few at a time); keep it under the webhook timeout")
 	fs.IntVar(&o.RegistryMaxInFlight, "registry-max-in-flight", o.RegistryMaxInFlight, "registry lookups at a time in this process; waiting for a slot counts against --registry-timeout")
 	fs.BoolVar(&o.Webhook, "webhook", o.Webhook, "serve the admission webhook; false runs only the dependency controller")
-	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it entrypoint.io/gate is denied")
+	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it, and without --controller-separate, entrypoint.io/gate is denied")
+	fs.BoolVar(&o.ControllerSeparate, "controller-separate", o.ControllerSeparate, "a dependency controller runs in a Deployment of its own (--webhook=false): allow gate mode and warn of cycles at admission without running the controller here (use with --controller=false)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
-	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller)")
+	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller or --controller-separate)")
 	fs.StringVar(&o.AllowedCustomResources, "allowed-custom-resources", o.AllowedCustomResources, "comma-separated resources, as RBAC names them (plural.group, e.g. connections.mariadb.osh.openstack.org, or *.group for a whole group), that custom-resource and CEL dependencies may name besides the contract's own kinds; the controller never reads any other kind (Nodes, Namespaces, unlisted custom resources) for a pod")
 	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server, on average (client-side limit)")
@@ -286,11 +292,12 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		MountPath:       o.MountPath,
 		Resources:       res,
 		LookupBudget:    o.RegistryPodBudget,
-		// Gate mode: denied without the controller, which removes the gate.
-		Controller:        o.Controller,
+		// Gate mode: denied without a controller, here or separate, which
+		// removes the gate.
+		Controller:        o.gateController(),
 		GateAllNamespaces: o.GateAllNamespaces,
 		// Only what the controller watches may be gated.
-		SecretDependencies: o.Controller && o.SecretDependencies,
+		SecretDependencies: o.gateController() && o.SecretDependencies,
 	}.Default()
 	// --run-as-user has no unset value (its default is inject.DefaultRunAsUser), so
 	// a 0 here was asked for and means root. Set after Default, which would read 0
@@ -446,9 +453,10 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		// The drain's bound plus time to stop the servers.
 		GracefulShutdownTimeout: ptr.To(o.DrainTimeout + 15*time.Second),
 	}
-	if o.Controller {
+	if o.gateController() {
 		// Every replica follows the managed pods (label-selected) and the
-		// Services, for cycle warnings at admission.
+		// Services, for cycle warnings at admission (and the controller's own
+		// cycle reports).
 		mgrOpts.Cache.ByObject = controller.CacheByObject()
 	}
 	autoMode := o.Webhook && o.InjectionMode == InjectionModeAuto
@@ -465,11 +473,13 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	var cycles *controller.CycleDetector
-	if o.Controller {
+	if o.gateController() {
 		cycles = &controller.CycleDetector{Cache: mgr.GetCache(), Dependencies: inject.Dependencies, Log: log.WithName("cycles")}
 		if err := mgr.Add(cycles); err != nil {
 			return nil, err
 		}
+	}
+	if o.Controller {
 		if err := addController(mgr, cfg, o, cycles, log); err != nil {
 			return nil, err
 		}
@@ -478,6 +488,11 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		return nil, err
 	}
 	if !o.Webhook {
+		// The controller alone is ready once it runs (its pod's readiness probe);
+		// its leader election decides whether it works.
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
 		return &Webhook{Manager: mgr}, nil
 	}
 	m, err := ewebhook.NewMetrics(metrics.Registry)
@@ -540,16 +555,28 @@ func (o *Options) checkRoles() error {
 	if !o.Webhook && !o.Controller {
 		errs = append(errs, errors.New("--webhook=false and --controller=false: nothing to run"))
 	}
+	if o.ControllerSeparate && !o.Webhook {
+		errs = append(errs, errors.New("--controller-separate with --webhook=false: it tells the webhook that the controller runs elsewhere, and this process serves no webhook (the separate controller runs with --webhook=false alone)"))
+	}
+	if o.ControllerSeparate && o.Controller && o.Webhook {
+		errs = append(errs, errors.New("--controller-separate with --controller: the controller would run here and in its own Deployment; give the webhook --controller=false"))
+	}
 	if o.Controller && o.LeaderElect && o.Namespace == "" {
 		errs = append(errs, errors.New("the controller's leader election needs the webhook's namespace for its Lease: set --namespace or POD_NAMESPACE, or --leader-elect=false for a single process"))
 	}
-	if o.GateAllNamespaces && !o.Controller {
-		errs = append(errs, errors.New("--gate-all-namespaces needs --controller: nothing would remove the gates"))
+	if o.GateAllNamespaces && !o.gateController() {
+		errs = append(errs, errors.New("--gate-all-namespaces needs --controller or --controller-separate: nothing would remove the gates"))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps=%g --kube-api-burst=%d: want positive numbers", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
 	return errors.Join(errs...)
+}
+
+// gateController: a controller removes the gates the webhook adds, in this
+// process or in a Deployment of its own.
+func (o *Options) gateController() bool {
+	return o.Controller || o.ControllerSeparate
 }
 
 // addController adds the dependency controller to mgr: leader-elected in a
@@ -584,7 +611,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 		return err
 	}
 	log.Info("starting entrypoint-webhook", "version", o.Version, "webhook", o.Webhook, "controller", o.Controller,
-		"leaderElect", o.LeaderElect, "image", o.Image, "injectionMode", o.InjectionMode, "tlsMode", o.TLSMode, "port", o.Port)
+		"controllerSeparate", o.ControllerSeparate, "leaderElect", o.LeaderElect, "image", o.Image, "injectionMode", o.InjectionMode, "tlsMode", o.TLSMode, "port", o.Port)
 	return w.Manager.Start(ctx)
 }
 
