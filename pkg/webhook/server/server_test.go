@@ -203,6 +203,15 @@ func TestWebhookThroughTheAPIServer(t *testing.T) {
 			t.Errorf("causes %+v, want one at %s", causes, path)
 		}
 	})
+	t.Run("a hostile regular expression is refused", func(t *testing.T) {
+		call := `object.data.x.matches("(?:abcdefghijklmnopqrstuvwxyz0123456789){1000}")`
+		value := `[{"apiVersion":"v1","kind":"ConfigMap","name":"c","expression":` + strconv.Quote(call+" || "+call) + `}]`
+		_, err := pods.Create(ctx, annotatedPod(map[string]string{"entrypoint.io/dependency-cel": value}), metav1.CreateOptions{})
+		const want = "regular expression of over 36,002 instructions, more than 1,000"
+		if err == nil || !strings.Contains(err.Error(), "denied the request") || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want a denial saying %q", err, want)
+		}
+	})
 	t.Run("a dependency in another namespace the pod may not read draws a warning", func(t *testing.T) {
 		other := env.Namespace(t)
 		var warnings []string
