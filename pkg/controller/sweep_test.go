@@ -26,7 +26,7 @@ func TestSweepStopsIdleInformers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	k := &kindInformers{client: client, log: logr.Discard(), kinds: map[schema.GroupVersionResource]*kindInformer{},
-		now: func() time.Time { return now },
+		now:     func() time.Time { return now },
 		changed: func(schema.GroupVersionResource, *unstructured.Unstructured, *unstructured.Unstructured) {},
 		synced:  func(schema.GroupVersionResource) {}}
 	k.start(ctx)

@@ -41,8 +41,11 @@ type childResult struct {
 // the child's rusage: Go starts children with vfork, and Linux then carries the
 // parent's peak into the child's Maxrss at exec, so that every child would report
 // at least the benchmark's own peak. VmHWM is the peak of the child's own memory.
-func peakRSS() (int64, error) {
-	status, err := os.ReadFile("/proc/self/status")
+func peakRSS() (int64, error) { return peakRSSOf("/proc/self/status") }
+
+// peakRSSOf reads the peak RSS in KiB, VmHWM, from a process's status file.
+func peakRSSOf(statusFile string) (int64, error) {
+	status, err := os.ReadFile(statusFile)
 	if err != nil {
 		return 0, err
 	}
@@ -51,7 +54,7 @@ func peakRSS() (int64, error) {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("no VmHWM in %s", statusFile)
 }
 
 // TestHostileChild is the child process of BenchmarkHostile; it does nothing in a
