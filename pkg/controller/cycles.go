@@ -34,6 +34,9 @@ type CycleDetector struct {
 	mu     sync.Mutex
 	wake   func([]types.NamespacedName)
 	parsed map[types.UID]depgraph.Pod // dependencies by pod: the env cannot change
+	// ignored are the pods left out of the graph (not parsable, or past the
+	// caps), remembered so that no rebuild parses them again.
+	ignored map[types.UID]struct{}
 }
 
 type detected struct {
@@ -89,6 +92,7 @@ func (d *CycleDetector) Start(ctx context.Context) error {
 		interval = time.Second
 	}
 	d.parsed = map[types.UID]depgraph.Pod{}
+	d.ignored = map[types.UID]struct{}{}
 	mark := toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { d.dirty.Store(true) },
 		UpdateFunc: func(oldObj, obj any) {
@@ -156,11 +160,13 @@ func equalMaps(a, b map[string]string) bool {
 
 func (d *CycleDetector) rebuild(ctx context.Context) error {
 	var pods corev1.PodList
-	if err := d.Cache.List(ctx, &pods, client.MatchingLabelsSelector{Selector: ManagedPods()}); err != nil {
+	// The cache's own objects, not copies (a rebuild reads them only): ten
+	// thousand pods copied once a second are a lot of garbage.
+	if err := d.Cache.List(ctx, &pods, client.MatchingLabelsSelector{Selector: ManagedPods()}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var services corev1.ServiceList
-	if err := d.Cache.List(ctx, &services); err != nil {
+	if err := d.Cache.List(ctx, &services, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	nodes := make([]depgraph.Pod, 0, len(pods.Items))
@@ -171,12 +177,16 @@ func (d *CycleDetector) rebuild(ctx context.Context) error {
 			continue
 		}
 		seen[pod.UID] = struct{}{}
+		if _, ok := d.ignored[pod.UID]; ok {
+			continue
+		}
 		node, ok := d.parsed[pod.UID]
 		if !ok {
 			deps, _, err := d.Dependencies(pod)
 			if err != nil || spec.CheckLimits(deps) != nil {
 				// Past the caps a pod is not judged (TooManyDependencies); its
 				// edges would cost every rebuild what its author chose.
+				d.ignored[pod.UID] = struct{}{}
 				continue
 			}
 			node = depgraph.PodFrom(pod, deps)
@@ -188,6 +198,11 @@ func (d *CycleDetector) rebuild(ctx context.Context) error {
 	for uid := range d.parsed {
 		if _, ok := seen[uid]; !ok {
 			delete(d.parsed, uid)
+		}
+	}
+	for uid := range d.ignored {
+		if _, ok := seen[uid]; !ok {
+			delete(d.ignored, uid)
 		}
 	}
 	svcs := make([]depgraph.Service, 0, len(services.Items))
