@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testpods"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
@@ -212,32 +212,6 @@ func TestKindsOffTheAllowList(t *testing.T) {
 	}
 }
 
-// forgedPod is a pod created with the managed label and a status annotation of
-// its author's, as if the webhook had injected it: the webhook skips it as
-// already injected, so nothing it checks was checked.
-func forgedPod(ns, name string, gated map[string]string) *corev1.Pod {
-	type envValue struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-	}
-	status := struct {
-		Version    int        `json:"version"`
-		Containers []string   `json:"containers"`
-		Gated      []envValue `json:"gated"`
-	}{Version: 1, Containers: []string{"app"}}
-	for k, v := range gated {
-		status.Gated = append(status.Gated, envValue{k, v})
-	}
-	raw, _ := json.Marshal(status)
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-			Labels:      map[string]string{inject.LabelManaged: "true"},
-			Annotations: map[string]string{inject.AnnotationStatus: string(raw)}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}},
-			SchedulingGates: []corev1.PodSchedulingGate{{Name: inject.SchedulingGate}}},
-	}
-}
-
 // A forged pod with 5,000 services (the webhook denies past spec.MaxItems) is
 // judged not at all: TooManyDependencies, nothing indexed, nothing watched.
 func TestForgedPodTooManyDependencies(t *testing.T) {
@@ -247,7 +221,7 @@ func TestForgedPodTooManyDependencies(t *testing.T) {
 	for i := range services {
 		services[i] = fmt.Sprintf("svc-%d", i)
 	}
-	createPod(t, forgedPod(ns, "forged", map[string]string{spec.EnvServices: strings.Join(services, ",")}))
+	createPod(t, testpods.Forged(ns, "forged", map[string]string{spec.EnvServices: strings.Join(services, ",")}))
 	deleteAfter(t, ns, "forged")
 	waitPod(t, ns, "forged", "TooManyDependencies", hasCondition(corev1.ConditionFalse, ReasonTooManyDependencies,
 		"5000 dependency items, more than 100"))
@@ -262,7 +236,7 @@ func TestForgedPodIsAuthorizedToo(t *testing.T) {
 	startControllerWith(t, env.Config, nil, func(o *Options) { o.Dependencies = inject.Dependencies })
 	victim, tenant := env.Namespace(t), env.Namespace(t)
 	readySlice(t, victim, "db")
-	createPod(t, forgedPod(tenant, "forged", map[string]string{spec.EnvServices: victim + ":db"}))
+	createPod(t, testpods.Forged(tenant, "forged", map[string]string{spec.EnvServices: victim + ":db"}))
 	deleteAfter(t, tenant, "forged")
 	waitPod(t, tenant, "forged", "refused for lack of list on endpointslices", hasCondition(corev1.ConditionFalse, ReasonWaiting,
 		fmt.Sprintf("serviceaccount %s/default may not list endpointslices.discovery.k8s.io in %s", tenant, victim)))
@@ -346,7 +320,7 @@ func TestForgedPodHostileRegex(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 4; i++ {
 		name := fmt.Sprintf("forged-%d", i)
-		createPod(t, forgedPod(ns, name, map[string]string{spec.EnvCEL: "[" + strings.Join(items, ",") + "]"}))
+		createPod(t, testpods.Forged(ns, name, map[string]string{spec.EnvCEL: "[" + strings.Join(items, ",") + "]"}))
 		deleteAfter(t, ns, name)
 	}
 	for i := 0; i < 4; i++ {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testpods"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
@@ -238,41 +239,6 @@ func gated(p *corev1.Pod) bool {
 	return false
 }
 
-// forgedPod is a gated pod with the managed label and a status annotation in
-// the webhook's format (version 1, the wrapped containers, the gated
-// dependency variables), created straight through the API: nothing the
-// webhook checks was checked.
-func forgedPod(ns, name string, gatedEnv map[string]string) *corev1.Pod {
-	type envValue struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-	}
-	status := struct {
-		Version    int        `json:"version"`
-		Containers []string   `json:"containers"`
-		Gated      []envValue `json:"gated"`
-	}{Version: 1, Containers: []string{"app"}}
-	names := make([]string, 0, len(gatedEnv))
-	for k := range gatedEnv {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		status.Gated = append(status.Gated, envValue{k, gatedEnv[k]})
-	}
-	raw, err := json.Marshal(status)
-	if err != nil {
-		panic(err) // strings only
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-			Labels:      map[string]string{inject.LabelManaged: "true"},
-			Annotations: map[string]string{inject.AnnotationStatus: string(raw)}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}},
-			SchedulingGates: []corev1.PodSchedulingGate{{Name: inject.SchedulingGate}}},
-	}
-}
-
 func createConfigMap(tb testing.TB, s *scenario, ns, name string, data map[string]string) {
 	tb.Helper()
 	_, err := s.r.client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
@@ -305,7 +271,7 @@ func regexCase(pods, items, calls int) ctrlCase {
 			}) + "]"
 			out := make([]*corev1.Pod, pods)
 			for i := range out {
-				out[i] = forgedPod(s.ns, fmt.Sprintf("regex-%d", i), map[string]string{spec.EnvCEL: cel})
+				out[i] = testpods.Forged(s.ns, fmt.Sprintf("regex-%d", i), map[string]string{spec.EnvCEL: cel})
 			}
 			return out
 		},
@@ -325,7 +291,7 @@ func tooManyCase(pods, services int) ctrlCase {
 			names := list(services, func(i int) string { return "svc-" + strconv.Itoa(i) })
 			out := make([]*corev1.Pod, pods)
 			for i := range out {
-				out[i] = forgedPod(s.ns, fmt.Sprintf("many-%d", i), map[string]string{spec.EnvServices: names})
+				out[i] = testpods.Forged(s.ns, fmt.Sprintf("many-%d", i), map[string]string{spec.EnvServices: names})
 			}
 			return out
 		},
@@ -349,7 +315,7 @@ func bigConfigMapsCase(n, size int) ctrlCase {
 			}
 		},
 		pods: func(s *scenario) []*corev1.Pod {
-			return []*corev1.Pod{forgedPod(s.ns, "app", map[string]string{spec.EnvConfigMaps: "missing/key"})}
+			return []*corev1.Pod{testpods.Forged(s.ns, "app", map[string]string{spec.EnvConfigMaps: "missing/key"})}
 		},
 		want: func(s *scenario) wantCondition {
 			return wantCondition{reason: controller.ReasonWaiting, contains: []string{"configmap " + s.ns + "/missing"}}
@@ -382,7 +348,7 @@ func crossNamespaceCase() ctrlCase {
 			createConfigMap(tb, s, s.other, "creds", map[string]string{"password": secretValue})
 		},
 		pods: func(s *scenario) []*corev1.Pod {
-			p := forgedPod(s.ns, "app", map[string]string{spec.EnvCustomResources: fmt.Sprintf(
+			p := testpods.Forged(s.ns, "app", map[string]string{spec.EnvCustomResources: fmt.Sprintf(
 				`[{"apiVersion":"v1","kind":"ConfigMap","namespace":%q,"name":"creds","fields":[{"key":"data.password","value":%q}]}]`,
 				s.other, secretValue)})
 			p.Spec.ServiceAccountName = "app"
