@@ -24,6 +24,17 @@ func TestCountCoversEverySlice(t *testing.T) {
 	if got := Count(s); got.Items != lists || got.Selectors != 1 {
 		t.Fatalf("Count = %+v, want %d items (one per list) and 1 selector (the pod)", got, lists)
 	}
+	// The table counts the same: each kind its own items, a superseding kind
+	// those of the kind it supersedes.
+	fromTable := 0
+	for _, k := range Kinds() {
+		if k.Supersedes == "" {
+			fromTable += k.Count(s)
+		}
+	}
+	if fromTable != lists {
+		t.Fatalf("the kinds table counts %d items, Count %d", fromTable, lists)
+	}
 }
 
 func TestCheckLimits(t *testing.T) {
