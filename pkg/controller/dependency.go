@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -58,124 +57,50 @@ type lookupConfig struct {
 	allowed allowList
 }
 
-// nodeFree lists the dependencies of deps that need no node: services, jobs, pods
-// by labels without requireSameNode, custom resources, rollouts, claims,
-// ConfigMaps, CRDs, CEL expressions, and Secrets when c.secrets is set (the
-// operator let the controller watch them). The rest (daemonsets, same-node pods,
-// containers, sockets, TCP and HTTP, and otherwise Secrets) is the resolver's, in
-// the pod. Custom-resource and CEL items of a kind not on c.allowed get a
-// problem instead of a lookup.
+// nodeFree lists the lookups of deps that need no node: those of the items
+// kube.Items places in the API (kube.InAPI), the items of a kind its operator
+// must opt in to (spec.Kind.GateOptIn: Secrets) only when c.secrets is set.
+// The rest (daemonsets, same-node pods, containers, sockets, TCP and HTTP, and
+// otherwise Secrets) is the resolver's, in the pod. An item of several lookups
+// (a CRD and the APIServices of its group) gives one dependency per lookup,
+// each with the item's text. Lookups resolved through discovery (custom
+// resources, CEL) of a kind not on c.allowed get a problem instead.
 func nodeFree(deps *spec.Spec, c lookupConfig) []dependency {
-	mapper, secrets, programs := c.mapper, c.secrets, c.programs
+	compile := admit.Compile
+	if c.programs != nil {
+		compile = c.programs.Program
+	}
 	var out []dependency
-	for _, ref := range deps.Services {
-		out = append(out, dependency{
-			text: (&kube.Service{Ref: ref}).String(), gvr: endpointSlicesResource,
-			namespace: ref.Namespace, name: ref.Name,
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
-				return kube.ServiceReadiness(objects, ref.MinReady)
-			},
-		})
-	}
-	for _, ref := range deps.Jobs {
-		d := dependency{text: (&kube.Job{Ref: ref}).String(), gvr: jobsResource, namespace: ref.Namespace, name: ref.Name,
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
-				st, _ := kube.JobsReadiness(objects)
-				return st
-			}}
-		if ref.Name == "" {
-			d.selector = labels.SelectorFromSet(ref.Labels)
-		}
-		out = append(out, d)
-	}
-	for _, ref := range deps.Pods {
-		if ref.RequireSameNode {
+	for _, it := range kube.Items(deps, kube.LookupOptions{Compile: compile, Eval: c.eval}) {
+		if it.Place != kube.InAPI {
 			continue
 		}
-		out = append(out, dependency{
-			text: (&kube.Pod{Ref: ref}).String(), gvr: podsResource, namespace: ref.Namespace,
-			selector: labels.SelectorFromSet(ref.Labels),
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.PodsReadiness(objects, "") },
-		})
-	}
-	for _, ref := range deps.CustomResources {
-		d := dependency{text: (&kube.CustomResource{Ref: ref}).String(), name: ref.Name,
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
-				return kube.CustomResourceReadiness(objects, ref)
-			}}
-		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
-		d.problem = c.allowed.check(ref.Kind, d.gvr, d.problem)
-		d.values = d.gvr == kube.ConfigMapsResource && len(ref.Fields) > 0
-		out = append(out, d)
-	}
-	for _, ref := range deps.CEL {
-		d := dependency{text: (&kube.CEL{Ref: ref}).String(), name: ref.Name}
-		var (
-			program *celcheck.Program
-			err     error
-		)
-		if programs != nil {
-			program, err = programs.Program(ref.Expression)
-		} else {
-			program, err = admit.Compile(ref.Expression)
-		}
-		if err != nil {
-			// The webhook refuses such an expression; it came by another way.
-			d.problem = "expression " + kube.ShownExpression(ref.Expression) + " " + err.Error()
-			out = append(out, d)
+		if k, _ := spec.KindOf(it.Kind); k.GateOptIn && !c.secrets {
 			continue
 		}
-		d.evaluate = func(objects []*unstructured.Unstructured) resolve.Status {
-			// Eval bounds its own time (celcheck.EvalTimeout).
-			return kube.CELReadinessWith(context.Background(), objects, program, c.eval)
+		for _, l := range it.Lookups {
+			out = append(out, c.dependency(it.Text, l))
 		}
-		d.gvr, d.namespace, d.problem = resourceOf(mapper, ref.APIVersion, ref.Kind, ref.Namespace)
-		d.problem = c.allowed.check(ref.Kind, d.gvr, d.problem)
-		d.values = d.gvr == kube.ConfigMapsResource
-		out = append(out, d)
-	}
-	for _, ref := range deps.Rollouts {
-		out = append(out, dependency{
-			text: (&kube.Rollout{Ref: ref}).String(), gvr: kube.WorkloadResource(ref.Kind), namespace: ref.Namespace, name: ref.Name,
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
-				return kube.RolloutReadiness(objects, ref.Kind)
-			},
-		})
-	}
-	for _, ref := range deps.Claims {
-		out = append(out, dependency{
-			text: (&kube.Claim{Ref: ref}).String(), gvr: kube.ClaimsResource, namespace: ref.Namespace, name: ref.Name,
-			evaluate: kube.ClaimReadiness,
-		})
-	}
-	for _, ref := range deps.ConfigMaps {
-		out = append(out, dependency{
-			text: (&kube.ConfigMap{Ref: ref}).String(), gvr: kube.ConfigMapsResource, namespace: ref.Namespace, name: ref.Name,
-			evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.KeyReadiness(objects, ref.Key) },
-		})
-	}
-	if secrets {
-		for _, ref := range deps.Secrets {
-			out = append(out, dependency{
-				text: (&kube.Secret{Ref: ref}).String(), gvr: kube.SecretsResource, namespace: ref.Namespace, name: ref.Name,
-				evaluate: func(objects []*unstructured.Unstructured) resolve.Status { return kube.KeyReadiness(objects, ref.Key) },
-			})
-		}
-	}
-	for _, name := range deps.CRDs {
-		text := (&kube.CRD{Name: name}).String()
-		group := kube.CRDGroup(name)
-		out = append(out,
-			dependency{text: text, gvr: kube.CRDsResource, name: name, evaluate: kube.CRDReadiness, public: true},
-			// The group is no field the informer can select by: every APIService,
-			// a few tens in a cluster, filtered by the rule.
-			dependency{text: text, gvr: kube.APIServicesResource, selector: labels.Everything(), public: true,
-				evaluate: func(objects []*unstructured.Unstructured) resolve.Status {
-					return kube.APIServicesReadiness(objects, group)
-				}},
-		)
 	}
 	return out
+}
+
+// dependency is the controller's view of lookup l of the item named text: its
+// resource found through c.mapper when discovery tells it, and checked
+// against c.allowed.
+func (c lookupConfig) dependency(text string, l kube.Lookup) dependency {
+	if l.Problem != "" {
+		return dependency{text: text, name: l.Name, problem: l.Problem}
+	}
+	d := dependency{text: text, gvr: l.Resource, namespace: l.Namespace, name: l.Name, selector: l.Selector,
+		public: l.Public, evaluate: l.Evaluate}
+	if !l.Discovered() {
+		return d
+	}
+	d.gvr, d.namespace, d.problem = resourceOf(c.mapper, l.APIVersion, l.ObjectKind, l.Namespace)
+	d.problem = c.allowed.check(l.ObjectKind, d.gvr, d.problem)
+	d.values = d.gvr == kube.ConfigMapsResource && l.Values
+	return d
 }
 
 // resourceOf is the resource of kind in apiVersion, and namespace unless the kind

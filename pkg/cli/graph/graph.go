@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/depgraph"
@@ -136,82 +137,114 @@ func (b *builder) edge(from, to, kind string) {
 	}
 }
 
-// dependencies adds w's dependencies and, for each, who satisfies it.
+// nodeKinds is the node kind of the items of each kind of the contract that
+// something in the cluster may satisfy; "" for the kinds graph leaves out
+// (checked in the pod, or the pod's own containers).
+var nodeKinds = map[string]string{
+	spec.EnvServices:        KindService,
+	spec.EnvJobs:            KindJob,
+	spec.EnvJobsJSON:        KindJob,
+	spec.EnvDaemonSets:      KindDaemonSet,
+	spec.EnvContainers:      "",
+	spec.EnvPodsJSON:        KindPods,
+	spec.EnvCustomResources: KindCustomResource,
+	spec.EnvCEL:             KindCEL,
+	spec.EnvRollouts:        KindRollout,
+	spec.EnvClaims:          KindObject,
+	spec.EnvConfigMaps:      KindObject,
+	spec.EnvSecrets:         KindObject,
+	spec.EnvCRDs:            KindObject,
+	spec.EnvConfigs:         "",
+	spec.EnvSockets:         "",
+	spec.EnvTCP:             "",
+	spec.EnvHTTP:            "",
+}
+
+// dependencies adds w's dependencies (kube.Items, each by its first lookup:
+// what it names) and, for each, who satisfies it.
 func (b *builder) dependencies(w *Workload, crs CustomResourceLookup) {
+	for _, it := range kube.Items(w.Deps, kube.LookupOptions{}) {
+		b.item(w, it, crs)
+	}
+}
+
+// item adds it, an item of w's dependencies, and who satisfies it.
+func (b *builder) item(w *Workload, it kube.Item, crs CustomResourceLookup) {
+	kind := nodeKinds[it.Kind]
+	if kind == "" || len(it.Lookups) == 0 {
+		return
+	}
 	wait := func(id, kind string) *Node {
 		n := b.node(id, kind)
 		b.edge(w.Name, id, EdgeWaitsFor)
 		return n
 	}
-	for _, ref := range w.Deps.Services {
-		n := wait("service "+ref.String(), KindService)
-		b.service(n, ref)
-	}
-	for _, ref := range w.Deps.Jobs {
-		if ref.Name != "" {
-			b.job(wait("job "+ref.String(), KindJob), ref)
-		} else {
-			b.jobsByLabels(wait("jobs "+ref.Namespace+"/["+canonical(ref.Labels)+"]", KindJobs), ref)
-		}
-	}
-	for _, ref := range w.Deps.Pods {
-		id := "pods " + ref.Namespace + "/[" + canonical(ref.Labels) + "]"
-		if ref.RequireSameNode {
+	l := it.Lookups[0]
+	target, named := l.Target()
+	switch {
+	case kind == KindService:
+		b.service(wait(it.Text, kind), spec.ObjectRef{Namespace: l.Namespace, Name: l.Name})
+	case kind == KindJob && l.Selector == nil:
+		b.job(wait(it.Text, kind), spec.JobRef{Namespace: l.Namespace, Name: l.Name})
+	case kind == KindJob:
+		set := selectorLabels(l.Selector)
+		b.jobsByLabels(wait("jobs "+l.Namespace+"/["+canonical(set)+"]", KindJobs), spec.JobRef{Namespace: l.Namespace, Labels: set})
+	case kind == KindPods:
+		set := selectorLabels(l.Selector)
+		id := "pods " + l.Namespace + "/[" + canonical(set) + "]"
+		if it.Place == kube.OnNode {
 			id += " on this node"
 		}
 		n := wait(id, KindPods)
-		if !b.satisfyByLabels(n, ref.Namespace, ref.Labels) {
-			n.Unsatisfiable = "no workload's pods carry " + canonical(ref.Labels)
+		if !b.satisfyByLabels(n, l.Namespace, set) {
+			n.Unsatisfiable = "no workload's pods carry " + canonical(set)
 		}
-	}
-	for _, ref := range w.Deps.DaemonSets {
-		n := wait("daemonset "+ref.String(), KindDaemonSet)
-		if b.hasWorkload("daemonset " + ref.String()) {
+	case kind == KindDaemonSet:
+		n := wait(it.Text, KindDaemonSet)
+		if b.hasWorkload(it.Text) {
 			// The DaemonSet is both the dependency and the workload that
 			// satisfies it: one node, as in pkg/depgraph's cycles.
 			n.Note = "the DaemonSet exists"
 		} else {
 			n.Unsatisfiable = "no such DaemonSet"
 		}
-	}
-	for _, ref := range w.Deps.Rollouts {
-		n := wait((&kube.Rollout{Ref: ref}).String(), KindRollout)
-		target := strings.ToLower(ref.Kind) + " " + ref.Namespace + "/" + ref.Name
-		if b.hasWorkload(target) {
-			b.node(target, KindWorkload)
-			b.edge(n.ID, target, EdgeSatisfiedBy)
+	case kind == KindRollout:
+		n := wait(it.Text, KindRollout)
+		workload := strings.ToLower(l.ObjectKind) + " " + l.Namespace + "/" + l.Name
+		if b.hasWorkload(workload) {
+			b.node(workload, KindWorkload)
+			b.edge(n.ID, workload, EdgeSatisfiedBy)
 		} else {
-			n.Unsatisfiable = "no such " + ref.Kind
+			n.Unsatisfiable = "no such " + strings.ToLower(l.ObjectKind)
+		}
+	case kind == KindObject && l.KeysOnly:
+		// Secrets are not read at all: a read returns their values.
+		wait(it.Text, KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
+	case kind == KindObject && named:
+		// Claims, ConfigMaps and CRDs are leaves: no workload satisfies them,
+		// but one that does not exist is unsatisfiable. Their state (bound,
+		// the key, established) is why's to tell.
+		n := wait(it.Text, KindObject)
+		n.Note = "its state is not read by graph (kubectl entrypoint why checks it)"
+		markMissing(n, target, crs)
+	case named: // custom resources and CEL items
+		b.named(wait(it.Text, kind), target, crs)
+	}
+}
+
+// selectorLabels are the labels a selector made of a label set requires.
+func selectorLabels(sel labels.Selector) map[string]string {
+	set := map[string]string{}
+	if sel == nil {
+		return set
+	}
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if v, ok := r.Values().PopAny(); ok {
+			set[r.Key()] = v
 		}
 	}
-	// Claims, ConfigMaps and CRDs are leaves: no workload satisfies them, but
-	// one that does not exist is unsatisfiable. Their state (bound, the key,
-	// established) is why's to tell. Secrets are not read at all: a read
-	// returns their values.
-	object := func(id string, ref spec.CustomResourceRef) {
-		n := wait(id, KindObject)
-		n.Note = "its state is not read by graph (kubectl entrypoint why checks it)"
-		markMissing(n, ref, crs)
-	}
-	for _, ref := range w.Deps.Claims {
-		object((&kube.Claim{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: ref.Namespace, Name: ref.Name})
-	}
-	for _, ref := range w.Deps.ConfigMaps {
-		object((&kube.ConfigMap{Ref: ref}).String(), spec.CustomResourceRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: ref.Namespace, Name: ref.Name})
-	}
-	for _, ref := range w.Deps.Secrets {
-		wait((&kube.Secret{Ref: ref}).String(), KindObject).Note = "not read by graph (kubectl entrypoint why checks it)"
-	}
-	for _, name := range w.Deps.CRDs {
-		object((&kube.CRD{Name: name}).String(), spec.CustomResourceRef{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition", Name: name})
-	}
-	for _, ref := range w.Deps.CustomResources {
-		b.named(wait((&kube.CustomResource{Ref: ref}).String(), KindCustomResource), ref, crs)
-	}
-	for _, ref := range w.Deps.CEL {
-		b.named(wait((&kube.CEL{Ref: ref}).String(), KindCEL),
-			spec.CustomResourceRef{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}, crs)
-	}
+	return set
 }
 
 // named links n, a custom-resource or CEL item naming ref, to the workload

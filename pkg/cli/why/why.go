@@ -24,7 +24,6 @@ import (
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -81,13 +80,6 @@ type Explainer struct {
 	Client dynamic.Interface
 	Mapper meta.RESTMapper
 }
-
-var (
-	podsResource           = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	endpointSlicesResource = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
-	jobsResource           = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	daemonSetsResource     = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
-)
 
 // Sources is where a pod's dependencies are declared: each entry is a place
 // ("injected by the webhook", `container "init"'s environment`) and the
@@ -188,117 +180,100 @@ func (x Explainer) Explain(ctx context.Context, pod *corev1.Pod) Report {
 	return r
 }
 
+// dependencies judges each item of deps (kube.Items) by its lookups, in the
+// contract's order: the items only the resolver can check are unknown, and
+// the configs it writes are left out.
 func (x Explainer) dependencies(ctx context.Context, pod *corev1.Pod, deps *spec.Spec) []Dependency {
 	var out []Dependency
-	add := func(name string, st resolve.Status, err error) {
-		switch {
-		case err != nil:
-			out = append(out, Dependency{Name: name, State: StateUnknown, Reason: "cannot read: " + err.Error()})
-		case st.Ready:
-			out = append(out, Dependency{Name: name, State: StateReady})
-		default:
-			out = append(out, Dependency{Name: name, State: StateWaiting, Reason: st.Reason})
-		}
-	}
-	for _, ref := range deps.Services {
-		objs, err := x.list(ctx, endpointSlicesResource, ref.Namespace, "kubernetes.io/service-name="+ref.Name, "")
-		add((&kube.Service{Ref: ref}).String(), kube.ServiceReadiness(objs, ref.MinReady), err)
-	}
-	for _, ref := range deps.Jobs {
-		sel, field := "", "metadata.name="+ref.Name
-		if ref.Name == "" {
-			sel, field = labels.SelectorFromSet(ref.Labels).String(), ""
-		}
-		objs, err := x.list(ctx, jobsResource, ref.Namespace, sel, field)
-		st, _ := kube.JobsReadiness(objs)
-		add((&kube.Job{Ref: ref}).String(), st, err)
-	}
-	for _, ref := range deps.Pods {
-		name := (&kube.Pod{Ref: ref}).String()
-		field, where := "", ""
-		if ref.RequireSameNode {
-			if pod.Spec.NodeName == "" {
-				out = append(out, Dependency{Name: name, State: StateWaiting, Reason: "the pod has no node yet"})
-				continue
-			}
-			field, where = "spec.nodeName="+pod.Spec.NodeName, " on node "+pod.Spec.NodeName
-		}
-		objs, err := x.list(ctx, podsResource, ref.Namespace, labels.SelectorFromSet(ref.Labels).String(), field)
-		add(name, kube.PodsReadiness(objs, where), err)
-	}
-	for _, ref := range deps.CustomResources {
-		name := (&kube.CustomResource{Ref: ref}).String()
-		gvr, namespaced, err := x.resource(ref)
-		if err != nil {
-			out = append(out, Dependency{Name: name, State: StateWaiting, Reason: err.Error()})
-			continue
-		}
-		ns := ""
-		if namespaced {
-			ns = ref.Namespace
-		}
-		objs, err := x.list(ctx, gvr, ns, "", "metadata.name="+ref.Name)
-		add(name, kube.CustomResourceReadiness(objs, ref), err)
-	}
-	for _, ref := range deps.Rollouts {
-		objs, err := x.list(ctx, kube.WorkloadResource(ref.Kind), ref.Namespace, "", "metadata.name="+ref.Name)
-		add((&kube.Rollout{Ref: ref}).String(), kube.RolloutReadiness(objs, ref.Kind), err)
-	}
-	for _, ref := range deps.Claims {
-		objs, err := x.list(ctx, kube.ClaimsResource, ref.Namespace, "", "metadata.name="+ref.Name)
-		add((&kube.Claim{Ref: ref}).String(), kube.ClaimReadiness(objs), err)
-	}
-	for _, ref := range deps.ConfigMaps {
-		objs, err := x.list(ctx, kube.ConfigMapsResource, ref.Namespace, "", "metadata.name="+ref.Name)
-		add((&kube.ConfigMap{Ref: ref}).String(), kube.KeyReadiness(objs, ref.Key), err)
-	}
-	for _, ref := range deps.Secrets {
-		objs, err := x.list(ctx, kube.SecretsResource, ref.Namespace, "", "metadata.name="+ref.Name)
-		for _, o := range objs {
-			kube.KeysOnly(o) // values are never needed, nor kept
-		}
-		add((&kube.Secret{Ref: ref}).String(), kube.KeyReadiness(objs, ref.Key), err)
-	}
-	for _, name := range deps.CRDs {
-		st, err := x.crd(ctx, name)
-		add((&kube.CRD{Name: name}).String(), st, err)
-	}
-	for _, ref := range deps.DaemonSets {
-		st, err := x.daemonSet(ctx, pod, ref)
-		add((&kube.DaemonSet{Ref: ref}).String(), st, err)
-	}
-	for _, name := range deps.Containers {
-		out = append(out, containerState(pod, name))
-	}
-	inPod := func(kind string, items []string) {
-		for _, it := range items {
-			out = append(out, Dependency{Name: kind + " " + it, State: StateUnknown,
+	for _, it := range kube.Items(deps, kube.LookupOptions{NodeName: pod.Spec.NodeName}) {
+		switch it.Place {
+		case kube.Rendered:
+		case kube.InPod:
+			out = append(out, Dependency{Name: it.Text, State: StateUnknown,
 				Reason: "only the resolver in the pod can check it (kubectl logs shows its waiting lines)"})
+		default:
+			out = append(out, x.judge(ctx, pod, it))
 		}
 	}
-	inPod("socket", deps.Sockets)
-	inPod("tcp", deps.TCP)
-	inPod("http", deps.HTTP)
 	return out
 }
 
-// crd is the CRD rule as the controller applies it: the CRD is established,
-// and the APIService of its group available; where APIServices cannot be read,
-// the CRD alone decides, as in the resolver.
-func (x Explainer) crd(ctx context.Context, name string) (resolve.Status, error) {
-	objs, err := x.list(ctx, kube.CRDsResource, "", "", "metadata.name="+name)
-	if err != nil {
-		return resolve.Status{}, err
+// judge reads and judges the lookups of it in order, up to the first that is
+// not ready; an optional lookup that cannot be read leaves the decision to the
+// earlier ones.
+func (x Explainer) judge(ctx context.Context, pod *corev1.Pod, it kube.Item) Dependency {
+	d := Dependency{Name: it.Text, State: StateReady}
+	for i, l := range it.Lookups {
+		if l.Problem != "" {
+			d.State, d.Reason = StateWaiting, l.Problem
+			return d
+		}
+		var objs []*unstructured.Unstructured
+		if it.Place == kube.OwnPod {
+			obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pod)
+			if err != nil {
+				d.State, d.Reason = StateUnknown, "cannot read: "+err.Error()
+				return d
+			}
+			objs = []*unstructured.Unstructured{{Object: obj}}
+		} else {
+			var problem string
+			var err error
+			objs, problem, err = x.read(ctx, l)
+			switch {
+			case problem != "":
+				d.State, d.Reason = StateWaiting, problem
+				return d
+			case err != nil && l.Optional && i > 0:
+				return d
+			case err != nil:
+				d.State, d.Reason = StateUnknown, "cannot read: "+err.Error()
+				return d
+			}
+		}
+		if l.KeysOnly {
+			for _, o := range objs {
+				kube.KeysOnly(o) // values are never needed, nor kept
+			}
+		}
+		if st := l.Evaluate(objs); !st.Ready {
+			d.State, d.Reason = StateWaiting, st.Reason
+			return d
+		}
 	}
-	st := kube.CRDReadiness(objs)
-	if !st.Ready {
-		return st, nil
+	return d
+}
+
+// read reads what l names, as the resolver's own GETs and LISTs do; problem
+// says why its kind cannot be read at all (not served).
+func (x Explainer) read(ctx context.Context, l kube.Lookup) (objs []*unstructured.Unstructured, problem string, err error) {
+	gvr, ns := l.Resource, l.Namespace
+	if l.Discovered() {
+		var namespaced bool
+		gvr, namespaced, err = x.resource(l.APIVersion, l.ObjectKind)
+		if err != nil {
+			return nil, err.Error(), nil
+		}
+		if !namespaced {
+			ns = ""
+		}
 	}
-	services, err := x.list(ctx, kube.APIServicesResource, "", "", "")
-	if err != nil {
-		return st, nil
+	if l.Get {
+		obj, err := x.Client.Resource(gvr).Namespace(ns).Get(ctx, l.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, "", nil
+		case err != nil:
+			return nil, "", fmt.Errorf("reading %s: %w", strings.ToLower(l.ObjectKind), err)
+		}
+		return []*unstructured.Unstructured{obj}, "", nil
 	}
-	return kube.APIServicesReadiness(services, kube.CRDGroup(name)), nil
+	field := l.FieldSelector
+	if !l.Listed() {
+		field = "metadata.name=" + l.Name
+	}
+	objs, err = x.list(ctx, gvr, ns, l.LabelSelector(), field)
+	return objs, "", err
 }
 
 // list lists resource in namespace ("" for all or cluster-scoped) by label and
@@ -316,69 +291,22 @@ func (x Explainer) list(ctx context.Context, gvr schema.GroupVersionResource, na
 	return objs, nil
 }
 
-func (x Explainer) resource(ref spec.CustomResourceRef) (schema.GroupVersionResource, bool, error) {
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+func (x Explainer) resource(apiVersion, kind string) (schema.GroupVersionResource, bool, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
-		return schema.GroupVersionResource{}, false, fmt.Errorf("apiVersion %q: %w", ref.APIVersion, err)
+		return schema.GroupVersionResource{}, false, fmt.Errorf("apiVersion %q: %w", apiVersion, err)
 	}
-	m, err := x.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
+	m, err := x.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: kind}, gv.Version)
 	if err != nil {
-		return schema.GroupVersionResource{}, false, fmt.Errorf("kind %s of %s is not served (yet): %v", ref.Kind, ref.APIVersion, err)
+		return schema.GroupVersionResource{}, false, fmt.Errorf("kind %s of %s is not served (yet): %v", kind, apiVersion, err)
 	}
 	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }
 
-// daemonSet is the DaemonSet rule as the resolver applies it on the pod's node:
-// the DaemonSet's pod there is ready. (The resolver's function for it needs its
-// own node and is not exported; this reads the same objects.)
-func (x Explainer) daemonSet(ctx context.Context, pod *corev1.Pod, ref spec.ObjectRef) (resolve.Status, error) {
-	ds, err := x.Client.Resource(daemonSetsResource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return resolve.Status{Reason: "not found"}, nil
-	}
-	if err != nil {
-		return resolve.Status{}, fmt.Errorf("reading daemonset: %w", err)
-	}
-	if pod.Spec.NodeName == "" {
-		return resolve.Status{Reason: "the pod has no node yet, and the DaemonSet's pod on its node decides"}, nil
-	}
-	pods, err := x.list(ctx, podsResource, ref.Namespace, "", "spec.nodeName="+pod.Spec.NodeName)
-	if err != nil {
-		return resolve.Status{}, err
-	}
-	for _, p := range pods {
-		owner := metav1.GetControllerOf(p)
-		if owner == nil || owner.UID != ds.GetUID() || p.GetDeletionTimestamp() != nil {
-			continue
-		}
-		conds, _, _ := unstructured.NestedSlice(p.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["status"] == "True" {
-				return resolve.Status{Ready: true}, nil
-			}
-		}
-		return resolve.Status{Reason: "its pod " + p.GetName() + " on node " + pod.Spec.NodeName + " is not ready"}, nil
-	}
-	return resolve.Status{Reason: "no pod on node " + pod.Spec.NodeName}, nil
-}
-
 // containerState is a sibling container's readiness, from the pod's status.
 func containerState(pod *corev1.Pod, name string) Dependency {
-	d := Dependency{Name: "container " + name}
-	statuses := append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...)
-	for _, s := range statuses {
-		if s.Name != name {
-			continue
-		}
-		if s.Ready {
-			d.State = StateReady
-			return d
-		}
-		d.State, d.Reason = StateWaiting, "not ready"
-		return d
-	}
-	d.State, d.Reason = StateWaiting, "no status yet"
-	return d
+	items := kube.Items(&spec.Spec{Containers: []string{name}}, kube.LookupOptions{})
+	return Explainer{}.judge(context.Background(), pod, items[0])
 }
 
 // Selector is the label selector of a workload's pods: its spec.selector.

@@ -107,61 +107,52 @@ func dependencies(s *spec.Spec, o Options) (plan, error) {
 			return p, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		p.events = c.Events()
-		for _, r := range s.Services {
-			p.list = append(p.list, &kube.Service{Client: c, Ref: r})
-		}
-		for _, r := range s.Jobs {
-			p.list = append(p.list, &kube.Job{Client: c, Ref: r})
-		}
-		for _, r := range s.DaemonSets {
-			p.list = append(p.list, &kube.DaemonSet{Client: c, Ref: r})
-		}
-		for _, name := range s.Containers {
-			p.list = append(p.list, &kube.Container{Client: c, Name: name})
-		}
-		for _, r := range s.Pods {
-			p.list = append(p.list, &kube.Pod{Client: c, Ref: r})
-		}
-		for _, r := range s.CustomResources {
-			p.list = append(p.list, &kube.CustomResource{Client: c, Ref: r})
-		}
-		for _, r := range s.CEL {
-			p.list = append(p.list, &kube.CEL{Client: c, Ref: r})
-		}
-		for _, r := range s.Rollouts {
-			p.list = append(p.list, &kube.Rollout{Client: c, Ref: r})
-		}
-		for _, r := range s.Claims {
-			p.list = append(p.list, &kube.Claim{Client: c, Ref: r})
-		}
-		for _, r := range s.ConfigMaps {
-			p.list = append(p.list, &kube.ConfigMap{Client: c, Ref: r})
-		}
-		for _, r := range s.Secrets {
-			p.list = append(p.list, &kube.Secret{Client: c, Ref: r})
-		}
-		for _, name := range s.CRDs {
-			p.list = append(p.list, &kube.CRD{Client: c, Name: name})
+		for _, it := range kube.Items(s, kube.LookupOptions{}) {
+			if d := it.Waiter(c); d != nil {
+				p.list = append(p.list, d)
+			}
 		}
 	}
-	for _, dest := range s.Configs {
-		cfg := local.NewConfig(dest, s.InterfaceName)
-		cfg.PodIP = s.PodIP
-		if o.TemplateDir != "" {
-			cfg.TemplateDir = o.TemplateDir
+	for _, k := range spec.Kinds() {
+		if waiters, ok := localWaiters[k.Env]; ok {
+			p.list = append(p.list, waiters(s, o)...)
 		}
-		p.list = append(p.list, cfg)
-	}
-	for _, path := range s.Sockets {
-		p.list = append(p.list, local.NewSocket(path))
-	}
-	for _, addr := range s.TCP {
-		p.list = append(p.list, local.NewTCP(addr))
-	}
-	for _, u := range s.HTTP {
-		p.list = append(p.list, local.NewHTTP(u))
 	}
 	return p, nil
+}
+
+// localWaiters are the resolver's dependencies of the kinds it checks in the
+// pod, not through the API (kube.InPod and kube.Rendered items), by kind.
+var localWaiters = map[string]func(s *spec.Spec, o Options) []resolve.Dependency{
+	spec.EnvConfigs: func(s *spec.Spec, o Options) []resolve.Dependency {
+		var list []resolve.Dependency
+		for _, dest := range s.Configs {
+			cfg := local.NewConfig(dest, s.InterfaceName)
+			cfg.PodIP = s.PodIP
+			if o.TemplateDir != "" {
+				cfg.TemplateDir = o.TemplateDir
+			}
+			list = append(list, cfg)
+		}
+		return list
+	},
+	spec.EnvSockets: func(s *spec.Spec, _ Options) []resolve.Dependency {
+		return each(s.Sockets, func(path string) resolve.Dependency { return local.NewSocket(path) })
+	},
+	spec.EnvTCP: func(s *spec.Spec, _ Options) []resolve.Dependency {
+		return each(s.TCP, func(addr string) resolve.Dependency { return local.NewTCP(addr) })
+	},
+	spec.EnvHTTP: func(s *spec.Spec, _ Options) []resolve.Dependency {
+		return each(s.HTTP, func(u string) resolve.Dependency { return local.NewHTTP(u) })
+	},
+}
+
+func each(items []string, dep func(string) resolve.Dependency) []resolve.Dependency {
+	var list []resolve.Dependency
+	for _, it := range items {
+		list = append(list, dep(it))
+	}
+	return list
 }
 
 // needsAPI tells whether s has a dependency the resolver reads from the API.
