@@ -51,19 +51,21 @@ func TestEveryKindIsInjected(t *testing.T) {
 	}
 }
 
-// notYetInREADME are annotations whose row of the README's annotation table
-// comes with a README change of its own (the README is edited apart from the
-// code); the test fails once the README names one, so the list only shrinks.
+// notYetInREADME are annotations whose row of the annotation table in
+// docs/webhook.md comes with a docs change of its own (the docs are edited apart
+// from the code); the test fails once the table names one, so the list only
+// shrinks.
 var notYetInREADME = []string{}
 
-// The README's annotation table names exactly the annotations this package knows
-// (the dependency kinds' rows are checked cell by cell in pkg/resolve/spec).
+// The annotation table of docs/webhook.md names exactly the annotations this
+// package knows (the dependency kinds' rows are checked cell by cell in
+// pkg/resolve/spec).
 func TestREADMEAnnotationTableNamesEveryAnnotation(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../../docs/webhook.md")
 	if err != nil {
-		t.Fatalf("reading the README: %v", err)
+		t.Fatalf("reading docs/webhook.md: %v", err)
 	}
-	_, webhook, _ := strings.Cut(string(raw), "\n## The webhook: annotate a pod template, get the resolver injected\n")
+	_, webhook, _ := strings.Cut(string(raw), "\n## Annotate a pod template, get the resolver injected\n")
 	webhook, _, _ = strings.Cut(webhook, "\n## ")
 	var got []string
 	for line := range strings.SplitSeq(webhook, "\n") {
@@ -80,13 +82,13 @@ func TestREADMEAnnotationTableNamesEveryAnnotation(t *testing.T) {
 	}
 	for _, k := range notYetInREADME {
 		if slices.Contains(got, k) {
-			t.Errorf("the README names %s%s now: remove it from notYetInREADME", AnnotationPrefix, k)
+			t.Errorf("docs/webhook.md names %s%s now: remove it from notYetInREADME", AnnotationPrefix, k)
 		}
 	}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("README annotation table names\n%q\nwant\n%q", got, want)
+		t.Errorf("the annotation table of docs/webhook.md names\n%q\nwant\n%q", got, want)
 	}
 }
 

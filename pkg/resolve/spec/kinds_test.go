@@ -8,10 +8,14 @@ import (
 	"testing"
 )
 
-// readme is the project's README, from this package's directory.
-const readme = "../../../README.md"
+// The manuals that hold the kinds' tables, from this package's directory: the
+// environment contract is the resolver's, the annotation table the webhook's.
+const (
+	resolverDoc = "../../../docs/resolver.md"
+	webhookDoc  = "../../../docs/webhook.md"
+)
 
-// envRow and annotationRow are the README rows of a kind, rendered from its Doc.
+// envRow and annotationRow are the manuals' rows of a kind, rendered from its Doc.
 func envRow(k Kind) string {
 	return "| `" + k.Env + "` | " + k.Doc.Format + " | " + k.Doc.ResolvedWhen + " |"
 }
@@ -22,11 +26,11 @@ func annotationRow(k Kind) string {
 
 // section is the text under the heading that starts with heading, up to the next
 // heading of the same or a higher level.
-func section(t *testing.T, doc, heading string) string {
+func section(t *testing.T, path, doc, heading string) string {
 	t.Helper()
 	start := strings.Index(doc, "\n"+heading)
 	if start < 0 {
-		t.Fatalf("%s has no heading %q", readme, heading)
+		t.Fatalf("%s has no heading %q", path, heading)
 	}
 	level := strings.Index(heading, " ") // the number of '#'
 	body := doc[start+1+len(heading):]
@@ -51,44 +55,44 @@ func rowsStartingWith(text, prefix string) []string {
 	return rows
 }
 
-// The README's env and annotation tables have exactly one row per kind, in the
+// The manuals' env and annotation tables have exactly one row per kind, in the
 // table's order, reading as the kind's Doc renders it: a kind added, removed or
-// documented differently in Kinds fails here until README.md says the same.
+// documented differently in Kinds fails here until docs/resolver.md and
+// docs/webhook.md say the same.
 func TestREADMETablesAreTheKinds(t *testing.T) {
-	raw, err := os.ReadFile(readme)
-	if err != nil {
-		t.Fatalf("reading the README: %v", err)
-	}
-	doc := string(raw)
 	tables := []struct {
-		heading, rowPrefix string
-		row                func(Kind) string
+		path, heading, rowPrefix string
+		row                      func(Kind) string
 	}{
-		{"### Environment contract", "| `DEPENDENCY_", envRow},
-		{"## The webhook: annotate a pod template, get the resolver injected", "| `entrypoint.io/dependency-", annotationRow},
+		{resolverDoc, "## Environment contract", "| `DEPENDENCY_", envRow},
+		{webhookDoc, "## Annotate a pod template, get the resolver injected", "| `entrypoint.io/dependency-", annotationRow},
 	}
 	for _, tt := range tables {
 		t.Run(tt.heading, func(t *testing.T) {
+			raw, err := os.ReadFile(tt.path)
+			if err != nil {
+				t.Fatalf("reading %s: %v", tt.path, err)
+			}
 			var want []string
 			for _, k := range Kinds() {
 				want = append(want, tt.row(k))
 			}
-			got := rowsStartingWith(section(t, doc, tt.heading), tt.rowPrefix)
+			got := rowsStartingWith(section(t, tt.path, string(raw), tt.heading), tt.rowPrefix)
 			if slices.Equal(got, want) {
 				return
 			}
 			for _, row := range got {
 				if !slices.Contains(want, row) {
-					t.Errorf("README row matches no kind of spec.Kinds (or reads differently):\n%s", row)
+					t.Errorf("%s: row matches no kind of spec.Kinds (or reads differently):\n%s", tt.path, row)
 				}
 			}
 			for _, row := range want {
 				if !slices.Contains(got, row) {
-					t.Errorf("README lacks the row of a kind, which would read:\n%s", row)
+					t.Errorf("%s lacks the row of a kind, which would read:\n%s", tt.path, row)
 				}
 			}
 			if !t.Failed() {
-				t.Errorf("README rows are not in the order of spec.Kinds; want\n%s", strings.Join(want, "\n"))
+				t.Errorf("%s: rows are not in the order of spec.Kinds; want\n%s", tt.path, strings.Join(want, "\n"))
 			}
 		})
 	}
