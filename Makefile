@@ -59,7 +59,7 @@ fuzz: ## Run each fuzz test (env contract and annotation parsers) for FUZZ_TIME.
 	@for p in $(FUZZ_PACKAGES); do for f in $$(go test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 		echo "fuzzing $$p $$f for $(FUZZ_TIME)"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$p; done; done
 
-bench: envtest-assets build ## Measure the resolver and the webhook (see README).
+bench: envtest-assets build ## Measure the resolver and the webhook (see docs/performance.md).
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) ENTRYPOINT_BINARY=$(abspath $(BIN))/kubernetes-entrypoint \
 		go test -run '^$$' -bench . -benchtime 1x -count 1 ./test/bench/ ./pkg/webhook/server/
 	go test -run '^$$' -bench . -benchmem -count 1 ./pkg/inject/ ./pkg/webhook/

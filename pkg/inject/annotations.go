@@ -12,7 +12,7 @@ import (
 const AnnotationPrefix = "entrypoint.io/"
 
 // The annotations other than the dependency kinds' (spec.Kinds), named without
-// AnnotationPrefix (README: the annotation table).
+// AnnotationPrefix (docs/webhook.md: the annotation table).
 const (
 	keyContainers    = "containers"
 	keyCommandPrefix = "command." // + container name

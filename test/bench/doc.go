@@ -1,6 +1,6 @@
 // Package bench holds the benchmarks behind `make bench`: they run the built
 // kubernetes-entrypoint binary as real processes against a real kube-apiserver
-// (envtest) and report the figures of the README's performance table: dependency-ready to
+// (envtest) and report the figures of docs/performance.md's first table: dependency-ready to
 // exec latency, API requests per waiting dependency, binary size, the overhead
 // before exec without dependencies and resident memory while waiting.
 //

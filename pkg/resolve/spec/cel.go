@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// EnvCEL is the variable of the CEL dependencies (README: "Environment contract").
+// EnvCEL is the variable of the CEL dependencies (docs/resolver.md: "Environment contract").
 const EnvCEL = "DEPENDENCY_CEL_JSON"
 
 // CELRef is one object of any kind but v1 Secret that is ready when Expression, a

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// The environment variables of the contract (README: "Environment contract").
+// The environment variables of the contract (docs/resolver.md: "Environment contract").
 const (
 	EnvCommand         = "COMMAND"
 	EnvNamespace       = "NAMESPACE"

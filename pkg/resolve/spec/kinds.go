@@ -9,8 +9,8 @@ import (
 // Kind is one dependency kind of the contract between the webhook and the
 // resolver: the pod annotation that asks for it, the environment variable that
 // carries it, the one parser and the one formatter of that variable's value, and
-// its rows in README.md. Adding a kind is a parser and one row in Kinds; the
-// webhook, FromEnv and the README check all read the table.
+// its rows in docs/resolver.md and docs/webhook.md. Adding a kind is a parser and
+// one row in Kinds; the webhook, FromEnv and the docs check all read the table.
 type Kind struct {
 	// Annotation is the pod annotation's name after the webhook's "entrypoint.io/".
 	Annotation string
@@ -36,7 +36,7 @@ type Kind struct {
 	// Conflict is why annotating both this kind and the one it supersedes is
 	// refused, and what to do instead; set with Supersedes.
 	Conflict string
-	// Doc are the kind's cells in README.md.
+	// Doc are the kind's cells in docs/resolver.md and docs/webhook.md.
 	Doc Doc
 	// Example is a valid value, for tests that every kind is handled everywhere.
 	Example string
@@ -50,9 +50,9 @@ type Kind struct {
 	needs func(s *Spec, value string) error
 }
 
-// Doc is what README.md says about a kind: its row of the "Environment contract"
-// table and its row of the webhook's annotation table, cell by cell, Markdown as
-// written there.
+// Doc is what the manuals say about a kind: its row of the "Environment contract"
+// table (docs/resolver.md) and its row of the annotation table (docs/webhook.md),
+// cell by cell, Markdown as written there.
 type Doc struct {
 	Format       string // env table, column "format"
 	ResolvedWhen string // env table, column "resolved when"
