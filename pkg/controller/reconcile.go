@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,14 +29,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/local"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -235,122 +231,113 @@ func (r *Reconciler) takeDirty(p types.NamespacedName) (time.Time, bool) {
 	return t, ok
 }
 
-// pendingRecheck is how soon a pod is looked at again while a kind it waits for
-// is not watched yet; the informer's sync wakes it sooner.
-const pendingRecheck = 10 * time.Second
-
-// Reconcile brings one pod's condition and gate up to date.
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (result reconcile.Result, err error) {
+// Reconcile brings one pod's condition and gate up to date: what is observed of
+// it is decided on (decide, which does no I/O), then acted on.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := req.NamespacedName
 	wokeAt, woke := r.takeDirty(key)
 	var pod corev1.Pod
-	if err := r.client.Get(ctx, key, &pod); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(key)
-			return reconcile.Result{}, nil
-		}
+	in, err := r.observe(ctx, key, &pod)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
+	return r.act(ctx, key, &pod, decide(in), wokeAt, woke)
+}
+
+// observe reads the pod into pod and, unless it is not followed, gathers what is
+// known of each of its dependencies; it notes which kinds the pod waits for,
+// so that their informers wake it. An error is one of reading the pod.
+func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName, pod *corev1.Pod) (decisionInput, error) {
+	if err := r.client.Get(ctx, key, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return decisionInput{gone: true}, nil
+		}
+		return decisionInput{}, err
+	}
 	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		r.forget(key)
-		return reconcile.Result{}, nil
+		return decisionInput{finished: true}, nil
 	}
-	deps, gated, err := r.opts.Dependencies(&pod)
+	deps, gated, err := r.opts.Dependencies(pod)
 	if err != nil {
-		// Labelled by hand, or injected by a webhook of another version.
-		ctrl.LoggerFrom(ctx).V(1).Info("not checking the pod's dependencies", "reason", err.Error())
-		r.forget(key)
-		return reconcile.Result{}, nil
+		return decisionInput{unreadable: err}, nil
 	}
-	gateAt := gateIndex(&pod)
-	current := findCondition(&pod)
-	if err := spec.CheckLimits(deps); err != nil {
-		// The webhook denies such a pod; this one came another way (created
-		// with the label and a status of its own). Nothing of it is looked up.
-		r.waiters.forget(key)
-		want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionFalse, Reason: ReasonTooManyDependencies,
-			Message: shown(fmt.Sprintf("not checking the dependencies: %v (at most %d, %d of them selecting by labels); "+
-				"split them among pods or annotations the webhook admits", err, spec.MaxItems, spec.MaxSelectorItems), maxConditionBytes)}
-		return r.ensureCondition(ctx, key, &pod, current, want, false, gateAt >= 0)
-	}
-	if gateAt < 0 && current != nil && current.Status == corev1.ConditionTrue && podIsReady(&pod) {
-		// Released and running: nothing left to explain.
-		r.forget(key)
-		return reconcile.Result{}, nil
+	in := decisionInput{gateAt: gateIndex(pod), gateMode: gated, current: findCondition(pod),
+		created: pod.CreationTimestamp.Time, ready: podIsReady(pod),
+		deps: deps, limits: spec.CheckLimits(deps), secrets: r.opts.SecretDependencies}
+	if !in.lookups() {
+		return in, nil
 	}
 	list := nodeFree(deps, lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, eval: r.eval, allowed: r.allowed})
 	r.waiters.set(key, list)
+	in.verdicts = r.gather(ctx, pod, list)
+	in.deniedFor = r.access.DeniedFor()
+	if r.opts.Cycles != nil && blocked(in.verdicts) {
+		in.cycle, in.inCycle = r.opts.Cycles.CycleOf(key.Namespace, key.Name)
+	}
+	if in.gateAt >= 0 && deps.OptionalAfter > 0 {
+		in.now = r.opts.Now()
+	}
+	return in, nil
+}
 
-	var blockers, notes []string
-	pending := false
-	var recheck time.Duration // when a remembered Job's grace runs out
-	for _, d := range list {
+// gather finds, in order, what is known of each dependency in list.
+func (r *Reconciler) gather(ctx context.Context, pod *corev1.Pod, list []dependency) []verdict {
+	out := make([]verdict, len(list))
+	for i, d := range list {
+		v := &out[i]
+		v.text = d.text
 		if d.problem != "" {
-			blockers = append(blockers, blocker(d.text, d.problem))
+			v.problem = d.problem
 			continue
 		}
 		// Judged only if the pod itself could read it: its state is never
 		// looked at, nor its kind watched, for a pod that may not.
-		if refused, err := r.authorize(ctx, &pod, d); err != nil || refused != "" {
+		if refused, err := r.authorize(ctx, pod, d); err != nil || refused != "" {
 			if err != nil {
 				refused = "cannot tell whether the pod may read it: " + shortError(err)
 			}
-			blockers = append(blockers, blocker(d.text, refused))
-			if w := r.access.DeniedFor(); recheck == 0 || w < recheck {
-				recheck = w
-			}
+			v.refused = refused
 			continue
 		}
 		ki := r.kinds.get(d.gvr)
 		if ki == nil {
-			pending = true
+			v.pending = true
 			continue
 		}
 		synced, problem := ki.state()
 		switch {
 		case synced:
-			st, v := r.judge(ctx, d, ki, &pod)
-			switch {
-			case v != nil && v.ready:
-				notes = append(notes, v.note)
-			case !st.Ready:
-				blockers = append(blockers, blocker(d.text, st.Reason))
-			}
-			if v != nil && v.recheck > 0 && (recheck == 0 || v.recheck < recheck) {
-				recheck = v.recheck
-			}
+			v.judged = true
+			v.status, v.remembered = r.judge(ctx, d, ki, pod)
 		case problem != "":
-			blockers = append(blockers, blocker(d.text, problem))
+			v.watchProblem = problem
 		default:
-			pending = true
+			v.pending = true
 		}
 	}
-	if pending && len(blockers) == 0 {
-		// Not all kinds are watched yet; their sync wakes the pod.
-		return reconcile.Result{RequeueAfter: pendingRecheck}, nil
-	}
+	return out
+}
 
-	if recheck > 0 {
-		defer func() {
-			if err == nil {
-				optionalRequeue(&result, recheck)
-			}
-		}()
-	}
-	want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionTrue, Reason: ReasonReady,
-		Message: readyMessage(len(list), nodeLocal(deps, r.opts.SecretDependencies), notes)}
-	if len(blockers) > 0 {
-		want.Status, want.Reason, want.Message = corev1.ConditionFalse, ReasonWaiting, "waiting for "+joinBlockers(blockers)
-		if r.opts.Cycles != nil {
-			if cycle, ok := r.opts.Cycles.CycleOf(key.Namespace, key.Name); ok {
-				want.Reason, want.Message = ReasonCycle, "dependency cycle: "+cycle+"; waiting for "+joinBlockers(blockers)
-			}
+// act carries out what was decided of the pod: removes its gate, or ensures its
+// condition, records Events and metrics, and keeps or forgets what the
+// controller holds of it. wokeAt, when woke, is when a dependency change first
+// woke it.
+func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *corev1.Pod, d decision,
+	wokeAt time.Time, woke bool) (reconcile.Result, error) {
+	if d.forget {
+		if d.ignored != "" {
+			// Labelled by hand, or injected by a webhook of another version.
+			ctrl.LoggerFrom(ctx).V(1).Info("not checking the pod's dependencies", "reason", d.ignored)
 		}
+		r.forget(key)
+		return reconcile.Result{}, nil
 	}
-	want.Message = shown(want.Message, maxConditionBytes)
-
-	if gateAt >= 0 && len(blockers) == 0 && !pending {
-		if err := r.removeGate(ctx, &pod); err != nil {
+	if d.unwatch {
+		r.waiters.forget(key)
+	}
+	switch d.gate {
+	case releaseReady:
+		if err := r.removeGate(ctx, pod); err != nil {
 			return reconcile.Result{}, err
 		}
 		now := r.opts.Now()
@@ -360,36 +347,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (resu
 			}
 			r.opts.Metrics.GatedDuration.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
 		}
-		r.states.set(key, ReasonReady, false, pod.CreationTimestamp.Time)
-		// The condition comes with the reconcile that the pod's update wakes:
-		// when a thousand pods are released at once, every gate goes first.
-		return reconcile.Result{}, nil
-	}
-	if gateAt >= 0 && deps.OptionalAfter > 0 {
-		// The dependencies are optional after this long from the pod's creation:
-		// then the gate goes whatever still blocks, with a Warning.
-		wait := pod.CreationTimestamp.Add(deps.OptionalAfter).Sub(r.opts.Now())
-		if wait <= 0 {
-			if err := r.removeGate(ctx, &pod); err != nil {
-				return reconcile.Result{}, err
-			}
-			// Here something blocks: with nothing blocking the gate went above.
-			still := joinBlockers(blockers)
-			ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
-				"optionalAfter", deps.OptionalAfter.String(), "blocking", still)
-			r.recorder.Eventf(&pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s",
-				shown("removed scheduling gate "+inject.SchedulingGate+" after "+deps.OptionalAfter.String()+
-					" (entrypoint.io/optional-after) without "+still, maxEventNote))
-			r.states.set(key, want.Reason, false, pod.CreationTimestamp.Time)
-			return reconcile.Result{}, nil
+		r.states.set(key, d.state, false, pod.CreationTimestamp.Time)
+		return requeued(reconcile.Result{}, d.requeue), nil
+	case releaseOptional:
+		if err := r.removeGate(ctx, pod); err != nil {
+			return reconcile.Result{}, err
 		}
-		defer func() { optionalRequeue(&result, wait) }()
+		ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
+			"optionalAfter", d.optionalAfter.String(), "blocking", d.still)
+		r.recorder.Eventf(pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s", d.warning)
+		r.states.set(key, d.state, false, pod.CreationTimestamp.Time)
+		return requeued(reconcile.Result{}, d.requeue), nil
 	}
-	result, err = r.ensureCondition(ctx, key, &pod, current, want, gated && gateAt < 0, gateAt >= 0)
-	if err == nil && pending && (result.RequeueAfter == 0 || pendingRecheck < result.RequeueAfter) {
-		result.RequeueAfter = pendingRecheck
+	if !d.write {
+		return reconcile.Result{RequeueAfter: d.requeue}, nil
 	}
-	return result, err
+	result, err := r.ensureCondition(ctx, key, pod, findCondition(pod), d.want, d.released, d.gated)
+	if err != nil {
+		return reconcile.Result{RequeueAfter: d.requeueOnError}, err
+	}
+	return requeued(result, d.requeue), nil
+}
+
+// requeued is result brought back after the given time if that is sooner; 0:
+// as it is.
+func requeued(result reconcile.Result, after time.Duration) reconcile.Result {
+	if after > 0 {
+		optionalRequeue(&result, after)
+	}
+	return result
 }
 
 // maxCachedEvaluations bounds the CEL results kept: one per expression and
@@ -578,50 +564,6 @@ func (r *Reconciler) event(pod *corev1.Pod, c corev1.PodCondition, released bool
 	r.recorder.Eventf(pod, nil, typ, reason, "CheckDependencies", "%s", shown(note, maxEventNote))
 }
 
-// Bounds of what is written, whatever the annotations say: a condition message
-// names the first blockers and counts the rest; an Event's note is cut (the
-// events API allows 1 kB).
-const (
-	maxBlockersShown  = 5
-	maxConditionBytes = 2048
-	maxEventNote      = 1000
-)
-
-func joinBlockers(blockers []string) string {
-	shown := blockers
-	if len(shown) > maxBlockersShown {
-		shown = shown[:maxBlockersShown]
-	}
-	s := strings.Join(shown, "; ")
-	if n := len(blockers) - len(shown); n > 0 {
-		s += fmt.Sprintf("; and %d more", n)
-	}
-	return safetext.Truncate(s, maxConditionBytes)
-}
-
-// shown is text as a condition or Event may carry it: control characters
-// escaped (names and expressions come from whoever wrote the pod), then cut.
-func shown(s string, n int) string { return safetext.Truncate(safetext.Escape(s), n) }
-
-// readyMessage says what the Ready condition covers, and what it does not, and
-// which dependencies only the memory of a deleted Job satisfied (notes).
-func readyMessage(checked int, local, notes []string) string {
-	msg := fmt.Sprintf("all %d dependencies that need no node are ready", checked)
-	switch checked {
-	case 0:
-		msg = "no dependency that needs no node"
-	case 1:
-		msg = "the dependency that needs no node is ready"
-	}
-	if len(notes) > 0 {
-		msg += "; " + joinBlockers(notes)
-	}
-	if len(local) > 0 {
-		msg += "; the resolver in the pod checks " + joinBlockers(local)
-	}
-	return safetext.Truncate(msg, maxConditionBytes)
-}
-
 // judge applies d's rule to what its informer holds. For a Job by name that does
 // not exist, the completion remembered under that name (jobmemory.go) is judged
 // too: v is then its verdict, which decides when it is ready, and otherwise
@@ -649,65 +591,6 @@ func (r *Reconciler) judge(ctx context.Context, d dependency, ki *kindInformer, 
 		return resolve.Status{Ready: true}, &verdict
 	}
 	return resolve.Status{Reason: verdict.reason}, &verdict
-}
-
-// nodeLocal names, as the resolver does, the dependencies only the resolver in the
-// pod can check: Secrets among them unless the controller watches them.
-func nodeLocal(deps *spec.Spec, secrets bool) []string {
-	var out []string
-	if !secrets {
-		for _, ref := range deps.Secrets {
-			out = append(out, (&kube.Secret{Ref: ref}).String())
-		}
-	}
-	for _, ref := range deps.DaemonSets {
-		out = append(out, (&kube.DaemonSet{Ref: ref}).String())
-	}
-	for _, ref := range deps.Pods {
-		if ref.RequireSameNode {
-			out = append(out, (&kube.Pod{Ref: ref}).String())
-		}
-	}
-	for _, name := range deps.Containers {
-		out = append(out, (&kube.Container{Name: name}).String())
-	}
-	for _, path := range deps.Sockets {
-		out = append(out, (&local.Socket{Path: path}).String())
-	}
-	for _, addr := range deps.TCP {
-		out = append(out, (&local.TCP{Address: addr}).String())
-	}
-	for _, u := range deps.HTTP {
-		out = append(out, (&local.HTTP{URL: u}).String())
-	}
-	return out
-}
-
-func gateIndex(pod *corev1.Pod) int {
-	for i, g := range pod.Spec.SchedulingGates {
-		if g.Name == inject.SchedulingGate {
-			return i
-		}
-	}
-	return -1
-}
-
-func findCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == ConditionType {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func podIsReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // shortError is an API error's reason and message, without what the informer or
