@@ -121,8 +121,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 }
 
-// GateController: a controller removes the gates the webhook adds, in this
-// process or in a Deployment of its own.
+// GateController says whether a controller removes the gates the webhook adds,
+// in this process or in a Deployment of its own.
 func (o *Options) GateController() bool {
 	return o.Controller || o.ControllerSeparate
 }
