@@ -51,7 +51,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() { _ = env.Stop() }()
 	dir, err := os.MkdirTemp("", "entrypoint-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

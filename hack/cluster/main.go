@@ -61,7 +61,8 @@ func main() {
 		if err != nil {
 			c.Logf("up failed: %v", err)
 			c.Logf("logs are in %s; run `go run ./hack/cluster down` to clean up", c.Path("logs"))
-			os.Exit(1)
+			os.Exit(1) //nolint:gocritic // stop only gives the signals back, which exiting does too
+
 		}
 	case "prepare":
 		err = c.Prepare()

@@ -172,7 +172,7 @@ func (n *narrator) stamp(t time.Time) string {
 func (n *narrator) write(s string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.out.WriteString(s)
+	_, _ = n.out.WriteString(s)
 	n.out.Flush()
 }
 

@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -108,7 +108,7 @@ func (d *demo) play(ctx context.Context) error {
 
 	go d.watchDependencies(ctx)
 	d.n.step("The resolver waits in %s's container (kubectl -n %s logs -f %s); %s waits unscheduled, and the controller keeps both pods' condition %s",
-		pod.Name, ns, pod.Name, gatedPod.Name, controller.ConditionType)
+		pod.Name, ns, pod.Name, gatedPod.Name, api.ConditionType)
 	go d.followLogs(ctx, pod.Name, "web", d.web)
 	go d.followLogs(ctx, gatedPod.Name, "web", d.gated)
 	select {
@@ -199,13 +199,13 @@ func (d *demo) waitCondition(ctx context.Context, pod string) error {
 	defer cancel()
 	for {
 		p, err := d.cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-		if err == nil && podCondition(p, controller.ConditionType) != nil {
+		if err == nil && podCondition(p, api.ConditionType) != nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the dependency controller set no condition %s on %s in a minute (kubectl -n kubernetes-entrypoint logs deploy/kubernetes-entrypoint-webhook)",
-				controller.ConditionType, pod)
+				api.ConditionType, pod)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -501,7 +501,7 @@ func (d *demo) watchDependencies(ctx context.Context) {
 			if role == "mariadb" && podReady(o) {
 				once("ready "+o.Name, now, "%s (%s): Ready (its readiness probe passed)", o.Name, role)
 			}
-			if c := podCondition(o, controller.ConditionType); c != nil {
+			if c := podCondition(o, api.ConditionType); c != nil {
 				once(fmt.Sprintf("condition %s %s %s %s", o.Name, c.Status, c.Reason, c.Message), now,
 					"%s (%s): condition %s=%s, reason %s: %s", o.Name, role, c.Type, c.Status, c.Reason, c.Message)
 			}

@@ -36,7 +36,7 @@ func (c *Cluster) Down() error {
 	c.stop(c.processes(func(exe string) bool { return exe == c.bin("kubelet") }), 10*time.Second)
 	// 2. The containers: through runc, which also removes their cgroups, then whatever
 	//    still sits in a pod cgroup.
-	note(c.removeContainers())
+	c.removeContainers()
 	note(killCgroupProcesses())
 	// 3. containerd and its shims, then the control plane.
 	c.stop(c.processes(func(exe string) bool { return strings.HasPrefix(filepath.Base(exe), "containerd") }), 10*time.Second)
@@ -50,7 +50,7 @@ func (c *Cluster) Down() error {
 	note(removeCgroups())
 	note(c.restoreIptables())
 	note(c.restoreSysctls())
-	note(c.removeOutsideFiles())
+	c.removeOutsideFiles()
 
 	// 5. Check, and remove the state (never while anything is still mounted under it:
 	//    a host path bind-mounted into a pod would be deleted with it).
@@ -162,9 +162,9 @@ func anyAlive(pids []int) bool {
 }
 
 // removeContainers kills and deletes every container in our runc root.
-func (c *Cluster) removeContainers() error {
+func (c *Cluster) removeContainers() {
 	if _, err := os.Stat(runcPath); err != nil {
-		return nil
+		return
 	}
 	nss, _ := os.ReadDir(c.Path("runc"))
 	for _, ns := range nss {
@@ -188,7 +188,6 @@ func (c *Cluster) removeContainers() error {
 			}
 		}
 	}
-	return nil
 }
 
 // podCgroups lists the cgroup directories the kubelet made (kubepods*, every hierarchy),
@@ -436,7 +435,7 @@ func (c *Cluster) restoreSysctls() error {
 
 // removeOutsideFiles removes what the kubelet and the CNI library write outside the state
 // directory: container log links in /var/log/containers and CNI result caches.
-func (c *Cluster) removeOutsideFiles() error {
+func (c *Cluster) removeOutsideFiles() {
 	links, _ := filepath.Glob("/var/log/containers/*.log")
 	for _, l := range links {
 		if t, err := os.Readlink(l); err == nil && strings.HasPrefix(t, c.dir+"/") {
@@ -472,7 +471,6 @@ func (c *Cluster) removeOutsideFiles() error {
 			_ = os.Remove(d) // only when empty: what others put there stays
 		}
 	}
-	return nil
 }
 
 func fileExistsNow(path string) bool {

@@ -164,6 +164,7 @@ func repoRoot() (string, error) {
 	}
 }
 
+// Path is a file or directory in the cluster's state directory.
 func (c *Cluster) Path(elem ...string) string {
 	return filepath.Join(append([]string{c.dir}, elem...)...)
 }
@@ -181,6 +182,7 @@ func (c *Cluster) ctr(args ...string) (string, error) {
 	return runCmd(cmd)
 }
 
+// ContainerdSocket is the socket of the cluster's containerd.
 func (c *Cluster) ContainerdSocket() string { return c.Path("containerd", "containerd.sock") }
 
 func (c *Cluster) apiserverURL() string { return fmt.Sprintf("https://127.0.0.1:%d", apiserverPort) }

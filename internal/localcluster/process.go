@@ -74,9 +74,9 @@ func (c *Cluster) waitReady(ctx context.Context, p *component, timeout time.Dura
 		}
 		select {
 		case err := <-p.exited:
-			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, err, c.Path("logs", p.name+".log"), tail(c.Path("logs", p.name+".log"), 25))
+			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, err, c.Path("logs", p.name+".log"), tail(c.Path("logs", p.name+".log"), 25)) //nolint:errorlint // err is nil when it exited 0: %v says <nil>
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s: %v; the end of its log:\n%s", p.name, timeout, last, tail(c.Path("logs", p.name+".log"), 25))
+			return fmt.Errorf("%s not ready after %s: %w; the end of its log:\n%s", p.name, timeout, last, tail(c.Path("logs", p.name+".log"), 25))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

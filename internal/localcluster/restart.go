@@ -78,7 +78,7 @@ func (c *Cluster) componentByName(name string) (*component, error) {
 	case "containerd":
 		return c.containerd(), nil
 	case "kubelet":
-		return c.kubelet(client), nil
+		return c.kubelet(), nil
 	}
 	return nil, fmt.Errorf("no component %q; the components are %v", name, allComponents)
 }

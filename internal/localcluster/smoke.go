@@ -95,7 +95,7 @@ func (c *Cluster) Smoke(ctx context.Context) error {
 				break
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("logs of %s lack one of %q: %v\n%s", p.pod.Name, p.want, err, logs)
+				return fmt.Errorf("logs of %s lack one of %q: %v\n%s", p.pod.Name, p.want, err, logs) //nolint:errorlint // err is nil when the logs were read: %v says <nil>
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -195,9 +195,9 @@ func waitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, done
 		select {
 		case <-ctx.Done():
 			if last != nil {
-				return nil, fmt.Errorf("pod %s: %v; phase %s, conditions %+v, containers %+v", name, ctx.Err(), last.Status.Phase, last.Status.Conditions, last.Status.ContainerStatuses)
+				return nil, fmt.Errorf("pod %s: %w; phase %s, conditions %+v, containers %+v", name, ctx.Err(), last.Status.Phase, last.Status.Conditions, last.Status.ContainerStatuses)
 			}
-			return nil, fmt.Errorf("pod %s: %v (last error %v)", name, ctx.Err(), err)
+			return nil, fmt.Errorf("pod %s: %w (last error %v)", name, ctx.Err(), err) //nolint:errorlint // the last error is nil when the pod was read: %v says <nil>
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

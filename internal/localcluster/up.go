@@ -91,7 +91,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return err
 	}
 	kcm, sched := c.controllerManager(client), c.scheduler(client)
-	kubelet := c.kubelet(client)
+	kubelet := c.kubelet()
 	for _, p := range []*component{kcm, sched, kubelet} {
 		if err := c.startComponent(p); err != nil {
 			return err
@@ -255,7 +255,7 @@ func (c *Cluster) containerdReady(ctx context.Context) error {
 	return err
 }
 
-func (c *Cluster) kubelet(client *http.Client) *component {
+func (c *Cluster) kubelet() *component {
 	return &component{
 		name: "kubelet", path: c.bin("kubelet"),
 		args: []string{
@@ -297,7 +297,7 @@ func (c *Cluster) waitNodeReady(ctx context.Context, kubelet *component, timeout
 					if cond.Status == corev1.ConditionTrue {
 						return nil
 					}
-					return fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message)
+					return fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message) //nolint:staticcheck // ST1005: Ready is the condition's name
 				}
 			}
 			return fmt.Errorf("no Ready condition yet")

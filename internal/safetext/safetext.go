@@ -78,9 +78,16 @@ func Truncate(s string, n int) string {
 	if n < len("...") {
 		return s[:0]
 	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	return Prefix(s, n-len("...")) + "..."
+}
+
+// Prefix is s cut to at most n bytes, never inside a UTF-8 sequence, unmarked.
+func Prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s[:cut] + "..."
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -23,23 +23,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/access"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
-// The pod condition the controller keeps.
+// The pod condition the controller keeps, defined in pkg/api for its readers;
+// the names here are the controller's own shorthand for them.
 const (
-	ConditionType = corev1.PodConditionType("entrypoint.io/DependenciesReady")
-	// ReasonWaiting: some dependency is not ready; the message names each one.
-	ReasonWaiting = "Waiting"
-	// ReasonReady: every dependency the controller checks is ready.
-	ReasonReady = "Ready"
-	// ReasonCycle: the pod waits, directly or not, for itself; the message names
-	// the cycle's members in order.
-	ReasonCycle = "Cycle"
-	// ReasonTooManyDependencies: the pod names more dependency items than
-	// spec.MaxItems (or selectors than spec.MaxSelectorItems); none is checked.
-	ReasonTooManyDependencies = "TooManyDependencies"
+	ConditionType             = api.ConditionType
+	ReasonWaiting             = api.ReasonWaiting
+	ReasonReady               = api.ReasonReady
+	ReasonCycle               = api.ReasonCycle
+	ReasonTooManyDependencies = api.ReasonTooManyDependencies
 )
 
 // Name is the controller's name in logs, metrics and Events.

@@ -87,8 +87,8 @@ func TestLeaderHandOver(t *testing.T) {
 }
 
 // waitMetric waits until the registry's text exposition has the sample named
-// series with a value of at least min.
-func waitMetric(t *testing.T, reg *prometheus.Registry, series string, min float64) {
+// series with a value of at least floor.
+func waitMetric(t *testing.T, reg *prometheus.Registry, series string, floor float64) {
 	t.Helper()
 	deadline := time.Now().Add(settle)
 	var text string
@@ -106,12 +106,12 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, series string, min float
 		text = b.String()
 		for _, l := range strings.Split(text, "\n") {
 			if v, ok := strings.CutPrefix(l, series+" "); ok {
-				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= min {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= floor {
 					return
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("metrics lack %s >= %g:\n%s", series, min, text)
+	t.Fatalf("metrics lack %s >= %g:\n%s", series, floor, text)
 }

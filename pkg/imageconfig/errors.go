@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -113,9 +113,9 @@ func (l *Lookup) fail(ref inject.ImageRef, stage string, cause, secretsErr error
 		ns := quote(cmp.Or(ref.Namespace, "default"), maxQuotedName)
 		hint = fmt.Sprintf("the pod's pull secrets could not be read: the webhook may not read Secrets and ServiceAccounts in namespace %s (%s): "+
 			"add %s to the chart value registryLookup.pullSecretNamespaces (a RoleBinding granting get on secrets and serviceaccounts there), or %s",
-			ns, truncate(secretsErr.Error(), maxSecretErrText), ns, annotationHint)
+			ns, safetext.Truncate(secretsErr.Error(), maxSecretErrText), ns, annotationHint)
 	case secretsErr != nil:
-		hint = fmt.Sprintf("the pod's pull secrets could not be read (%s); fix that, or %s", truncate(secretsErr.Error(), maxSecretErrText), annotationHint)
+		hint = fmt.Sprintf("the pod's pull secrets could not be read (%s); fix that, or %s", safetext.Truncate(secretsErr.Error(), maxSecretErrText), annotationHint)
 	case isAuth(cause):
 		hint = "add the pull secret to the pod or its ServiceAccount, or " + annotationHint
 	case isNotFound(cause):
@@ -156,18 +156,18 @@ func describe(err error) string {
 	case errors.As(err, &forbidden):
 		return forbidden.Error()
 	case errors.As(err, &busy):
-		return truncate(busy.Error(), maxCauseText)
+		return safetext.Truncate(busy.Error(), maxCauseText)
 	case errors.As(err, &timeout):
 		return timeout.Error()
 	case errors.As(err, &cve):
-		return truncate("the registry's TLS certificate is not trusted: "+cve.Err.Error(), maxCauseText)
+		return safetext.Truncate("the registry's TLS certificate is not trusted: "+cve.Err.Error(), maxCauseText)
 	case errors.As(err, &terr):
 		return registryAnswer(terr)
-	case errors.As(err, &uerr) && err == error(uerr):
+	case errors.As(err, &uerr) && err == error(uerr): //nolint:errorlint // only a url.Error that is the whole error: wrapped, its wrapper says more
 		// The URL repeats the image reference, quoted already.
-		return truncate(uerr.Op+": "+uerr.Err.Error(), maxCauseText)
+		return safetext.Truncate(uerr.Op+": "+uerr.Err.Error(), maxCauseText)
 	}
-	return truncate(err.Error(), maxCauseText)
+	return safetext.Truncate(err.Error(), maxCauseText)
 }
 
 // registryAnswer is a registry's error answer as its HTTP status and its
@@ -179,7 +179,7 @@ func registryAnswer(e *transport.Error) string {
 	}
 	if len(e.Errors) > 0 {
 		d := e.Errors[0]
-		s += ": " + truncate(string(d.Code), 40)
+		s += ": " + safetext.Truncate(string(d.Code), 40)
 		more := ""
 		if len(e.Errors) > 1 {
 			more = fmt.Sprintf(" (and %d more)", len(e.Errors)-1)
@@ -188,7 +188,7 @@ func registryAnswer(e *transport.Error) string {
 			// Whatever room is left goes to the message, quoted.
 			room := maxRegistryText - len(s) - len(more) - len(` ""`)
 			for room > len("...") {
-				q := strconv.Quote(truncate(d.Message, room))
+				q := strconv.Quote(safetext.Truncate(d.Message, room))
 				if len(q) <= room+2 {
 					s += " " + q
 					break
@@ -198,28 +198,15 @@ func registryAnswer(e *transport.Error) string {
 		}
 		s += more
 	}
-	return truncate(s, maxRegistryText)
+	return safetext.Truncate(s, maxRegistryText)
 }
 
-// quote quotes s, cut to max bytes (on a character boundary) and marked so.
-func quote(s string, max int) string {
-	if len(s) <= max {
+// quote quotes s, cut to limit bytes (on a character boundary) and marked so.
+func quote(s string, limit int) string {
+	if len(s) <= limit {
 		return strconv.Quote(s)
 	}
-	return fmt.Sprintf("%s (%d bytes)", strconv.Quote(truncate(s, max)), len(s))
-}
-
-// truncate cuts s to at most max bytes on a character boundary, ending it
-// with "..." when cut.
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return fmt.Sprintf("%s (%d bytes)", strconv.Quote(safetext.Truncate(s, limit)), len(s))
 }
 
 // untrusted says whether err is a registry certificate the webhook does not

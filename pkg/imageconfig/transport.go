@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 )
 
 // Response bodies that are neither manifests nor blobs (the /v2/ ping, token
@@ -45,7 +47,7 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if req.URL.Scheme == "http" && !g.insecure[req.URL.Host] {
-		return refuse(fmt.Errorf("refusing plain HTTP to %s (not an insecure registry of the webhook, see --registry-insecure)", truncate(req.URL.Host, 100)))
+		return refuse(fmt.Errorf("refusing plain HTTP to %s (not an insecure registry of the webhook, see --registry-insecure)", safetext.Truncate(req.URL.Host, 100)))
 	}
 	// Through a proxy the dialer only sees the proxy's address, so literal
 	// addresses are checked here as well.

@@ -71,7 +71,7 @@ func wrap(c *corev1.Container, argv []string, binary string, mount corev1.Volume
 			})
 		}
 	}
-	c.Env = append(added, env...)
+	c.Env = append(added, env...) //nolint:gocritic // added was made with room for env: one allocation
 }
 
 // podEnv are the downward API variables the resolver uses to find its own pod and

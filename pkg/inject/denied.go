@@ -3,10 +3,11 @@ package inject
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 )
 
 // MaxShownProblems is how many problems a denial shows in full; the others are
@@ -122,19 +123,7 @@ func truncate(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
-	return prefix(s, limit) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
-}
-
-// prefix is s cut to at most limit bytes on a character boundary.
-func prefix(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	n := limit
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return safetext.Prefix(s, limit) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
 }
 
 // thousands writes n, not negative, with commas between groups of three digits: 99,990.
@@ -158,7 +147,7 @@ const maxQuotedBytes = 100
 // quoted is s in double quotes, for messages; a long s is cut and says how long it was.
 func quoted(s string) string {
 	if len(s) > maxQuotedBytes {
-		return strconv.Quote(prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
+		return strconv.Quote(safetext.Prefix(s, maxQuotedBytes)) + "... (" + strconv.Itoa(len(s)) + " bytes in all)"
 	}
 	return strconv.Quote(s)
 }

@@ -204,7 +204,7 @@ func (m *Manager) Check(ctx context.Context) error {
 	var lastErr error
 	for range 5 {
 		err := m.check(ctx)
-		if err == nil || !(apierrors.IsConflict(err) || errors.Is(err, errStale)) {
+		if err == nil || (!apierrors.IsConflict(err) && !errors.Is(err, errStale)) {
 			return err
 		}
 		lastErr = err // another replica wrote first: start again from what it wrote

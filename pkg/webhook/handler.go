@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -95,7 +96,7 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	if name == "" {
 		name = pod.GenerateName + "<generated>"
 	}
-	name = truncate(name, maxLoggedName) // not validated yet: it may be 100 kB
+	name = safetext.Truncate(name, maxLoggedName) // not validated yet: it may be 100 kB
 	log := p.Log.WithValues("pod", pod.Namespace+"/"+name, "uid", string(req.UID))
 
 	cfg := p.Config
@@ -106,7 +107,7 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		// init-container, unless they ask otherwise.
 		if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" && cfg.InjectionMode == inject.ModeImageVolume {
 			cfg.InjectionMode = inject.ModeInitContainer
-			cfg.ImageVolumeCaveat = "its runtimeClassName " + truncate(*rc, maxLoggedName) + " may not support image volumes"
+			cfg.ImageVolumeCaveat = "its runtimeClassName " + safetext.Truncate(*rc, maxLoggedName) + " may not support image volumes"
 		}
 	}
 	var warnings []string
@@ -149,7 +150,7 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	}
 	if namespaceUnread {
 		if deps, _, err := inject.Dependencies(mutated); err == nil && inject.HasNodeFreeDependencies(deps) {
-			warnings = append(warnings, "the labels of namespace "+truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
+			warnings = append(warnings, "the labels of namespace "+safetext.Truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
 				inject.NamespaceLabelGate+" label was not honoured: the pod is not gated, and its resolver waits for all its dependencies")
 		}
 	}
@@ -233,20 +234,7 @@ func cleanWarning(w string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(w, " "))
-	return truncate(strings.TrimSpace(w), maxWarningBytes)
-}
-
-// truncate cuts s to at most limit bytes on a character boundary, with "..."
-// in place of what is cut.
-func truncate(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	n := limit - len("...")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
+	return safetext.Truncate(strings.TrimSpace(w), maxWarningBytes)
 }
 
 // Metrics counts the webhook's decisions.

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -100,7 +101,7 @@ func DecideImageVolumes(nodes []NodeRuntime) ImageVolumeDecision {
 
 // nodeCannot says why node n cannot run image-volume pods, or "".
 func nodeCannot(n NodeRuntime) string {
-	name := "node " + truncate(n.Name, maxLoggedName)
+	name := "node " + safetext.Truncate(n.Name, maxLoggedName)
 	kubelet, err := version.ParseGeneric(n.KubeletVersion)
 	switch {
 	case err != nil:

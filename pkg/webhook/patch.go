@@ -184,7 +184,7 @@ func appended[T any](path string, original, mutated []T) ([]jsonpatch.Operation,
 	return ops, nil
 }
 
-func op(operation, path string, value any) jsonpatch.Operation {
+func op(operation, path string, value any) jsonpatch.Operation { //nolint:unparam // a patch operation names its kind, as RFC 6902 writes it
 	return jsonpatch.Operation{Operation: operation, Path: path, Value: value}
 }
 

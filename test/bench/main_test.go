@@ -72,7 +72,7 @@ func goBuild(out, pkg string, flags ...string) error {
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, b)
+		return fmt.Errorf("%w\n%s", err, b)
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func binary(dir, env, name, pkg string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", out, "-trimpath", "-ldflags", "-s -w", module+pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s (or set %s): %v\n%s", name, env, err, b)
+		return "", fmt.Errorf("building %s (or set %s): %w\n%s", name, env, err, b)
 	}
 	return out, nil
 }

@@ -44,7 +44,7 @@ func injectedPod(ns, name, service string, gate bool) (*corev1.Pod, error) {
 	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:bench", Controller: true}
 	mutated, out, err := inject.Mutate(context.Background(), pod, cfg)
 	if err != nil || out.Result != inject.ResultInjected || (len(mutated.Spec.SchedulingGates) == 1) != gate {
-		return nil, fmt.Errorf("injecting pod %s/%s as the webhook does (gate %v): %s %s: %v", ns, name, gate, out.Result, out.Message, err)
+		return nil, fmt.Errorf("injecting pod %s/%s as the webhook does (gate %v): %s %s: %v", ns, name, gate, out.Result, out.Message, err) //nolint:errorlint // err is nil when the pod was mutated wrong: %v says <nil>
 	}
 	return mutated, nil
 }

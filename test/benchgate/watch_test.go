@@ -12,13 +12,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
 // conditionType is the pod condition the controller keeps on every managed pod;
 // a pod that carries it has been evaluated at least once.
-const conditionType = controller.ConditionType
+const conditionType = api.ConditionType
 
 // podState is what the harness saw of one pod.
 type podState struct {

@@ -371,9 +371,9 @@ func releaseService(t *testing.T, ns string) (before, after time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	before = time.Now()
-	_, err := cs.CoreV1().Endpoints(ns).Create(ctx, &corev1.Endpoints{
+	_, err := cs.CoreV1().Endpoints(ns).Create(ctx, &corev1.Endpoints{ //nolint:staticcheck // SA1019: the Endpoints a cluster still writes beside the slice
 		ObjectMeta: metav1.ObjectMeta{Name: "db"},
-		Subsets: []corev1.EndpointSubset{{
+		Subsets: []corev1.EndpointSubset{{ //nolint:staticcheck // SA1019: as above
 			Addresses: []corev1.EndpointAddress{{IP: "10.85.0.250"}},
 			Ports:     []corev1.EndpointPort{{Name: "db", Port: 3306}},
 		}},

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -75,13 +76,13 @@ func TestGatedAppNeedsNoRBAC(t *testing.T) {
 	// The controller says what blocks it, in its words: the Service by namespace/name.
 	wantBlocker := "service " + ns + "/db"
 	var cond *corev1.PodCondition
-	eventually(t, "the condition "+string(controller.ConditionType)+" False/Waiting naming "+wantBlocker, time.Minute, func(ctx context.Context) (bool, error) {
+	eventually(t, "the condition "+string(api.ConditionType)+" False/Waiting naming "+wantBlocker, time.Minute, func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
-		cond = podCondition(p, controller.ConditionType)
-		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == controller.ReasonWaiting && strings.Contains(cond.Message, wantBlocker), nil
+		cond = podCondition(p, api.ConditionType)
+		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == api.ReasonWaiting && strings.Contains(cond.Message, wantBlocker), nil
 	})
 	t.Logf("pod %s gated: %s=%s/%s %q", pod.Name, cond.Type, cond.Status, cond.Reason, cond.Message)
 
@@ -112,8 +113,8 @@ func TestGatedAppNeedsNoRBAC(t *testing.T) {
 		if released.IsZero() {
 			released = time.Now()
 		}
-		cond = podCondition(p, controller.ConditionType)
-		return cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == controller.ReasonReady, nil
+		cond = podCondition(p, api.ConditionType)
+		return cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == api.ReasonReady, nil
 	})
 	var logs string
 	eventually(t, "the released pod to be scheduled and run the app", 2*time.Minute, func(ctx context.Context) (bool, error) {

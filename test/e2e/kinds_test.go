@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -56,7 +56,7 @@ func TestNewKindsGated(t *testing.T) {
 			return false, err
 		}
 		podName = p.Name
-		return podCondition(p, controller.ConditionType) != nil, nil
+		return podCondition(p, api.ConditionType) != nil, nil
 	})
 	// blocks waits until the condition names each of want and none of gone, with
 	// the gate still on the pod.
@@ -71,7 +71,7 @@ func TestNewKindsGated(t *testing.T) {
 			if !hasGate(p) {
 				t.Fatalf("%s: the gate went while the condition said %q", step, last)
 			}
-			c := podCondition(p, controller.ConditionType)
+			c := podCondition(p, api.ConditionType)
 			if c == nil || c.Status != corev1.ConditionFalse {
 				return false, nil
 			}
@@ -333,7 +333,7 @@ func TestJobDeletedByTTLGated(t *testing.T) {
 				return false, err
 			}
 			podName = p.Name
-			c := podCondition(p, controller.ConditionType)
+			c := podCondition(p, api.ConditionType)
 			return hasGate(p) && c != nil && c.Status == corev1.ConditionFalse, nil
 		})
 		return podName
@@ -346,7 +346,7 @@ func TestJobDeletedByTTLGated(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			cond = podCondition(p, controller.ConditionType)
+			cond = podCondition(p, api.ConditionType)
 			return !hasGate(p) && appPrinted(podLogs(ctx, ns, pod, "web"), name+": runs"), nil
 		})
 		return cond

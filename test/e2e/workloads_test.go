@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -92,7 +92,7 @@ func TestPVCDependencyGated(t *testing.T) {
 			return false, err
 		}
 		podName = p.Name
-		c := podCondition(p, controller.ConditionType)
+		c := podCondition(p, api.ConditionType)
 		return hasGate(p) && c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, wantBlocker), nil
 	})
 
@@ -112,7 +112,7 @@ func TestPVCDependencyGated(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		c := podCondition(p, controller.ConditionType)
+		c := podCondition(p, api.ConditionType)
 		return hasGate(p) && c != nil && strings.Contains(c.Message, "pvc "+ns+"/data: phase Pending, not Bound"), nil
 	})
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testpods"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
@@ -205,7 +206,7 @@ type wantCondition struct {
 }
 
 func (w wantCondition) String() string {
-	return fmt.Sprintf("%s=False reason %s with %q", controller.ConditionType, w.reason, w.contains)
+	return fmt.Sprintf("%s=False reason %s with %q", api.ConditionType, w.reason, w.contains)
 }
 
 func (w wantCondition) matches(p *corev1.Pod) bool {
@@ -223,7 +224,7 @@ func (w wantCondition) matches(p *corev1.Pod) bool {
 
 func conditionOf(p *corev1.Pod) *corev1.PodCondition {
 	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == controller.ConditionType {
+		if p.Status.Conditions[i].Type == api.ConditionType {
 			return &p.Status.Conditions[i]
 		}
 	}
@@ -276,7 +277,7 @@ func regexCase(pods, items, calls int) ctrlCase {
 			return out
 		},
 		want: func(*scenario) wantCondition {
-			return wantCondition{reason: controller.ReasonWaiting, contains: []string{
+			return wantCondition{reason: api.ReasonWaiting, contains: []string{
 				"has a regular expression of over", "instructions, more than " + thousands(1000)}}
 		},
 	}
@@ -296,7 +297,7 @@ func tooManyCase(pods, services int) ctrlCase {
 			return out
 		},
 		want: func(*scenario) wantCondition {
-			return wantCondition{reason: controller.ReasonTooManyDependencies, contains: []string{
+			return wantCondition{reason: api.ReasonTooManyDependencies, contains: []string{
 				fmt.Sprintf("%d dependency items, more than %d", services, spec.MaxItems)}}
 		},
 	}
@@ -318,7 +319,7 @@ func bigConfigMapsCase(n, size int) ctrlCase {
 			return []*corev1.Pod{testpods.Forged(s.ns, "app", map[string]string{spec.EnvConfigMaps: "missing/key"})}
 		},
 		want: func(s *scenario) wantCondition {
-			return wantCondition{reason: controller.ReasonWaiting, contains: []string{"configmap " + s.ns + "/missing"}}
+			return wantCondition{reason: api.ReasonWaiting, contains: []string{"configmap " + s.ns + "/missing"}}
 		},
 	}
 }
@@ -355,7 +356,7 @@ func crossNamespaceCase() ctrlCase {
 			return []*corev1.Pod{p}
 		},
 		want: func(s *scenario) wantCondition {
-			return wantCondition{reason: controller.ReasonWaiting, contains: []string{
+			return wantCondition{reason: api.ReasonWaiting, contains: []string{
 				fmt.Sprintf(`serviceaccount %s/app may not get configmaps "creds" in %s`, s.ns, s.other)}}
 		},
 		after: func(tb testing.TB, s *scenario, p *ctrlProcess) string {
@@ -415,7 +416,7 @@ func describePod(p *corev1.Pod) string {
 	}
 	c := conditionOf(p)
 	if c == nil {
-		return out + ", no " + string(controller.ConditionType) + " condition"
+		return out + ", no " + string(api.ConditionType) + " condition"
 	}
 	msg := c.Message
 	if len(msg) > 400 {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -182,12 +182,12 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 	), metav1.PatchOptions{})
 	allowed("removing its gate, the only one (remove)", err)
 	ours := corev1.PodCondition{
-		Type: controller.ConditionType, Status: corev1.ConditionFalse, Reason: controller.ReasonWaiting,
+		Type: api.ConditionType, Status: corev1.ConditionFalse, Reason: api.ReasonWaiting,
 		Message: "waiting for service " + ns + "/db: no endpoints", LastTransitionTime: metav1.Now(),
 	}
 	_, err = pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, conditionPatch(pod, ours), metav1.PatchOptions{}, "status")
 	allowed("writing its condition", err)
-	ours.Status, ours.Reason, ours.Message = corev1.ConditionTrue, controller.ReasonReady, ""
+	ours.Status, ours.Reason, ours.Message = corev1.ConditionTrue, api.ReasonReady, ""
 	_, err = pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, conditionPatch(pod, ours), metav1.PatchOptions{}, "status")
 	allowed("changing its condition", err)
 
@@ -261,9 +261,9 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 		conditions[c.Type] = c
 	}
 	// The API server itself reports a gated pod PodScheduled False/SchedulingGated.
-	if len(conditions) != 2 || conditions[controller.ConditionType].Reason != controller.ReasonReady ||
+	if len(conditions) != 2 || conditions[api.ConditionType].Reason != api.ReasonReady ||
 		conditions[corev1.PodScheduled].Status != corev1.ConditionFalse || final.Status.Phase != corev1.PodPending {
-		t.Errorf("conditions %+v and phase %s, want %s Ready, PodScheduled as the API server set it, and Pending", final.Status.Conditions, final.Status.Phase, controller.ConditionType)
+		t.Errorf("conditions %+v and phase %s, want %s Ready, PodScheduled as the API server set it, and Pending", final.Status.Conditions, final.Status.Phase, api.ConditionType)
 	}
 }
 

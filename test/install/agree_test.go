@@ -16,10 +16,10 @@ func objectKey(o *unstructured.Unstructured) string {
 	return fmt.Sprintf("%s %s/%s", o.GetKind(), o.GetNamespace(), o.GetName())
 }
 
-// comparable drops what legitimately differs between the chart and kustomize: the
+// comparableForm drops what legitimately differs between the chart and kustomize: the
 // labels on the objects themselves (Helm's release labels, kustomize's). Selectors
 // and pod template labels are kept and must agree.
-func comparable(o *unstructured.Unstructured) map[string]any {
+func comparableForm(o *unstructured.Unstructured) map[string]any {
 	c := o.DeepCopy()
 	c.SetLabels(nil)
 	return c.Object
@@ -93,7 +93,7 @@ func assertAgree(t *testing.T, chartObjs, kustObjs []*unstructured.Unstructured)
 		t.Fatalf("different objects:\nchart     %q\nkustomize %q", a, b)
 	}
 	for key, c := range chartByKey {
-		if a, b := comparable(c), comparable(kustByKey[key]); !reflect.DeepEqual(a, b) {
+		if a, b := comparableForm(c), comparableForm(kustByKey[key]); !reflect.DeepEqual(a, b) {
 			t.Errorf("%s differs:\nchart     %s\nkustomize %s", key, toJSON(a), toJSON(b))
 		}
 	}

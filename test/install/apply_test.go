@@ -115,8 +115,8 @@ func newApplier(t *testing.T, cfg *rest.Config) *applier {
 }
 
 // apply applies obj with the field manager "helm", strict field validation, and
-// dryRun=All unless real.
-func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, real bool) (*unstructured.Unstructured, error) {
+// dryRun=All unless forReal.
+func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, forReal bool) (*unstructured.Unstructured, error) {
 	gvk := obj.GroupVersionKind()
 	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
@@ -134,7 +134,7 @@ func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, rea
 		return nil, err
 	}
 	opts := metav1.PatchOptions{FieldManager: "install-test", Force: ptr.To(true), FieldValidation: "Strict"}
-	if !real {
+	if !forReal {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	return res.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -681,7 +682,7 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 			t.Fatal(err)
 		}
 		for i := range p.Status.Conditions {
-			if p.Status.Conditions[i].Type == controller.ConditionType {
+			if p.Status.Conditions[i].Type == api.ConditionType {
 				return &p.Status.Conditions[i], p
 			}
 		}
@@ -690,9 +691,9 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 
 	wantWaiting := "service " + podNS + "/mariadb"
 	var cond *corev1.PodCondition
-	testenv.Eventually(t, time.Minute, "the controller to set "+string(controller.ConditionType)+" False/Waiting naming "+wantWaiting+" on "+waiting.Name, func() bool {
+	testenv.Eventually(t, time.Minute, "the controller to set "+string(api.ConditionType)+" False/Waiting naming "+wantWaiting+" on "+waiting.Name, func() bool {
 		cond, _ = condition(waiting.Name)
-		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == controller.ReasonWaiting && strings.Contains(cond.Message, wantWaiting)
+		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == api.ReasonWaiting && strings.Contains(cond.Message, wantWaiting)
 	})
 	lease, err := env.Client.CoordinationV1().Leases(ns).Get(ctx, leaderElectionLease, metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
@@ -713,7 +714,7 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 	}
 	testenv.Eventually(t, time.Minute, "the controller to report the gated pod Waiting", func() bool {
 		cond, _ = condition(gated.Name)
-		return cond != nil && cond.Reason == controller.ReasonWaiting
+		return cond != nil && cond.Reason == api.ReasonWaiting
 	})
 	if _, err := env.Client.CoreV1().Services(podNS).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "db"},
@@ -725,7 +726,7 @@ func assertControllerWorks(t *testing.T, env *testenv.Env, ns, podNS string, wai
 	var p *corev1.Pod
 	testenv.Eventually(t, time.Minute, "the controller to remove the gate and report Ready", func() bool {
 		cond, p = condition(gated.Name)
-		return len(p.Spec.SchedulingGates) == 0 && cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == controller.ReasonReady
+		return len(p.Spec.SchedulingGates) == 0 && cond != nil && cond.Status == corev1.ConditionTrue && cond.Reason == api.ReasonReady
 	})
 	testenv.Eventually(t, 30*time.Second, "an Event about the gated pod", func() bool {
 		list, err := env.Client.EventsV1().Events(podNS).List(ctx, metav1.ListOptions{})

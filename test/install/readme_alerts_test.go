@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 )
 
 // The chart README's PrometheusRule example parses, alerts on pods gated too long
@@ -56,7 +56,7 @@ func TestChartReadmeAlerts(t *testing.T) {
 	}
 	for alert, want := range map[string][]string{
 		"EntrypointPodGatedTooLong": {"entrypoint_controller_gated_pod_oldest_seconds", "> 900"},
-		"EntrypointDependencyCycle": {`entrypoint_controller_pods{reason="` + controller.ReasonCycle + `"}`, "> 0"},
+		"EntrypointDependencyCycle": {`entrypoint_controller_pods{reason="` + api.ReasonCycle + `"}`, "> 0"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(exprs[alert], w) {
@@ -102,7 +102,7 @@ func TestChartReadmeAlerts(t *testing.T) {
 		}
 	}
 
-	column := `.status.conditions[?(@.type=="` + string(controller.ConditionType) + `")].message`
+	column := `.status.conditions[?(@.type=="` + string(api.ConditionType) + `")].message`
 	if !strings.Contains(string(readme), column) {
 		t.Errorf("the chart README's WAITING-FOR column does not read %s", column)
 	}

@@ -282,10 +282,10 @@ func runDeployment(t *testing.T, bin string, deploy *unstructured.Unstructured, 
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // stopped by a signal: its exit status says nothing
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed: its exit status says nothing
 		}
 		if t.Failed() {
 			t.Logf("%s: entrypoint-webhook %s\n%s", objectKey(deploy), strings.Join(c.Args, " "), logs.String())

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	keapi "github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
 
@@ -141,7 +141,7 @@ func (c *cluster) setCondition(t *testing.T, ns, pod string, status corev1.Condi
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: controller.ConditionType, Status: status, Reason: reason, Message: message})
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: keapi.ConditionType, Status: status, Reason: reason, Message: message})
 	if _, err := c.env.Client.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func testWhy(t *testing.T, c *cluster) {
 		deployment(ns, "nopods", map[string]string{"app": "nopods"}, map[string]string{"entrypoint.io/dependency-service": "mariadb,cache"}),
 		deployment(ns, "denied", map[string]string{"app": "denied"}, map[string]string{"entrypoint.io/dependency-service": "Not_A_Name"}),
 	)
-	c.setCondition(t, ns, "web", corev1.ConditionFalse, controller.ReasonWaiting,
+	c.setCondition(t, ns, "web", corev1.ConditionFalse, keapi.ReasonWaiting,
 		"waiting for service "+ns+"/mariadb: no endpoints; job "+ns+"/db-migrate: 0 active, 0 succeeded, 0 failed")
 
 	steps := []struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/imageconfig"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject/options"
 )
 
 // webhookFlags are the entrypoint-webhook flags that change its decision about a
@@ -34,7 +34,7 @@ type webhookFlags struct {
 }
 
 func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
-	d := server.DefaultOptions()
+	d := options.Default()
 	fs := cmd.Flags()
 	fs.StringSliceVarP(&w.files, "filename", "f", nil, "manifest file, directory of them, or - for standard input (repeatable)")
 	fs.StringVar(&w.image, "image", d.Image, "the webhook's --image: image of the injected init container")
@@ -50,10 +50,10 @@ func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
 	_ = cmd.MarkFlagRequired("filename")
 }
 
-// options turn the flags into pkg/offline's, as entrypoint-webhook turns its own
-// into pkg/inject's config (server.Options.InjectConfig: same checks, same errors).
-func (w *webhookFlags) options(flags *genericclioptions.ConfigFlags, e env) (offline.Options, error) {
-	o := server.DefaultOptions()
+// offlineOptions turn the flags into pkg/offline's, as entrypoint-webhook turns
+// its own into pkg/inject's config (pkg/inject/options: same checks, same errors).
+func (w *webhookFlags) offlineOptions(flags *genericclioptions.ConfigFlags, e env) (offline.Options, error) {
+	o := options.Default()
 	o.Image, o.ImagePullPolicy, o.MountPath, o.RunAsUser = w.image, w.pullPolicy, w.mountPath, w.runAsUser
 	o.Controller, o.GateAllNamespaces, o.RegistryLookup = w.controller, w.gateAll, w.registryLookup
 	o.SecretDependencies = w.secrets
@@ -123,7 +123,7 @@ from the registry: lint notes them and, unless --registry-lookup, does not read 
   helm template openstack/keystone | kubectl entrypoint lint -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := w.options(flags, e)
+			opts, err := w.offlineOptions(flags, e)
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ argv instead.`,
   helm template . | kubectl entrypoint inject -f - --registry-lookup | kubectl diff -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := w.options(flags, e)
+			opts, err := w.offlineOptions(flags, e)
 			if err != nil {
 				return err
 			}

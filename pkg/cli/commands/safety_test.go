@@ -16,8 +16,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 )
 
 // hostile holds what must never reach a terminal raw: a screen clear, a
@@ -53,7 +53,7 @@ func hostileReports(t *testing.T) []why.Report {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-" + hostile, Namespace: "ns", Labels: map[string]string{"app": hostile},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: hostile, Controller: &yes}}},
-		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: controller.ConditionType, Status: corev1.ConditionFalse,
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: api.ConditionType, Status: corev1.ConditionFalse,
 			Reason: "Waiting" + hostile, Message: "waiting for cel apps/v1 Deployment ns/db: " + hostile}}},
 	}
 	tmpl := corev1.PodTemplateSpec{
@@ -210,7 +210,7 @@ func testControlCharacters(t *testing.T, c *cluster) {
 	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "Thing", Name: hostile, UID: "0b9c2f5e-0000-4000-8000-000000000001", Controller: &yes}}
 	c.create(t, pod, deployment(ns, "celweb", map[string]string{"app": "celweb"}, map[string]string{
 		"entrypoint.io/dependency-cel": `[{"apiVersion":"apps/v1","kind":"Deployment","name":"db","expression":"object.status == '\u001b[2J\r\u202e\u009b'"}]`}))
-	c.setCondition(t, ns, "owned", corev1.ConditionFalse, controller.ReasonWaiting, "waiting for "+hostile)
+	c.setCondition(t, ns, "owned", corev1.ConditionFalse, api.ReasonWaiting, "waiting for "+hostile)
 
 	for _, args := range [][]string{
 		{"why", "owned"}, {"why", "owned", "-o", "json"}, {"why", "owned", "-o", "yaml"}, {"why", "deployment/celweb"},

@@ -19,9 +19,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 )
 
 func newWhy(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -32,7 +32,7 @@ func newWhy(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 		Long: `why reads a pod's dependencies as the dependency controller does (the webhook's
 injection, or the DEPENDENCY_* variables of a pod that runs the original image), judges
 each one now by the resolver's own rules (a few GETs and LISTs), and shows the
-controller's condition ` + string(controller.ConditionType) + ` when it is set.
+controller's condition ` + string(api.ConditionType) + ` when it is set.
 For a workload (deployment/NAME, statefulset/NAME, daemonset/NAME, job/NAME,
 cronjob/NAME, replicaset/NAME) it explains each of its pods.
 
@@ -224,9 +224,9 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 			}
 		}
 		if c := r.Condition; c != nil {
-			fprintf(out, "condition %s=%s (%s): %s\n", controller.ConditionType, c.Status, c.Reason, c.Message)
+			fprintf(out, "condition %s=%s (%s): %s\n", api.ConditionType, c.Status, c.Reason, c.Message)
 		} else if r.Workload == "" {
-			fprintf(out, "condition %s: not set (the dependency controller has not seen the pod, or does not run)\n", controller.ConditionType)
+			fprintf(out, "condition %s: not set (the dependency controller has not seen the pod, or does not run)\n", api.ConditionType)
 		}
 		waiting := 0
 		for _, d := range r.Dependencies {

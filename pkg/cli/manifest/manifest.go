@@ -50,9 +50,13 @@ func (d *Document) Annotations() map[string]string {
 	return out
 }
 
-// Kind, Name and Namespace of the document's object, "" when absent.
-func (d *Document) Kind() string      { s, _ := d.Object["kind"].(string); return s }
-func (d *Document) Name() string      { return d.meta("name") }
+// Kind is the kind of the document's object, "" when absent.
+func (d *Document) Kind() string { s, _ := d.Object["kind"].(string); return s }
+
+// Name is the name of the document's object, "" when absent.
+func (d *Document) Name() string { return d.meta("name") }
+
+// Namespace is the namespace of the document's object, "" when absent.
 func (d *Document) Namespace() string { return d.meta("namespace") }
 
 func (d *Document) meta(key string) string {

@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
@@ -147,7 +147,7 @@ func EnvDependencies(pod *corev1.Pod, c corev1.Container) (deps *spec.Spec, ok b
 func (x Explainer) Explain(ctx context.Context, pod *corev1.Pod) Report {
 	r := Report{Namespace: pod.Namespace, Pod: pod.Name}
 	for _, c := range pod.Status.Conditions {
-		if c.Type == controller.ConditionType {
+		if c.Type == api.ConditionType {
 			r.Condition = &Condition{Status: string(c.Status), Reason: c.Reason, Message: c.Message}
 		}
 	}

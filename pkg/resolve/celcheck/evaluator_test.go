@@ -120,7 +120,10 @@ func TestEvaluatorBoundsConcurrency(t *testing.T) {
 				evals.Add(1)
 				n := inFlight.Add(1)
 				defer inFlight.Add(-1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				for m := most.Load(); n > m; m = most.Load() {
+					if most.CompareAndSwap(m, n) {
+						break
+					}
 				}
 				<-release
 				return p.Eval(ctx, object)

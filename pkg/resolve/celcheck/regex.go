@@ -1,6 +1,7 @@
 package celcheck
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"regexp/syntax"
@@ -122,7 +123,8 @@ func regexSize(pattern string) (int, error) {
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		code := err.Error()
-		if e, ok := err.(*syntax.Error); ok {
+		var e *syntax.Error
+		if errors.As(err, &e) {
 			code = e.Code.String()
 		}
 		return 0, fmt.Errorf("has a regular expression that does not parse (%s): %s", code, shownPattern(pattern))

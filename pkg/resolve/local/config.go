@@ -142,7 +142,7 @@ func (v *templateValues) IP() (string, error) {
 
 // IP_ERLANG is .IP_ERLANG: .IP written as Erlang writes IPv4 tuples, "10,0,0,7".
 // The name is the template contract, underscore and all.
-func (v *templateValues) IP_ERLANG() (string, error) {
+func (v *templateValues) IP_ERLANG() (string, error) { //nolint:revive // var-naming: the name is the templates' contract
 	ip, err := v.IP()
 	return strings.ReplaceAll(ip, ".", ","), err
 }

@@ -102,7 +102,7 @@ func TestSocketNotReadable(t *testing.T) {
 	if err := os.Chmod(closedDir, 0o000); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(closedDir, 0o700) }) // so TempDir can remove it
+	t.Cleanup(func() { _ = os.Chmod(closedDir, 0o700) }) // so TempDir can remove it
 
 	for name, path := range map[string]string{
 		"mode 0000":                unreadableFile,

@@ -41,7 +41,7 @@ func customResourceItem(r CustomResourceRef) any {
 		out.Conditions = append(out.Conditions, json.RawMessage(encodeJSON(conditionJSON{Status: c.Status, Type: c.Type})))
 	}
 	for _, f := range r.Fields {
-		out.Fields = append(out.Fields, json.RawMessage(encodeJSON(fieldJSON{Key: f.Key, Value: f.Value})))
+		out.Fields = append(out.Fields, json.RawMessage(encodeJSON(fieldJSON(f))))
 	}
 	return out
 }

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 )
 
 // ValueError is one problem with one value of the contract. Its message reads
@@ -120,12 +121,8 @@ const (
 func quote(s string, limit int) string {
 	cut := ""
 	if len(s) > limit {
-		n := limit
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
 		cut = fmt.Sprintf("... (%d bytes in all)", len(s))
-		s = s[:n]
+		s = safetext.Prefix(s, limit)
 	}
 	if strings.Contains(s, `"`) && strconv.CanBackquote(s) {
 		return "`" + s + "`" + cut

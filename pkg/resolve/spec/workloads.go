@@ -116,8 +116,8 @@ func splitNamespace(item, defaultNamespace string) (ns, rest string, problems []
 	if strings.Contains(rest, ":") {
 		problems = append(problems, "has more than one ':'")
 	}
-	switch {
-	case ns == "":
+	switch ns {
+	case "":
 		problems = append(problems, "has an empty namespace before ':'")
 	default:
 		if p := invalid(ns, dns1123Label, validation.IsDNS1123Label); p != "" {

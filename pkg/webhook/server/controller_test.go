@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
-	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
+	keapi "github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
@@ -80,7 +80,7 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 			t.Fatal(err)
 		}
 		for i := range p.Status.Conditions {
-			if p.Status.Conditions[i].Type == controller.ConditionType {
+			if p.Status.Conditions[i].Type == keapi.ConditionType {
 				return &p.Status.Conditions[i]
 			}
 		}
@@ -104,7 +104,7 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	}))
 	testenv.Eventually(t, 30*time.Second, "condition Waiting naming the service", func() bool {
 		c := condition(app.Name)
-		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == controller.ReasonWaiting &&
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == keapi.ReasonWaiting &&
 			c.Message == "waiting for service "+ns+"/mariadb: no endpoints"
 	})
 	if !gated(app.Name) {
@@ -120,7 +120,7 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	}
 	testenv.Eventually(t, 30*time.Second, "the gate removed and the condition Ready", func() bool {
 		c := condition(app.Name)
-		return !gated(app.Name) && c != nil && c.Status == corev1.ConditionTrue && c.Reason == controller.ReasonReady
+		return !gated(app.Name) && c != nil && c.Status == corev1.ConditionTrue && c.Reason == keapi.ReasonReady
 	})
 
 	// api waits for service db, which selects the db pods, which wait for
@@ -139,7 +139,7 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	api = create(api)
 	testenv.Eventually(t, 30*time.Second, "the api pod waiting", func() bool {
 		c := condition(api.Name)
-		return c != nil && c.Reason == controller.ReasonWaiting
+		return c != nil && c.Reason == keapi.ReasonWaiting
 	})
 	recorder.take()
 	var warnings []string
@@ -159,7 +159,7 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	}
 	testenv.Eventually(t, 30*time.Second, "condition Cycle on the db pod", func() bool {
 		c := condition(db.Name)
-		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == controller.ReasonCycle &&
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == keapi.ReasonCycle &&
 			strings.Contains(c.Message, "service "+ns+"/api")
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	injectoptions "github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject/options"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
@@ -34,7 +35,7 @@ func TestInjectConfigInjectionMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := server.DefaultOptions()
-		if o.InjectionMode != server.InjectionModeAuto {
+		if o.InjectionMode != injectoptions.InjectionModeAuto {
 			t.Fatalf("default --injection-mode=%s, want auto", o.InjectionMode)
 		}
 		fs := flag.NewFlagSet("entrypoint-webhook", flag.ContinueOnError)
