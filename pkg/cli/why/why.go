@@ -81,10 +81,10 @@ type Explainer struct {
 	Mapper meta.RESTMapper
 }
 
-// Sources is where a pod's dependencies are declared: each entry is a place
-// ("injected by the webhook", `container "init"'s environment`) and the
-// dependencies read there. A pod with neither has none; an injected pod whose
-// annotation cannot be read is an error.
+// Source is one place where a pod's dependencies are declared ("injected by
+// the webhook", `container "init"'s environment`) and the dependencies read
+// there. A pod with neither has none; an injected pod whose annotation cannot
+// be read is an error.
 type Source struct {
 	Where string
 	Deps  *spec.Spec
@@ -298,7 +298,7 @@ func (x Explainer) resource(apiVersion, kind string) (schema.GroupVersionResourc
 	}
 	m, err := x.Mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: kind}, gv.Version)
 	if err != nil {
-		return schema.GroupVersionResource{}, false, fmt.Errorf("kind %s of %s is not served (yet): %v", kind, apiVersion, err)
+		return schema.GroupVersionResource{}, false, fmt.Errorf("kind %s of %s is not served (yet): %w", kind, apiVersion, err)
 	}
 	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }

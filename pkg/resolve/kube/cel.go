@@ -29,6 +29,7 @@ func (c *CEL) String() string {
 	return fmt.Sprintf("cel %s %s %s/%s", c.Ref.APIVersion, c.Ref.Kind, c.Ref.Namespace, c.Ref.Name)
 }
 
+// Wait waits until the CEL dependency is ready, reporting each change of its status.
 func (c *CEL) Wait(ctx context.Context, report func(resolve.Status)) error {
 	program, err := celcheck.Prepare(c.Ref.Expression)
 	if err != nil {

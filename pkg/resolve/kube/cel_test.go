@@ -143,5 +143,5 @@ func TestCELBeforeItsCRD(t *testing.T) {
 func TestCELBadExpression(t *testing.T) {
 	ref := spec.CELRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: "default", Name: "x", Expression: "object.data =="}
 	w := start(t, &kube.CEL{Client: newClient(t, kube.Options{}), Ref: ref})
-	w.fails(t, "does not compile")
+	_ = w.fails(t, "does not compile")
 }

@@ -15,6 +15,7 @@ type Container struct {
 
 func (c *Container) String() string { return "container " + c.Name }
 
+// Wait waits until the Container dependency is ready, reporting each change of its status.
 func (c *Container) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	opts := c.Client.opts

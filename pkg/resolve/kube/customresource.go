@@ -24,6 +24,7 @@ func (c *CustomResource) String() string {
 	return fmt.Sprintf("%s %s/%s (%s)", strings.ToLower(c.Ref.Kind), c.Ref.Namespace, c.Ref.Name, c.Ref.APIVersion)
 }
 
+// Wait waits until the CustomResource dependency is ready, reporting each change of its status.
 func (c *CustomResource) Wait(ctx context.Context, report func(resolve.Status)) error {
 	return c.Client.followNamed(ctx, c.Ref.APIVersion, c.Ref.Kind, c.Ref.Namespace, c.Ref.Name, report,
 		func(objects []*unstructured.Unstructured) resolve.Status {

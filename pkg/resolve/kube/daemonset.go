@@ -24,6 +24,7 @@ type DaemonSet struct {
 
 func (d *DaemonSet) String() string { return "daemonset " + d.Ref.String() }
 
+// Wait waits until the DaemonSet dependency is ready, reporting each change of its status.
 func (d *DaemonSet) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	node, err := d.Client.waitNodeName(ctx, &r)

@@ -30,6 +30,7 @@ func (j *Job) String() string {
 	return "jobs in " + j.Ref.Namespace + " with labels " + labels.SelectorFromSet(j.Ref.Labels).String()
 }
 
+// Wait waits until the Job dependency is ready, reporting each change of its status.
 func (j *Job) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	src := source{resource: jobsResource, namespace: j.Ref.Namespace}

@@ -28,18 +28,18 @@ const ServiceNameLabel = "kubernetes.io/service-name"
 type Place int
 
 const (
-	// InAPI: from the API alone, without the pod's node; the dependency
+	// InAPI is judged from the API alone, without the pod's node; the dependency
 	// controller can wait for it before the pod is scheduled.
 	InAPI Place = iota
-	// OnNode: from the API, but only once the pod's node is known (a
+	// OnNode is judged from the API, but only once the pod's node is known (a
 	// DaemonSet's pod there, pods required on the same node).
 	OnNode
-	// OwnPod: from the pod's own object (its containers' readiness).
+	// OwnPod is judged from the pod's own object (its containers' readiness).
 	OwnPod
-	// InPod: only by the resolver in the pod, not through the API (a socket, a
+	// InPod is checked only by the resolver in the pod, not through the API (a socket, a
 	// TCP port, an HTTP endpoint): not a lookup.
 	InPod
-	// Rendered: nothing to wait for from outside; the resolver writes it (a
+	// Rendered is nothing to wait for from outside; the resolver writes it (a
 	// config file): not a lookup.
 	Rendered
 )

@@ -30,6 +30,7 @@ type Claim struct {
 
 func (d *Claim) String() string { return "pvc " + d.Ref.String() }
 
+// Wait waits until the Claim dependency is ready, reporting each change of its status.
 func (d *Claim) Wait(ctx context.Context, report func(resolve.Status)) error {
 	src := source{resource: ClaimsResource, namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name}
 	return d.Client.followOne(ctx, src, report, ClaimReadiness)
@@ -61,6 +62,7 @@ type ConfigMap struct {
 
 func (d *ConfigMap) String() string { return "configmap " + d.Ref.String() }
 
+// Wait waits until the ConfigMap dependency is ready, reporting each change of its status.
 func (d *ConfigMap) Wait(ctx context.Context, report func(resolve.Status)) error {
 	src := source{resource: ConfigMapsResource, namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name}
 	return d.Client.followOne(ctx, src, report, func(objects []*unstructured.Unstructured) resolve.Status {
@@ -79,6 +81,7 @@ type Secret struct {
 
 func (d *Secret) String() string { return "secret " + d.Ref.String() }
 
+// Wait waits until the Secret dependency is ready, reporting each change of its status.
 func (d *Secret) Wait(ctx context.Context, report func(resolve.Status)) error {
 	src := source{resource: SecretsResource, namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name, getOnly: true}
 	return d.Client.followOne(ctx, src, report, func(objects []*unstructured.Unstructured) resolve.Status {
@@ -142,6 +145,7 @@ type CRD struct {
 
 func (d *CRD) String() string { return "crd " + d.Name }
 
+// Wait waits until the CRD dependency is ready, reporting each change of its status.
 func (d *CRD) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	sources := []source{

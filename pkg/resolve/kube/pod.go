@@ -26,6 +26,7 @@ func (p *Pod) String() string {
 	return s
 }
 
+// Wait waits until the Pod dependency is ready, reporting each change of its status.
 func (p *Pod) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	src := source{resource: podsResource, namespace: p.Ref.Namespace, labelSelector: labels.SelectorFromSet(p.Ref.Labels).String()}

@@ -37,6 +37,7 @@ type Rollout struct {
 
 func (d *Rollout) String() string { return "rollout " + d.Ref.String() }
 
+// Wait waits until the Rollout dependency is ready, reporting each change of its status.
 func (d *Rollout) Wait(ctx context.Context, report func(resolve.Status)) error {
 	src := source{resource: WorkloadResource(d.Ref.Kind), namespace: d.Ref.Namespace, fieldSelector: "metadata.name=" + d.Ref.Name}
 	return d.Client.followOne(ctx, src, report, func(objects []*unstructured.Unstructured) resolve.Status {

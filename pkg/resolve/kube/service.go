@@ -38,6 +38,7 @@ func (s *Service) String() string { return "service " + s.Ref.String() }
 // a minute.
 const DefaultSliceRecheckInterval = time.Minute
 
+// Wait waits until the Service dependency is ready, reporting each change of its status.
 func (s *Service) Wait(ctx context.Context, report func(resolve.Status)) error {
 	r := reporter{report: report}
 	for {

@@ -141,18 +141,18 @@ func TestServiceFallsBackToEndpoints(t *testing.T) {
 	ctx := context.Background()
 	ep := &corev1.Endpoints{ //nolint:staticcheck // the fallback for clusters where slices cannot be read
 		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
-		Subsets: []corev1.EndpointSubset{{ //nolint:staticcheck
+		Subsets: []corev1.EndpointSubset{{ //nolint:staticcheck // the fallback for clusters where slices cannot be read
 			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.0.0.1"}},
-			Ports:             []corev1.EndpointPort{{Port: 11211}}, //nolint:staticcheck
+			Ports:             []corev1.EndpointPort{{Port: 11211}},
 		}},
 	}
-	created, err := env.Client.CoreV1().Endpoints(ns).Create(ctx, ep, metav1.CreateOptions{}) //nolint:staticcheck
+	created, err := env.Client.CoreV1().Endpoints(ns).Create(ctx, ep, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.blocked(t, "0 of 1 endpoints ready")
 	created.Subsets[0].Addresses = []corev1.EndpointAddress{{IP: "10.0.0.2"}}
-	if _, err := env.Client.CoreV1().Endpoints(ns).Update(ctx, created, metav1.UpdateOptions{}); err != nil { //nolint:staticcheck
+	if _, err := env.Client.CoreV1().Endpoints(ns).Update(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w.ready(t)
