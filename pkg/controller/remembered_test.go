@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,20 @@ func deleteJob(t *testing.T, ns, name string) {
 	}
 }
 
+// deleteSeenJob deletes the Job whose completion seeCompletion showed the
+// controller, and waits until the controller has seen it go (the watcher's
+// condition names the remembered completion): the API server answering "not
+// found" does not mean the controller's informer has caught up, and a pod
+// created before it has would be judged by the Job still in its cache.
+func deleteSeenJob(t *testing.T, ns, name string) {
+	t.Helper()
+	deleteJob(t, ns, name)
+	waitPod(t, ns, "watcher", "the deletion seen by the controller", func(p *corev1.Pod) bool {
+		c := findCondition(p)
+		return c != nil && strings.Contains(c.Message, "(deleted since)")
+	})
+}
+
 // releasedPod is a managed pod of the release r, labelled as Helm's charts label
 // their pods, waiting in gate mode for the Job db-init.
 func releasedPod(t *testing.T, ns, name, release string) *corev1.Pod {
@@ -96,7 +111,7 @@ func TestRememberedJobReleasesLaterPod(t *testing.T) {
 	r := startControllerWith(t, env.Config, nil, func(o *Options) { o.RememberedJobGrace = grace })
 	ns := env.Namespace(t)
 	seeCompletion(t, ns, releaseR1)
-	deleteJob(t, ns, "db-init")
+	deleteSeenJob(t, ns, "db-init")
 
 	created := createPod(t, releasedPod(t, ns, "app", "r1"))
 	waitPod(t, ns, "app", "the grace named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
@@ -122,7 +137,7 @@ func TestRememberedJobOfAnotherReleaseDoesNotCount(t *testing.T) {
 	startControllerWith(t, env.Config, nil, func(o *Options) { o.RememberedJobGrace = 100 * time.Millisecond })
 	ns := env.Namespace(t)
 	seeCompletion(t, ns, releaseR1)
-	deleteJob(t, ns, "db-init")
+	deleteSeenJob(t, ns, "db-init")
 
 	createPod(t, releasedPod(t, ns, "app", "r2"))
 	waitPod(t, ns, "app", "the other release named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
@@ -145,7 +160,7 @@ func TestRecreatedJobBlocksAgain(t *testing.T) {
 	startControllerWith(t, env.Config, nil, func(o *Options) { o.RememberedJobGrace = 100 * time.Millisecond })
 	ns := env.Namespace(t)
 	seeCompletion(t, ns, releaseR1)
-	deleteJob(t, ns, "db-init")
+	deleteSeenJob(t, ns, "db-init")
 	createPod(t, releasedPod(t, ns, "before", "r1"))
 	waitPod(t, ns, "before", "released by the remembered completion", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 
