@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -23,7 +25,7 @@ func (pl *planner) checkGate() {
 			Name:    annotationName(keyGate),
 			Value:   v,
 			Problem: `is neither "true" nor "false"`,
-			Expected: `"true" to hold the pod before scheduling until its services, jobs, pods and custom resources are ready, ` +
+			Expected: `"true" to hold the pod before scheduling until its dependencies that need no node (` + nodeFreeAnnotations() + `) are ready, ` +
 				`or "false" to opt out of its namespace's gate mode`,
 		}).Error())
 		return
@@ -180,4 +182,17 @@ func hasSchedulingGate(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// nodeFreeAnnotations lists, from the kinds table, the annotations whose items
+// gate mode can hold a pod for (dependency-pod: the items without
+// requireSameNode; Secrets when the controller watches them).
+func nodeFreeAnnotations() string {
+	var names []string
+	for _, k := range spec.Kinds() {
+		if k.NodeFree || k.GateOptIn || k.Env == spec.EnvPodsJSON {
+			names = append(names, k.Annotation)
+		}
+	}
+	return strings.Join(names, ", ")
 }

@@ -27,6 +27,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 // DefaultMountPath is where the volume holding the resolver is mounted in every
@@ -284,7 +286,29 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 	p.apply(out, cfg)
 	message := "wrapped container(s) " + strings.Join(p.targetNames(), ", ")
 	if len(p.gated) > 0 {
-		message += "; held by scheduling gate " + SchedulingGate + " until its services, jobs, pods or custom resources are ready"
+		message += "; held by scheduling gate " + SchedulingGate + " until the items of " + gatedAnnotations(p.gated) + " are ready"
 	}
 	return out, Outcome{Result: ResultInjected, Reason: ReasonInjected, Message: message, Warnings: p.warnings}, nil
+}
+
+// gatedAnnotations names, from the kinds table, the annotations whose items the
+// gate holds the pod for: "entrypoint.io/dependency-service and
+// entrypoint.io/dependency-job".
+func gatedAnnotations(gated []corev1.EnvVar) string {
+	var names []string
+	for _, k := range spec.Kinds() {
+		for _, e := range gated {
+			if e.Name == k.Env {
+				names = append(names, AnnotationPrefix+k.Annotation)
+				break
+			}
+		}
+	}
+	switch len(names) {
+	case 0:
+		return "its node-free dependencies"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
