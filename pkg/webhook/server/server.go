@@ -9,8 +9,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -149,22 +149,20 @@ type Webhook struct {
 	Certs *selfsigned.Manager
 }
 
-// New assembles the webhook for cfg.
+// New assembles the webhook for cfg: what plan decides from o, built.
 func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
-	if err := o.checkRoles(); err != nil {
+	p, err := plan(o)
+	if err != nil {
 		return nil, err
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
-	injectCfg, err := o.InjectConfig()
-	if err != nil {
-		return nil, err
-	}
+	injectCfg := p.Inject
 	clientset, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if o.RegistryLookup {
+	if p.RegistryLookup {
 		regOpts, err := o.ImageConfigOptions()
 		if err != nil {
 			return nil, err
@@ -174,104 +172,120 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	}
 
 	var tlsOpts []func(*tls.Config)
-	if !o.EnableHTTP2 {
+	if !p.HTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
-	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: slices.Clone(tlsOpts)}
+	serverOpts := webhook.Options{Host: o.Host, Port: o.Port, CertDir: p.TLS.CertDir, TLSOpts: slices.Clone(tlsOpts)}
 	var certs *selfsigned.Manager
-	switch {
-	case !o.Webhook || o.TLSMode == TLSCertDir:
-	case o.TLSMode == TLSSelfSigned:
-		hosts := options.SplitList(o.TLSHosts)
-		if len(hosts) == 0 {
-			if o.Namespace == "" {
-				return nil, errors.New("self-signed TLS needs the webhook's namespace: set --namespace or POD_NAMESPACE")
-			}
-			svc := o.ServiceName + "." + o.Namespace
-			hosts = []string{svc + ".svc", svc, o.ServiceName, svc + ".svc.cluster.local"}
-		}
+	if p.TLS.Mode == TLSSelfSigned {
 		certs, err = selfsigned.New(selfsigned.Options{
 			Client: clientset, Log: log.WithName("tls"), Namespace: o.Namespace, SecretName: o.SecretName,
-			WebhookConfigName: o.WebhookConfigName, Hosts: hosts, CheckInterval: o.CertCheckInterval,
+			WebhookConfigName: o.WebhookConfigName, Hosts: p.TLS.Hosts, CheckInterval: o.CertCheckInterval,
 		})
 		if err != nil {
 			return nil, err
 		}
 		serverOpts.TLSOpts = append(serverOpts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
-	default:
-		return nil, fmt.Errorf("--tls-mode=%q: want %s or %s", o.TLSMode, TLSCertDir, TLSSelfSigned)
 	}
 
 	// /metrics is served with the webhook's own certificate (rather than one
 	// controller-runtime would generate at every start).
-	certDir := o.CertDir
-	if certDir == "" {
-		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs") // controller-runtime's default
-	}
-	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: tlsOpts, CertDir: certDir}
+	metricsOpts := metricsserver.Options{BindAddress: p.Metrics.BindAddress, SecureServing: p.Metrics.Secure, TLSOpts: tlsOpts, CertDir: p.Metrics.CertDir}
 	if certs != nil {
 		metricsOpts.TLSOpts = append(slices.Clone(tlsOpts), func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
 	}
-	if o.MetricsSecure {
+	if p.Metrics.Secure {
 		metricsOpts.FilterProvider = metricsAuth
 	}
-	if o.DrainTimeout < 0 {
-		return nil, fmt.Errorf("--drain-timeout=%s: want a duration of 0 or more", o.DrainTimeout)
-	}
-	server := newDrainer(webhook.NewServer(serverOpts), o.DrainTimeout, log.WithName("drain"))
+	server := newDrainer(webhook.NewServer(serverOpts), p.DrainTimeout, log.WithName("drain"))
 	mgrOpts := ctrl.Options{
-		Logger:                 log,
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: o.HealthProbeBindAddress,
-		WebhookServer:          server,
-		// The drain's bound plus time to stop the servers.
-		GracefulShutdownTimeout: ptr.To(o.DrainTimeout + 15*time.Second),
+		Logger:                  log,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		WebhookServer:           server,
+		GracefulShutdownTimeout: ptr.To(p.GracefulShutdownTimeout),
 	}
-	if o.GateController() {
-		// Every replica follows the managed pods (label-selected) and the
-		// Services, for cycle warnings at admission (and the controller's own
-		// cycle reports).
-		mgrOpts.Cache.ByObject = controller.CacheByObject()
-	}
-	autoMode := o.Webhook && o.InjectionMode == options.InjectionModeAuto
-	if autoMode {
-		// --injection-mode=auto follows the nodes, each reduced to its name
-		// and kubelet and runtime versions.
+	for _, e := range p.Cache {
 		if mgrOpts.Cache.ByObject == nil {
 			mgrOpts.Cache.ByObject = map[client.Object]cache.ByObject{}
 		}
-		mgrOpts.Cache.ByObject[&corev1.Node{}] = cache.ByObject{Transform: ewebhook.SlimNode}
+		switch e.What {
+		case cacheManagedPods:
+			maps.Copy(mgrOpts.Cache.ByObject, controller.CacheByObject())
+		case cacheNodes:
+			mgrOpts.Cache.ByObject[&corev1.Node{}] = cache.ByObject{Transform: ewebhook.SlimNode}
+		default:
+			return nil, fmt.Errorf("planned a cache of %s, which the server cannot build", e.What)
+		}
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	var cycles *controller.CycleDetector
-	if o.GateController() {
+	if p.CycleDetector {
 		cycles = &controller.CycleDetector{Cache: mgr.GetCache(), Dependencies: inject.Dependencies, Log: log.WithName("cycles")}
 		if err := mgr.Add(cycles); err != nil {
 			return nil, err
 		}
 	}
-	if o.Controller {
-		if err := addController(mgr, cfg, o, cycles, log); err != nil {
+	if p.Controller {
+		if err := addController(mgr, cfg, o, p, cycles, log); err != nil {
 			return nil, err
 		}
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
-	}
-	if !o.Webhook {
-		// The controller alone is ready once it runs (its pod's readiness probe);
-		// its leader election decides whether it works.
-		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+	if p.Webhook {
+		if err := addInjector(mgr, p, injectCfg, clientset, cycles, log); err != nil {
 			return nil, err
 		}
-		return &Webhook{Manager: mgr}, nil
 	}
+	if certs != nil {
+		if err := mgr.Add(certs); err != nil {
+			return nil, err
+		}
+	}
+	// The webhook server's checker only where it serves: asking the manager
+	// for its webhook server adds the server to what it runs.
+	checker := func(name string) (healthz.Checker, error) {
+		switch {
+		case name == checkPing:
+			return healthz.Ping, nil
+		case name == checkCertificate && certs != nil:
+			return certs.Healthz, nil
+		case name == checkWebhook && p.Webhook:
+			return mgr.GetWebhookServer().StartedChecker(), nil
+		case name == checkShutdown && p.Webhook:
+			return server.Ready, nil
+		}
+		return nil, fmt.Errorf("planned the check %q, which this process cannot make", name)
+	}
+	for _, name := range p.Healthz {
+		c, err := checker(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.AddHealthzCheck(name, c); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range p.Readyz {
+		c, err := checker(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck(name, c); err != nil {
+			return nil, err
+		}
+	}
+	return &Webhook{Manager: mgr, Certs: certs}, nil
+}
+
+// addInjector registers the admission webhook on mgr's webhook server: the
+// injector, its warnings and, in auto injection mode, the nodes' choice of mode.
+func addInjector(mgr manager.Manager, p processPlan, injectCfg inject.Config, clientset kubernetes.Interface, cycles *controller.CycleDetector, log logr.Logger) error {
 	m, err := ewebhook.NewMetrics(metrics.Registry)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Namespace labels (gate mode) come from a metadata-only informer the
 	// first pod starts; RBAC: get, list and watch on namespaces.
@@ -282,14 +296,21 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 	// Warnings: a pod that closes a dependency cycle, and dependencies in other
 	// namespaces that the pod's ServiceAccount may not read (RBAC: create
 	// subjectaccessreviews).
-	warners := []func(context.Context, *corev1.Pod) []string{(&controller.AccessWarner{
-		Access:       access.NewChecker(clientset.AuthorizationV1().SubjectAccessReviews(), access.Options{}),
-		Mapper:       mgr.GetRESTMapper(),
-		Dependencies: inject.Dependencies, SecretDependencies: o.SecretDependencies,
-		AllowedResources: options.SplitList(o.AllowedCustomResources),
-	}).Warnings}
-	if cycles != nil {
-		warners = append(warners, cycles.Warnings)
+	var warners []func(context.Context, *corev1.Pod) []string
+	for _, name := range p.Warnings {
+		switch {
+		case name == warnAccess:
+			warners = append(warners, (&controller.AccessWarner{
+				Access:       access.NewChecker(clientset.AuthorizationV1().SubjectAccessReviews(), access.Options{}),
+				Mapper:       mgr.GetRESTMapper(),
+				Dependencies: inject.Dependencies, SecretDependencies: p.SecretDependencies,
+				AllowedResources: p.AllowedResources,
+			}).Warnings)
+		case name == warnCycles && cycles != nil:
+			warners = append(warners, cycles.Warnings)
+		default:
+			return fmt.Errorf("planned the warning %q, which this process cannot give", name)
+		}
 	}
 	injector.Warn = func(ctx context.Context, pod *corev1.Pod) []string {
 		var out []string
@@ -298,29 +319,15 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		}
 		return out
 	}
-	if autoMode {
+	if p.NodeModes {
 		modes := &ewebhook.NodeImageVolumes{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Log: log.WithName("injection-mode")}
 		if err := mgr.Add(modes); err != nil {
-			return nil, err
+			return err
 		}
 		injector.Modes = modes
 	}
 	mgr.GetWebhookServer().Register(ewebhook.Path, &webhook.Admission{Handler: injector})
-	if certs != nil {
-		if err := mgr.Add(certs); err != nil {
-			return nil, err
-		}
-		if err := mgr.AddReadyzCheck("certificate", certs.Healthz); err != nil {
-			return nil, err
-		}
-	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return nil, err
-	}
-	if err := mgr.AddReadyzCheck("shutdown", server.Ready); err != nil {
-		return nil, err
-	}
-	return &Webhook{Manager: mgr, Certs: certs}, nil
+	return nil
 }
 
 // checkRoles rejects settings that cannot work together.
@@ -349,7 +356,7 @@ func (o *Options) checkRoles() error {
 
 // addController adds the dependency controller to mgr: leader-elected in a
 // manager of its own, so the webhook serves whatever happens to the election.
-func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles controller.CycleFinder, log logr.Logger) error {
+func addController(mgr manager.Manager, cfg *rest.Config, o Options, p processPlan, cycles controller.CycleFinder, log logr.Logger) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -362,8 +369,8 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, cycles cont
 		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace,
 		Options: controller.Options{
 			Dependencies:       inject.Dependencies,
-			SecretDependencies: o.SecretDependencies,
-			AllowedResources:   options.SplitList(o.AllowedCustomResources),
+			SecretDependencies: p.SecretDependencies,
+			AllowedResources:   p.AllowedResources,
 			Dynamic:            dyn,
 			Metrics:            m,
 			Cycles:             cycles,
