@@ -18,14 +18,26 @@ import (
 // controller's own lookups and access rule, so that the warning and the
 // condition agree.
 type AccessWarner struct {
-	Access       *access.Checker
-	Mapper       meta.RESTMapper
-	Dependencies DependenciesFunc
-	// SecretDependencies and AllowedResources are the controller's settings.
-	SecretDependencies bool
-	AllowedResources   []string
-
+	access       *access.Checker
+	mapper       meta.RESTMapper
+	dependencies DependenciesFunc
+	// secrets and allowed are the controller's settings.
+	secrets  bool
+	allowed  allowList
 	programs admit.Cache
+}
+
+// NewAccessWarner makes the warner of a webhook whose controller runs with
+// secrets (--secret-dependencies) and allowedResources
+// (--allowed-custom-resources); the allow-list is parsed once, here, not at
+// every admission.
+func NewAccessWarner(checker *access.Checker, mapper meta.RESTMapper, dependencies DependenciesFunc,
+	secrets bool, allowedResources []string) (*AccessWarner, error) {
+	allowed, err := newAllowList(allowedResources, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return &AccessWarner{access: checker, mapper: mapper, dependencies: dependencies, secrets: secrets, allowed: allowed}, nil
 }
 
 // maxAccessChecks bounds the reviews one admission asks for.
@@ -33,17 +45,13 @@ const maxAccessChecks = 8
 
 // Warnings implements the webhook's warning hook for pod (already mutated).
 func (w *AccessWarner) Warnings(ctx context.Context, pod *corev1.Pod) []string {
-	deps, _, err := w.Dependencies(pod)
+	deps, _, err := w.dependencies(pod)
 	if err != nil || spec.CheckLimits(deps) != nil {
-		return nil
-	}
-	allowed, err := newAllowList(w.AllowedResources, w.SecretDependencies)
-	if err != nil {
 		return nil
 	}
 	var out []string
 	checks := 0
-	for _, d := range nodeFree(deps, lookupConfig{mapper: w.Mapper, secrets: w.SecretDependencies, programs: &w.programs, allowed: allowed}) {
+	for _, d := range nodeFree(deps, lookupConfig{mapper: w.mapper, secrets: w.secrets, programs: &w.programs, allowed: w.allowed}) {
 		if d.problem != "" || d.public || d.namespace == pod.Namespace {
 			continue
 		}
@@ -54,7 +62,7 @@ func (w *AccessWarner) Warnings(ctx context.Context, pod *corev1.Pod) []string {
 		if req.Verb == "get" {
 			req.Name = d.name
 		}
-		if ok, err := w.Access.Allowed(ctx, req); err == nil && !ok {
+		if ok, err := w.access.Allowed(ctx, req); err == nil && !ok {
 			out = append(out, fmt.Sprintf("%s: not judged until granted: %s", d.text, req.Denied()))
 		}
 	}

@@ -300,12 +300,12 @@ func addInjector(mgr manager.Manager, p processPlan, injectCfg inject.Config, cl
 	for _, name := range p.Warnings {
 		switch {
 		case name == warnAccess:
-			warners = append(warners, (&controller.AccessWarner{
-				Access:       access.NewChecker(clientset.AuthorizationV1().SubjectAccessReviews(), access.Options{}),
-				Mapper:       mgr.GetRESTMapper(),
-				Dependencies: inject.Dependencies, SecretDependencies: p.SecretDependencies,
-				AllowedResources: p.AllowedResources,
-			}).Warnings)
+			aw, err := controller.NewAccessWarner(access.NewChecker(clientset.AuthorizationV1().SubjectAccessReviews(), access.Options{}),
+				mgr.GetRESTMapper(), inject.Dependencies, p.SecretDependencies, p.AllowedResources)
+			if err != nil {
+				return fmt.Errorf("--allowed-custom-resources: %w", err)
+			}
+			warners = append(warners, aw.Warnings)
 		case name == warnCycles && cycles != nil:
 			warners = append(warners, cycles.Warnings)
 		default:
