@@ -228,3 +228,23 @@ func TestAPIServerNarrowingRules(t *testing.T) {
 		t.Error("narrowing a pod without gates: allowed")
 	}
 }
+
+// The admission warning names a gated pod's same-node dependency in another
+// namespace that its ServiceAccount may not list, as the condition would; a pod
+// not gated leaves it to its resolver, and draws none.
+func TestAccessWarnerSameNode(t *testing.T) {
+	w, err := NewAccessWarner(access.NewChecker(env.Client.AuthorizationV1().SubjectAccessReviews(), access.Options{}), nil, testDependencies, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, tenant := env.Namespace(t), env.Namespace(t)
+	deps := map[string]string{spec.EnvPodsJSON: fmt.Sprintf(`[{"labels":{"app":"ovs"},"namespace":%q,"requireSameNode":true}]`, other)}
+	want := fmt.Sprintf("pods in %s with labels app=ovs on this node: not judged until granted: serviceaccount %s/app may not list pods in %s", other, tenant, other)
+	gated := withServiceAccount(managedPod(t, tenant, "app", deps, inject.SchedulingGate), "app")
+	if got := w.Warnings(context.Background(), gated); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("warnings of the gated pod: %q, want one starting %q", got, want)
+	}
+	if got := w.Warnings(context.Background(), withServiceAccount(managedPod(t, tenant, "app", deps), "app")); len(got) != 0 {
+		t.Errorf("warnings of the pod not gated: %q", got)
+	}
+}
