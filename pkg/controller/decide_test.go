@@ -155,7 +155,7 @@ func TestDecide(t *testing.T) {
 				"waiting for pods in other with labels app=ovs on this node: "+denied)}},
 		{"optional-after up with no node: released, not narrowed", noNodeOptional,
 			decision{gate: releaseOptional, state: ReasonNoReadyNode, optionalAfter: time.Minute,
-				want: condition(corev1.ConditionFalse, ReasonNoReadyNode, "no node where the same-node dependency is ready ("+ovsText+": ready on no node)"),
+				want:  condition(corev1.ConditionFalse, ReasonNoReadyNode, "no node where the same-node dependency is ready ("+ovsText+": ready on no node)"),
 				still: "no node where the same-node dependency is ready (" + ovsText + ": ready on no node)",
 				warning: "removed scheduling gate entrypoint.io/dependencies after 1m0s (entrypoint.io/optional-after) without " +
 					"no node where the same-node dependency is ready (" + ovsText + ": ready on no node)"}},

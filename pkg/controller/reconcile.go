@@ -282,7 +282,7 @@ func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName, pod 
 		} else if probe := c.onNode(deps, ""); len(probe) > 0 {
 			in.placing = true
 			var blocking []verdict
-			in.places, blocking = r.place(ctx, pod, deps, c, probe)
+			in.places, blocking = r.place(ctx, pod, deps, probe)
 			in.verdicts = append(in.verdicts, blocking...)
 			list = append(list, probe...)
 		}
@@ -351,7 +351,7 @@ func (r *Reconciler) reach(ctx context.Context, pod *corev1.Pod, d dependency) (
 // the lookups read; on each, the items are judged by the resolver's rules as on
 // a pod bound there. blocking, when some lookup cannot be judged (the pod may
 // not read it, its kind is not watched yet), says why, and places is nil.
-func (r *Reconciler) place(ctx context.Context, pod *corev1.Pod, deps *spec.Spec, c lookupConfig, probe []dependency) (places []itemNodes, blocking []verdict) {
+func (r *Reconciler) place(ctx context.Context, pod *corev1.Pod, deps *spec.Spec, probe []dependency) (places []itemNodes, blocking []verdict) {
 	// What each lookup reads, by node for pods (every node alike otherwise).
 	byNode := make([]map[string][]*unstructured.Unstructured, len(probe))
 	whole := make([][]*unstructured.Unstructured, len(probe))
