@@ -117,7 +117,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.RegistryMaxInFlight, "registry-max-in-flight", o.RegistryMaxInFlight, "registry lookups at a time in this process; waiting for a slot counts against --registry-timeout")
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it, and without --controller-separate, entrypoint.io/gate is denied")
 	fs.BoolVar(&o.ControllerSeparate, "controller-separate", o.ControllerSeparate, "a dependency controller runs in a Deployment of its own (--webhook=false): allow gate mode and warn of cycles at admission without running the controller here (use with --controller=false)")
-	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller or --controller-separate)")
+	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies read from the API, same-node ones included (needs --controller or --controller-separate)")
 	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 }
 
