@@ -338,6 +338,10 @@ func readyMessage(in decisionInput, notes []string) string {
 			msg += fmt.Sprintf("; the %d on the same node are all ready on %s", len(in.places), where)
 		}
 	}
+	if same := sameNodeSpec(in.deps); same != nil && in.gateMode && in.gateAt < 0 {
+		// Released: the gate held them, and they were ready on the pod's node.
+		msg += fmt.Sprintf("; the %d on the same node were ready when the gate went", len(same.DaemonSets)+len(same.Pods))
+	}
 	local := nodeLocal(in.deps, in.secrets, in.gateMode)
 	if len(notes) > 0 {
 		msg += "; " + joinBlockers(notes)
