@@ -38,7 +38,8 @@ type PodInjector struct {
 	Log     logr.Logger
 	Metrics *Metrics
 	// Namespaces reads the labels of a pod's namespace, for its gate mode
-	// (inject.NamespaceLabelGate); nil ignores namespace labels.
+	// (inject.NamespaceLabelGate) and adoption (inject.NamespaceLabelAdopt);
+	// nil ignores namespace labels.
 	Namespaces NamespaceLabels
 	// Warn, when set, is asked for admission warnings about each injected pod,
 	// as mutated. It runs under the request's context, bounded by warnTimeout;
@@ -112,15 +113,23 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	}
 	var warnings []string
 	namespaceUnread := false
-	if p.Namespaces != nil && inject.NamespaceDecidesGate(pod, cfg) {
-		gated, err := p.namespaceGated(ctx, pod.Namespace)
+	decidesGate := inject.NamespaceDecidesGate(pod, cfg)
+	decidesAdoption := inject.NamespaceDecidesAdoption(pod, cfg)
+	if p.Namespaces != nil && (decidesGate || decidesAdoption) {
+		labels, err := p.namespaceLabels(ctx, pod.Namespace)
 		if err != nil {
-			// Never deny a pod for this: it runs as if not gated, its resolver
-			// waiting for everything.
-			log.Info("could not read the namespace's labels; the pod is not gated", "error", err.Error())
-			namespaceUnread = true
+			// Never deny a pod for this: it runs as if not gated (not
+			// adopted), its resolver (its own init container) waiting for
+			// everything.
+			log.Info("could not read the namespace's labels; the pod is neither gated nor adopted by them", "error", err.Error())
+			namespaceUnread = decidesGate
+			if decidesAdoption {
+				warnings = append(warnings, "the labels of namespace "+safetext.Truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
+					inject.NamespaceLabelAdopt+" label was not honoured: the pod is not adopted, and its init container waits for all its dependencies")
+			}
 		}
-		cfg.NamespaceGated = gated
+		cfg.NamespaceGated = labels[inject.NamespaceLabelGate] == "true"
+		cfg.NamespaceAdopted = labels[inject.NamespaceLabelAdopt] == "true"
 	}
 
 	mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
@@ -136,8 +145,15 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		}
 		return resp
 	case inject.ResultSkipped:
-		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
-		return admission.Allowed(outcome.Message)
+		// A pod adoption leaves as it was may carry warnings: why not.
+		warnings = append(warnings, outcome.Warnings...)
+		for i, w := range warnings {
+			warnings[i] = cleanWarning(w)
+		}
+		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message, "warnings", warnings)
+		resp := admission.Allowed(outcome.Message)
+		resp.Warnings = warnings
+		return resp
 	}
 	if err != nil {
 		log.Error(err, "mutation failed")
@@ -159,21 +175,22 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	for i, w := range warnings {
 		warnings[i] = cleanWarning(w)
 	}
-	log.Info("injected", "message", outcome.Message, "warnings", warnings)
+	verb := "injected"
+	if outcome.Reason == inject.ReasonAdopted {
+		verb = "adopted"
+	}
+	log.Info(verb, "message", outcome.Message, "warnings", warnings)
 	resp := admission.Patched(outcome.Message, patch...)
 	resp.Warnings = warnings
 	return resp
 }
 
-// namespaceGated reads whether namespace carries inject.NamespaceLabelGate=true.
-func (p *PodInjector) namespaceGated(ctx context.Context, namespace string) (bool, error) {
+// namespaceLabels reads the labels of namespace, for inject.NamespaceLabelGate
+// and inject.NamespaceLabelAdopt, within namespaceTimeout.
+func (p *PodInjector) namespaceLabels(ctx context.Context, namespace string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, namespaceTimeout)
 	defer cancel()
-	labels, err := p.Namespaces.NamespaceLabels(ctx, namespace)
-	if err != nil {
-		return false, err
-	}
-	return labels[inject.NamespaceLabelGate] == "true", nil
+	return p.Namespaces.NamespaceLabels(ctx, namespace)
 }
 
 // hookWarnings asks the Warn hook about pod, bounded in time and in what it

@@ -348,6 +348,9 @@ func (o *Options) checkRoles() error {
 	if o.GateAllNamespaces && !o.GateController() {
 		errs = append(errs, errors.New("--gate-all-namespaces needs --controller or --controller-separate: nothing would remove the gates"))
 	}
+	if o.AdoptAllNamespaces && !o.GateController() {
+		errs = append(errs, errors.New("--adopt-all-namespaces needs --controller or --controller-separate: nothing would remove the gates of adopted pods"))
+	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps=%g --kube-api-burst=%d: want positive numbers", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
