@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -138,13 +139,33 @@ func adopt(pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome) {
 	labels[LabelManaged] = "true"
 	out.Labels = labels
 
-	var moved []string
-	for _, e := range gated {
-		moved = append(moved, e.Name)
+	message := "adopted init container " + quoted(c.Name) + ": the scheduling gate " + SchedulingGate + " holds the pod for " +
+		describeVariables(gated, pod.Namespace) + " (moved from its env to the " + AnnotationStatus + " annotation)"
+	if len(kept) > 0 {
+		message += "; the container still waits for " + describeVariables(kept, pod.Namespace)
 	}
-	return out, Outcome{Result: ResultInjected, Reason: ReasonAdopted,
-		Message: "adopted init container " + quoted(c.Name) + ": held by scheduling gate " + SchedulingGate + " until the items of " +
-			strings.Join(moved, ", ") + " are ready (moved from its env to the " + AnnotationStatus + " annotation)"}
+	return out, Outcome{Result: ResultInjected, Reason: ReasonAdopted, Message: message}
+}
+
+// describeVariables names each contract variable of env with its number of
+// items: "DEPENDENCY_SERVICE (2 items), DEPENDENCY_JOBS (1 item)".
+func describeVariables(env []corev1.EnvVar, namespace string) string {
+	parts := make([]string, 0, len(env))
+	for _, e := range env {
+		n := 0
+		if k, ok := spec.KindOf(e.Name); ok {
+			s := &spec.Spec{Namespace: namespace}
+			if k.Parse(s, e.Value) == nil { // formatted by its kind: it parses
+				n = k.Count(s)
+			}
+		}
+		unit := " items)"
+		if n == 1 {
+			unit = " item)"
+		}
+		parts = append(parts, e.Name+" ("+strconv.Itoa(n)+unit)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func initContainerNames(pod *corev1.Pod, indexes []int) []string {

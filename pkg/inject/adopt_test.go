@@ -81,6 +81,7 @@ func TestAdopt(t *testing.T) {
 		{name: "keystone Deployment", file: "keystone-api", cfg: adoptConfig(), reason: ReasonAdopted},
 		{name: "keystone Job", file: "keystone-db-sync", cfg: adoptConfig(), reason: ReasonAdopted},
 		{name: "pod JSON split by node", file: "pod-json-mixed", cfg: adoptConfig(), reason: ReasonAdopted},
+		{name: "pod JSON on any node", file: "pod-json-any-node", cfg: adoptConfig(), reason: ReasonAdopted},
 		{name: "jobs JSON supersedes jobs", file: "jobs-json-supersedes", cfg: adoptConfig(), reason: ReasonAdopted},
 		{name: "every namespace", file: "keystone-db-sync", cfg: everywhere, reason: ReasonAdopted},
 		{name: "annotated pod takes the annotated path", file: "annotated", cfg: adoptConfig(), reason: ReasonInjected},

@@ -64,8 +64,8 @@ func (f Finding) String() string {
 // goes, and what stands in for what only a cluster knows.
 type Options struct {
 	// Config is the webhook's (entrypoint-webhook's flags --image,
-	// --controller, --gate-all-namespaces ...). Config.NamespaceGated applies to
-	// every object. With Config.ImageConfig nil, containers without a command
+	// --controller, --gate-all-namespaces ...). Config.NamespaceGated and
+	// Config.NamespaceAdopted apply to every object. With Config.ImageConfig nil, containers without a command
 	// are handled as Lint and Inject say.
 	Config inject.Config
 	// Namespace is the namespace of objects that name none (kubectl's -n).
@@ -164,12 +164,29 @@ func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeIma
 		for _, w := range outcome.Warnings {
 			r.Findings = append(r.Findings, finding(d, "", SeverityNote, "the webhook would warn: "+w))
 		}
+		if adoptionNote(outcome) {
+			message := outcome.Message
+			if outcome.Reason != inject.ReasonAdopted {
+				message = "not adopted: " + message
+			}
+			r.Findings = append(r.Findings, finding(d, "", SeverityNote, message))
+		}
 		if assumed != nil && outcome.Result != inject.ResultSkipped {
 			r.Findings = append(r.Findings, assumed.notes(d, pod)...)
 		}
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// adoptionNote tells whether outcome says what adoption did with a pod, or why
+// it did not, and no warning says it already: lint shows, per workload, what
+// would move to the scheduling gate and what would stay in the pod.
+func adoptionNote(o inject.Outcome) bool {
+	if len(o.Warnings) > 0 {
+		return false
+	}
+	return o.Reason == inject.ReasonAdopted || o.Reason == inject.ReasonAdoptNothingToGate
 }
 
 // misplaced notes entrypoint.io/ annotations on a workload's own metadata: the
