@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strconv"
@@ -48,6 +49,20 @@ const (
 	// (spec.MaxItems, spec.MaxSelectorItems, spec.MaxCELItems).
 	ReasonAdoptTooMany = "adopt-too-many"
 )
+
+// AdoptedContainer is the init container whose env an adopted pod's gate took
+// over, as its status annotation says (mode ModeAdopted); ok is false for a pod
+// that was not adopted.
+func AdoptedContainer(pod *corev1.Pod) (name string, ok bool) {
+	if pod == nil {
+		return "", false
+	}
+	var s injectionStatus
+	if json.Unmarshal([]byte(pod.Annotations[AnnotationStatus]), &s) != nil || s.Mode != ModeAdopted || len(s.Containers) == 0 {
+		return "", false
+	}
+	return s.Containers[0], true
+}
 
 // adoptionAsked tells whether cfg asks for the adoption of a pod without
 // annotations.

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/openstackhelm"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 // The chart's adoption webhook: rendered with the dependency controller only,
@@ -73,4 +76,72 @@ func TestChartAdoptionWebhook(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The chart's default controller.customResourceRules (the controller's allow-list)
+// cover every custom resource the rendered openstack-helm charts wait for, so
+// that adopting them needs no value changed. Today they name none
+// (DEPENDENCY_CUSTOM_RESOURCE is "" everywhere, and the original image knows no
+// DEPENDENCY_CEL_JSON): the count is asserted, so that test data naming one makes
+// this test judge it.
+func TestChartAllowsOpenstackHelmCustomResources(t *testing.T) {
+	controller, _ := loadChart(t).Values["controller"].(map[string]any)
+	rules, _ := controller["customResourceRules"].([]any)
+	covered := func(group, kind string) bool {
+		for _, r := range rules {
+			r, _ := r.(map[string]any)
+			groups, _ := r["apiGroups"].([]any)
+			resources, _ := r["resources"].([]any)
+			// Without discovery the plural is guessed: the kind in lower case, plus s.
+			if slices.Contains(groups, any(group)) && (slices.Contains(resources, any("*")) || slices.Contains(resources, any(strings.ToLower(kind)+"s"))) {
+				return true
+			}
+		}
+		return false
+	}
+	named := 0
+	for _, chart := range openstackhelm.Charts() {
+		workloads, err := openstackhelm.Workloads(chart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range workloads {
+			for _, c := range w.Pod.Spec.InitContainers {
+				env := map[string]string{}
+				for _, e := range c.Env {
+					if e.ValueFrom == nil {
+						env[e.Name] = e.Value
+					}
+				}
+				env["NAMESPACE"], env["POD_NAME"] = openstackhelm.Namespace, "pod-0"
+				s, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+				if err != nil {
+					t.Fatalf("%s %s %s, init container %s: %v", chart, w.Kind, w.Name, c.Name, err)
+				}
+				type ref struct{ apiVersion, kind string }
+				var refs []ref
+				for _, r := range s.CustomResources {
+					refs = append(refs, ref{r.APIVersion, r.Kind})
+				}
+				for _, r := range s.CEL {
+					refs = append(refs, ref{r.APIVersion, r.Kind})
+				}
+				for _, r := range refs {
+					group, _, found := strings.Cut(r.apiVersion, "/")
+					if !found {
+						continue // the core group: the contract's own kinds
+					}
+					named++
+					if !covered(group, r.kind) {
+						t.Errorf("%s %s %s waits for %s %s, which controller.customResourceRules does not allow by default", chart, w.Kind, w.Name, r.kind, r.apiVersion)
+					}
+				}
+			}
+		}
+	}
+	if named != 0 {
+		t.Errorf("the rendered openstack-helm charts name %d custom resources, none before: check that the chart's default allows them", named)
+	}
+	t.Logf("the rendered openstack-helm charts (%d) name %d custom resources; controller.customResourceRules has %d rules by default",
+		len(openstackhelm.Charts()), named, len(rules))
 }
