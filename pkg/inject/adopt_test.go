@@ -308,3 +308,61 @@ func TestAdoptedStatusWithoutItsContainer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAdopt feeds arbitrary values of the original image's variables to
+// adoption. It must never deny, never panic, and leave a pod it does not adopt
+// exactly as it was; an adopted pod must read back (Dependencies) as its init
+// container read its env, and be left alone by a second call.
+func FuzzAdopt(f *testing.F) {
+	f.Add("openstack:mariadb,memcached", "db-sync", "", "libvirt", `[{"labels":{"a":"b"},"requireSameNode":true},{"labels":{"c":"d"}}]`, "", true)
+	f.Add("", "", `[{"labels":{"application":"glance"}}]`, "", "", `[{"apiVersion":"v1","kind":"ConfigMap","name":"c"}]`, false)
+	f.Add("a,,b", "x", "[1]", "a:b:c", "{}", "[", true)
+	f.Add("$(DB)", "", "", "", "", "", false)
+	f.Fuzz(func(t *testing.T, service, jobs, jobsJSON, daemonSet, pods, customResources string, nodeNameVar bool) {
+		env := []corev1.EnvVar{
+			fromField(spec.EnvPodName, "metadata.name"), fromField(spec.EnvNamespace, "metadata.namespace"),
+			literal(spec.EnvServices, service), literal(spec.EnvJobs, jobs), literal(spec.EnvJobsJSON, jobsJSON),
+			literal(spec.EnvDaemonSets, daemonSet), literal(spec.EnvPodsJSON, pods), literal(spec.EnvCustomResources, customResources),
+		}
+		if nodeNameVar {
+			env = append(env, fromField(spec.EnvNodeName, "spec.nodeName"))
+		}
+		pod := contractPod(env...)
+		before := pod.DeepCopy()
+		got, outcome, err := Mutate(context.Background(), pod, adoptConfig())
+		if err != nil || outcome.Result == ResultDenied {
+			t.Fatalf("adoption denied: %+v, %v", outcome, err)
+		}
+		if outcome.Reason != ReasonAdopted {
+			if !reflect.DeepEqual(got, before) {
+				t.Fatalf("not adopted (%s) but changed", outcome.Reason)
+			}
+			return
+		}
+		named := got.DeepCopy()
+		named.Name = "created-0"
+		after, gated, err := Dependencies(named)
+		if err != nil || !gated {
+			t.Fatalf("the adopted pod does not read back: gated %v, %v", gated, err)
+		}
+		waited := map[string]string{spec.EnvNamespace: pod.Namespace, spec.EnvPodName: named.Name}
+		for _, e := range env {
+			if e.ValueFrom == nil {
+				waited[e.Name] = e.Value
+			}
+		}
+		want, err := spec.FromEnv(func(k string) (string, bool) { v, ok := waited[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("adopted a container whose env does not parse: %v", err)
+		}
+		for _, k := range spec.Kinds() {
+			if k.Count(after) != k.Count(want) {
+				t.Fatalf("%s: %d items read back, %d waited for", k.Env, k.Count(after), k.Count(want))
+			}
+		}
+		again, outcome, err := Mutate(context.Background(), got, adoptConfig())
+		if err != nil || outcome.Reason != ReasonAlreadyInjected || !reflect.DeepEqual(again, got) {
+			t.Fatalf("second Mutate: %+v, %v", outcome, err)
+		}
+	})
+}
