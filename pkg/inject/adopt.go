@@ -3,7 +3,6 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 
@@ -140,19 +139,7 @@ func adopt(pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome) {
 
 	out := pod.DeepCopy()
 	blankMoved(&out.Spec.InitContainers[index], kept, gated)
-	status := injectionStatus{Version: statusVersion, Mode: ModeAdopted, Containers: []string{c.Name}}
-	for _, e := range gated {
-		status.Gated = append(status.Gated, envValue{Name: e.Name, Value: e.Value})
-	}
-	addSchedulingGate(out)
-	annotations := make(map[string]string, len(out.Annotations)+1)
-	maps.Copy(annotations, out.Annotations)
-	annotations[AnnotationStatus] = status.encode()
-	out.Annotations = annotations
-	labels := make(map[string]string, len(out.Labels)+1)
-	maps.Copy(labels, out.Labels)
-	labels[LabelManaged] = "true"
-	out.Labels = labels
+	markManaged(out, injectionStatus{Version: statusVersion, Mode: ModeAdopted, Containers: []string{c.Name}}, gated)
 
 	message := "adopted init container " + quoted(c.Name) + ": the scheduling gate " + SchedulingGate + " holds the pod for " +
 		describeVariables(gated, pod.Namespace) + " (moved from its env to the " + AnnotationStatus + " annotation)"
