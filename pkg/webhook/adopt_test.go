@@ -176,3 +176,53 @@ func TestHandleAdoptionNamespaceLabel(t *testing.T) {
 		}
 	}
 }
+
+// The Unjudged hook decides last: a pod with a gated dependency the controller
+// would not judge, or no answer in time, or a panic, is left as it was, with a
+// warning and its own metric reason; an empty answer adopts it.
+func TestHandleAdoptionUnjudged(t *testing.T) {
+	tests := []struct {
+		name    string
+		hook    func(context.Context, *corev1.Pod) []string
+		adopted bool
+		warning string
+	}{
+		{name: "all judged", hook: func(context.Context, *corev1.Pod) []string { return nil }, adopted: true},
+		{name: "a kind not allowed", hook: func(_ context.Context, pod *corev1.Pod) []string {
+			if pod.Annotations[inject.AnnotationStatus] == "" {
+				return []string{"not the adopted pod"}
+			}
+			return []string{"connection openstack/nova-db: kind Connection is not one the dependency controller may read"}
+		}, warning: "not adopted: the dependency controller would not judge connection openstack/nova-db"},
+		{name: "no answer in time", hook: func(ctx context.Context, _ *corev1.Pod) []string { <-ctx.Done(); return nil },
+			warning: "could not be checked in time"},
+		{name: "a panic", hook: func(context.Context, *corev1.Pod) []string { panic("boom") }, warning: "could not be checked in time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, reg := newInjector(t)
+			h.Config.Controller, h.Config.AdoptAllNamespaces = true, true
+			h.Unjudged = tt.hook
+			resp := h.Handle(context.Background(), request(t, keystoneAPIPod(t)))
+			if !resp.Allowed || adoptedByPatch(t, resp) != tt.adopted || (len(resp.Patches) > 0) != tt.adopted {
+				t.Fatalf("allowed %v, adopted %v, %d patches; want adopted %v", resp.Allowed, adoptedByPatch(t, resp), len(resp.Patches), tt.adopted)
+			}
+			switch {
+			case tt.warning == "" && len(resp.Warnings) > 0:
+				t.Errorf("warnings %q, want none", resp.Warnings)
+			case tt.warning != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tt.warning)):
+				t.Errorf("warnings %q, want one containing %q", resp.Warnings, tt.warning)
+			}
+			labels := `reason="adopted",result="injected"`
+			if !tt.adopted {
+				labels = `reason="adopt-not-judged",result="skipped"`
+			}
+			want := "# HELP kubernetes_entrypoint_injections_total Pod admission decisions of the entrypoint webhook, by result (injected, skipped, denied, error) and reason.\n" +
+				"# TYPE kubernetes_entrypoint_injections_total counter\n" +
+				"kubernetes_entrypoint_injections_total{" + labels + "} 1\n"
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubernetes_entrypoint_injections_total"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

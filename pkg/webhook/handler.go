@@ -28,6 +28,10 @@ const Path = "/mutate-v1-pod"
 // reasonNamespaceMismatch: the pod names another namespace than the request.
 const reasonNamespaceMismatch = "namespace-mismatch"
 
+// reasonAdoptNotJudged: the dependency controller would not judge some of an
+// adopted pod's gated dependencies (PodInjector.Unjudged), so it is not adopted.
+const reasonAdoptNotJudged = "adopt-not-judged"
+
 // maxLoggedName bounds the pod name in log lines: a valid one is at most 253 bytes.
 const maxLoggedName = 253
 
@@ -46,6 +50,12 @@ type PodInjector struct {
 	// a panic or a late answer costs the warnings, never the pod, and at most
 	// maxHookWarnings of them are shown, each cut to maxWarningBytes.
 	Warn func(ctx context.Context, pod *corev1.Pod) []string
+	// Unjudged, when set, is asked about each adopted pod, as mutated: which of
+	// its gated dependencies the dependency controller would not judge (a kind
+	// not on its allow-list). A pod with any, or without an answer within
+	// warnTimeout, is left as it was, with a warning: its init container still
+	// judges them, where the gate would hold it until its operator acts.
+	Unjudged func(ctx context.Context, pod *corev1.Pod) []string
 	// Modes, when set, decides the injection mode of each request
 	// (--injection-mode=auto), overriding Config.InjectionMode and setting
 	// Config.ImageVolumeCaveat; nil keeps Config's.
@@ -133,6 +143,9 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	}
 
 	mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
+	if outcome.Reason == inject.ReasonAdopted && p.Unjudged != nil {
+		outcome = p.checkAdopted(ctx, mutated, outcome, log)
+	}
 	p.Metrics.observe(outcome.Result, outcome.Reason)
 	switch outcome.Result {
 	case inject.ResultDenied:
@@ -193,34 +206,29 @@ func (p *PodInjector) namespaceLabels(ctx context.Context, namespace string) (ma
 	return p.Namespaces.NamespaceLabels(ctx, namespace)
 }
 
+// checkAdopted asks the Unjudged hook about an adopted pod: outcome as it is
+// when the controller would judge all its gated dependencies, else a skip with
+// a warning saying why (no answer in time counts as a no: adoption fails open).
+func (p *PodInjector) checkAdopted(ctx context.Context, adopted *corev1.Pod, outcome inject.Outcome, log logr.Logger) inject.Outcome {
+	unjudged, answered := p.callHook(ctx, adopted, p.Unjudged, log, "the adoption check")
+	if !answered {
+		unjudged = []string{"what the dependency controller would judge could not be checked in time"}
+	}
+	if len(unjudged) == 0 {
+		return outcome
+	}
+	message := "the dependency controller would not judge " + strings.Join(unjudged, "; ") +
+		"; the init container keeps waiting for all its dependencies itself"
+	return inject.Outcome{Result: inject.ResultSkipped, Reason: reasonAdoptNotJudged, Message: message, Warnings: []string{"not adopted: " + message}}
+}
+
 // hookWarnings asks the Warn hook about pod, bounded in time and in what it
 // returns, and safe from its panics.
 func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log logr.Logger) []string {
 	if p.Warn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, warnTimeout)
-	defer cancel()
-	// The hook gets its own copy: it may still run after a timeout, while the
-	// response is encoded.
-	pod = pod.DeepCopy()
-	answer := make(chan []string, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error(fmt.Errorf("%v", r), "the admission warning hook panicked; the pod gets no warnings from it")
-				answer <- nil
-			}
-		}()
-		answer <- p.Warn(ctx, pod)
-	}()
-	var warnings []string
-	select {
-	case warnings = <-answer:
-	case <-ctx.Done():
-		log.Info("the admission warning hook did not answer in time; the pod gets no warnings from it", "timeout", warnTimeout.String())
-		return nil
-	}
+	warnings, _ := p.callHook(ctx, pod, p.Warn, log, "the admission warning hook")
 	var shown []string
 	more := 0
 	for _, w := range warnings {
@@ -236,6 +244,37 @@ func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log log
 		shown = append(shown, fmt.Sprintf("... and %d more warnings", more))
 	}
 	return shown
+}
+
+// callHook asks hook about pod within warnTimeout, on its own copy (it may
+// still run after a timeout, while the response is encoded), safe from its
+// panics; answered is false when it panicked or did not answer in time.
+func (p *PodInjector) callHook(ctx context.Context, pod *corev1.Pod, hook func(context.Context, *corev1.Pod) []string,
+	log logr.Logger, what string) (answer []string, answered bool) {
+	ctx, cancel := context.WithTimeout(ctx, warnTimeout)
+	defer cancel()
+	pod = pod.DeepCopy()
+	type result struct {
+		answer []string
+		ok     bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error(fmt.Errorf("%v", r), what+" panicked; the pod gets no answer from it")
+				done <- result{}
+			}
+		}()
+		done <- result{hook(ctx, pod), true}
+	}()
+	select {
+	case r := <-done:
+		return r.answer, r.ok
+	case <-ctx.Done():
+		log.Info(what+" did not answer in time; the pod gets no answer from it", "timeout", warnTimeout.String())
+		return nil, false
+	}
 }
 
 // cleanWarning makes w fit an HTTP header line, as admission warnings travel:

@@ -54,7 +54,8 @@ func TestAdoptGoldenCasesThroughTheCommandLine(t *testing.T) {
 }
 
 // TestLintNotesWhatStays: lint says what an adopted init container still waits
-// for itself, and why a pod is not adopted.
+// for itself, why a pod is not adopted, and which custom resources the
+// controller's allow-list must have for the webhook to adopt a pod.
 func TestLintNotesWhatStays(t *testing.T) {
 	const manifest = `apiVersion: apps/v1
 kind: DaemonSet
@@ -88,6 +89,23 @@ spec:
             - {name: DEPENDENCY_DAEMONSET, value: libvirt}
             - {name: NODE_NAME, value: node-a}
       containers: [{name: app, image: app, command: [/app]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nova-api, namespace: openstack}
+spec:
+  selector: {matchLabels: {app: nova-api}}
+  template:
+    metadata: {labels: {app: nova-api}}
+    spec:
+      initContainers:
+        - name: init
+          image: quay.io/airshipit/kubernetes-entrypoint:v1
+          env:
+            - {name: DEPENDENCY_SERVICE, value: ""}
+            - name: DEPENDENCY_CUSTOM_RESOURCE
+              value: '[{"apiVersion":"mariadb.osh.openstack.org/v1alpha1","kind":"Connection","name":"nova-db"}]'
+      containers: [{name: app, image: app, command: [/app]}]
 `
 	out, errOut, code := run(t, manifest, "lint", "-f", "-", "--namespace-adopted")
 	if code != 0 {
@@ -97,6 +115,7 @@ spec:
 		`DaemonSet openstack/compute: adopted init container "init": the scheduling gate entrypoint.io/dependencies holds the pod for DEPENDENCY_SERVICE (1 item)`,
 		"the container still waits for DEPENDENCY_DAEMONSET (1 item)",
 		`Job openstack/setup: not adopted: init container "init" waits for nothing that needs no node`,
+		"Deployment openstack/nova-api: the webhook adopts it only if the dependency controller may read Connection mariadb.osh.openstack.org/v1alpha1 (chart value controller.customResourceRules)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lint output lacks %q:\n%s", want, out)

@@ -306,6 +306,9 @@ func addInjector(mgr manager.Manager, p processPlan, injectCfg inject.Config, cl
 				return fmt.Errorf("--allowed-custom-resources: %w", err)
 			}
 			warners = append(warners, aw.Warnings)
+			// Adoption only where the controller can release the pod, by
+			// the same allow-list.
+			injector.Unjudged = func(_ context.Context, pod *corev1.Pod) []string { return aw.Unjudged(pod) }
 		case name == warnCycles && cycles != nil:
 			warners = append(warners, cycles.Warnings)
 		default:
