@@ -182,8 +182,9 @@ func TestSameNodeAcrossNamespacesNeedsRBAC(t *testing.T) {
 // What the API server lets a gated pod's required node affinity gain (KEP-3838;
 // kubernetes pkg/apis/core/validation: validateNodeAffinityMutation), which
 // narrowed keeps to: with no terms, any terms; with terms, no term added or
-// removed, requirements only appended to each; a node-name requirement holds
-// exactly one name; and nothing once the pod has no gate left.
+// removed, requirements only appended to each, none to a term that had none; a
+// node-name requirement holds exactly one name; and nothing once the pod has no
+// gate left.
 func TestAPIServerNarrowingRules(t *testing.T) {
 	ns := env.Namespace(t)
 	ctx := context.Background()
@@ -199,7 +200,7 @@ func TestAPIServerNarrowingRules(t *testing.T) {
 		_, err := env.Client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.JSONPatchType, []byte(ops), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
 		return err
 	}
-	withZone, bare := gated("with-zone", zone), gated("bare")
+	withZone, bare, withEmpty := gated("with-zone", zone), gated("bare"), gated("with-empty", corev1.NodeSelectorTerm{}, zone)
 	required := "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"
 	for _, tc := range []struct {
 		name    string
@@ -213,6 +214,7 @@ func TestAPIServerNarrowingRules(t *testing.T) {
 		{"a term added", withZone, `[{"op":"add","path":"` + required + `/nodeSelectorTerms/-","value":{"matchFields":[{"key":"metadata.name","operator":"In","values":["n1"]}]}}]`, false},
 		{"a node-name requirement of two names", bare, `[{"op":"add","path":"/spec/affinity","value":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[` +
 			`{"matchFields":[{"key":"metadata.name","operator":"In","values":["n1","n2"]}]}]}}}}]`, false},
+		{"a requirement given to an empty term", withEmpty, `[{"op":"add","path":"` + required + `/nodeSelectorTerms/0/matchFields","value":[{"key":"metadata.name","operator":"In","values":["n1"]}]}]`, false},
 		{"a term's requirement changed", withZone, `[{"op":"replace","path":"` + required + `/nodeSelectorTerms/0/matchExpressions/0/values","value":["b"]}]`, false},
 	} {
 		err := patch(tc.pod, tc.ops)
