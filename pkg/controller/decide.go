@@ -53,7 +53,7 @@ type decisionInput struct {
 	// gathered only when lookups() says so.
 	verdicts []verdict
 	// node is the one node a gated pod's required node affinity admits
-	// (boundNode): its same-node dependencies were judged there, among verdicts.
+	// (kube.BoundNode): its same-node dependencies were judged there, among verdicts.
 	node string
 	// placing: the pod is gated, its node not known, and it has same-node
 	// dependencies; places are where each is ready, nil while some of them

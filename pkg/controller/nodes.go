@@ -35,35 +35,6 @@ func requiredOf(a *corev1.Affinity) *corev1.NodeSelector {
 	return a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
 }
 
-// boundNode is the one node the pod's required node affinity admits by name:
-// every term requires metadata.name In [that node]. "" when no term names a
-// node, or they name different ones.
-func boundNode(pod *corev1.Pod) string {
-	req := requiredOf(pod.Spec.Affinity)
-	if req == nil || len(req.NodeSelectorTerms) == 0 {
-		return ""
-	}
-	node := ""
-	for _, t := range req.NodeSelectorTerms {
-		n := termNode(t)
-		if n == "" || node != "" && n != node {
-			return ""
-		}
-		node = n
-	}
-	return node
-}
-
-// termNode is the node a term requires by name; "" when it requires none.
-func termNode(t corev1.NodeSelectorTerm) string {
-	for _, f := range t.MatchFields {
-		if f.Key == metav1.ObjectNameField && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
-			return f.Values[0]
-		}
-	}
-	return ""
-}
-
 // admitsByName tells whether the term's own node-name requirements let node
 // through; its label requirements are the scheduler's to judge (the controller
 // reads no Nodes).

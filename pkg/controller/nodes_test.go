@@ -80,38 +80,6 @@ func TestNarrowed(t *testing.T) {
 	}
 }
 
-// A DaemonSet's pod is bound to its node by the DaemonSet controller's term
-// (kubernetes pkg/controller/daemon/util: matchFields metadata.name In [node]).
-func TestBoundNode(t *testing.T) {
-	required := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
-		return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
-	}
-	on := func(node string, more ...corev1.NodeSelectorRequirement) corev1.NodeSelectorTerm {
-		return corev1.NodeSelectorTerm{MatchExpressions: more, MatchFields: []corev1.NodeSelectorRequirement{fieldReq(corev1.NodeSelectorOpIn, node)}}
-	}
-	tests := []struct {
-		name     string
-		affinity *corev1.Affinity
-		want     string
-	}{
-		{"a DaemonSet's pod", required(on("n1")), "n1"},
-		{"every term names the same node", required(on("n1"), on("n1", labelReq("disk", "ssd"))), "n1"},
-		{"no affinity", nil, ""},
-		{"pod affinity only", &corev1.Affinity{PodAffinity: &corev1.PodAffinity{}}, ""},
-		{"terms naming two nodes", required(on("n1"), on("n2")), ""},
-		{"a term naming none", required(on("n1"), corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{labelReq("disk", "ssd")}}), ""},
-		{"NotIn names no node", required(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{fieldReq(corev1.NodeSelectorOpNotIn, "n1")}}), ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := boundNode(&corev1.Pod{Spec: corev1.PodSpec{Affinity: tt.affinity}}); got != tt.want {
-				t.Errorf("boundNode = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // The patch sets the required node affinity at the deepest path the pod has,
 // so that its pod affinity, preferred terms and nodeSelector stay as they are.
 func TestNarrowOps(t *testing.T) {

@@ -36,6 +36,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -275,7 +276,7 @@ func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName, pod 
 	if in.gateAt >= 0 {
 		// The gate holds the same-node dependencies too: judged on the pod's
 		// one node when its affinity names it, else where they are ready.
-		if in.node = boundNode(pod); in.node != "" {
+		if in.node = kube.BoundNode(pod); in.node != "" {
 			onNode := c.onNode(deps, in.node)
 			in.verdicts = append(in.verdicts, r.gather(ctx, pod, onNode)...)
 			list = append(list, onNode...)

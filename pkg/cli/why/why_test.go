@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 )
 
 func TestSources(t *testing.T) {
@@ -89,6 +90,46 @@ func TestContainerState(t *testing.T) {
 	} {
 		if d := containerState(pod, tt.name); d.State != tt.state || d.Reason != tt.reason {
 			t.Errorf("container %s: %+v, want %s %q", tt.name, d, tt.state, tt.reason)
+		}
+	}
+}
+
+// For a gated pod, each dependency says whether the gate holds the pod for it or
+// what in the pod checks it: an adopted pod's init container keeps its
+// same-node items, the gate takes the Service.
+func TestCheckedBy(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init", Env: []corev1.EnvVar{
+			{Name: "DEPENDENCY_SERVICE", Value: "db"}, {Name: "DEPENDENCY_DAEMONSET", Value: "agent"}}}},
+		Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}},
+		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{
+				{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}}}}}}},
+	}}
+	adopted, outcome, err := inject.Mutate(context.Background(), pod, inject.Config{Image: "ke", Controller: true, NamespaceAdopted: true})
+	if err != nil || outcome.Reason != inject.ReasonAdopted {
+		t.Fatalf("adopting: %+v, %v", outcome, err)
+	}
+	if got := nodeOf(adopted); got != "n1" {
+		t.Errorf("nodeOf = %q, want n1, the node the pod's affinity binds it to", got)
+	}
+	sources, err := Sources(adopted)
+	if err != nil || len(sources) != 1 {
+		t.Fatalf("sources %+v, %v", sources, err)
+	}
+	s := sources[0]
+	if s.Gate == nil || len(s.Gate.Services) != 1 || len(s.Gate.DaemonSets) != 0 {
+		t.Fatalf("the gate holds %+v, want the Service alone", s.Gate)
+	}
+	deps := []Dependency{{Name: "service ns/db"}, {Name: "daemonset ns/agent"}}
+	for i, it := range kube.Items(s.Deps, kube.LookupOptions{NodeName: "n1"}) {
+		deps[i].Name = it.Text // the resolver's words, whatever they are
+	}
+	markCheckedBy(deps, adopted, s)
+	want := []string{CheckedByGate, `init container "init"`}
+	for i, d := range deps {
+		if d.CheckedBy != want[i] {
+			t.Errorf("%s: checked by %q, want %q", d.Name, d.CheckedBy, want[i])
 		}
 	}
 }
