@@ -148,39 +148,6 @@ func splitGated(env []corev1.EnvVar, optIn bool) (kept, gated []corev1.EnvVar) {
 	return kept, gated
 }
 
-// splitNodeFree is the split adoption makes: only what needs no node moves
-// (adoption.md: an adopted pod's init container keeps the rest, and a webhook
-// outage fails open); pods, the parsed items of DEPENDENCY_POD_JSON, are split
-// by requireSameNode, each part formatted as the whole would be.
-func splitNodeFree(env []corev1.EnvVar, pods []spec.PodRef, optIn bool) (kept, gated []corev1.EnvVar) {
-	podKind, _ := spec.KindOf(spec.EnvPodsJSON)
-	for _, e := range env {
-		k, ok := spec.KindOf(e.Name)
-		switch {
-		case e.Name == spec.EnvPodsJSON:
-			var sameNode, anyNode spec.Spec
-			for _, p := range pods {
-				if p.RequireSameNode {
-					sameNode.Pods = append(sameNode.Pods, p)
-				} else {
-					anyNode.Pods = append(anyNode.Pods, p)
-				}
-			}
-			if v := podKind.Format(&sameNode); v != "" {
-				kept = append(kept, corev1.EnvVar{Name: e.Name, Value: v})
-			}
-			if v := podKind.Format(&anyNode); v != "" {
-				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: v})
-			}
-		case ok && (k.NodeFree || k.GateOptIn && optIn):
-			gated = append(gated, e)
-		default:
-			kept = append(kept, e)
-		}
-	}
-	return kept, gated
-}
-
 // addSchedulingGate adds SchedulingGate to pod unless its author did.
 func addSchedulingGate(pod *corev1.Pod) {
 	if hasSchedulingGate(pod) {

@@ -116,7 +116,7 @@ func Sources(pod *corev1.Pod) ([]Source, error) {
 		}
 		where, inPod := "injected by the entrypoint webhook", "the resolver"
 		if name, ok := inject.AdoptedContainer(pod); ok {
-			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what needs no node, init container %q the rest)", name)
+			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what the controller can judge, init container %q the rest)", name)
 			inPod = fmt.Sprintf("init container %q", name)
 		}
 		return []Source{{Where: where, Deps: deps, Gated: gated, Gate: gate, InPod: inPod}}, nil

@@ -43,7 +43,7 @@ func TestSources(t *testing.T) {
 	}{
 		{name: "injected", pod: injected, services: []string{"ns/db"}, where: []string{"injected by the entrypoint webhook"}},
 		{name: "adopted", pod: adopted, services: []string{"ns/db"},
-			where: []string{`adopted by the entrypoint webhook (its gate holds what needs no node, init container "init" the rest)`}},
+			where: []string{`adopted by the entrypoint webhook (its gate holds what the controller can judge, init container "init" the rest)`}},
 		{name: "openstack-helm init container", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
 			{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 			{Name: "DEPENDENCY_SERVICE", Value: "openstack:mariadb,memcached"},
@@ -95,12 +95,13 @@ func TestContainerState(t *testing.T) {
 }
 
 // For a gated pod, each dependency says whether the gate holds the pod for it or
-// what in the pod checks it: an adopted pod's init container keeps its
-// same-node items, the gate takes the Service.
+// what in the pod checks it: the gate takes an adopted pod's Service and its
+// same-node DaemonSet, its init container keeps the socket.
 func TestCheckedBy(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{
 		InitContainers: []corev1.Container{{Name: "init", Env: []corev1.EnvVar{
-			{Name: "DEPENDENCY_SERVICE", Value: "db"}, {Name: "DEPENDENCY_DAEMONSET", Value: "agent"}}}},
+			{Name: "DEPENDENCY_SERVICE", Value: "db"}, {Name: "DEPENDENCY_DAEMONSET", Value: "agent"},
+			{Name: "DEPENDENCY_SOCKET", Value: "/run/agent.sock"}}}},
 		Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}},
 		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{
@@ -118,15 +119,15 @@ func TestCheckedBy(t *testing.T) {
 		t.Fatalf("sources %+v, %v", sources, err)
 	}
 	s := sources[0]
-	if s.Gate == nil || len(s.Gate.Services) != 1 || len(s.Gate.DaemonSets) != 0 {
-		t.Fatalf("the gate holds %+v, want the Service alone", s.Gate)
+	if s.Gate == nil || len(s.Gate.Services) != 1 || len(s.Gate.DaemonSets) != 1 || len(s.Gate.Sockets) != 0 {
+		t.Fatalf("the gate holds %+v, want the Service and the DaemonSet", s.Gate)
 	}
-	deps := []Dependency{{Name: "service ns/db"}, {Name: "daemonset ns/agent"}}
+	deps := []Dependency{{}, {}, {}}
 	for i, it := range kube.Items(s.Deps, kube.LookupOptions{NodeName: "n1"}) {
 		deps[i].Name = it.Text // the resolver's words, whatever they are
 	}
 	markCheckedBy(deps, adopted, s)
-	want := []string{CheckedByGate, `init container "init"`}
+	want := []string{CheckedByGate, CheckedByGate, `init container "init"`}
 	for i, d := range deps {
 		if d.CheckedBy != want[i] {
 			t.Errorf("%s: checked by %q, want %q", d.Name, d.CheckedBy, want[i])
