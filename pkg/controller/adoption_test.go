@@ -34,6 +34,11 @@ func TestUnjudged(t *testing.T) {
 			want: "is not one the dependency controller may read"},
 		{name: "a kind not served", allowed: []string{"*.example.com"},
 			env: []corev1.EnvVar{{Name: spec.EnvServices, Value: ""}, {Name: spec.EnvCustomResources, Value: unserved}}, want: "not served"},
+		// A DaemonSet's pod waits for pods on its node: the same-node kinds need
+		// POD_NAME, which a pod being admitted does not have yet.
+		{name: "same-node items of a pod without a name yet", env: []corev1.EnvVar{{Name: spec.EnvServices, Value: "rabbitmq"},
+			{Name: spec.EnvDaemonSets, Value: "libvirt"},
+			{Name: spec.EnvPodsJSON, Value: `[{"labels":{"application":"openvswitch"},"requireSameNode":true}]`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,15 +47,14 @@ func TestUnjudged(t *testing.T) {
 				t.Fatal(err)
 			}
 			pod := &corev1.Pod{}
-			pod.Namespace = "openstack"
+			pod.Namespace, pod.GenerateName = "openstack", "neutron-ovs-agent-"
 			pod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "kubernetes-entrypoint", Env: tt.env}}
 			pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "app"}}
 			adopted, outcome, err := inject.Mutate(t.Context(), pod, inject.Config{Image: "ke", Controller: true, NamespaceAdopted: true})
 			if err != nil || outcome.Reason != inject.ReasonAdopted {
 				t.Fatalf("adopting: %+v, %v", outcome, err)
 			}
-			adopted.Name = "pod-0"
-			got := w.Unjudged(adopted)
+			got := w.Unjudged(adopted) // as at admission: generateName, no name yet
 			switch {
 			case tt.want == "" && len(got) > 0:
 				t.Errorf("unjudged %q, want none", got)

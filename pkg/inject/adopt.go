@@ -220,12 +220,7 @@ func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, reas
 		return nil, ReasonAdoptUnreadable, fmt.Sprintf("%s is set to %s, not to the pod's namespace %s, so its dependencies without a namespace are in another namespace",
 			spec.EnvNamespace, quoted(v), quoted(namespace))
 	}
-	podName := pod.Name
-	if podName == "" {
-		// A pod from a template gets its name after admission; the name only
-		// tells the resolver its own pod, which splitting does not need.
-		podName = "adopted-pod"
-	}
+	podName := podNameOrPlaceholder(pod)
 	deps, err := spec.FromEnv(func(name string) (string, bool) {
 		switch name {
 		case spec.EnvNamespace:

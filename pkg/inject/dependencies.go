@@ -64,7 +64,7 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 		env[g.Name] = g.Value
 	}
 	env[spec.EnvNamespace] = pod.Namespace
-	env[spec.EnvPodName] = pod.Name
+	env[spec.EnvPodName] = podNameOrPlaceholder(pod)
 
 	deps, err = spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -93,12 +93,25 @@ func GatedDependencies(pod *corev1.Pod) (*spec.Spec, error) {
 		env[g.Name] = g.Value
 	}
 	env[spec.EnvNamespace] = pod.Namespace
-	env[spec.EnvPodName] = pod.Name
+	env[spec.EnvPodName] = podNameOrPlaceholder(pod)
 	deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s: reading what its gate holds it for: %w", pod.Namespace, pod.Name, err)
 	}
 	return deps, nil
+}
+
+// unnamedPod stands in for the name of a pod being admitted from a template
+// (generateName): the webhook reads its dependencies before the API server names
+// it, and the same-node kinds need POD_NAME set, which only tells the resolver its
+// own pod.
+const unnamedPod = "pod-being-admitted"
+
+func podNameOrPlaceholder(pod *corev1.Pod) string {
+	if pod.Name == "" {
+		return unnamedPod
+	}
+	return pod.Name
 }
 
 // findContainer is the regular container or native sidecar called name, or nil.
