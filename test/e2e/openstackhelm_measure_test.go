@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -379,14 +380,15 @@ func (r *readiness) earlyStarts(p *corev1.Pod, deps *spec.Spec) []string {
 // ServiceAccounts), by the pod their token was bound to. A request is counted once
 // (by its audit ID) whatever its stages. With no audit log (a cluster started
 // without Options.AuditServiceAccountsIn) it is an error: the figure would be a lie.
-func auditRequests(path string, from int64, prefix string) (map[string]int, error) {
+// kinds sums them up by verb and resource, most first.
+func auditRequests(path string, from int64, prefix string) (byPod map[string]int, kinds string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("the API server's audit log: %w", err)
+		return nil, "", fmt.Errorf("the API server's audit log: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("the API server's audit log: %w", err)
+		return nil, "", fmt.Errorf("the API server's audit log: %w", err)
 	}
 	type event struct {
 		AuditID string `json:"auditID"`
@@ -394,9 +396,14 @@ func auditRequests(path string, from int64, prefix string) (map[string]int, erro
 			Username string              `json:"username"`
 			Extra    map[string][]string `json:"extra"`
 		} `json:"user"`
+		Verb      string `json:"verb"`
+		ObjectRef *struct {
+			Resource string `json:"resource"`
+		} `json:"objectRef"`
 	}
 	seen := map[string]bool{}
-	byPod := map[string]int{}
+	byPod = map[string]int{}
+	byKind := map[string]int{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
 	for sc.Scan() {
@@ -413,11 +420,33 @@ func auditRequests(path string, from int64, prefix string) (map[string]int, erro
 			pod = names[0]
 		}
 		byPod[pod]++
+		kind := e.Verb
+		if e.ObjectRef != nil {
+			kind += " " + e.ObjectRef.Resource
+		}
+		byKind[kind]++
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the API server's audit log: %w", err)
+		return nil, "", fmt.Errorf("reading the API server's audit log: %w", err)
 	}
-	return byPod, nil
+	keys := make([]string, 0, len(byKind))
+	for k := range byKind {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if byKind[keys[i]] != byKind[keys[j]] {
+			return byKind[keys[i]] > byKind[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, byKind[k]))
+	}
+	if len(parts) == 0 {
+		return byPod, "none", nil
+	}
+	return byPod, strings.Join(parts, ", "), nil
 }
 
 // oshTable is the runs side by side.

@@ -105,8 +105,10 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 	// keystone: its Jobs, during the outage in the adopted run, then its API.
 	isJob := func(w oshWorkload) bool { return w.Kind == "Job" }
 	if o.outage {
+		down := time.Now()
 		restore := webhookDown(t)
-		outageBegan := time.Now()
+		// Creation timestamps are in whole seconds: from the second the outage began.
+		from := time.Now().Truncate(time.Second)
 		workloads("keystone", isJob)
 		var jobs []string
 		for _, w := range plan.Workloads["keystone"] {
@@ -117,15 +119,16 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 		eventually(t, "a pod of each of keystone's Jobs, created during the webhook's outage", 2*time.Minute, func(ctx context.Context) (bool, error) {
 			return rec.jobsHavePods(jobs), nil
 		})
-		outageCreated := rec.createdBefore(time.Now())
+		during := rec.createdBetween(from, time.Now())
 		restore()
-		r.outage = time.Since(outageBegan)
-		for _, name := range outageCreated {
+		r.outage = time.Since(down)
+		for _, name := range during {
 			if !rec.adopted(name) {
 				r.notAdopted++
 			}
 		}
-		t.Logf("webhook outage: %s; %d pods created meanwhile, %d of them not adopted", r.outage.Round(100*time.Millisecond), len(outageCreated), r.notAdopted)
+		t.Logf("webhook outage: %s from scaling it to 0 to its injecting again; %d pods created while it was down, %d of them not adopted: %v",
+			r.outage.Round(100*time.Millisecond), len(during), r.notAdopted, during)
 	} else {
 		workloads("keystone", isJob)
 	}
@@ -142,8 +145,9 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 	pods, err := cs.CoreV1().Pods(oshNamespace).List(ctx, metav1.ListOptions{})
 	must(t, err)
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-	requests, err := auditRequests(cluster.AuditLogPath(), auditFrom, "system:serviceaccount:"+oshNamespace+":")
+	requests, kinds, err := auditRequests(cluster.AuditLogPath(), auditFrom, "system:serviceaccount:"+oshNamespace+":")
 	must(t, err)
+	t.Logf("%s: the resolvers' API requests by verb and resource (kube-apiserver's audit log): %s", o.name, kinds)
 	measure(t, r, plan, pods.Items, requests, rec, o)
 	r.podsTable = oshPodsTable(pods.Items)
 	if o.adopt {
@@ -262,12 +266,13 @@ func (rec *podRecorder) jobsHavePods(jobs []string) bool {
 	return true
 }
 
-func (rec *podRecorder) createdBefore(at time.Time) []string {
+// createdBetween names the pods created from one time to another, both included.
+func (rec *podRecorder) createdBetween(from, to time.Time) []string {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	var names []string
 	for name, r := range rec.pods {
-		if !r.created.After(at) {
+		if !r.created.Before(from) && !r.created.After(to) {
 			names = append(names, name)
 		}
 	}
