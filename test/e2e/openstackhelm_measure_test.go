@@ -138,6 +138,10 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 		gf, gs := places(gated)
 		r.nodeFreeGated += gf
 		r.sameNodeGated += gs
+		if !slices.Contains(r.during, p.Name) {
+			r.nodeFreeServed += nodeFree
+			r.nodeFreeServedGated += gf
+		}
 		left, err := admittedResolverDeps(p)
 		if err != nil {
 			t.Errorf("pod %s: its resolver's environment does not parse: %v", p.Name, err)
@@ -176,6 +180,9 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 			default:
 				r.inTime++
 			}
+			if seen && first.firstCondition != nil {
+				r.maxCondition = max(r.maxCondition, first.firstCondition.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+			}
 		}
 		if o.adopt && o.adoption {
 			if problem := rewritten(p, w); problem != "" {
@@ -186,7 +193,9 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 			t.Errorf("pod %s in a namespace without %s was touched by the webhook: status %q, labels %v, gates %v",
 				p.Name, oshAdoptLabel, p.Annotations[inject.AnnotationStatus], p.Labels, p.Spec.SchedulingGates)
 		}
-		if early := ready.earlyStarts(p, w.Deps); len(early) > 0 {
+		checked, early := ready.earlyStarts(p, w.Deps)
+		r.orderChecked += checked
+		if len(early) > 0 {
 			r.early += len(early)
 			for _, e := range early {
 				t.Errorf("pod %s started before its dependency: %s", p.Name, e)
@@ -322,10 +331,11 @@ func (r *readiness) jobDoneSince(job string) time.Time {
 }
 
 // earlyStarts lists the dependencies of deps that p's application containers
-// started before (timestamps in seconds: equal seconds are not early).
-func (r *readiness) earlyStarts(p *corev1.Pod, deps *spec.Spec) []string {
+// started before (timestamps in seconds: equal seconds are not early), and counts
+// the dependencies checked.
+func (r *readiness) earlyStarts(p *corev1.Pod, deps *spec.Spec) (checked int, early []string) {
 	if deps == nil {
-		return nil
+		return 0, nil
 	}
 	var started time.Time
 	for _, s := range p.Status.ContainerStatuses {
@@ -343,10 +353,10 @@ func (r *readiness) earlyStarts(p *corev1.Pod, deps *spec.Spec) []string {
 		}
 	}
 	if started.IsZero() {
-		return nil // never started: nothing started early
+		return 0, nil // never started: nothing started early
 	}
-	var early []string
 	check := func(what string, since time.Time) {
+		checked++
 		switch {
 		case since.IsZero():
 			early = append(early, what+" never became ready, yet the application started at "+started.UTC().Format(time.TimeOnly))
@@ -372,7 +382,7 @@ func (r *readiness) earlyStarts(p *corev1.Pod, deps *spec.Spec) []string {
 			check("pods "+klabels.Set(pr.Labels).String(), r.readySince(klabels.SelectorFromSet(pr.Labels)))
 		}
 	}
-	return early
+	return checked, early
 }
 
 // auditRequests counts the requests in kube-apiserver's audit log, from byte
@@ -472,16 +482,22 @@ func oshTable(results []*oshResult) string {
 	add("pods (with deps, waited > 2 s)", func(r *oshResult) string { return fmt.Sprintf("%d (%d, %d)", r.pods, r.withDeps, r.waited) })
 	add("pods adopted", func(r *oshResult) string { return fmt.Sprint(r.adopted) })
 	add("node-free items gated", func(r *oshResult) string { return pct(r.nodeFreeGated, r.nodeFree) })
+	add("  of pods created, webhook up", func(r *oshResult) string { return pct(r.nodeFreeServedGated, r.nodeFreeServed) })
 	add("same-node items gated", func(r *oshResult) string { return pct(r.sameNodeGated, r.sameNode) })
 	add("API requests of the resolvers", func(r *oshResult) string { return fmt.Sprint(r.requests) })
 	add("  of pods left nothing to read", func(r *oshResult) string { return fmt.Sprint(r.requestsNoAPI) })
-	add("gated pods, condition ≤ 2 s", func(r *oshResult) string { return fmt.Sprintf("%d of %d", r.inTime, r.gatedPods) })
+	add("gated pods, condition ≤ 2 s (max)", func(r *oshResult) string {
+		if r.gatedPods == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d of %d (%s)", r.inTime, r.gatedPods, r.maxCondition)
+	})
 	add("webhook outage (pods not adopted)", func(r *oshResult) string {
 		if r.outage == 0 {
 			return "-"
 		}
 		return fmt.Sprintf("%s (%d)", r.outage.Round(100*time.Millisecond), r.notAdopted)
 	})
-	add("apps started before a dependency", func(r *oshResult) string { return fmt.Sprint(r.early) })
+	add("apps started before a dependency", func(r *oshResult) string { return fmt.Sprintf("%d of %d checked", r.early, r.orderChecked) })
 	return columns(rows)
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -230,8 +231,11 @@ func (p *oshPlan) runnable(chart string, o *unstructured.Unstructured) (oshWorkl
 	obj := o.DeepCopy()
 	path, _ := oshTemplatePath(obj.GetKind())
 	raw, found, err := unstructured.NestedMap(obj.Object, path...)
-	if err != nil || !found {
-		return oshWorkload{}, nil, fmt.Errorf("no pod template: %v", err)
+	if err != nil {
+		return oshWorkload{}, nil, fmt.Errorf("reading the pod template: %w", err)
+	}
+	if !found {
+		return oshWorkload{}, nil, errors.New("no pod template")
 	}
 	var tmpl corev1.PodTemplateSpec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {

@@ -54,11 +54,20 @@ type oshResult struct {
 	requests, requestsNoAPI int
 	// gatedPods carried the gate; inTime got the condition within 2 s.
 	gatedPods, inTime int
-	outage            time.Duration
-	notAdopted        int // pods created during the outage, not adopted
-	early             int
-	why               string
-	podsTable         string
+	// maxCondition is the longest a gated pod went without the condition.
+	maxCondition time.Duration
+	outage       time.Duration
+	// during names the pods created while the webhook was down; notAdopted counts
+	// those not adopted.
+	during     []string
+	notAdopted int
+	// Items of the pods created while the webhook served, and how many were gated.
+	nodeFreeServed, nodeFreeServedGated int
+	// orderChecked counts the (pod, dependency) pairs whose start order was
+	// checked; early those where the application started first.
+	orderChecked, early int
+	why                 string
+	podsTable           string
 }
 
 // runOpenstackHelm installs the plan once in a fresh namespace and measures it.
@@ -119,16 +128,16 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 		eventually(t, "a pod of each of keystone's Jobs, created during the webhook's outage", 2*time.Minute, func(ctx context.Context) (bool, error) {
 			return rec.jobsHavePods(jobs), nil
 		})
-		during := rec.createdBetween(from, time.Now())
+		r.during = rec.createdBetween(from, time.Now())
 		restore()
 		r.outage = time.Since(down)
-		for _, name := range during {
+		for _, name := range r.during {
 			if !rec.adopted(name) {
 				r.notAdopted++
 			}
 		}
 		t.Logf("webhook outage: %s from scaling it to 0 to its injecting again; %d pods created while it was down, %d of them not adopted: %v",
-			r.outage.Round(100*time.Millisecond), len(during), r.notAdopted, during)
+			r.outage.Round(100*time.Millisecond), len(r.during), r.notAdopted, r.during)
 	} else {
 		workloads("keystone", isJob)
 	}
