@@ -374,14 +374,15 @@ func waitWebhookInjects(t *testing.T) {
 }
 
 // dryRunAnnotatedPod asks the API server to create (not store) an annotated pod in
-// the scenario's namespace: the webhook's ordinary entry (failurePolicy Fail) is
-// called for it.
+// namespace default: the webhook's ordinary entry (failurePolicy Fail) is called
+// for it, whatever state the scenario's namespace is in (a failed test restores the
+// webhook before it deletes the namespace, but the namespace may be going).
 func dryRunAnnotatedPod(ctx context.Context) (*corev1.Pod, error) {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "webhook-probe-", Annotations: map[string]string{"entrypoint.io/dependency-service": "probe"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{container("app", "sleep")}},
 	}
-	return cs.CoreV1().Pods(oshNamespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return cs.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 }
 
 // whyMidInstall runs `kubectl entrypoint why` (the plugin's own command, in this
