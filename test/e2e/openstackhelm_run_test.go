@@ -76,7 +76,10 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 	r := &oshResult{name: o.name}
 	freshNamespace(t, o.adopt)
 	t.Cleanup(func() {
+		// Before the namespace goes: pods, their logs and events, then the gates
+		// and conditions and the webhook's and the controller's log tails.
 		if t.Failed() {
+			dumpNamespace(t, oshNamespace)
 			dumpGate(t, oshNamespace)
 		}
 	})

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/openstackhelm"
@@ -112,38 +114,38 @@ func adoptionServed(t *testing.T) bool {
 }
 
 // labelNode puts labels on the cluster's node (the charts' nodeSelectors ask for
-// them) and takes them off when the test ends.
+// them) and takes those it added off when the test ends. Merge patches: the kubelet
+// writes its node too, and a patch of labels does not conflict with it.
 func labelNode(t *testing.T, labels map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	node, err := cs.CoreV1().Nodes().Get(ctx, cluster.NodeName(), metav1.GetOptions{})
 	must(t, err)
-	var added []string
+	add, undo := map[string]any{}, map[string]any{}
 	for k, v := range labels {
 		if _, had := node.Labels[k]; !had {
-			added = append(added, k)
+			undo[k] = nil // a merge patch removes a key set to null
 		}
-		node.Labels[k] = v
+		add[k] = v
 	}
-	_, err = cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	must(t, err)
-	t.Cleanup(func() {
-		// Retried on conflicts: the kubelet updates its node too.
-		for range 10 {
-			node, err := cs.CoreV1().Nodes().Get(context.Background(), cluster.NodeName(), metav1.GetOptions{})
-			if err != nil {
-				t.Logf("taking the labels %v off node %s: %v", added, cluster.NodeName(), err)
-				return
-			}
-			for _, k := range added {
-				delete(node.Labels, k)
-			}
-			if _, err = cs.CoreV1().Nodes().Update(context.Background(), node, metav1.UpdateOptions{}); err == nil {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
+	patch := func(l map[string]any) error {
+		b, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": l}})
+		if err != nil {
+			return err
 		}
-		t.Logf("could not take the labels %v off node %s", added, cluster.NodeName())
+		_, err = cs.CoreV1().Nodes().Patch(context.Background(), cluster.NodeName(), types.MergePatchType, b, metav1.PatchOptions{})
+		return err
+	}
+	if err := patch(add); err != nil {
+		t.Fatalf("labelling node %s with %v: %v", cluster.NodeName(), labels, err)
+	}
+	t.Cleanup(func() {
+		if len(undo) == 0 {
+			return
+		}
+		if err := patch(undo); err != nil {
+			t.Errorf("taking the labels %v off node %s: %v", undo, cluster.NodeName(), err)
+		}
 	})
 }
 
