@@ -90,8 +90,11 @@ func Workloads(chart string) ([]Workload, error) {
 		tmpl := o.Object
 		if path != nil {
 			m, found, err := unstructured.NestedMap(o.Object, path...)
-			if err != nil || !found {
-				return nil, fmt.Errorf("openstack-helm chart %s: %s %s has no pod template: %v", chart, o.GetKind(), o.GetName(), err)
+			if err != nil {
+				return nil, fmt.Errorf("openstack-helm chart %s: the pod template of %s %s: %w", chart, o.GetKind(), o.GetName(), err)
+			}
+			if !found {
+				return nil, fmt.Errorf("openstack-helm chart %s: %s %s has no pod template", chart, o.GetKind(), o.GetName())
 			}
 			tmpl = m
 		}

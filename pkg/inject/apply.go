@@ -35,10 +35,17 @@ func (p *plan) apply(pod *corev1.Pod, cfg Config) {
 		status.InitContainer = InitContainerName
 	}
 
-	for _, e := range p.gated {
+	markManaged(pod, status, p.gated)
+}
+
+// markManaged gives pod what the dependency controller finds it by and reads:
+// the status annotation, with the variables gated kept in it, the scheduling
+// gate when there are any, and the label LabelManaged.
+func markManaged(pod *corev1.Pod, status injectionStatus, gated []corev1.EnvVar) {
+	for _, e := range gated {
 		status.Gated = append(status.Gated, envValue{Name: e.Name, Value: e.Value})
 	}
-	if len(p.gated) > 0 {
+	if len(gated) > 0 {
 		addSchedulingGate(pod)
 	}
 

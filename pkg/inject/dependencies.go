@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -51,7 +52,8 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 		}
 	}
 	for _, g := range status.Gated {
-		if kept, ok := env[g.Name]; ok && g.Name == spec.EnvPodsJSON {
+		// An adopted container's emptied variable ("" is none) joins nothing.
+		if kept, ok := env[g.Name]; ok && strings.TrimSpace(kept) != "" && g.Name == spec.EnvPodsJSON {
 			merged, err := joinJSONArrays(kept, g.Value)
 			if err != nil {
 				return nil, gated, fmt.Errorf("pod %s: %s of container %s and of its %s annotation: %w", name, g.Name, quoted(first), AnnotationStatus, err)

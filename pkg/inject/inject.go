@@ -92,6 +92,13 @@ type Config struct {
 	// dependencies; otherwise they stay in the containers for the resolver,
 	// which reads each one by name.
 	SecretDependencies bool
+	// AdoptAllNamespaces asks for the adoption of pods without annotations in
+	// every namespace, as if each carried NamespaceLabelAdopt
+	// (--adopt-all-namespaces).
+	AdoptAllNamespaces bool
+	// NamespaceAdopted is per request, not per deployment: the caller sets it
+	// when the pod's namespace carries NamespaceLabelAdopt=true.
+	NamespaceAdopted bool
 }
 
 // DefaultLookupBudget is Config.LookupBudget unless set: well under the webhook's
@@ -247,6 +254,9 @@ type Outcome struct {
 }
 
 // Mutate returns a mutated copy of pod (pod itself is not modified) and what it did.
+// A pod without annotations is adopted when cfg asks for it (see
+// NamespaceLabelAdopt): never denied, it is adopted (ReasonAdopted) or comes back
+// unchanged, skipped with a reason and, when it matters, a warning.
 // An injected pod's Outcome may carry warnings: gate mode asked for by the
 // namespace or cfg and not possible. A skipped pod comes back as an unchanged copy. A denied pod comes back as nil with
 // a *DeniedError counting every problem found, or, when cfg itself is invalid, with
@@ -269,6 +279,10 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 	}
 
 	ours := ourAnnotations(pod.Annotations)
+	if len(ours) == 0 && adoptionAsked(cfg) {
+		out, outcome := adopt(pod, cfg)
+		return out, outcome, nil
+	}
 	if skip, ok := skipOutcome(pod, ours); ok {
 		return pod.DeepCopy(), skip, nil
 	}

@@ -13,8 +13,8 @@ const statusVersion = 1
 // the order they are written, so the annotation is the same for the same pod.
 type injectionStatus struct {
 	Version int `json:"version"`
-	// Mode is the injection mode; absent on pods injected before there were
-	// two, which were all ModeInitContainer.
+	// Mode is the injection mode, or ModeAdopted; absent on pods injected
+	// before there were two, which were all ModeInitContainer.
 	Mode       InjectionMode `json:"mode,omitempty"`
 	Containers []string      `json:"containers"`
 	// InitContainer is the install init container's name, in ModeInitContainer
@@ -44,7 +44,8 @@ func (s injectionStatus) encode() string {
 // and what it names is still there, whatever the mode it was injected in (which
 // may not be the mode the webhook or the pod asks for now): the volume
 // VolumeName, of type image in ModeImageVolume, and in ModeInitContainer (or no
-// mode, as the webhook wrote before image volumes) the init container. A status
+// mode, as the webhook wrote before image volumes) the init container; in
+// ModeAdopted the adopted init container. A status
 // annotation a user copied onto a pod that lacks them does not count; Mutate
 // overwrites it.
 func wasInjected(pod *corev1.Pod) bool {
@@ -62,6 +63,9 @@ func wasInjected(pod *corev1.Pod) bool {
 		return vol != nil && vol.Image != nil
 	case ModeInitContainer, "":
 		return s.InitContainer != "" && hasInitContainer(pod, s.InitContainer) && vol != nil
+	case ModeAdopted:
+		// Nothing was added but the gate, which the controller removes later.
+		return len(s.Containers) > 0 && hasInitContainer(pod, s.Containers[0])
 	}
 	return false
 }

@@ -28,6 +28,10 @@ const Path = "/mutate-v1-pod"
 // reasonNamespaceMismatch: the pod names another namespace than the request.
 const reasonNamespaceMismatch = "namespace-mismatch"
 
+// reasonAdoptNotJudged: the dependency controller would not judge some of an
+// adopted pod's gated dependencies (PodInjector.Unjudged), so it is not adopted.
+const reasonAdoptNotJudged = "adopt-not-judged"
+
 // maxLoggedName bounds the pod name in log lines: a valid one is at most 253 bytes.
 const maxLoggedName = 253
 
@@ -38,13 +42,20 @@ type PodInjector struct {
 	Log     logr.Logger
 	Metrics *Metrics
 	// Namespaces reads the labels of a pod's namespace, for its gate mode
-	// (inject.NamespaceLabelGate); nil ignores namespace labels.
+	// (inject.NamespaceLabelGate) and adoption (inject.NamespaceLabelAdopt);
+	// nil ignores namespace labels.
 	Namespaces NamespaceLabels
 	// Warn, when set, is asked for admission warnings about each injected pod,
 	// as mutated. It runs under the request's context, bounded by warnTimeout;
 	// a panic or a late answer costs the warnings, never the pod, and at most
 	// maxHookWarnings of them are shown, each cut to maxWarningBytes.
 	Warn func(ctx context.Context, pod *corev1.Pod) []string
+	// Unjudged, when set, is asked about each adopted pod, as mutated: which of
+	// its gated dependencies the dependency controller would not judge (a kind
+	// not on its allow-list). A pod with any, or without an answer within
+	// warnTimeout, is left as it was, with a warning: its init container still
+	// judges them, where the gate would hold it until its operator acts.
+	Unjudged func(ctx context.Context, pod *corev1.Pod) []string
 	// Modes, when set, decides the injection mode of each request
 	// (--injection-mode=auto), overriding Config.InjectionMode and setting
 	// Config.ImageVolumeCaveat; nil keeps Config's.
@@ -112,18 +123,29 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	}
 	var warnings []string
 	namespaceUnread := false
-	if p.Namespaces != nil && inject.NamespaceDecidesGate(pod, cfg) {
-		gated, err := p.namespaceGated(ctx, pod.Namespace)
+	decidesGate := inject.NamespaceDecidesGate(pod, cfg)
+	decidesAdoption := inject.NamespaceDecidesAdoption(pod, cfg)
+	if p.Namespaces != nil && (decidesGate || decidesAdoption) {
+		labels, err := p.namespaceLabels(ctx, pod.Namespace)
 		if err != nil {
-			// Never deny a pod for this: it runs as if not gated, its resolver
-			// waiting for everything.
-			log.Info("could not read the namespace's labels; the pod is not gated", "error", err.Error())
-			namespaceUnread = true
+			// Never deny a pod for this: it runs as if not gated (not
+			// adopted), its resolver (its own init container) waiting for
+			// everything.
+			log.Info("could not read the namespace's labels; the pod is neither gated nor adopted by them", "error", err.Error())
+			namespaceUnread = decidesGate
+			if decidesAdoption {
+				warnings = append(warnings, "the labels of namespace "+safetext.Truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
+					inject.NamespaceLabelAdopt+" label was not honoured: the pod is not adopted, and its init container waits for all its dependencies")
+			}
 		}
-		cfg.NamespaceGated = gated
+		cfg.NamespaceGated = labels[inject.NamespaceLabelGate] == "true"
+		cfg.NamespaceAdopted = labels[inject.NamespaceLabelAdopt] == "true"
 	}
 
 	mutated, outcome, err := inject.Mutate(ctx, pod, cfg)
+	if outcome.Reason == inject.ReasonAdopted && p.Unjudged != nil {
+		outcome = p.checkAdopted(ctx, mutated, outcome, log)
+	}
 	p.Metrics.observe(outcome.Result, outcome.Reason)
 	switch outcome.Result {
 	case inject.ResultDenied:
@@ -136,8 +158,15 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		}
 		return resp
 	case inject.ResultSkipped:
-		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message)
-		return admission.Allowed(outcome.Message)
+		// A pod adoption leaves as it was may carry warnings: why not.
+		warnings = append(warnings, outcome.Warnings...)
+		for i, w := range warnings {
+			warnings[i] = cleanWarning(w)
+		}
+		log.Info("skipped", "reason", outcome.Reason, "message", outcome.Message, "warnings", warnings)
+		resp := admission.Allowed(outcome.Message)
+		resp.Warnings = warnings
+		return resp
 	}
 	if err != nil {
 		log.Error(err, "mutation failed")
@@ -159,21 +188,38 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	for i, w := range warnings {
 		warnings[i] = cleanWarning(w)
 	}
-	log.Info("injected", "message", outcome.Message, "warnings", warnings)
+	verb := "injected"
+	if outcome.Reason == inject.ReasonAdopted {
+		verb = "adopted"
+	}
+	log.Info(verb, "message", outcome.Message, "warnings", warnings)
 	resp := admission.Patched(outcome.Message, patch...)
 	resp.Warnings = warnings
 	return resp
 }
 
-// namespaceGated reads whether namespace carries inject.NamespaceLabelGate=true.
-func (p *PodInjector) namespaceGated(ctx context.Context, namespace string) (bool, error) {
+// namespaceLabels reads the labels of namespace, for inject.NamespaceLabelGate
+// and inject.NamespaceLabelAdopt, within namespaceTimeout.
+func (p *PodInjector) namespaceLabels(ctx context.Context, namespace string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, namespaceTimeout)
 	defer cancel()
-	labels, err := p.Namespaces.NamespaceLabels(ctx, namespace)
-	if err != nil {
-		return false, err
+	return p.Namespaces.NamespaceLabels(ctx, namespace)
+}
+
+// checkAdopted asks the Unjudged hook about an adopted pod: outcome as it is
+// when the controller would judge all its gated dependencies, else a skip with
+// a warning saying why (no answer in time counts as a no: adoption fails open).
+func (p *PodInjector) checkAdopted(ctx context.Context, adopted *corev1.Pod, outcome inject.Outcome, log logr.Logger) inject.Outcome {
+	unjudged, answered := p.callHook(ctx, adopted, p.Unjudged, log, "the adoption check")
+	if !answered {
+		unjudged = []string{"what the dependency controller would judge could not be checked in time"}
 	}
-	return labels[inject.NamespaceLabelGate] == "true", nil
+	if len(unjudged) == 0 {
+		return outcome
+	}
+	message := "the dependency controller would not judge " + strings.Join(unjudged, "; ") +
+		"; the init container keeps waiting for all its dependencies itself"
+	return inject.Outcome{Result: inject.ResultSkipped, Reason: reasonAdoptNotJudged, Message: message, Warnings: []string{"not adopted: " + message}}
 }
 
 // hookWarnings asks the Warn hook about pod, bounded in time and in what it
@@ -182,28 +228,7 @@ func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log log
 	if p.Warn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, warnTimeout)
-	defer cancel()
-	// The hook gets its own copy: it may still run after a timeout, while the
-	// response is encoded.
-	pod = pod.DeepCopy()
-	answer := make(chan []string, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error(fmt.Errorf("%v", r), "the admission warning hook panicked; the pod gets no warnings from it")
-				answer <- nil
-			}
-		}()
-		answer <- p.Warn(ctx, pod)
-	}()
-	var warnings []string
-	select {
-	case warnings = <-answer:
-	case <-ctx.Done():
-		log.Info("the admission warning hook did not answer in time; the pod gets no warnings from it", "timeout", warnTimeout.String())
-		return nil
-	}
+	warnings, _ := p.callHook(ctx, pod, p.Warn, log, "the admission warning hook")
 	var shown []string
 	more := 0
 	for _, w := range warnings {
@@ -219,6 +244,37 @@ func (p *PodInjector) hookWarnings(ctx context.Context, pod *corev1.Pod, log log
 		shown = append(shown, fmt.Sprintf("... and %d more warnings", more))
 	}
 	return shown
+}
+
+// callHook asks hook about pod within warnTimeout, on its own copy (it may
+// still run after a timeout, while the response is encoded), safe from its
+// panics; answered is false when it panicked or did not answer in time.
+func (p *PodInjector) callHook(ctx context.Context, pod *corev1.Pod, hook func(context.Context, *corev1.Pod) []string,
+	log logr.Logger, what string) (answer []string, answered bool) {
+	ctx, cancel := context.WithTimeout(ctx, warnTimeout)
+	defer cancel()
+	pod = pod.DeepCopy()
+	type result struct {
+		answer []string
+		ok     bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error(fmt.Errorf("%v", r), what+" panicked; the pod gets no answer from it")
+				done <- result{}
+			}
+		}()
+		done <- result{hook(ctx, pod), true}
+	}()
+	select {
+	case r := <-done:
+		return r.answer, r.ok
+	case <-ctx.Done():
+		log.Info(what+" did not answer in time; the pod gets no answer from it", "timeout", warnTimeout.String())
+		return nil, false
+	}
 }
 
 // cleanWarning makes w fit an HTTP header line, as admission warnings travel:

@@ -12,8 +12,8 @@ import (
 
 // podPatch returns the JSON patch that turns original into mutated, for the parts
 // of a pod that pkg/inject changes: annotations and labels set, volumes, init
-// containers and scheduling gates added, and the command, args, env and volume
-// mounts of wrapped containers. It is built
+// containers and scheduling gates added, the command, args, env and volume
+// mounts of wrapped containers, and the env values of an adopted one. It is built
 // from the typed objects instead of diffing whole JSON documents, which would
 // decode the pod twice more per request.
 //
@@ -130,7 +130,7 @@ func containersPatch(path string, original, mutated []corev1.Container) ([]jsonp
 }
 
 // containerPatch patches one container: command and args replaced, env and
-// volume mounts appended to.
+// volume mounts appended to, the values of env entries replaced.
 func containerPatch(path string, original, mutated *corev1.Container) ([]jsonpatch.Operation, error) {
 	if reflect.DeepEqual(original, mutated) {
 		return nil, nil
@@ -148,7 +148,7 @@ func containerPatch(path string, original, mutated *corev1.Container) ([]jsonpat
 	if !reflect.DeepEqual(original.Args, mutated.Args) {
 		ops = append(ops, op("add", path+"/args", mutated.Args))
 	}
-	env, err := appended(path+"/env", original.Env, mutated.Env)
+	env, err := envPatch(path+"/env", original.Env, mutated.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +157,34 @@ func containerPatch(path string, original, mutated *corev1.Container) ([]jsonpat
 		return nil, err
 	}
 	return append(append(ops, env...), mounts...), nil
+}
+
+// envPatch patches the env at path from original to mutated: the value of an
+// entry set by value replaced (adoption empties the variables it moves to the
+// gate), by index, so that the entry's other fields stay as written, then the
+// entries added at the end.
+func envPatch(path string, original, mutated []corev1.EnvVar) ([]jsonpatch.Operation, error) {
+	if len(mutated) < len(original) {
+		return nil, fmt.Errorf("building the pod's patch: the mutation removed items of %s", path)
+	}
+	var ops []jsonpatch.Operation
+	for i := range original {
+		was, now := original[i], mutated[i]
+		if reflect.DeepEqual(was, now) {
+			continue
+		}
+		if was.Name != now.Name || was.ValueFrom != nil || now.ValueFrom != nil {
+			return nil, fmt.Errorf("building the pod's patch: the mutation changed more than the value of %s/%d", path, i)
+		}
+		ops = append(ops, op("add", path+"/"+strconv.Itoa(i)+"/value", now.Value))
+	}
+	// What is left to compare is the entries added at the end.
+	kept := append(append(make([]corev1.EnvVar, 0, len(mutated)), original...), mutated[len(original):]...)
+	added, err := appended(path, original, kept)
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, added...), nil
 }
 
 // appended patches the array at path from original to mutated, which must be

@@ -22,10 +22,7 @@ import (
 // Applying podPatch to the pod as the API server sent it gives exactly the pod
 // pkg/inject built, for every shape of pod in pkg/inject's golden files.
 func TestPodPatchReproducesTheMutation(t *testing.T) {
-	inputs, err := filepath.Glob("../inject/testdata/*.in.yaml")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no golden inputs: %v", err)
-	}
+	inputs := goldenInputs(t)
 	applied := 0
 	for _, in := range inputs {
 		t.Run(strings.TrimSuffix(filepath.Base(in), ".in.yaml"), func(t *testing.T) {
@@ -60,12 +57,28 @@ func TestPodPatchReproducesTheMutation(t *testing.T) {
 	}
 }
 
+// goldenInputs are pkg/inject's golden inputs: those of the annotated path,
+// then those of adoption (testdata/adopt).
+func goldenInputs(t *testing.T) []string {
+	t.Helper()
+	var inputs []string
+	for _, pattern := range []string{"../inject/testdata/*.in.yaml", "../inject/testdata/adopt/*.in.yaml"} {
+		found, err := filepath.Glob(pattern)
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no golden inputs %s: %v", pattern, err)
+		}
+		inputs = append(inputs, found...)
+	}
+	return inputs
+}
+
 // goldenConfig is the config of the pkg/inject golden input at path: the
-// controller on, every image with an ENTRYPOINT, changed by the case's
-// .config.yaml when there is one.
+// controller on, every image with an ENTRYPOINT, adoption asked for those of
+// testdata/adopt, changed by the case's .config.yaml when there is one.
 func goldenConfig(t *testing.T, path string) inject.Config {
 	t.Helper()
 	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", ImageConfig: imageConfigAll{}, Controller: true}
+	cfg.NamespaceAdopted = filepath.Base(filepath.Dir(path)) == "adopt"
 	b, err := os.ReadFile(strings.TrimSuffix(path, ".in.yaml") + ".config.yaml")
 	if errors.Is(err, os.ErrNotExist) {
 		return cfg
@@ -205,10 +218,7 @@ func futureFields(doc map[string]any) map[string]string {
 // shape of pod in pkg/inject's golden files; and the patched pod is still the
 // mutated one.
 func TestPodPatchKeepsFutureFieldsEverywhere(t *testing.T) {
-	inputs, err := filepath.Glob("../inject/testdata/*.in.yaml")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no golden inputs: %v", err)
-	}
+	inputs := goldenInputs(t)
 	// levels counts the surviving fields at the places the old patch lost them.
 	levels := map[string]int{}
 	for _, in := range inputs {

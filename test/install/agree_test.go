@@ -57,21 +57,24 @@ func assertAgree(t *testing.T, chartObjs, kustObjs []*unstructured.Unstructured)
 	}
 	chartHooks, _, _ := unstructured.NestedSlice(chartMWC.Object, "webhooks")
 	kustHooks, _, _ := unstructured.NestedSlice(kustMWC.Object, "webhooks")
-	if len(chartHooks) != 1 || len(kustHooks) != 1 {
-		t.Fatalf("want one webhook in each configuration, chart has %d, kustomize %d", len(chartHooks), len(kustHooks))
+	// pods.entrypoint.io for annotated pods, adopt.entrypoint.io for adoption.
+	if len(chartHooks) != 2 || len(kustHooks) != 2 {
+		t.Fatalf("want two webhooks in each configuration, chart has %d, kustomize %d", len(chartHooks), len(kustHooks))
 	}
-	ch, kh := chartHooks[0].(map[string]any), kustHooks[0].(map[string]any)
-	for _, field := range []string{
-		"name", "clientConfig", "rules", "matchConditions", "namespaceSelector", "objectSelector", "failurePolicy",
-		"matchPolicy", "sideEffects", "reinvocationPolicy", "timeoutSeconds", "admissionReviewVersions",
-	} {
-		if !reflect.DeepEqual(ch[field], kh[field]) {
-			t.Errorf("webhook %s: chart %s, kustomize %s", field, toJSON(ch[field]), toJSON(kh[field]))
+	for i := range chartHooks {
+		ch, kh := chartHooks[i].(map[string]any), kustHooks[i].(map[string]any)
+		for _, field := range []string{
+			"name", "clientConfig", "rules", "matchConditions", "namespaceSelector", "objectSelector", "failurePolicy",
+			"matchPolicy", "sideEffects", "reinvocationPolicy", "timeoutSeconds", "admissionReviewVersions",
+		} {
+			if !reflect.DeepEqual(ch[field], kh[field]) {
+				t.Errorf("webhook %d %s: chart %s, kustomize %s", i, field, toJSON(ch[field]), toJSON(kh[field]))
+			}
 		}
-	}
-	for _, field := range []string{"matchConditions", "namespaceSelector", "failurePolicy", "sideEffects", "reinvocationPolicy", "timeoutSeconds"} {
-		if ch[field] == nil {
-			t.Errorf("the chart's webhook has no %s", field)
+		for _, field := range []string{"matchConditions", "namespaceSelector", "failurePolicy", "sideEffects", "reinvocationPolicy", "timeoutSeconds"} {
+			if ch[field] == nil {
+				t.Errorf("the chart's webhook %d has no %s", i, field)
+			}
 		}
 	}
 

@@ -61,6 +61,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"manifest limit of no bytes", "registryLookup: {maxManifestBytes: 0}", "maxManifestBytes"},
 		{"negative drain", "webhook: {drainSeconds: -1}", "drainSeconds"},
 		{"gate mode everywhere without the controller", "controller: {enabled: false, gateAllNamespaces: true}", "controller.gateAllNamespaces=true needs controller.enabled=true"},
+		{"adoption everywhere without the controller", "controller: {enabled: false}\nwebhook: {adoptAllNamespaces: true}", "webhook.adoptAllNamespaces=true needs controller.enabled=true"},
+		{"adoption everywhere that is not a bool", "webhook: {adoptAllNamespaces: 'yes'}", "adoptAllNamespaces"},
 		{"custom-resource rule with its own verbs", "controller: {customResourceRules: [{apiGroups: [example.com], resources: [databases], verbs: [delete]}]}", "verbs"},
 		{"custom-resource rule mixing every resource and names", "controller: {customResourceRules: [{apiGroups: [example.com], resources: ['*', databases]}]}", "customResourceRules"},
 		{"custom-resource rule on every group", "controller: {customResourceRules: [{apiGroups: ['*'], resources: [databases]}]}", "customResourceRules"},

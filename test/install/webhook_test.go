@@ -219,6 +219,49 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 	if len(plain.Spec.InitContainers) != 0 || plain.Spec.Containers[0].Command[0] != "/app/server" || plain.Annotations["entrypoint.io/status"] != "" {
 		t.Errorf("an unannotated pod was changed: %+v", plain.Spec)
 	}
+	assertAdoption(t, env, podNS)
+}
+
+// assertAdoption creates a pod whose init container runs the original
+// kubernetes-entrypoint image, in a namespace labelled entrypoint.io/adopt=true
+// and in podNS, which is not: the chart's adopt.entrypoint.io webhook (its CEL
+// matchConditions and namespaceSelector, through the API server) adopts the
+// first and leaves the second alone.
+func assertAdoption(t *testing.T, env *testenv.Env, podNS string) {
+	t.Helper()
+	ctx := context.Background()
+	adoptNS, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: "adopt-", Labels: map[string]string{"entrypoint.io/adopt": "true"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.CoreV1().Namespaces().Delete(ctx, adoptNS.Name, metav1.DeleteOptions{}) })
+	contract := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "keystone-api-"},
+		Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "init", Image: "quay.io/airshipit/kubernetes-entrypoint:v1", Command: []string{"kubernetes-entrypoint"},
+				Env: []corev1.EnvVar{{Name: "DEPENDENCY_SERVICE", Value: "mariadb"}, {Name: "DEPENDENCY_DAEMONSET", Value: ""}, {Name: "COMMAND", Value: "echo done"}}}},
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Command: []string{"/app/server"}}},
+		},
+	}
+	for _, tc := range []struct {
+		ns      string
+		adopted bool
+	}{{adoptNS.Name, true}, {podNS, false}} {
+		got, err := env.Client.CoreV1().Pods(tc.ns).Create(ctx, contract.DeepCopy(), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating a pod of the original image's contract in %s: %v", tc.ns, err)
+		}
+		status := got.Annotations["entrypoint.io/status"]
+		gated := slices.ContainsFunc(got.Spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == "entrypoint.io/dependencies" })
+		service := got.Spec.InitContainers[0].Env[0].Value
+		adopted := strings.Contains(status, `"mode":"adopted"`) && gated && service == "" && got.Labels["entrypoint.io/managed"] == "true"
+		if adopted != tc.adopted || len(got.Spec.InitContainers) != 1 || got.Spec.Containers[0].Command[0] != "/app/server" {
+			t.Errorf("pod in %s: adopted %v (status %q, gated %v, DEPENDENCY_SERVICE %q), %d init containers; want adopted %v and no resolver",
+				tc.ns, adopted, status, gated, service, len(got.Spec.InitContainers), tc.adopted)
+		}
+	}
 }
 
 // assertAccess checks the webhook ServiceAccount's permissions in self-signed mode

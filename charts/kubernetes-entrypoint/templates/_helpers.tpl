@@ -190,6 +190,9 @@ tenths of it unless GOMEMLIMIT is set.
 {{- if and .Values.controller.gateAllNamespaces (not .Values.controller.enabled) -}}
 {{- fail "controller.gateAllNamespaces=true needs controller.enabled=true: gated pods would never be scheduled, since only the controller removes their scheduling gate" -}}
 {{- end -}}
+{{- if and .Values.webhook.adoptAllNamespaces (not .Values.controller.enabled) -}}
+{{- fail "webhook.adoptAllNamespaces=true needs controller.enabled=true: adopted pods would never be scheduled, since only the controller removes their scheduling gate" -}}
+{{- end -}}
 {{- if and (include "ke.controllerSeparate" .) (not .Values.controller.leaderElect) (gt (int .Values.controller.replicaCount) 1) -}}
 {{- fail "controller.replicaCount above 1 needs controller.leaderElect=true: each replica would run the controller" -}}
 {{- end -}}

@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -28,6 +29,8 @@ type webhookFlags struct {
 	controller     bool
 	gateAll        bool
 	namespaceGated bool
+	adoptAll       bool
+	namespaceAdopt bool
 	registryLookup bool
 	secrets        bool
 	injectionMode  string
@@ -44,6 +47,8 @@ func (w *webhookFlags) bind(cmd *cobra.Command, lookupHelp string) {
 	fs.BoolVar(&w.controller, "controller", d.Controller, "the webhook's --controller: the dependency controller runs (gate mode is possible)")
 	fs.BoolVar(&w.gateAll, "gate-all-namespaces", d.GateAllNamespaces, "the webhook's --gate-all-namespaces")
 	fs.BoolVar(&w.namespaceGated, "namespace-gated", false, "as if the objects' namespace carried the label "+inject.NamespaceLabelGate+"=true")
+	fs.BoolVar(&w.adoptAll, "adopt-all-namespaces", d.AdoptAllNamespaces, "the webhook's --adopt-all-namespaces (chart value webhook.adoptAllNamespaces)")
+	fs.BoolVar(&w.namespaceAdopt, "namespace-adopted", false, "as if the objects' namespace carried the label "+inject.NamespaceLabelAdopt+"=true: pods without "+inject.AnnotationPrefix+" annotations whose init container carries the original image's DEPENDENCY_SERVICE env are adopted")
 	fs.BoolVar(&w.registryLookup, "registry-lookup", false, lookupHelp)
 	fs.BoolVar(&w.secrets, "secret-dependencies", d.SecretDependencies, "the webhook's --secret-dependencies: the controller watches Secrets, so gate mode holds pods for them too")
 	fs.StringVar(&w.injectionMode, "injection-mode", string(inject.ModeInitContainer), "the webhook's --injection-mode, as it decided for the cluster: init-container (an emptyDir and an init container copying the resolver) or image-volume (the image as a volume; no init container); a pod's "+inject.AnnotationInjectionMode+" annotation overrides it")
@@ -56,12 +61,12 @@ func (w *webhookFlags) offlineOptions(flags *genericclioptions.ConfigFlags, e en
 	o := options.Default()
 	o.Image, o.ImagePullPolicy, o.MountPath, o.RunAsUser = w.image, w.pullPolicy, w.mountPath, w.runAsUser
 	o.Controller, o.GateAllNamespaces, o.RegistryLookup = w.controller, w.gateAll, w.registryLookup
-	o.SecretDependencies = w.secrets
+	o.SecretDependencies, o.AdoptAllNamespaces = w.secrets, w.adoptAll
 	cfg, err := o.InjectConfig()
 	if err != nil {
 		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
 	}
-	cfg.NamespaceGated = w.namespaceGated
+	cfg.NamespaceGated, cfg.NamespaceAdopted = w.namespaceGated, w.namespaceAdopt
 	mode, err := offlineInjectionMode(w.injectionMode)
 	if err != nil {
 		return offline.Options{}, &ExitError{Code: ExitFailure, Err: err}
@@ -118,9 +123,15 @@ Exit status: 0 when the webhook would admit every pod, 1 when it would deny one,
 the manifests could not be read.
 
 Containers without a command get their argv from their image, which the webhook reads
-from the registry: lint notes them and, unless --registry-lookup, does not read it.`,
+from the registry: lint notes them and, unless --registry-lookup, does not read it.
+
+With --namespace-adopted (or --adopt-all-namespaces), lint notes for each pod without
+entrypoint.io/ annotations whose init container runs the original kubernetes-entrypoint
+image what adoption would move to the scheduling gate and what stays for that container,
+or why the pod would not be adopted.`,
 		Example: `  kubectl entrypoint lint -f deploy/
-  helm template openstack/keystone | kubectl entrypoint lint -f -`,
+  helm template openstack/keystone | kubectl entrypoint lint -f -
+  helm template openstack/keystone | kubectl entrypoint lint -f - --namespace-adopted`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := w.offlineOptions(flags, e)
@@ -178,9 +189,13 @@ func summarize(errOut io.Writer, format string, docs []*manifest.Document, resul
 	if format != "" {
 		return
 	}
-	annotated, errors := 0, 0
+	annotated, adopted, errors := 0, 0, 0
 	for _, r := range results {
-		if r.Outcome.Reason != inject.ReasonNoAnnotations {
+		switch {
+		case r.Outcome.Reason == inject.ReasonAdopted:
+			adopted++
+		case r.Outcome.Reason == inject.ReasonNoAnnotations, strings.HasPrefix(r.Outcome.Reason, "adopt-"):
+		default:
 			annotated++
 		}
 		for _, f := range r.Findings {
@@ -189,8 +204,12 @@ func summarize(errOut io.Writer, format string, docs []*manifest.Document, resul
 			}
 		}
 	}
-	fprintf(errOut, "%d objects, %d pods or pod templates, %d with %s annotations; %d problems\n",
-		len(docs), len(results), annotated, inject.AnnotationPrefix, errors)
+	adoptedPart := ""
+	if adopted > 0 {
+		adoptedPart = fmt.Sprintf(", %d adopted", adopted)
+	}
+	fprintf(errOut, "%d objects, %d pods or pod templates, %d with %s annotations%s; %d problems\n",
+		len(docs), len(results), annotated, inject.AnnotationPrefix, adoptedPart, errors)
 }
 
 func newInject(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, e env) *cobra.Command {
@@ -211,7 +230,8 @@ reads them from the registry (anonymously); without it such a pod is denied as t
 webhook with --registry-lookup=false denies it, naming the annotation that gives the
 argv instead.`,
 		Example: `  kubectl entrypoint inject -f deployment.yaml --image registry.example.com/kubernetes-entrypoint:0.1.0
-  helm template . | kubectl entrypoint inject -f - --registry-lookup | kubectl diff -f -`,
+  helm template . | kubectl entrypoint inject -f - --registry-lookup | kubectl diff -f -
+  helm template openstack/keystone | kubectl entrypoint inject -f - --namespace-adopted`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := w.offlineOptions(flags, e)

@@ -64,8 +64,8 @@ func (f Finding) String() string {
 // goes, and what stands in for what only a cluster knows.
 type Options struct {
 	// Config is the webhook's (entrypoint-webhook's flags --image,
-	// --controller, --gate-all-namespaces ...). Config.NamespaceGated applies to
-	// every object. With Config.ImageConfig nil, containers without a command
+	// --controller, --gate-all-namespaces ...). Config.NamespaceGated and
+	// Config.NamespaceAdopted apply to every object. With Config.ImageConfig nil, containers without a command
 	// are handled as Lint and Inject say.
 	Config inject.Config
 	// Namespace is the namespace of objects that name none (kubectl's -n).
@@ -164,12 +164,61 @@ func run(ctx context.Context, docs []*manifest.Document, opts Options, assumeIma
 		for _, w := range outcome.Warnings {
 			r.Findings = append(r.Findings, finding(d, "", SeverityNote, "the webhook would warn: "+w))
 		}
+		if adoptionNote(outcome) {
+			message := outcome.Message
+			if outcome.Reason != inject.ReasonAdopted {
+				message = "not adopted: " + message
+			}
+			r.Findings = append(r.Findings, finding(d, "", SeverityNote, message))
+		}
+		if outcome.Reason == inject.ReasonAdopted {
+			r.Findings = append(r.Findings, allowListNotes(d, r.Mutated)...)
+		}
 		if assumed != nil && outcome.Result != inject.ResultSkipped {
 			r.Findings = append(r.Findings, assumed.notes(d, pod)...)
 		}
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// adoptionNote tells whether outcome says what adoption did with a pod, or why
+// it did not, and no warning says it already: lint shows, per workload, what
+// would move to the scheduling gate and what would stay in the pod.
+func adoptionNote(o inject.Outcome) bool {
+	if len(o.Warnings) > 0 {
+		return false
+	}
+	return o.Reason == inject.ReasonAdopted || o.Reason == inject.ReasonAdoptNothingToGate
+}
+
+// allowListNotes notes each custom resource an adopted pod's gate would wait
+// for: the webhook adopts the pod only if the dependency controller's allow-list
+// (chart value controller.customResourceRules) has its kind, which offline is
+// not known.
+func allowListNotes(d *manifest.Document, adopted *corev1.Pod) []Finding {
+	named := adopted.DeepCopy()
+	named.Name = "pod" // Dependencies wants the created pod's name, which only the pod's own checks use
+	deps, _, err := inject.Dependencies(named)
+	if err != nil {
+		return []Finding{finding(d, "", SeverityError, "the adopted pod does not read back: "+err.Error())}
+	}
+	var kinds []string
+	for _, r := range deps.CustomResources {
+		if strings.Contains(r.APIVersion, "/") {
+			kinds = append(kinds, r.Kind+" "+r.APIVersion)
+		}
+	}
+	for _, r := range deps.CEL {
+		if strings.Contains(r.APIVersion, "/") {
+			kinds = append(kinds, r.Kind+" "+r.APIVersion)
+		}
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	return []Finding{finding(d, "", SeverityNote, "the webhook adopts it only if the dependency controller may read "+strings.Join(slices.Compact(slices.Sorted(slices.Values(kinds))), ", ")+
+		" (chart value controller.customResourceRules); otherwise it leaves the pod as it is")}
 }
 
 // misplaced notes entrypoint.io/ annotations on a workload's own metadata: the

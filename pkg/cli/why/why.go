@@ -98,7 +98,11 @@ func Sources(pod *corev1.Pod) ([]Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []Source{{Where: "injected by the entrypoint webhook", Deps: deps, Gated: gated}}, nil
+		where := "injected by the entrypoint webhook"
+		if name, ok := inject.AdoptedContainer(pod); ok {
+			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what needs no node, init container %q the rest)", name)
+		}
+		return []Source{{Where: where, Deps: deps, Gated: gated}}, nil
 	}
 	var out []Source
 	all := append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...)

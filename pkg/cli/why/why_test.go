@@ -24,6 +24,12 @@ func TestSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adopted, outcome, err := inject.Mutate(context.Background(), plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
+		{Name: "DEPENDENCY_SERVICE", Value: "db"}, {Name: "DEPENDENCY_DAEMONSET", Value: "agent"}, {Name: "NODE_NAME", Value: "n"},
+	}}), inject.Config{Image: "ke", Controller: true, NamespaceAdopted: true})
+	if err != nil || outcome.Reason != inject.ReasonAdopted {
+		t.Fatalf("adopting: %+v, %v", outcome, err)
+	}
 	broken := injected.DeepCopy()
 	broken.Annotations[inject.AnnotationStatus] = "{"
 
@@ -35,6 +41,8 @@ func TestSources(t *testing.T) {
 		err      string
 	}{
 		{name: "injected", pod: injected, services: []string{"ns/db"}, where: []string{"injected by the entrypoint webhook"}},
+		{name: "adopted", pod: adopted, services: []string{"ns/db"},
+			where: []string{`adopted by the entrypoint webhook (its gate holds what needs no node, init container "init" the rest)`}},
 		{name: "openstack-helm init container", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
 			{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 			{Name: "DEPENDENCY_SERVICE", Value: "openstack:mariadb,memcached"},

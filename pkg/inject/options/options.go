@@ -61,6 +61,10 @@ type Options struct {
 	// GateAllNamespaces puts every annotated pod with node-free dependencies in
 	// gate mode, as if it were annotated entrypoint.io/gate: "true".
 	GateAllNamespaces bool
+	// AdoptAllNamespaces adopts pods without annotations whose init container
+	// carries the original image's DEPENDENCY_* env in every namespace, as if
+	// each carried the label entrypoint.io/adopt=true.
+	AdoptAllNamespaces bool
 	// SecretDependencies lets the controller watch Secrets (keys only) and so
 	// gate pods on their secret dependencies; off, those stay with the resolver.
 	SecretDependencies bool
@@ -118,6 +122,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Controller, "controller", o.Controller, "run the dependency controller (the pod condition entrypoint.io/DependenciesReady, scheduling-gate removal, cycles); without it, and without --controller-separate, entrypoint.io/gate is denied")
 	fs.BoolVar(&o.ControllerSeparate, "controller-separate", o.ControllerSeparate, "a dependency controller runs in a Deployment of its own (--webhook=false): allow gate mode and warn of cycles at admission without running the controller here (use with --controller=false)")
 	fs.BoolVar(&o.GateAllNamespaces, "gate-all-namespaces", o.GateAllNamespaces, "gate mode for every annotated pod with dependencies that need no node (needs --controller or --controller-separate)")
+	fs.BoolVar(&o.AdoptAllNamespaces, "adopt-all-namespaces", o.AdoptAllNamespaces, "adopt, in every namespace, the pods without "+inject.AnnotationPrefix+" annotations whose one init container carries the original image's DEPENDENCY_SERVICE env: their dependencies that need no node move to the scheduling gate (needs --controller or --controller-separate); otherwise only in namespaces labelled "+inject.NamespaceLabelAdopt+"=true")
 	fs.BoolVar(&o.SecretDependencies, "secret-dependencies", o.SecretDependencies, "let the dependency controller list and watch Secrets (keeping their keys, never their values) so that gate mode holds pods for their secret dependencies; off, the resolver in the pod reads each Secret by name")
 }
 
@@ -203,6 +208,8 @@ func (o *Options) InjectConfig() (inject.Config, error) {
 		// removes the gate.
 		Controller:        o.GateController(),
 		GateAllNamespaces: o.GateAllNamespaces,
+		// Adoption without a controller leaves pods alone, with a warning.
+		AdoptAllNamespaces: o.AdoptAllNamespaces,
 		// Only what the controller watches may be gated.
 		SecretDependencies: o.GateController() && o.SecretDependencies,
 	}.Default()

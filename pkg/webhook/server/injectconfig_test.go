@@ -15,9 +15,10 @@ import (
 // The gate-mode flags reach pkg/inject's configuration.
 func TestInjectConfigGateFlags(t *testing.T) {
 	tests := []struct {
-		args                           []string
-		controller, gateAllNS, secrets bool
+		args                                  []string
+		controller, gateAllNS, secrets, adopt bool
 	}{
+		{args: []string{"--adopt-all-namespaces"}, controller: true, adopt: true},
 		{args: nil, controller: true},
 		{args: []string{"--controller=false"}},
 		{args: []string{"--gate-all-namespaces"}, controller: true, gateAllNS: true},
@@ -45,6 +46,9 @@ func TestInjectConfigGateFlags(t *testing.T) {
 		if cfg.Controller != tt.controller || cfg.GateAllNamespaces != tt.gateAllNS || cfg.NamespaceGated {
 			t.Errorf("%q: Controller %v, GateAllNamespaces %v, NamespaceGated %v; want %v, %v, false",
 				tt.args, cfg.Controller, cfg.GateAllNamespaces, cfg.NamespaceGated, tt.controller, tt.gateAllNS)
+		}
+		if cfg.AdoptAllNamespaces != tt.adopt || cfg.NamespaceAdopted {
+			t.Errorf("%q: AdoptAllNamespaces %v, NamespaceAdopted %v; want %v, false", tt.args, cfg.AdoptAllNamespaces, cfg.NamespaceAdopted, tt.adopt)
 		}
 		if cfg.SecretDependencies != tt.secrets {
 			t.Errorf("%q: SecretDependencies %v, want %v", tt.args, cfg.SecretDependencies, tt.secrets)

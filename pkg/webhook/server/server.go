@@ -306,6 +306,9 @@ func addInjector(mgr manager.Manager, p processPlan, injectCfg inject.Config, cl
 				return fmt.Errorf("--allowed-custom-resources: %w", err)
 			}
 			warners = append(warners, aw.Warnings)
+			// Adoption only where the controller can release the pod, by
+			// the same allow-list.
+			injector.Unjudged = func(_ context.Context, pod *corev1.Pod) []string { return aw.Unjudged(pod) }
 		case name == warnCycles && cycles != nil:
 			warners = append(warners, cycles.Warnings)
 		default:
@@ -347,6 +350,9 @@ func (o *Options) checkRoles() error {
 	}
 	if o.GateAllNamespaces && !o.GateController() {
 		errs = append(errs, errors.New("--gate-all-namespaces needs --controller or --controller-separate: nothing would remove the gates"))
+	}
+	if o.AdoptAllNamespaces && !o.GateController() {
+		errs = append(errs, errors.New("--adopt-all-namespaces needs --controller or --controller-separate: nothing would remove the gates of adopted pods"))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps=%g --kube-api-burst=%d: want positive numbers", o.KubeAPIQPS, o.KubeAPIBurst))
