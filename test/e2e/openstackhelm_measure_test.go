@@ -37,7 +37,7 @@ const oshConditionBound = 2 * time.Second
 // podAdopted tells whether the webhook adopted p: its status annotation says so.
 func podAdopted(p *corev1.Pod) bool {
 	st, ok := podStatus(p)
-	return ok && st.Mode == "adopted"
+	return ok && st.Mode == string(inject.ModeAdopted)
 }
 
 func podStatus(p *corev1.Pod) (oshStatus, bool) {
@@ -127,7 +127,7 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 			r.withDeps++
 		}
 		st, hasStatus := podStatus(p)
-		adopted := hasStatus && st.Mode == "adopted"
+		adopted := hasStatus && st.Mode == string(inject.ModeAdopted)
 		if adopted {
 			r.adopted++
 		}
@@ -184,14 +184,14 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 				r.maxCondition = max(r.maxCondition, first.firstCondition.LastTransitionTime.Sub(p.CreationTimestamp.Time))
 			}
 		}
-		if o.adopt && o.adoption {
+		if o.adopt {
 			if problem := rewritten(p, w); problem != "" {
 				t.Errorf("pod %s: %s", p.Name, problem)
 			}
 		}
 		if !o.adopt && (hasStatus || p.Labels[inject.LabelManaged] != "" || hasGate(p)) {
 			t.Errorf("pod %s in a namespace without %s was touched by the webhook: status %q, labels %v, gates %v",
-				p.Name, oshAdoptLabel, p.Annotations[inject.AnnotationStatus], p.Labels, p.Spec.SchedulingGates)
+				p.Name, inject.NamespaceLabelAdopt, p.Annotations[inject.AnnotationStatus], p.Labels, p.Spec.SchedulingGates)
 		}
 		checked, early := ready.earlyStarts(p, w.Deps)
 		r.orderChecked += checked
@@ -202,9 +202,9 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 			}
 		}
 	}
-	if o.adopt && o.adoption {
+	if o.adopt {
 		if r.adopted == 0 {
-			t.Errorf("the webhook serves adoption, yet it adopted none of the %d pods in a namespace labelled %s=true", r.pods, oshAdoptLabel)
+			t.Errorf("the webhook adopted none of the %d pods in a namespace labelled %s=true", r.pods, inject.NamespaceLabelAdopt)
 		}
 		if o.outage && r.notAdopted == 0 {
 			t.Errorf("no pod was created unadopted during the webhook's outage: the outage did not cover the install")

@@ -33,8 +33,8 @@ import (
 
 type oshRunOptions struct {
 	name string
-	// adopt labels the namespace for adoption; adoption says the webhook serves it.
-	adopt, adoption bool
+	// adopt labels the namespace for adoption.
+	adopt bool
 	// outage scales the webhook to 0 while keystone's Jobs are created.
 	outage bool
 }
@@ -162,7 +162,7 @@ func runOpenstackHelm(t *testing.T, dyn dynamic.Interface, plan *oshPlan, o oshR
 	must(t, err)
 	t.Logf("%s: the resolvers' API requests by verb and resource (kube-apiserver's audit log): %s", o.name, kinds)
 	measure(t, r, plan, pods.Items, requests, rec, o)
-	if o.adopt && o.adoption {
+	if o.adopt {
 		// Adoption fails open: a pod it does not take over is left as it was and
 		// waits in its own init container, which is correct but shows in the
 		// share gated. Say which, and the webhook's words for why.
@@ -187,7 +187,7 @@ func freshNamespace(t *testing.T, adopt bool) {
 	waitNamespaceGone(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: oshNamespace}}
 	if adopt {
-		ns.Labels = map[string]string{oshAdoptLabel: "true"}
+		ns.Labels = map[string]string{inject.NamespaceLabelAdopt: "true"}
 	}
 	_, err := cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
 	must(t, err)

@@ -35,9 +35,8 @@ import (
 //
 // Both must converge (every Deployment, StatefulSet and DaemonSet available, every
 // Job complete) with no application started before what it waits for; the figures
-// of both runs are logged side by side. The adoption checks switch on when the
-// webhook serves adoption (adoptionServed): before that feature is merged the adopted
-// run is a second baseline in a labelled namespace and says so.
+// of both runs are logged side by side, and the adopted run checks what adoption
+// promises (measure).
 //
 // It runs in one injection mode only (init-container): adoption injects nothing, so
 // the other mode would repeat the same run, and make test runs the suite in both.
@@ -53,11 +52,8 @@ func TestOpenstackHelm(t *testing.T) {
 	dyn, err := dynamic.NewForConfig(restConfig)
 	must(t, err)
 	labelNode(t, oshNodeLabels())
-	adoption := adoptionServed(t)
-	if adoption {
-		t.Logf("the webhook serves adoption (a webhook entry selects namespaces by %s): the adoption checks are on", oshAdoptLabel)
-	} else {
-		t.Logf("the webhook serves no adoption entry (no namespaceSelector on %s): the adopted run checks convergence and start order only", oshAdoptLabel)
+	if !adoptionServed(t) {
+		t.Fatalf("the installed chart registers no webhook entry selecting namespaces by %s: adoption is off", inject.NamespaceLabelAdopt)
 	}
 
 	var results []*oshResult
@@ -69,7 +65,7 @@ func TestOpenstackHelm(t *testing.T) {
 		var r *oshResult
 		ok := t.Run(name, func(t *testing.T) {
 			defer noPanic(t)
-			r = runOpenstackHelm(t, dyn, plan, oshRunOptions{name: name, adopt: adopted, adoption: adoption, outage: adopted})
+			r = runOpenstackHelm(t, dyn, plan, oshRunOptions{name: name, adopt: adopted, outage: adopted})
 		})
 		if r != nil {
 			results = append(results, r)
@@ -84,14 +80,9 @@ func TestOpenstackHelm(t *testing.T) {
 	}
 }
 
-// oshAdoptLabel is the namespace label that asks the webhook to adopt the pods of
-// the installed base.
-const oshAdoptLabel = "entrypoint.io/adopt"
-
 // adoptionServed tells whether the installed chart registers a webhook entry that
-// selects namespaces by oshAdoptLabel: the adoption feature is there. It reads the
-// registration rather than trying a pod, so that a broken adoption fails the
-// checks instead of turning them off.
+// selects namespaces by inject.NamespaceLabelAdopt: the chart turned adoption on
+// (its default). Without it the adopted run would be a second baseline.
 func adoptionServed(t *testing.T) bool {
 	t.Helper()
 	list, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().List(context.Background(), metav1.ListOptions{})
@@ -99,11 +90,11 @@ func adoptionServed(t *testing.T) bool {
 	for _, c := range list.Items {
 		for _, w := range c.Webhooks {
 			if sel := w.NamespaceSelector; sel != nil {
-				if _, ok := sel.MatchLabels[oshAdoptLabel]; ok {
+				if _, ok := sel.MatchLabels[inject.NamespaceLabelAdopt]; ok {
 					return true
 				}
 				for _, e := range sel.MatchExpressions {
-					if e.Key == oshAdoptLabel {
+					if e.Key == inject.NamespaceLabelAdopt {
 						return true
 					}
 				}
