@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	klabels "k8s.io/apimachinery/pkg/labels"
@@ -106,7 +107,7 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 	ctx := context.Background()
 	owners, err := replicaSetOwners(ctx)
 	must(t, err)
-	ready, err := newReadiness(ctx, pods)
+	ready, err := newReadiness(ctx, pods, rec)
 	must(t, err)
 	for _, n := range requests {
 		r.requests += n
@@ -130,6 +131,7 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 		adopted := hasStatus && st.Mode == string(inject.ModeAdopted)
 		if adopted {
 			r.adopted++
+			r.requestsAdopted += requests[p.Name]
 		}
 		gated, err := gatedDeps(p, st)
 		if err != nil {
@@ -272,19 +274,21 @@ func rewritten(p *corev1.Pod, w oshWorkload) string {
 
 // readiness knows, from the objects, since when each dependency of the scenario
 // was ready: a Service since its first selected pod turned Ready, a Job since its
-// first succeeded pod finished, pods by labels since the first of them turned Ready.
+// first succeeded pod finished, pods by labels since the first of them turned Ready
+// (Ready as the watch first saw it, so that a probe failing later moves nothing).
 // Each is a lower bound of when the resolver or the controller could see it ready.
 type readiness struct {
 	pods     []corev1.Pod
+	rec      *podRecorder
 	services map[string]klabels.Selector
 }
 
-func newReadiness(ctx context.Context, pods []corev1.Pod) (*readiness, error) {
+func newReadiness(ctx context.Context, pods []corev1.Pod, rec *podRecorder) (*readiness, error) {
 	svcs, err := cs.CoreV1().Services(oshNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	r := &readiness{pods: pods, services: map[string]klabels.Selector{}}
+	r := &readiness{pods: pods, rec: rec, services: map[string]klabels.Selector{}}
 	for _, s := range svcs.Items {
 		if len(s.Spec.Selector) > 0 {
 			r.services[s.Name] = klabels.SelectorFromSet(s.Spec.Selector)
@@ -293,28 +297,13 @@ func newReadiness(ctx context.Context, pods []corev1.Pod) (*readiness, error) {
 	return r, nil
 }
 
-// readySince is the earliest Ready transition of the pods sel matches; zero when
-// none is Ready.
-func (r *readiness) readySince(sel klabels.Selector) time.Time {
-	var since time.Time
-	for _, p := range r.pods {
-		if !sel.Matches(klabels.Set(p.Labels)) {
-			continue
-		}
-		if c := podCondition(&p, corev1.PodReady); c != nil && c.Status == corev1.ConditionTrue {
-			if since.IsZero() || c.LastTransitionTime.Time.Before(since) {
-				since = c.LastTransitionTime.Time
-			}
-		}
-	}
-	return since
-}
+func (r *readiness) readySince(sel klabels.Selector) time.Time { return r.rec.readySince(sel) }
 
 // jobDoneSince is when the first succeeded pod of job finished.
 func (r *readiness) jobDoneSince(job string) time.Time {
 	var since time.Time
 	for _, p := range r.pods {
-		if p.Labels["batch.kubernetes.io/job-name"] != job || p.Status.Phase != corev1.PodSucceeded {
+		if p.Labels[batchv1.JobNameLabel] != job || p.Status.Phase != corev1.PodSucceeded {
 			continue
 		}
 		var done time.Time
@@ -485,6 +474,7 @@ func oshTable(results []*oshResult) string {
 	add("  of pods created, webhook up", func(r *oshResult) string { return pct(r.nodeFreeServedGated, r.nodeFreeServed) })
 	add("same-node items gated", func(r *oshResult) string { return pct(r.sameNodeGated, r.sameNode) })
 	add("API requests of the resolvers", func(r *oshResult) string { return fmt.Sprint(r.requests) })
+	add("  of adopted pods", func(r *oshResult) string { return fmt.Sprint(r.requestsAdopted) })
 	add("  of pods left nothing to read", func(r *oshResult) string { return fmt.Sprint(r.requestsNoAPI) })
 	add("gated pods, condition ≤ 2 s (max)", func(r *oshResult) string {
 		if r.gatedPods == 0 {

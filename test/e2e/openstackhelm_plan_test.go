@@ -344,6 +344,8 @@ func (p *oshPlan) makeRunnable(ps *corev1.PodSpec, job bool) {
 			c.ReadinessProbe = &corev1.Probe{
 				ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{testapp, "exists", testapp}}},
 				PeriodSeconds: 1,
+				// A busy 2-core node may take over the default 1 s to exec.
+				TimeoutSeconds: 5,
 			}
 			note("readiness probe → exec testapp exists (period 1 s)")
 		}
@@ -383,8 +385,9 @@ func (p *oshPlan) openvswitchStandIn() (oshWorkload, *unstructured.Unstructured,
 	labels := map[string]string{"application": "openvswitch", "component": "server", "release_group": "openvswitch"}
 	c := container("openvswitch-vswitchd", "sleep")
 	c.ReadinessProbe = &corev1.Probe{
-		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{testapp, "exists", testapp}}},
-		PeriodSeconds: 1,
+		ProbeHandler:   corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{testapp, "exists", testapp}}},
+		PeriodSeconds:  1,
+		TimeoutSeconds: 5,
 	}
 	ps := corev1.PodSpec{
 		NodeSelector:                  map[string]string{"openvswitch": "enabled"},

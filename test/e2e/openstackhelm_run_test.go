@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	klabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -50,9 +51,10 @@ type oshResult struct {
 	// alone) and same-node, and how many of each the webhook moved into the gate.
 	nodeFree, nodeFreeGated, sameNode, sameNodeGated int
 	adopted                                          int
-	// requests by the openstack ServiceAccounts (the resolvers), and by the pods
-	// whose resolver had nothing left to read from the API after admission.
-	requests, requestsNoAPI int
+	// requests by the openstack ServiceAccounts (the resolvers), by the adopted
+	// pods, and by the pods whose resolver had nothing left to read from the API
+	// after admission.
+	requests, requestsAdopted, requestsNoAPI int
 	// gatedPods carried the gate; inTime got the condition within 2 s.
 	gatedPods, inTime int
 	// maxCondition is the longest a gated pod went without the condition.
@@ -223,11 +225,15 @@ func fileSize(path string) int64 {
 // oshPodRecord is what the watch saw of one pod.
 type oshPodRecord struct {
 	created time.Time
+	labels  map[string]string
 	// firstCondition is the condition the controller wrote as first seen: its
 	// lastTransitionTime is when it was first written, or later (never earlier).
 	firstCondition *corev1.PodCondition
-	adopted        bool
-	job            string
+	// firstReady is the lastTransitionTime of the pod's Ready condition when it was
+	// first seen True: a pod whose probe failed later keeps its first time.
+	firstReady time.Time
+	adopted    bool
+	job        string
 }
 
 // podRecorder watches the namespace's pods from before the first is created, so
@@ -251,8 +257,11 @@ func recordPods(t *testing.T) *podRecorder {
 		defer rec.mu.Unlock()
 		r := rec.pods[p.Name]
 		if r == nil {
-			r = &oshPodRecord{created: p.CreationTimestamp.Time, job: p.Labels[batchv1.JobNameLabel]}
+			r = &oshPodRecord{created: p.CreationTimestamp.Time, labels: p.Labels, job: p.Labels[batchv1.JobNameLabel]}
 			rec.pods[p.Name] = r
+		}
+		if c := podCondition(p, corev1.PodReady); r.firstReady.IsZero() && c != nil && c.Status == corev1.ConditionTrue {
+			r.firstReady = c.LastTransitionTime.Time
 		}
 		r.adopted = r.adopted || podAdopted(p)
 		if r.firstCondition == nil {
@@ -307,6 +316,20 @@ func (rec *podRecorder) adopted(name string) bool {
 	defer rec.mu.Unlock()
 	r := rec.pods[name]
 	return r != nil && r.adopted
+}
+
+// readySince is the earliest time a pod sel matches was first seen Ready, of every
+// pod seen, gone ones included; zero when none was.
+func (rec *podRecorder) readySince(sel klabels.Selector) time.Time {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var since time.Time
+	for _, r := range rec.pods {
+		if !r.firstReady.IsZero() && sel.Matches(klabels.Set(r.labels)) && (since.IsZero() || r.firstReady.Before(since)) {
+			since = r.firstReady
+		}
+	}
+	return since
 }
 
 func (rec *podRecorder) get(name string) (oshPodRecord, bool) {
