@@ -20,6 +20,10 @@ const (
 	// ReasonCycle: the pod waits, directly or not, for itself; the message names
 	// the cycle's members in order.
 	ReasonCycle = "Cycle"
+	// ReasonNoReadyNode: a gated pod's same-node dependencies (a DaemonSet's
+	// pod, pods with requireSameNode) are not all ready on any one node; the
+	// message says where each is ready. The pod keeps its gate.
+	ReasonNoReadyNode = "NoReadyNode"
 	// ReasonTooManyDependencies: the pod names more dependency items than
 	// spec.MaxItems (or selectors than spec.MaxSelectorItems); none is checked.
 	ReasonTooManyDependencies = "TooManyDependencies"

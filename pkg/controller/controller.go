@@ -35,6 +35,7 @@ const (
 	ReasonWaiting             = api.ReasonWaiting
 	ReasonReady               = api.ReasonReady
 	ReasonCycle               = api.ReasonCycle
+	ReasonNoReadyNode         = api.ReasonNoReadyNode
 	ReasonTooManyDependencies = api.ReasonTooManyDependencies
 )
 
@@ -130,7 +131,7 @@ func CacheByObject() map[client.Object]cache.ByObject {
 }
 
 // slimPod keeps of a pod its metadata (without managed fields), its scheduling
-// gates and node, each container's name and environment (its dependencies), and
+// gates, node and required node affinity, each container's name and environment (its dependencies), and
 // its phase and conditions: a pod as injected is several times that, and ten
 // thousand gated pods are cached at once. The gate's removal and the condition
 // are patches that name only these fields.
@@ -144,6 +145,7 @@ func slimPod(obj any) (any, error) {
 	slim.Spec.NodeName = pod.Spec.NodeName
 	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName // whose rights the dependencies are judged with
 	slim.Spec.SchedulingGates = pod.Spec.SchedulingGates
+	slim.Spec.Affinity = slimAffinity(pod.Spec.Affinity) // narrowed by node-aware gates
 	slim.Spec.Containers = namesAndEnv(pod.Spec.Containers)
 	slim.Spec.InitContainers = namesAndEnv(pod.Spec.InitContainers)
 	slim.Status.Phase = pod.Status.Phase
@@ -160,4 +162,18 @@ func namesAndEnv(cs []corev1.Container) []corev1.Container {
 		out[i] = corev1.Container{Name: c.Name, Env: c.Env}
 	}
 	return out
+}
+
+// slimAffinity keeps of an affinity its required node affinity, and whether
+// the affinity and its node affinity exist at all (so that narrowing patches
+// the right path): the rest is never read.
+func slimAffinity(a *corev1.Affinity) *corev1.Affinity {
+	if a == nil {
+		return nil
+	}
+	if a.NodeAffinity == nil {
+		return &corev1.Affinity{}
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution}}
 }

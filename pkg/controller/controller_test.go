@@ -100,7 +100,7 @@ func TestGateRemovalIsGuarded(t *testing.T) {
 	if _, err := env.Client.CoreV1().Pods(ns).Update(ctx, fresh, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := r.removeGate(ctx, stale)
+	err := r.removeGate(ctx, stale, nil)
 	if err == nil {
 		t.Fatal("removing the gate from a stale read succeeded; it must fail so it cannot restore a removed gate")
 	}
@@ -109,13 +109,13 @@ func TestGateRemovalIsGuarded(t *testing.T) {
 		t.Fatalf("gates after the failed removal: %v; want [%s] untouched", got, inject.SchedulingGate)
 	}
 	// A pod deleted and created again under the same name is another pod.
-	if err := r.removeGate(ctx, p); err != nil {
+	if err := r.removeGate(ctx, p, nil); err != nil {
 		t.Fatalf("removing the gate from a fresh read: %v", err)
 	}
 	p2 := managedPod(t, ns, "app2", map[string]string{"DEPENDENCY_SERVICE": "never"}, inject.SchedulingGate)
 	created := createPod(t, p2)
 	created.UID = types.UID("00000000-0000-0000-0000-000000000000")
-	if err := r.removeGate(ctx, created); err == nil {
+	if err := r.removeGate(ctx, created, nil); err == nil {
 		t.Error("removing the gate with another pod's uid succeeded")
 	}
 }
@@ -180,8 +180,9 @@ func TestPodsAndCustomResources(t *testing.T) {
 	ns := env.Namespace(t)
 	ctx := context.Background()
 	createPod(t, managedPod(t, ns, "app", map[string]string{
-		"DEPENDENCY_POD_JSON":        `[{"labels":{"app":"cache"}},{"labels":{"app":"agent"},"requireSameNode":true}]`,
+		"DEPENDENCY_POD_JSON":        `[{"labels":{"app":"cache"}}]`,
 		"DEPENDENCY_CUSTOM_RESOURCE": `[{"apiVersion":"v1","kind":"ConfigMap","name":"settings","fields":[{"key":"data.mode","value":"on"}]}]`,
+		"DEPENDENCY_SOCKET":          "/run/agent.sock",
 	}, inject.SchedulingGate))
 	waitPod(t, ns, "app", "both named", hasCondition(corev1.ConditionFalse, ReasonWaiting,
 		"pods in "+ns+" with labels app=cache: no matching pods; configmap "+ns+"/settings (v1): not found"))
@@ -209,7 +210,7 @@ func TestPodsAndCustomResources(t *testing.T) {
 	}
 	p := waitPod(t, ns, "app", "released", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 	waitPod(t, ns, "app", "Ready naming what the resolver checks", hasCondition(corev1.ConditionTrue, ReasonReady,
-		"the resolver in the pod checks pods in "+ns+" with labels app=agent on this node"))
+		"the resolver in the pod checks socket /run/agent.sock"))
 	_ = p
 }
 

@@ -52,6 +52,16 @@ type decisionInput struct {
 	// verdicts are what was found of each node-free dependency, in order;
 	// gathered only when lookups() says so.
 	verdicts []verdict
+	// node is the one node a gated pod's required node affinity admits
+	// (kube.BoundNode): its same-node dependencies were judged there, among verdicts.
+	node string
+	// placing: the pod is gated, its node not known, and it has same-node
+	// dependencies; places are where each is ready, nil while some of them
+	// cannot be judged (the verdicts say why). required is the pod's required
+	// node affinity, which a release narrows to where they all are.
+	placing  bool
+	places   []itemNodes
+	required *corev1.NodeSelector
 	// inCycle: the pod sits in the dependency cycle named by cycle; asked
 	// only when some verdict blocks.
 	inCycle bool
@@ -147,6 +157,11 @@ type decision struct {
 	// the pod's reason in the metrics.
 	gate  gateAction
 	state string
+	// narrow, when the gate goes, is the pod's required node affinity narrowed
+	// to narrowedTo, the nodes where its same-node dependencies are ready,
+	// written with the gate's removal.
+	narrow     *corev1.NodeSelector
+	narrowedTo []string
 	// warning is the note of the Warning Event of an optional release, still
 	// what blocks, and optionalAfter the pod's annotation, for the log.
 	warning, still string
@@ -209,17 +224,36 @@ func decide(in decisionInput) decision {
 			recheck = v.remembered.recheck
 		}
 	}
+	// Where the same-node dependencies are all ready, and what the pod's
+	// affinity becomes; no node is a blocker of its own.
+	var narrow *corev1.NodeSelector
+	var narrowTo []string
+	noNode := false
+	if in.placing && in.places != nil {
+		if narrow, narrowTo = narrowed(in.required, readyOnAll(in.places)); narrow == nil {
+			noNode = true
+			msg := noReadyNode(in.places)
+			if all := readyOnAll(in.places); len(all) > 0 {
+				msg = "the same-node dependencies are all ready on " + nodeList(all) +
+					", none of which the pod's own required node affinity admits by name"
+			}
+			blockers = append(blockers, msg)
+		}
+	}
 	if pending && len(blockers) == 0 {
 		// Not all kinds are watched yet; their sync wakes the pod.
 		return decision{requeue: pendingRecheck}
 	}
 
 	want := corev1.PodCondition{Type: ConditionType, Status: corev1.ConditionTrue, Reason: ReasonReady,
-		Message: readyMessage(len(in.verdicts), nodeLocal(in.deps, in.secrets), notes)}
+		Message: readyMessage(in, notes)}
 	if len(blockers) > 0 {
 		want.Status, want.Reason, want.Message = corev1.ConditionFalse, ReasonWaiting, "waiting for "+joinBlockers(blockers)
-		if in.inCycle {
+		switch {
+		case in.inCycle:
 			want.Reason, want.Message = ReasonCycle, "dependency cycle: "+in.cycle+"; waiting for "+joinBlockers(blockers)
+		case noNode && len(blockers) == 1:
+			want.Reason, want.Message = ReasonNoReadyNode, blockers[0]
 		}
 	}
 	want.Message = shown(want.Message, maxConditionBytes)
@@ -227,7 +261,7 @@ func decide(in decisionInput) decision {
 	if in.gateAt >= 0 && len(blockers) == 0 && !pending {
 		// The condition comes with the reconcile that the pod's update wakes:
 		// when a thousand pods are released at once, every gate goes first.
-		return decision{gate: releaseReady, state: ReasonReady, want: want, requeue: recheck}
+		return decision{gate: releaseReady, state: ReasonReady, want: want, requeue: recheck, narrow: narrow, narrowedTo: narrowTo}
 	}
 	var wait time.Duration
 	if in.gateAt >= 0 && in.deps.OptionalAfter > 0 {
@@ -237,7 +271,9 @@ func decide(in decisionInput) decision {
 		if wait <= 0 {
 			// Here something blocks: with nothing blocking the gate went above.
 			still := joinBlockers(blockers)
-			return decision{gate: releaseOptional, state: want.Reason, want: want, requeue: recheck,
+			// Narrowed still where some node has them all; otherwise the pod
+			// goes wherever it would have gone.
+			return decision{gate: releaseOptional, state: want.Reason, want: want, requeue: recheck, narrow: narrow, narrowedTo: narrowTo,
 				still: still, optionalAfter: in.deps.OptionalAfter,
 				warning: shown("removed scheduling gate "+inject.SchedulingGate+" after "+in.deps.OptionalAfter.String()+
 					" (entrypoint.io/optional-after) without "+still, maxEventNote)}
@@ -283,14 +319,30 @@ func shown(s string, n int) string { return safetext.Truncate(safetext.Escape(s)
 
 // readyMessage says what the Ready condition covers, and what it does not, and
 // which dependencies only the memory of a deleted Job satisfied (notes).
-func readyMessage(checked int, local, notes []string) string {
+func readyMessage(in decisionInput, notes []string) string {
+	checked := len(in.verdicts)
 	msg := fmt.Sprintf("all %d dependencies that need no node are ready", checked)
-	switch checked {
-	case 0:
+	switch {
+	case in.node != "":
+		msg = fmt.Sprintf("all %d dependencies are ready, those on the same node on node %s", checked, in.node)
+	case checked == 0:
 		msg = "no dependency that needs no node"
-	case 1:
+	case checked == 1:
 		msg = "the dependency that needs no node is ready"
 	}
+	if in.placing && in.places != nil {
+		where := nodeList(readyOnAll(in.places))
+		if len(in.places) == 1 {
+			msg += "; the one on the same node is ready on " + where
+		} else {
+			msg += fmt.Sprintf("; the %d on the same node are all ready on %s", len(in.places), where)
+		}
+	}
+	if same := sameNodeSpec(in.deps); same != nil && in.gateMode && in.gateAt < 0 {
+		// Released: the gate held them, and they were ready on the pod's node.
+		msg += fmt.Sprintf("; the %d on the same node were ready when the gate went", len(same.DaemonSets)+len(same.Pods))
+	}
+	local := nodeLocal(in.deps, in.secrets, in.gateMode)
 	if len(notes) > 0 {
 		msg += "; " + joinBlockers(notes)
 	}
@@ -301,20 +353,23 @@ func readyMessage(checked int, local, notes []string) string {
 }
 
 // nodeLocal names, as the resolver does, the dependencies only the resolver in the
-// pod can check: Secrets among them unless the controller watches them.
-func nodeLocal(deps *spec.Spec, secrets bool) []string {
+// pod can check: Secrets among them unless the controller watches them, and the
+// same-node ones unless the pod was gated (the gate held them).
+func nodeLocal(deps *spec.Spec, secrets, gated bool) []string {
 	var out []string
 	if !secrets {
 		for _, ref := range deps.Secrets {
 			out = append(out, (&kube.Secret{Ref: ref}).String())
 		}
 	}
-	for _, ref := range deps.DaemonSets {
-		out = append(out, (&kube.DaemonSet{Ref: ref}).String())
-	}
-	for _, ref := range deps.Pods {
-		if ref.RequireSameNode {
-			out = append(out, (&kube.Pod{Ref: ref}).String())
+	if !gated {
+		for _, ref := range deps.DaemonSets {
+			out = append(out, (&kube.DaemonSet{Ref: ref}).String())
+		}
+		for _, ref := range deps.Pods {
+			if ref.RequireSameNode {
+				out = append(out, (&kube.Pod{Ref: ref}).String())
+			}
 		}
 	}
 	for _, name := range deps.Containers {

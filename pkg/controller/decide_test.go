@@ -73,11 +73,97 @@ func TestDecide(t *testing.T) {
 	remembered := rememberedVerdict{ready: true, note: "job ns/migrate succeeded at 2026-01-01T00:00:00Z (deleted since)"}
 	inGrace := rememberedVerdict{reason: "succeeded at 2026-01-01T00:00:00Z (deleted since); that counts from later", recheck: 90 * time.Second}
 
+	// Node-aware gates: a pod bound to n1, and pods whose node is not known.
+	ovs := &spec.Spec{Services: []spec.ObjectRef{{Namespace: "ns", Name: "db"}},
+		Pods: []spec.PodRef{{Namespace: "ns", Labels: map[string]string{"app": "ovs"}, RequireSameNode: true}}}
+	ovsText := "pods in ns with labels app=ovs on this node"
+	bound := func(vs ...verdict) decisionInput {
+		in := gatedPod(ovs, vs...)
+		in.node = "n1"
+		return in
+	}
+	placing := func(required *corev1.NodeSelector, places []itemNodes, vs ...verdict) decisionInput {
+		in := gatedPod(ovs, vs...)
+		in.placing, in.places, in.required = true, places, required
+		return in
+	}
+	ovsOn := func(nodes ...string) itemNodes { return itemNodes{text: ovsText, nodes: nodes} }
+	libvirtOn := func(nodes ...string) itemNodes {
+		return itemNodes{text: "pods in ns with labels app=libvirt on this node", nodes: nodes}
+	}
+	terms := func(nodes ...string) *corev1.NodeSelector {
+		var out corev1.NodeSelector
+		for _, n := range nodes {
+			out.NodeSelectorTerms = append(out.NodeSelectorTerms, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{nameIs(n)}})
+		}
+		return &out
+	}
+	zone := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+		MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}},
+		MatchFields:      []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"n2"}}}}}}
+	zoneN3 := zone.DeepCopy()
+	zoneN3.NodeSelectorTerms[0].MatchFields = append(zoneN3.NodeSelectorTerms[0].MatchFields, nameIs("n3"))
+	onlyN2 := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{nameIs("n2")}}}}
+	noNodeOptional := placing(nil, []itemNodes{ovsOn()}, ready)
+	noNodeOptional.deps = &spec.Spec{Pods: ovs.Pods, OptionalAfter: time.Minute}
+	noNodeOptional.now = created.Add(2 * time.Minute)
+
 	for _, tc := range []struct {
 		name string
 		in   decisionInput
 		want decision
 	}{
+		{"bound to n1, ready there: released, nothing narrowed",
+			bound(ready, verdict{text: ovsText, judged: true, status: resolve.Status{Ready: true}}),
+			decision{gate: releaseReady, state: ReasonReady, want: condition(corev1.ConditionTrue, ReasonReady,
+				"all 2 dependencies are ready, those on the same node on node n1")}},
+		{"bound to n1, not ready there: Waiting, naming the node",
+			bound(ready, verdict{text: ovsText, judged: true, status: resolve.Status{Reason: "0 of 1 matching pods ready on node n1"}}),
+			decision{write: true, gated: true, want: condition(corev1.ConditionFalse, ReasonWaiting,
+				"waiting for "+ovsText+": 0 of 1 matching pods ready on node n1")}},
+		{"ready on n1 and n2, and n2 and n3: released, narrowed to n2 in the same write",
+			placing(nil, []itemNodes{ovsOn("n1", "n2"), libvirtOn("n2", "n3")}, ready),
+			decision{gate: releaseReady, state: ReasonReady, narrow: terms("n2"), narrowedTo: []string{"n2"},
+				want: condition(corev1.ConditionTrue, ReasonReady,
+					"the dependency that needs no node is ready; the 2 on the same node are all ready on node n2")}},
+		{"ready on several nodes, no terms of its own: one term per node",
+			placing(nil, []itemNodes{ovsOn("n1", "n2", "n3")}, ready),
+			decision{gate: releaseReady, state: ReasonReady, narrow: terms("n1", "n2", "n3"), narrowedTo: []string{"n1", "n2", "n3"},
+				want: condition(corev1.ConditionTrue, ReasonReady,
+					"the dependency that needs no node is ready; the one on the same node is ready on nodes n1, n2, n3")}},
+		{"terms of its own: each gains one node, the first its node-name requirements admit",
+			placing(zone, []itemNodes{ovsOn("n2", "n3", "n4")}, ready),
+			decision{gate: releaseReady, state: ReasonReady, narrow: zoneN3, narrowedTo: []string{"n3"},
+				want: condition(corev1.ConditionTrue, ReasonReady,
+					"the dependency that needs no node is ready; the one on the same node is ready on nodes n2, n3, n4")}},
+		{"released by node-aware gates: Ready says the same-node ones were ready then",
+			decisionInput{gateAt: -1, gateMode: true, deps: ovs, verdicts: []verdict{ready}},
+			decision{write: true, released: true, want: condition(corev1.ConditionTrue, ReasonReady,
+				"the dependency that needs no node is ready; the 1 on the same node were ready when the gate went")}},
+		{"no node where both are ready: NoReadyNode, gate kept",
+			placing(nil, []itemNodes{ovsOn("n1"), libvirtOn()}, ready),
+			decision{write: true, gated: true, want: condition(corev1.ConditionFalse, ReasonNoReadyNode,
+				"no node where every same-node dependency is ready ("+ovsText+": ready on node n1; "+
+					"pods in ns with labels app=libvirt on this node: ready on no node)")}},
+		{"ready only where its own affinity refuses: NoReadyNode",
+			placing(onlyN2, []itemNodes{ovsOn("n1")}, ready),
+			decision{write: true, gated: true, want: condition(corev1.ConditionFalse, ReasonNoReadyNode,
+				"the same-node dependencies are all ready on node n1, none of which the pod's own required node affinity admits by name")}},
+		{"no node and something else blocking: Waiting, naming both",
+			placing(nil, []itemNodes{ovsOn()}, unready("db")),
+			decision{write: true, gated: true, want: condition(corev1.ConditionFalse, ReasonWaiting,
+				"waiting for service ns/db: no ready endpoints; no node where the same-node dependency is ready ("+ovsText+": ready on no node)")}},
+		{"same-node lookups refused: Waiting with the RBAC it lacks, nothing placed",
+			placing(nil, nil, ready, verdict{text: "pods in other with labels app=ovs on this node", refused: denied}),
+			decision{write: true, gated: true, requeue: time.Minute, want: condition(corev1.ConditionFalse, ReasonWaiting,
+				"waiting for pods in other with labels app=ovs on this node: "+denied)}},
+		{"optional-after up with no node: released, not narrowed", noNodeOptional,
+			decision{gate: releaseOptional, state: ReasonNoReadyNode, optionalAfter: time.Minute,
+				want:  condition(corev1.ConditionFalse, ReasonNoReadyNode, "no node where the same-node dependency is ready ("+ovsText+": ready on no node)"),
+				still: "no node where the same-node dependency is ready (" + ovsText + ": ready on no node)",
+				warning: "removed scheduling gate entrypoint.io/dependencies after 1m0s (entrypoint.io/optional-after) without " +
+					"no node where the same-node dependency is ready (" + ovsText + ": ready on no node)"}},
+
 		{"gone: forgotten", decisionInput{gone: true}, decision{forget: true}},
 		{"finished: forgotten", decisionInput{finished: true, gateAt: 0}, decision{forget: true}},
 		{"dependencies unreadable: forgotten, with why", decisionInput{unreadable: errors.New("no version label")},
@@ -163,7 +249,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("message not escaped or not cut: %q", got.want.Message)
 			}
 			// observe asks for the cycle only when decide will name blockers.
-			if tc.in.lookups() && got.want.Reason != "" && got.gate != releaseOptional &&
+			if tc.in.lookups() && got.want.Reason != "" && got.gate != releaseOptional && got.want.Reason != ReasonNoReadyNode &&
 				blocked(tc.in.verdicts) != (got.want.Status == corev1.ConditionFalse) {
 				t.Errorf("blocked %v, but the condition is %s", blocked(tc.in.verdicts), got.want.Status)
 			}

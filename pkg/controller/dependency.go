@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -39,6 +40,9 @@ type dependency struct {
 	// values tells that the rule compares values the informer does not keep
 	// (ConfigMaps are cached keys only): the object is read by GET to judge it.
 	values bool
+	// node, when set, narrows the objects to those on that node (pods by
+	// spec.nodeName): a same-node dependency judged on the pod's node.
+	node string
 	// evaluate applies the resolver's rule to the objects found.
 	evaluate func(objects []*unstructured.Unstructured) resolve.Status
 }
@@ -80,6 +84,32 @@ func nodeFree(deps *spec.Spec, c lookupConfig) []dependency {
 		}
 		for _, l := range it.Lookups {
 			out = append(out, c.dependency(it.Text, l))
+		}
+	}
+	return out
+}
+
+// onNode lists the lookups of the same-node items of deps (kube.OnNode: a
+// DaemonSet's pod on the node, pods with requireSameNode) judged on node. With
+// node "", they are the lookups' shapes only (no rule, no problem): what the pod
+// must be allowed to read, and whose objects tell on which nodes the items are
+// ready (see Reconciler.place).
+func (c lookupConfig) onNode(deps *spec.Spec, node string) []dependency {
+	same := sameNodeSpec(deps)
+	if same == nil {
+		return nil
+	}
+	var out []dependency
+	for _, it := range onNodeItems(same, node) {
+		for _, l := range it.Lookups {
+			if node == "" {
+				l.Problem, l.Evaluate = "", nil
+			}
+			d := c.dependency(it.Text, l)
+			if l.FieldSelector != "" {
+				d.node = node
+			}
+			out = append(out, d)
 		}
 	}
 	return out
@@ -147,6 +177,9 @@ func (d dependency) objects(k *kindInformer) []*unstructured.Unstructured {
 		objs = k.byKey(d.name)
 	default:
 		objs = k.byKey(d.namespace + "/" + d.name)
+	}
+	if d.node != "" {
+		objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool { return nodeOf(o) != d.node })
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].GetName() < objs[j].GetName() })
 	return objs

@@ -205,8 +205,8 @@ func (k *kindInformers) count() int {
 }
 
 // slimmer drops what the readiness rules never read, so that a cluster's worth of
-// pods and jobs costs little memory: managed fields everywhere, the spec of pods,
-// jobs and CRDs (their status and labels decide; a CRD's schema can be large),
+// pods and jobs costs little memory: managed fields everywhere, the spec of pods
+// (but their node), jobs and CRDs (their status and labels decide; a CRD's schema can be large),
 // the pod template of workloads (their replicas and update strategy decide).
 // Of Secrets and ConfigMaps it keeps the keys and drops every value before the
 // object is cached (kube.KeysOnly): a cluster's ConfigMaps can weigh hundreds of
@@ -221,7 +221,15 @@ func slimmer(gvr schema.GroupVersionResource) toolscache.TransformFunc {
 		}
 		unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
 		switch gvr {
-		case podsResource, jobsResource, kube.CRDsResource:
+		case podsResource:
+			// A pod's node decides same-node dependencies.
+			node := nodeOf(u)
+			unstructured.RemoveNestedField(u.Object, "spec")
+			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+			if node != "" {
+				_ = unstructured.SetNestedField(u.Object, node, "spec", "nodeName")
+			}
+		case jobsResource, kube.CRDsResource:
 			unstructured.RemoveNestedField(u.Object, "spec")
 			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
 		case kube.WorkloadResource(spec.WorkloadDeployment), kube.WorkloadResource(spec.WorkloadStatefulSet), kube.WorkloadResource(spec.WorkloadDaemonSet):

@@ -11,6 +11,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 var t0 = time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)
@@ -423,7 +425,8 @@ func merged(a, b map[string]string) map[string]string {
 }
 
 func TestReadyMessageNamesRememberedJobs(t *testing.T) {
-	got := readyMessage(2, []string{"socket /run/x.sock"}, []string{"job ns/db-init succeeded at 2026-12-01T05:00:00Z (deleted since)"})
+	in := decisionInput{verdicts: make([]verdict, 2), deps: &spec.Spec{Sockets: []string{"/run/x.sock"}}}
+	got := readyMessage(in, []string{"job ns/db-init succeeded at 2026-12-01T05:00:00Z (deleted since)"})
 	want := "all 2 dependencies that need no node are ready; job ns/db-init succeeded at 2026-12-01T05:00:00Z (deleted since); the resolver in the pod checks socket /run/x.sock"
 	if got != want {
 		t.Errorf("readyMessage:\n got %q\nwant %q", got, want)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -34,6 +36,7 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck/admit"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
@@ -261,15 +264,31 @@ func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName, pod 
 	if err != nil {
 		return decisionInput{unreadable: err}, nil
 	}
-	in := decisionInput{gateAt: gateIndex(pod), gateMode: gated, current: findCondition(pod),
+	in := decisionInput{gateAt: gateIndex(pod), gateMode: gated, current: findCondition(pod), required: requiredOf(pod.Spec.Affinity),
 		created: pod.CreationTimestamp.Time, ready: podIsReady(pod),
 		deps: deps, limits: spec.CheckLimits(deps), secrets: r.opts.SecretDependencies}
 	if !in.lookups() {
 		return in, nil
 	}
-	list := nodeFree(deps, lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, eval: r.eval, allowed: r.allowed})
-	r.waiters.set(key, list)
+	c := lookupConfig{mapper: r.mapper, secrets: r.opts.SecretDependencies, programs: &r.programs, eval: r.eval, allowed: r.allowed}
+	list := nodeFree(deps, c)
 	in.verdicts = r.gather(ctx, pod, list)
+	if in.gateAt >= 0 {
+		// The gate holds the same-node dependencies too: judged on the pod's
+		// one node when its affinity names it, else where they are ready.
+		if in.node = kube.BoundNode(pod); in.node != "" {
+			onNode := c.onNode(deps, in.node)
+			in.verdicts = append(in.verdicts, r.gather(ctx, pod, onNode)...)
+			list = append(list, onNode...)
+		} else if probe := c.onNode(deps, ""); len(probe) > 0 {
+			in.placing = true
+			var blocking []verdict
+			in.places, blocking = r.place(ctx, pod, deps, probe)
+			in.verdicts = append(in.verdicts, blocking...)
+			list = append(list, probe...)
+		}
+	}
+	r.waiters.set(key, list)
 	in.deniedFor = r.access.DeniedFor()
 	if r.opts.Cycles != nil && blocked(in.verdicts) {
 		in.cycle, in.inCycle = r.opts.Cycles.CycleOf(key.Namespace, key.Name)
@@ -284,38 +303,107 @@ func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName, pod 
 func (r *Reconciler) gather(ctx context.Context, pod *corev1.Pod, list []dependency) []verdict {
 	out := make([]verdict, len(list))
 	for i, d := range list {
-		v := &out[i]
-		v.text = d.text
-		if d.problem != "" {
-			v.problem = d.problem
-			continue
-		}
-		// Judged only if the pod itself could read it: its state is never
-		// looked at, nor its kind watched, for a pod that may not.
-		if refused, err := r.authorize(ctx, pod, d); err != nil || refused != "" {
-			if err != nil {
-				refused = "cannot tell whether the pod may read it: " + shortError(err)
-			}
-			v.refused = refused
-			continue
-		}
-		ki := r.kinds.get(d.gvr)
-		if ki == nil {
-			v.pending = true
-			continue
-		}
-		synced, problem := ki.state()
-		switch {
-		case synced:
+		ki, v, ok := r.reach(ctx, pod, d)
+		if ok {
 			v.judged = true
 			v.status, v.remembered = r.judge(ctx, d, ki, pod)
-		case problem != "":
-			v.watchProblem = problem
-		default:
-			v.pending = true
 		}
+		out[i] = v
 	}
 	return out
+}
+
+// reach finds the synced informer that decides d, once the pod may read d; or,
+// ok false, v says why it cannot be judged (yet).
+func (r *Reconciler) reach(ctx context.Context, pod *corev1.Pod, d dependency) (ki *kindInformer, v verdict, ok bool) {
+	v.text = d.text
+	if d.problem != "" {
+		v.problem = d.problem
+		return nil, v, false
+	}
+	// Judged only if the pod itself could read it: its state is never
+	// looked at, nor its kind watched, for a pod that may not.
+	if refused, err := r.authorize(ctx, pod, d); err != nil || refused != "" {
+		if err != nil {
+			refused = "cannot tell whether the pod may read it: " + shortError(err)
+		}
+		v.refused = refused
+		return nil, v, false
+	}
+	if ki = r.kinds.get(d.gvr); ki == nil {
+		v.pending = true
+		return nil, v, false
+	}
+	synced, problem := ki.state()
+	switch {
+	case synced:
+		return ki, v, true
+	case problem != "":
+		v.watchProblem = problem
+	default:
+		v.pending = true
+	}
+	return nil, v, false
+}
+
+// place finds where each same-node item of deps is ready, for a gated pod whose
+// node is not known: probe are the items' lookups without a node
+// (lookupConfig.onNode), in order. The nodes looked at are those of the pods
+// the lookups read; on each, the items are judged by the resolver's rules as on
+// a pod bound there. blocking, when some lookup cannot be judged (the pod may
+// not read it, its kind is not watched yet), says why, and places is nil.
+func (r *Reconciler) place(ctx context.Context, pod *corev1.Pod, deps *spec.Spec, probe []dependency) (places []itemNodes, blocking []verdict) {
+	// What each lookup reads, by node for pods (every node alike otherwise).
+	byNode := make([]map[string][]*unstructured.Unstructured, len(probe))
+	whole := make([][]*unstructured.Unstructured, len(probe))
+	nodes := map[string]bool{}
+	for i, d := range probe {
+		ki, v, ok := r.reach(ctx, pod, d)
+		if !ok {
+			blocking = append(blocking, v)
+			continue
+		}
+		objs := d.objects(ki)
+		if d.gvr != podsResource {
+			whole[i] = objs
+			continue
+		}
+		byNode[i] = map[string][]*unstructured.Unstructured{}
+		for _, o := range objs {
+			if n := nodeOf(o); n != "" {
+				byNode[i][n] = append(byNode[i][n], o)
+				nodes[n] = true
+			}
+		}
+	}
+	if len(blocking) > 0 {
+		return nil, blocking
+	}
+	same := sameNodeSpec(deps)
+	for _, it := range onNodeItems(same, "") {
+		places = append(places, itemNodes{text: it.Text})
+	}
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
+		k := 0 // index of the item's first lookup in probe
+		for i, it := range onNodeItems(same, n) {
+			ready := true
+			for j, l := range it.Lookups {
+				objs := whole[k+j]
+				if byNode[k+j] != nil {
+					objs = byNode[k+j][n]
+				}
+				if l.Evaluate == nil || !l.Evaluate(objs).Ready {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				places[i].nodes = append(places[i].nodes, n)
+			}
+			k += len(it.Lookups)
+		}
+	}
+	return places, nil
 }
 
 // act carries out what was decided of the pod: removes its gate, or ensures its
@@ -337,8 +425,12 @@ func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *cor
 	}
 	switch d.gate {
 	case releaseReady:
-		if err := r.removeGate(ctx, pod); err != nil {
+		if err := r.removeGate(ctx, pod, d.narrow); err != nil {
 			return reconcile.Result{}, err
+		}
+		if d.narrow != nil {
+			ctrl.LoggerFrom(ctx).Info("removed the scheduling gate and narrowed the pod's required node affinity to the nodes where its same-node dependencies are ready",
+				"nodes", d.narrowedTo)
 		}
 		now := r.opts.Now()
 		if r.opts.Metrics != nil {
@@ -350,7 +442,7 @@ func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *cor
 		r.states.set(key, d.state, false, pod.CreationTimestamp.Time)
 		return requeued(reconcile.Result{}, d.requeue), nil
 	case releaseOptional:
-		if err := r.removeGate(ctx, pod); err != nil {
+		if err := r.removeGate(ctx, pod, d.narrow); err != nil {
 			return reconcile.Result{}, err
 		}
 		ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
@@ -496,8 +588,11 @@ func (r *Reconciler) alreadyWritten(key types.NamespacedName, pod *corev1.Pod, w
 // removeGate removes the scheduling gate, and only it, with a JSON patch whose
 // test operations make it fail if the pod was replaced or its gates changed since
 // it was read (another controller adding or removing its own gate): the next
-// reconcile then reads the pod again.
-func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod) error {
+// reconcile then reads the pod again. With narrow, the same patch sets the pod's
+// required node affinity to it (narrowed), and fails as well if anything of the
+// pod changed since it was read (its resourceVersion): what was narrowed is what
+// the API server holds.
+func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod, narrow *corev1.NodeSelector) error {
 	var keep []corev1.PodSchedulingGate
 	for _, g := range pod.Spec.SchedulingGates {
 		if g.Name != inject.SchedulingGate {
@@ -507,6 +602,10 @@ func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod) error {
 	ops := []map[string]any{
 		{"op": "test", "path": "/metadata/uid", "value": pod.UID},
 		{"op": "test", "path": "/spec/schedulingGates", "value": pod.Spec.SchedulingGates},
+	}
+	if narrow != nil {
+		ops = append(ops, map[string]any{"op": "test", "path": "/metadata/resourceVersion", "value": pod.ResourceVersion})
+		ops = append(ops, narrowOps(pod, narrow)...)
 	}
 	if len(keep) == 0 {
 		ops = append(ops, map[string]any{"op": "remove", "path": "/spec/schedulingGates"})
@@ -518,6 +617,9 @@ func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	if err := r.client.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.JSONPatchType, data)); err != nil {
+		if narrow != nil {
+			return fmt.Errorf("removing scheduling gate %s and narrowing the pod's required node affinity: %w", inject.SchedulingGate, err)
+		}
 		return fmt.Errorf("removing scheduling gate %s: %w", inject.SchedulingGate, err)
 	}
 	return nil

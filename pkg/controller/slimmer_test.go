@@ -91,10 +91,10 @@ func TestNodeFreeNewKinds(t *testing.T) {
 	if got, want := texts(nodeFree(deps, lookupConfig{secrets: true})), base+"secret ns/s/p @secrets, "+crd; got != want {
 		t.Errorf("with secrets:\n%s\nwant\n%s", got, want)
 	}
-	if got := nodeLocal(deps, false); len(got) != 1 || got[0] != "secret ns/s/p" {
+	if got := nodeLocal(deps, false, false); len(got) != 1 || got[0] != "secret ns/s/p" {
 		t.Errorf("nodeLocal without secrets = %q", got)
 	}
-	if got := nodeLocal(deps, true); len(got) != 0 {
+	if got := nodeLocal(deps, true, false); len(got) != 0 {
 		t.Errorf("nodeLocal with secrets = %q", got)
 	}
 	// The APIServices are selected all together, under a key the index can hold.

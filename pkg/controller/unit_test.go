@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
 
 func obj(ns, name string, lbls map[string]string) *unstructured.Unstructured {
@@ -97,10 +99,10 @@ func TestMessagesAreBounded(t *testing.T) {
 	if len(huge) > maxConditionBytes || !utf8.ValidString(huge) || !strings.HasSuffix(huge, "...") {
 		t.Errorf("a 20 kB blocker: %d bytes, valid UTF-8 %v", len(huge), utf8.ValidString(huge))
 	}
-	if got := readyMessage(1, []string{"socket /run/x.sock"}, nil); got != "the dependency that needs no node is ready; the resolver in the pod checks socket /run/x.sock" {
+	if got := readyMessage(decisionInput{verdicts: make([]verdict, 1), deps: &spec.Spec{Sockets: []string{"/run/x.sock"}}}, nil); got != "the dependency that needs no node is ready; the resolver in the pod checks socket /run/x.sock" {
 		t.Errorf("readyMessage: %q", got)
 	}
-	if got := readyMessage(0, nil, nil); got != "no dependency that needs no node" {
+	if got := readyMessage(decisionInput{deps: &spec.Spec{}}, nil); got != "no dependency that needs no node" {
 		t.Errorf("readyMessage without dependencies: %q", got)
 	}
 }

@@ -51,7 +51,13 @@ func (w *AccessWarner) Warnings(ctx context.Context, pod *corev1.Pod) []string {
 	}
 	var out []string
 	checks := 0
-	for _, d := range nodeFree(deps, lookupConfig{mapper: w.mapper, secrets: w.secrets, programs: &w.programs, allowed: w.allowed}) {
+	c := lookupConfig{mapper: w.mapper, secrets: w.secrets, programs: &w.programs, allowed: w.allowed}
+	list := nodeFree(deps, c)
+	if gateIndex(pod) >= 0 {
+		// The gate holds the same-node dependencies too (node-aware gates).
+		list = append(list, c.onNode(deps, "")...)
+	}
+	for _, d := range list {
 		if d.problem != "" || d.public || d.namespace == pod.Namespace {
 			continue
 		}

@@ -14,7 +14,8 @@ import (
 
 // Adoption takes over pods whose charts run the original kubernetes-entrypoint
 // image as an init container configured by DEPENDENCY_* variables (openstack-helm),
-// with no change to the chart: their node-free dependencies move from that
+// with no change to the chart: the dependencies the controller can judge (those
+// that need no node, and the same-node ones, see splitGated) move from that
 // container's env to the scheduling gate, which the dependency controller removes.
 // The container, its image and its command stay, so that whatever goes wrong
 // (the webhook down, the pod not adopted) it still waits for everything: adoption
@@ -39,7 +40,8 @@ const (
 	ReasonAdoptSeveral = "adopt-several-containers"
 	// ReasonAdoptNodeName: spec.nodeName is set, so no gate can hold the pod.
 	ReasonAdoptNodeName = "adopt-node-name"
-	// ReasonAdoptNothingToGate: the container waits for nothing node-free.
+	// ReasonAdoptNothingToGate: the container waits for nothing the gate can hold
+	// the pod for (only for what the pod alone can check).
 	ReasonAdoptNothingToGate = "adopt-nothing-to-gate"
 	// ReasonAdoptUnreadable: the container's variables do not parse, or are
 	// not literal where they must be.
@@ -128,13 +130,13 @@ func adopt(pod *corev1.Pod, cfg Config) (*corev1.Pod, Outcome) {
 	}
 	index := found[0]
 	c := &pod.Spec.InitContainers[index]
-	env, pods, reason, problem := adoptedEnv(pod, c)
+	env, reason, problem := adoptedEnv(pod, c)
 	if problem != "" {
 		return unchanged(reason, "init container "+quoted(c.Name)+": "+problem+"; it keeps waiting for all its dependencies itself", true)
 	}
-	kept, gated := splitGated(env, pods, cfg.SecretDependencies)
+	kept, gated := splitGated(env, cfg.SecretDependencies)
 	if len(gated) == 0 {
-		return unchanged(ReasonAdoptNothingToGate, "init container "+quoted(c.Name)+" waits for nothing that needs no node, so a scheduling gate would hold the pod for nothing", false)
+		return unchanged(ReasonAdoptNothingToGate, "init container "+quoted(c.Name)+" waits for nothing the controller can judge from outside the pod, so a scheduling gate would hold the pod for nothing", false)
 	}
 
 	out := pod.DeepCopy()
@@ -182,9 +184,9 @@ func initContainerNames(pod *corev1.Pod, indexes []int) []string {
 // it, and as Dependencies reads it back: its literal variables (the last of equal
 // names, as in the container), NAMESPACE and POD_NAME the pod's. It returns the
 // dependency variables set, in the contract's order, each formatted by its kind
-// (every namespace spelled out), and the items of DEPENDENCY_POD_JSON; or why the
+// (every namespace spelled out); or why the
 // container cannot be adopted exactly, and the reason for the outcome.
-func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, pods []spec.PodRef, reason, problem string) {
+func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, reason, problem string) {
 	literal := make(map[string]string, len(c.Env))
 	fromAPI := make(map[string]bool)
 	for _, e := range c.Env {
@@ -202,12 +204,12 @@ func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, pods
 		if strings.Contains(v, "$(") {
 			// The kubelet expands $(VAR) references: the value read here would
 			// not be the one the container reads.
-			return nil, nil, ReasonAdoptUnreadable, k.Env + " refers to other variables with $(...), which only the kubelet expands"
+			return nil, ReasonAdoptUnreadable, k.Env + " refers to other variables with $(...), which only the kubelet expands"
 		}
 		// Of a kind and the one it supersedes, the container reads the superseding
 		// one when set: with one of them from the API, which is not known here.
 		if k.Supersedes != "" && (fromAPI[k.Env] && literal[k.Supersedes] != "" || fromAPI[k.Supersedes] && v != "") {
-			return nil, nil, ReasonAdoptUnreadable, k.Env + " and " + k.Supersedes + " are both set, one of them with valueFrom, so which one the container reads is not known before it runs"
+			return nil, ReasonAdoptUnreadable, k.Env + " and " + k.Supersedes + " are both set, one of them with valueFrom, so which one the container reads is not known before it runs"
 		}
 	}
 	namespace := pod.Namespace
@@ -215,7 +217,7 @@ func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, pods
 		namespace = "default"
 	}
 	if v, ok := literal[spec.EnvNamespace]; ok && strings.TrimSpace(v) != namespace {
-		return nil, nil, ReasonAdoptUnreadable, fmt.Sprintf("%s is set to %s, not to the pod's namespace %s, so its dependencies without a namespace are in another namespace",
+		return nil, ReasonAdoptUnreadable, fmt.Sprintf("%s is set to %s, not to the pod's namespace %s, so its dependencies without a namespace are in another namespace",
 			spec.EnvNamespace, quoted(v), quoted(namespace))
 	}
 	podName := pod.Name
@@ -235,17 +237,17 @@ func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, pods
 		return v, ok
 	})
 	if err != nil {
-		return nil, nil, ReasonAdoptUnreadable, "its variables do not parse: " + truncate(err.Error(), maxQuotedBytes*4)
+		return nil, ReasonAdoptUnreadable, "its variables do not parse: " + truncate(err.Error(), maxQuotedBytes*4)
 	}
 	if err := spec.CheckLimits(deps); err != nil {
-		return nil, nil, ReasonAdoptTooMany, "its variables hold " + err.Error() + ", the most a pod may have"
+		return nil, ReasonAdoptTooMany, "its variables hold " + err.Error() + ", the most a pod may have"
 	}
 	if len(deps.CEL) > spec.MaxCELItems {
-		return nil, nil, ReasonAdoptTooMany, fmt.Sprintf("%s has %d items, more than %d", spec.EnvCEL, len(deps.CEL), spec.MaxCELItems)
+		return nil, ReasonAdoptTooMany, fmt.Sprintf("%s has %d items, more than %d", spec.EnvCEL, len(deps.CEL), spec.MaxCELItems)
 	}
 	for i, r := range deps.CEL {
 		if _, err := admit.Compile(r.Expression); err != nil {
-			return nil, nil, ReasonAdoptUnreadable, fmt.Sprintf("%s item %d: %s", spec.EnvCEL, i+1, truncate(err.Error(), maxCELProblemBytes))
+			return nil, ReasonAdoptUnreadable, fmt.Sprintf("%s item %d: %s", spec.EnvCEL, i+1, truncate(err.Error(), maxCELProblemBytes))
 		}
 	}
 	for _, k := range kinds {
@@ -256,7 +258,7 @@ func adoptedEnv(pod *corev1.Pod, c *corev1.Container) (env []corev1.EnvVar, pods
 			env = append(env, corev1.EnvVar{Name: k.Env, Value: v})
 		}
 	}
-	return env, deps.Pods, "", ""
+	return env, "", ""
 }
 
 // superseded tells whether the container sets a kind that supersedes k, which it

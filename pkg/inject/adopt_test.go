@@ -93,8 +93,8 @@ func TestAdopt(t *testing.T) {
 		{name: "node name", pod: withNode, cfg: adoptConfig(), reason: ReasonAdoptNodeName, warning: "spec.nodeName is set"},
 		{name: "two contract containers", pod: several, cfg: adoptConfig(), reason: ReasonAdoptSeveral, warning: "(init, init-2)"},
 		{
-			name: "nothing node-free", cfg: adoptConfig(), reason: ReasonAdoptNothingToGate,
-			pod: contractPod(literal(spec.EnvServices, ""), literal(spec.EnvDaemonSets, "openvswitch"), fromField(spec.EnvPodName, "metadata.name")),
+			name: "nothing the gate can hold", cfg: adoptConfig(), reason: ReasonAdoptNothingToGate,
+			pod: contractPod(literal(spec.EnvServices, ""), literal(spec.EnvSockets, "/run/openvswitch/db.sock"), fromField(spec.EnvPodName, "metadata.name")),
 		},
 		{
 			name: "unparsable", cfg: adoptConfig(), reason: ReasonAdoptUnreadable, warning: "do not parse",

@@ -73,6 +73,34 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 	return deps, gated, nil
 }
 
+// GatedDependencies reads only what the scheduling gate holds an injected or
+// adopted pod for: the variables its status annotation keeps, parsed as
+// Dependencies parses them; nil for a pod gate mode kept nothing of. The rest
+// of Dependencies is left to the pod's own containers.
+func GatedDependencies(pod *corev1.Pod) (*spec.Spec, error) {
+	if pod == nil {
+		return nil, errors.New("reading a pod's gated dependencies: no pod")
+	}
+	var status injectionStatus
+	if err := json.Unmarshal([]byte(pod.Annotations[AnnotationStatus]), &status); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: its %s annotation is not the webhook's: %w", pod.Namespace, pod.Name, AnnotationStatus, err)
+	}
+	if len(status.Gated) == 0 {
+		return nil, nil
+	}
+	env := make(map[string]string, len(status.Gated)+2)
+	for _, g := range status.Gated {
+		env[g.Name] = g.Value
+	}
+	env[spec.EnvNamespace] = pod.Namespace
+	env[spec.EnvPodName] = pod.Name
+	deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("pod %s/%s: reading what its gate holds it for: %w", pod.Namespace, pod.Name, err)
+	}
+	return deps, nil
+}
+
 // findContainer is the regular container or native sidecar called name, or nil.
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for i := range pod.Spec.Containers {

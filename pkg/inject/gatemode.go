@@ -25,7 +25,7 @@ func (pl *planner) checkGate() {
 			Name:    annotationName(keyGate),
 			Value:   v,
 			Problem: `is neither "true" nor "false"`,
-			Expected: `"true" to hold the pod before scheduling until its dependencies that need no node (` + nodeFreeAnnotations() + `) are ready, ` +
+			Expected: `"true" to hold the pod before scheduling until its dependencies read from the API (` + nodeFreeAnnotations() + `) are ready, ` +
 				`or "false" to opt out of its namespace's gate mode`,
 		}).Error())
 		return
@@ -54,16 +54,16 @@ func (pl *planner) gateAsked() (bool, string) {
 }
 
 // gate splits the variables of deps into what the containers get and what the
-// status annotation keeps for the controller: the variables of node-free
-// dependencies move when gate mode is asked and possible. A pod without node-free
-// dependencies is not gated: the gate would have nothing to wait for. warnings are
-// why gate mode asked for was not used.
+// status annotation keeps for the controller: the variables of the dependencies
+// read from the API (on the pod's node or not) move when gate mode is asked and
+// possible. A pod without such dependencies is not gated: the gate would have
+// nothing to wait for. warnings are why gate mode asked for was not used.
 func (pl *planner) gate(deps dependencies) (env, gated []corev1.EnvVar, warnings []string) {
 	asked, by := pl.gateAsked()
 	if !asked {
 		return deps.env, nil, nil
 	}
-	kept, gated := splitGated(deps.env, deps.pods, pl.cfg.SecretDependencies)
+	kept, gated := splitGated(deps.env, pl.cfg.SecretDependencies)
 	if len(gated) == 0 {
 		return deps.env, nil, nil
 	}
@@ -107,18 +107,17 @@ func NamespaceDecidesGate(pod *corev1.Pod, cfg Config) bool {
 }
 
 // HasNodeFreeDependencies tells whether deps has any dependency gate mode would
-// hold the pod for: services, jobs, pods on any node, custom resources.
+// hold the pod for: those that need no node (services, jobs, pods on any node,
+// custom resources...) and, since the controller judges them on the pod's node
+// or narrows the pod to the nodes where they are ready, those on the same node
+// (DaemonSets, pods with requireSameNode). Secrets are left out: they need the
+// operator's opt-in.
 func HasNodeFreeDependencies(deps *spec.Spec) bool {
 	if deps == nil {
 		return false
 	}
 	for _, k := range spec.Kinds() {
-		if k.NodeFree && k.Count(deps) > 0 {
-			return true
-		}
-	}
-	for _, p := range deps.Pods { // split item by item, see splitGated
-		if !p.RequireSameNode {
+		if (k.NodeFree || k.SameNode) && k.Count(deps) > 0 {
 			return true
 		}
 	}
@@ -126,41 +125,23 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 }
 
 // isNodeFree tells whether the controller waits for the dependencies of the
-// contract variable name in gate mode: they can be judged without the pod's node
-// and, for a kind that needs the operator's opt-in (Secrets), optIn is set.
-// DEPENDENCY_POD_JSON is split item by item (see splitGated).
+// contract variable name in gate mode: they are judged from the API, without
+// the pod's node or on it (spec.Kind.SameNode), and, for a kind that needs the
+// operator's opt-in (Secrets), optIn is set. What stays is what only the pod
+// itself can check: containers, sockets, TCP, HTTP, config templates.
 func isNodeFree(name string, optIn bool) bool {
 	k, ok := spec.KindOf(name)
-	return ok && (k.NodeFree || k.GateOptIn && optIn)
+	return ok && (k.NodeFree || k.SameNode || k.GateOptIn && optIn)
 }
 
 // splitGated splits env, the plan's variables in contract order, into what stays
-// in the containers and what gate mode moves to the status annotation. pods are
-// the parsed items of DEPENDENCY_POD_JSON: those on the same node stay, the
-// others move; each part is formatted as the whole would be. optIn moves the
-// kinds that need it (Secrets, with --secret-dependencies) too.
-func splitGated(env []corev1.EnvVar, pods []spec.PodRef, optIn bool) (kept, gated []corev1.EnvVar) {
-	podKind, _ := spec.KindOf(spec.EnvPodsJSON)
+// in the containers and what gate mode moves to the status annotation. optIn
+// moves the kinds that need it (Secrets, with --secret-dependencies) too.
+func splitGated(env []corev1.EnvVar, optIn bool) (kept, gated []corev1.EnvVar) {
 	for _, e := range env {
-		switch {
-		case e.Name == spec.EnvPodsJSON:
-			var sameNode, anyNode spec.Spec
-			for _, p := range pods {
-				if p.RequireSameNode {
-					sameNode.Pods = append(sameNode.Pods, p)
-				} else {
-					anyNode.Pods = append(anyNode.Pods, p)
-				}
-			}
-			if v := podKind.Format(&sameNode); v != "" {
-				kept = append(kept, corev1.EnvVar{Name: e.Name, Value: v})
-			}
-			if v := podKind.Format(&anyNode); v != "" {
-				gated = append(gated, corev1.EnvVar{Name: e.Name, Value: v})
-			}
-		case isNodeFree(e.Name, optIn):
+		if isNodeFree(e.Name, optIn) {
 			gated = append(gated, e)
-		default:
+		} else {
 			kept = append(kept, e)
 		}
 	}
@@ -185,12 +166,11 @@ func hasSchedulingGate(pod *corev1.Pod) bool {
 }
 
 // nodeFreeAnnotations lists, from the kinds table, the annotations whose items
-// gate mode can hold a pod for (dependency-pod: the items without
-// requireSameNode; Secrets when the controller watches them).
+// gate mode can hold a pod for (Secrets when the controller watches them).
 func nodeFreeAnnotations() string {
 	var names []string
 	for _, k := range spec.Kinds() {
-		if k.NodeFree || k.GateOptIn || k.Env == spec.EnvPodsJSON {
+		if k.NodeFree || k.SameNode || k.GateOptIn {
 			names = append(names, k.Annotation)
 		}
 	}

@@ -104,11 +104,15 @@ func TestHasNodeFreeDependencies(t *testing.T) {
 		{"job by labels", map[string]string{spec.EnvJobsJSON: `[{"labels":{"a":"b"}}]`}, true},
 		{"custom resource", map[string]string{spec.EnvCustomResources: `[{"apiVersion":"v1","kind":"Secret","name":"s"}]`}, true},
 		{"pod on any node", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"}}]`}, true},
-		{"pod on this node only", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"},"requireSameNode":true}]`}, false},
-		{"node-bound and local kinds", map[string]string{
-			spec.EnvDaemonSets: "ovs", spec.EnvContainers: "sidecar", spec.EnvConfigs: "/etc/a", spec.EnvSockets: "/run/s",
+		// The controller judges same-node items on the pod's node, or narrows
+		// the pod to the nodes where they are ready.
+		{"pod on this node only", map[string]string{spec.EnvPodsJSON: `[{"labels":{"a":"b"},"requireSameNode":true}]`}, true},
+		{"daemonset", map[string]string{spec.EnvDaemonSets: "ovs"}, true},
+		{"in-pod kinds", map[string]string{
+			spec.EnvContainers: "sidecar", spec.EnvConfigs: "/etc/a", spec.EnvSockets: "/run/s",
 			spec.EnvTCP: "db:1", spec.EnvHTTP: "http://h",
 		}, false},
+		{"secret, without the operator's opt-in", map[string]string{spec.EnvSecrets: "creds"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

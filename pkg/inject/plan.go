@@ -80,9 +80,6 @@ type dependencies struct {
 	conflicts map[string]string
 	// waitedFor are the containers of the dependency-container annotation, once valid.
 	waitedFor map[string]bool
-	// pods are the parsed items of the dependency-pod annotation, which gate mode
-	// splits by requireSameNode.
-	pods []spec.PodRef
 }
 
 // ctxCheckEvery is how many items of a list the planner handles between two looks
@@ -258,8 +255,6 @@ func (pl *planner) dependencies() dependencies {
 			for _, name := range parsed.Containers {
 				d.waitedFor[name] = true
 			}
-		case spec.EnvPodsJSON:
-			d.pods = parsed.Pods
 		case spec.EnvCEL:
 			if !pl.checkCEL(k.Annotation, parsed.CEL) {
 				continue // its problems are reported

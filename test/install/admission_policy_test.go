@@ -181,6 +181,67 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 		map[string]any{"op": "remove", "path": "/spec/schedulingGates"},
 	), metav1.PatchOptions{})
 	allowed("removing its gate, the only one (remove)", err)
+
+	// Node-aware gates: with its gate's removal, and only then, the controller
+	// narrows the pod's required node affinity to node names.
+	nameIn := func(node string) map[string]any {
+		return map[string]any{"key": "metadata.name", "operator": "In", "values": []string{node}}
+	}
+	zoneTerm := corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}
+	withTerms := func(terms ...corev1.NodeSelectorTerm) *corev1.Pod {
+		p := newPod(inject.SchedulingGate)
+		if len(terms) == 0 {
+			return p
+		}
+		p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
+		// The API server lets a gated pod gain terms it had none of.
+		updated, err := env.Client.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return updated
+	}
+	const required = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"
+	narrow := func(p *corev1.Pod, release bool, ops ...map[string]any) error {
+		all := []map[string]any{
+			{"op": "test", "path": "/metadata/uid", "value": p.UID},
+			{"op": "test", "path": "/metadata/resourceVersion", "value": p.ResourceVersion},
+		}
+		all = append(all, ops...)
+		if release {
+			all = append(all, map[string]any{"op": "remove", "path": "/spec/schedulingGates"})
+		}
+		_, err := pods.Patch(ctx, p.Name, types.JSONPatchType, jsonPatch(all...), metav1.PatchOptions{})
+		return err
+	}
+	bare := withTerms()
+	err = narrow(bare, true, map[string]any{"op": "add", "path": "/spec/affinity", "value": map[string]any{"nodeAffinity": map[string]any{
+		"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{
+			map[string]any{"matchFields": []any{nameIn("n1")}}, map[string]any{"matchFields": []any{nameIn("n2")}}}}}}})
+	allowed("narrowing a pod without terms to nodes n1 and n2 as it removes its gate", err)
+	zoned := withTerms(zoneTerm)
+	err = narrow(zoned, true, map[string]any{"op": "add", "path": required + "/nodeSelectorTerms/0/matchFields", "value": []any{nameIn("n1")}})
+	allowed("appending a node name to the pod's term as it removes its gate", err)
+	if got, err := env.Client.CoreV1().Pods(ns).Get(ctx, zoned.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if terms := got.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms; len(terms) != 1 ||
+		len(terms[0].MatchFields) != 1 || terms[0].MatchFields[0].Values[0] != "n1" || len(got.Spec.SchedulingGates) != 0 {
+		t.Errorf("after the narrowing: terms %+v, gates %v", terms, got.Spec.SchedulingGates)
+	}
+	const narrowOnly = "may change a pod's required node affinity only in the update that removes its scheduling gate"
+	kept := withTerms(zoneTerm)
+	err = narrow(kept, false, map[string]any{"op": "add", "path": required + "/nodeSelectorTerms/0/matchFields", "value": []any{nameIn("n1")}})
+	denied("narrowing without removing its gate", err, narrowOnly)
+	err = narrow(kept, true, map[string]any{"op": "add", "path": required + "/nodeSelectorTerms/0/matchExpressions/-",
+		"value": map[string]any{"key": "disk", "operator": "In", "values": []string{"ssd"}}})
+	denied("narrowing by a label as it removes its gate", err, narrowOnly)
+	err = narrow(withTerms(), true, map[string]any{"op": "add", "path": "/spec/affinity", "value": map[string]any{"nodeAffinity": map[string]any{
+		"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{
+			map[string]any{"matchExpressions": []any{map[string]any{"key": "disk", "operator": "In", "values": []string{"ssd"}}}}}}}}})
+	denied("setting terms of labels on a pod without terms as it removes its gate", err, narrowOnly)
+	err = narrow(kept, true, map[string]any{"op": "add", "path": "/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution",
+		"value": []any{map[string]any{"weight": 1, "preference": map[string]any{"matchFields": []any{nameIn("n1")}}}}})
+	denied("adding preferred node affinity as it removes its gate", err, "preferred node affinity")
 	ours := corev1.PodCondition{
 		Type: api.ConditionType, Status: corev1.ConditionFalse, Reason: api.ReasonWaiting,
 		Message: "waiting for service " + ns + "/db: no endpoints", LastTransitionTime: metav1.Now(),

@@ -12,7 +12,8 @@ import (
 // The controller's RBAC is checked against what its lookups read, not against a
 // hand-kept list (TestControllerRBACAndFlags holds controllerRules equal to
 // what the chart and kustomize render): a pod naming every kind of the contract (each kind's
-// example), turned into lookups by the one registry, must find every resource
+// example), turned into lookups by the one registry (same-node ones, which gate
+// mode holds, on a node), must find every resource
 // the controller watches for it (list and watch; get where a rule reads one
 // object whole) granted by the rules the chart renders.
 func TestControllerRBACCoversEveryLookup(t *testing.T) {
@@ -28,8 +29,9 @@ func TestControllerRBACCoversEveryLookup(t *testing.T) {
 	}
 	rules := controllerRules(true, false)
 	checked := map[string]bool{}
-	for _, it := range kube.Items(deps, kube.LookupOptions{}) {
-		if it.Place != kube.InAPI {
+	// Same-node items are judged by the controller too, in gate mode, on a node.
+	for _, it := range kube.Items(deps, kube.LookupOptions{NodeName: "node-1"}) {
+		if it.Place != kube.InAPI && it.Place != kube.OnNode {
 			continue
 		}
 		checked[it.Kind] = true
@@ -49,8 +51,8 @@ func TestControllerRBACCoversEveryLookup(t *testing.T) {
 		}
 	}
 	for _, k := range spec.Kinds() {
-		if k.NodeFree && k.Supersedes == "" && !checked[k.Env] {
-			t.Errorf("kind %s needs no node but no lookup of it was checked", k.Env)
+		if (k.NodeFree || k.SameNode) && k.Supersedes == "" && !checked[k.Env] {
+			t.Errorf("kind %s is judged by the controller but no lookup of it was checked", k.Env)
 		}
 	}
 }

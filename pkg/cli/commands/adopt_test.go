@@ -71,6 +71,7 @@ spec:
           env:
             - {name: DEPENDENCY_SERVICE, value: rabbitmq}
             - {name: DEPENDENCY_DAEMONSET, value: libvirt}
+            - {name: DEPENDENCY_SOCKET, value: /run/libvirt/libvirt-sock}
             - {name: NODE_NAME, value: node-a}
       containers: [{name: app, image: app, command: [/app]}]
 ---
@@ -88,6 +89,21 @@ spec:
             - {name: DEPENDENCY_SERVICE, value: ""}
             - {name: DEPENDENCY_DAEMONSET, value: libvirt}
             - {name: NODE_NAME, value: node-a}
+      containers: [{name: app, image: app, command: [/app]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: socket, namespace: openstack}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      initContainers:
+        - name: init
+          image: quay.io/airshipit/kubernetes-entrypoint:v1
+          env:
+            - {name: DEPENDENCY_SERVICE, value: ""}
+            - {name: DEPENDENCY_SOCKET, value: /run/openvswitch/db.sock}
       containers: [{name: app, image: app, command: [/app]}]
 ---
 apiVersion: apps/v1
@@ -112,9 +128,10 @@ spec:
 		t.Fatalf("lint: exit %d, stderr %q", code, errOut)
 	}
 	for _, want := range []string{
-		`DaemonSet openstack/compute: adopted init container "init": the scheduling gate entrypoint.io/dependencies holds the pod for DEPENDENCY_SERVICE (1 item)`,
-		"the container still waits for DEPENDENCY_DAEMONSET (1 item)",
-		`Job openstack/setup: not adopted: init container "init" waits for nothing that needs no node`,
+		`DaemonSet openstack/compute: adopted init container "init": the scheduling gate entrypoint.io/dependencies holds the pod for DEPENDENCY_SERVICE (1 item), DEPENDENCY_DAEMONSET (1 item)`,
+		`Job openstack/setup: adopted init container "init": the scheduling gate entrypoint.io/dependencies holds the pod for DEPENDENCY_DAEMONSET (1 item)`,
+		"the container still waits for DEPENDENCY_SOCKET (1 item)",
+		`Job openstack/socket: not adopted: init container "init" waits for nothing the controller can judge from outside the pod`,
 		"Deployment openstack/nova-api: the webhook adopts it only if the dependency controller may read Connection mariadb.osh.openstack.org/v1alpha1 (chart value controller.customResourceRules)",
 	} {
 		if !strings.Contains(out, want) {

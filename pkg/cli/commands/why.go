@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -215,9 +216,19 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 		}
 		if len(r.Dependencies) > 0 {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fprintf(tw, "DEPENDENCY\tSTATE\tWHY\n")
+			// A gated pod's dependencies say what checks each: the gate, or the pod.
+			checkedBy := slices.ContainsFunc(r.Dependencies, func(d why.Dependency) bool { return d.CheckedBy != "" })
+			if checkedBy {
+				fprintf(tw, "DEPENDENCY\tSTATE\tCHECKED BY\tWHY\n")
+			} else {
+				fprintf(tw, "DEPENDENCY\tSTATE\tWHY\n")
+			}
 			for _, d := range r.Dependencies {
-				fprintf(tw, "%s\t%s\t%s\n", d.Name, d.State, d.Reason)
+				if checkedBy {
+					fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.State, d.CheckedBy, d.Reason)
+				} else {
+					fprintf(tw, "%s\t%s\t%s\n", d.Name, d.State, d.Reason)
+				}
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -23,14 +23,15 @@ const minGatedShare = 0.90
 
 // TestAdoptOpenstackHelm runs every rendered openstack-helm chart through inject
 // as a namespace labelled entrypoint.io/adopt=true would have it, and wants:
-// every workload with a node-free dependency adopted, at least minGatedShare of
-// all node-free items gated, the controller reading each adopted pod's
+// every workload with a node-free or same-node dependency adopted, at least
+// minGatedShare of all node-free items gated and every same-node one (node-aware
+// gates), the controller reading each adopted pod's
 // dependencies as its init container read them, and nothing else of the pod
 // changed: no application container, no init container's image or command.
 // go test -v prints the share.
 func TestAdoptOpenstackHelm(t *testing.T) {
 	cfg := inject.Config{Image: "registry.example/kubernetes-entrypoint:1", Controller: true, NamespaceAdopted: true}
-	var nodeFree, gated, workloads, adopted int
+	var nodeFree, gated, sameNode, gatedSameNode, workloads, adopted int
 	for _, chart := range openstackhelm.Charts() {
 		docs := chartDocuments(t, chart)
 		before := map[*manifest.Document]*corev1.Pod{}
@@ -50,19 +51,21 @@ func TestAdoptOpenstackHelm(t *testing.T) {
 				t.Fatalf("%s: no pod before inject", what)
 			}
 			workloads++
-			free := nodeFreeItems(t, what, pod)
+			free, same := nodeFreeItems(t, what, pod)
 			nodeFree += free
+			sameNode += same
 			if r.Outcome.Reason != inject.ReasonAdopted {
-				if free > 0 {
-					t.Errorf("%s: %d node-free items, not adopted: %+v", what, free, r.Outcome)
+				if free+same > 0 {
+					t.Errorf("%s: %d node-free and %d same-node items, not adopted: %+v", what, free, same, r.Outcome)
 				}
 				continue
 			}
 			adopted++
-			moved := gatedItems(t, what, r.Mutated)
-			gated += moved
-			if moved > free {
-				t.Errorf("%s: %d items gated, more than its %d node-free ones", what, moved, free)
+			movedFree, movedSame := gatedItems(t, what, r.Mutated)
+			gated += movedFree
+			gatedSameNode += movedSame
+			if movedFree > free || movedSame != same {
+				t.Errorf("%s: %d node-free and %d same-node items gated, of %d and %d; want at most the first, all the second", what, movedFree, movedSame, free, same)
 			}
 			assertOnlyAdoptionChanged(t, what, pod, r.Mutated)
 			assertSameDependencies(t, what, pod, r.Mutated)
@@ -72,8 +75,8 @@ func TestAdoptOpenstackHelm(t *testing.T) {
 		t.Fatal("the rendered charts have no node-free dependency item: the test data is gone")
 	}
 	share := float64(gated) / float64(nodeFree)
-	t.Logf("openstack-helm (%d charts): %d of %d workloads adopted; %d of %d node-free dependency items gated (%.1f%%)",
-		len(openstackhelm.Charts()), adopted, workloads, gated, nodeFree, 100*share)
+	t.Logf("openstack-helm (%d charts): %d of %d workloads adopted; %d of %d node-free dependency items gated (%.1f%%), and %d of %d same-node ones",
+		len(openstackhelm.Charts()), adopted, workloads, gated, nodeFree, 100*share, gatedSameNode, sameNode)
 	if share < minGatedShare {
 		t.Errorf("%.1f%% of the node-free items gated, want at least %.0f%%", 100*share, 100*minGatedShare)
 	}
@@ -142,26 +145,37 @@ func contractSpec(t *testing.T, what string, c corev1.Container, namespace strin
 
 // nodeFreeItems counts the items of pod's contract container that gate mode may
 // hold a pod for, by the kinds table: node-free kinds, and pods on any node.
-func nodeFreeItems(t *testing.T, what string, pod *corev1.Pod) int {
+func nodeFreeItems(t *testing.T, what string, pod *corev1.Pod) (free, sameNode int) {
 	t.Helper()
-	s := contractSpec(t, what, pod.Spec.InitContainers[contractIndex(t, what, pod)], pod.Namespace)
-	n := 0
+	return countItems(contractSpec(t, what, pod.Spec.InitContainers[contractIndex(t, what, pod)], pod.Namespace))
+}
+
+// countItems counts the items of s that need no node and those judged on a
+// node (DaemonSets, pods with requireSameNode), from the kinds table.
+func countItems(s *spec.Spec) (free, sameNode int) {
 	for _, k := range spec.Kinds() {
 		// A kind that supersedes another counts the same items: once.
-		if k.NodeFree && k.Supersedes == "" {
-			n += k.Count(s)
+		switch {
+		case k.Supersedes != "":
+		case k.NodeFree:
+			free += k.Count(s)
+		case k.SameNode && k.Env != spec.EnvPodsJSON:
+			sameNode += k.Count(s)
 		}
 	}
 	for _, p := range s.Pods {
-		if !p.RequireSameNode {
-			n++
+		if p.RequireSameNode {
+			sameNode++
+		} else {
+			free++
 		}
 	}
-	return n
+	return free, sameNode
 }
 
-// gatedItems counts the items the status annotation of an adopted pod gates.
-func gatedItems(t *testing.T, what string, pod *corev1.Pod) int {
+// gatedItems counts the items the status annotation of an adopted pod gates,
+// node-free and same-node apart.
+func gatedItems(t *testing.T, what string, pod *corev1.Pod) (free, sameNode int) {
 	t.Helper()
 	var status struct {
 		Mode       string   `json:"mode"`
@@ -174,19 +188,17 @@ func gatedItems(t *testing.T, what string, pod *corev1.Pod) int {
 	if status.Mode != "adopted" || len(status.Containers) != 1 || status.Containers[0] != pod.Spec.InitContainers[contractIndex(t, what, pod)].Name {
 		t.Errorf("%s: status %+v, want mode adopted naming the contract's init container", what, status)
 	}
-	n := 0
+	gated := &spec.Spec{Namespace: pod.Namespace}
 	for _, g := range status.Gated {
 		k, ok := spec.KindOf(g.Name)
 		if !ok {
 			t.Fatalf("%s: gated variable %s is not of the contract", what, g.Name)
 		}
-		s := &spec.Spec{Namespace: pod.Namespace}
-		if err := k.Parse(s, g.Value); err != nil {
+		if err := k.Parse(gated, g.Value); err != nil {
 			t.Fatalf("%s: gated %s: %v", what, g.Name, err)
 		}
-		n += k.Count(s)
 	}
-	return n
+	return countItems(gated)
 }
 
 // assertOnlyAdoptionChanged: the adopted pod is the pod but for its labels,

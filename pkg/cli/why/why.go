@@ -43,7 +43,14 @@ type Dependency struct {
 	Name   string `json:"name"`
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// CheckedBy, for a gated pod only: CheckedByGate when the scheduling gate
+	// holds the pod for it (the controller judges it), else what in the pod
+	// checks it ("the resolver", `init container "init"`).
+	CheckedBy string `json:"checkedBy,omitempty"`
 }
+
+// CheckedByGate is Dependency.CheckedBy of what the scheduling gate holds a pod for.
+const CheckedByGate = "the gate"
 
 // Condition is the controller's condition on the pod.
 type Condition struct {
@@ -89,6 +96,11 @@ type Source struct {
 	Where string
 	Deps  *spec.Spec
 	Gated bool
+	// Gate is the part of Deps the scheduling gate holds the pod for (nil when
+	// none), and InPod what checks the rest: "the resolver", or an adopted
+	// pod's init container.
+	Gate  *spec.Spec
+	InPod string
 }
 
 // Sources reads a pod's dependencies as the controller and the resolver do.
@@ -98,11 +110,16 @@ func Sources(pod *corev1.Pod) ([]Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		where := "injected by the entrypoint webhook"
-		if name, ok := inject.AdoptedContainer(pod); ok {
-			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what needs no node, init container %q the rest)", name)
+		gate, err := inject.GatedDependencies(pod)
+		if err != nil {
+			return nil, err
 		}
-		return []Source{{Where: where, Deps: deps, Gated: gated}}, nil
+		where, inPod := "injected by the entrypoint webhook", "the resolver"
+		if name, ok := inject.AdoptedContainer(pod); ok {
+			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what the controller can judge, init container %q the rest)", name)
+			inPod = fmt.Sprintf("init container %q", name)
+		}
+		return []Source{{Where: where, Deps: deps, Gated: gated, Gate: gate, InPod: inPod}}, nil
 	}
 	var out []Source
 	all := append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...)
@@ -172,7 +189,11 @@ func (x Explainer) Explain(ctx context.Context, pod *corev1.Pod) Report {
 	for _, s := range sources {
 		where = append(where, s.Where)
 		r.Gated = r.Gated || s.Gated
-		r.Dependencies = append(r.Dependencies, x.dependencies(ctx, pod, s.Deps)...)
+		deps := x.dependencies(ctx, pod, s.Deps)
+		if s.Gated {
+			markCheckedBy(deps, pod, s)
+		}
+		r.Dependencies = append(r.Dependencies, deps...)
 	}
 	if len(where) > 0 {
 		r.Source = strings.Join(where, "; ")
@@ -184,12 +205,39 @@ func (x Explainer) Explain(ctx context.Context, pod *corev1.Pod) Report {
 	return r
 }
 
+// markCheckedBy says, for each of deps (read from source s of a gated pod),
+// whether the gate holds the pod for it or what in the pod checks it.
+func markCheckedBy(deps []Dependency, pod *corev1.Pod, s Source) {
+	held := map[string]bool{}
+	if s.Gate != nil {
+		for _, it := range kube.Items(s.Gate, kube.LookupOptions{NodeName: nodeOf(pod)}) {
+			held[it.Text] = true
+		}
+	}
+	for i := range deps {
+		deps[i].CheckedBy = s.InPod
+		if held[deps[i].Name] {
+			deps[i].CheckedBy = CheckedByGate
+		}
+	}
+}
+
+// nodeOf is the pod's node: where it was scheduled, or, before that, the one
+// node its required node affinity binds it to (a DaemonSet's pod), so that
+// same-node dependencies are judged where the controller judges them.
+func nodeOf(pod *corev1.Pod) string {
+	if pod.Spec.NodeName != "" {
+		return pod.Spec.NodeName
+	}
+	return kube.BoundNode(pod)
+}
+
 // dependencies judges each item of deps (kube.Items) by its lookups, in the
 // contract's order: the items only the resolver can check are unknown, and
 // the configs it writes are left out.
 func (x Explainer) dependencies(ctx context.Context, pod *corev1.Pod, deps *spec.Spec) []Dependency {
 	var out []Dependency
-	for _, it := range kube.Items(deps, kube.LookupOptions{NodeName: pod.Spec.NodeName}) {
+	for _, it := range kube.Items(deps, kube.LookupOptions{NodeName: nodeOf(pod)}) {
 		switch it.Place {
 		case kube.Rendered:
 		case kube.InPod:

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
 )
 
 func TestSources(t *testing.T) {
@@ -42,7 +43,7 @@ func TestSources(t *testing.T) {
 	}{
 		{name: "injected", pod: injected, services: []string{"ns/db"}, where: []string{"injected by the entrypoint webhook"}},
 		{name: "adopted", pod: adopted, services: []string{"ns/db"},
-			where: []string{`adopted by the entrypoint webhook (its gate holds what needs no node, init container "init" the rest)`}},
+			where: []string{`adopted by the entrypoint webhook (its gate holds what the controller can judge, init container "init" the rest)`}},
 		{name: "openstack-helm init container", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
 			{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 			{Name: "DEPENDENCY_SERVICE", Value: "openstack:mariadb,memcached"},
@@ -89,6 +90,47 @@ func TestContainerState(t *testing.T) {
 	} {
 		if d := containerState(pod, tt.name); d.State != tt.state || d.Reason != tt.reason {
 			t.Errorf("container %s: %+v, want %s %q", tt.name, d, tt.state, tt.reason)
+		}
+	}
+}
+
+// For a gated pod, each dependency says whether the gate holds the pod for it or
+// what in the pod checks it: the gate takes an adopted pod's Service and its
+// same-node DaemonSet, its init container keeps the socket.
+func TestCheckedBy(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init", Env: []corev1.EnvVar{
+			{Name: "DEPENDENCY_SERVICE", Value: "db"}, {Name: "DEPENDENCY_DAEMONSET", Value: "agent"},
+			{Name: "DEPENDENCY_SOCKET", Value: "/run/agent.sock"}}}},
+		Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}},
+		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{
+				{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}}}}}}},
+	}}
+	adopted, outcome, err := inject.Mutate(context.Background(), pod, inject.Config{Image: "ke", Controller: true, NamespaceAdopted: true})
+	if err != nil || outcome.Reason != inject.ReasonAdopted {
+		t.Fatalf("adopting: %+v, %v", outcome, err)
+	}
+	if got := nodeOf(adopted); got != "n1" {
+		t.Errorf("nodeOf = %q, want n1, the node the pod's affinity binds it to", got)
+	}
+	sources, err := Sources(adopted)
+	if err != nil || len(sources) != 1 {
+		t.Fatalf("sources %+v, %v", sources, err)
+	}
+	s := sources[0]
+	if s.Gate == nil || len(s.Gate.Services) != 1 || len(s.Gate.DaemonSets) != 1 || len(s.Gate.Sockets) != 0 {
+		t.Fatalf("the gate holds %+v, want the Service and the DaemonSet", s.Gate)
+	}
+	deps := []Dependency{{}, {}, {}}
+	for i, it := range kube.Items(s.Deps, kube.LookupOptions{NodeName: "n1"}) {
+		deps[i].Name = it.Text // the resolver's words, whatever they are
+	}
+	markCheckedBy(deps, adopted, s)
+	want := []string{CheckedByGate, CheckedByGate, `init container "init"`}
+	for i, d := range deps {
+		if d.CheckedBy != want[i] {
+			t.Errorf("%s: checked by %q, want %q", d.Name, d.CheckedBy, want[i])
 		}
 	}
 }

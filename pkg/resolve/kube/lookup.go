@@ -251,7 +251,9 @@ func daemonSetItems(deps *spec.Spec, o LookupOptions) []Item {
 			}}}
 		pods := Lookup{Resource: podsResource, Namespace: ref.Namespace, Selector: labels.Everything(), FieldSelector: "spec.nodeName=" + o.NodeName}
 		if o.NodeName == "" {
-			pods = Lookup{Problem: "the pod has no node yet, and the DaemonSet's pod on its node decides"}
+			// What it reads stays said: the controller asks whether the pod may
+			// list them, and looks for the nodes where the DaemonSet's pod is ready.
+			pods.FieldSelector, pods.Problem = "", "the pod has no node yet, and the DaemonSet's pod on its node decides"
 		} else {
 			node := o.NodeName
 			pods.Evaluate = func(objects []*unstructured.Unstructured) resolve.Status {

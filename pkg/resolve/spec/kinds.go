@@ -25,6 +25,12 @@ type Kind struct {
 	// NodeFree tells that the dependencies can be judged without the pod's node,
 	// so the controller can wait for them in gate mode.
 	NodeFree bool
+	// SameNode tells that (some of) the dependencies are judged from the API on
+	// the pod's node (a DaemonSet's pod there, pods with requireSameNode): gate
+	// mode holds the pod for them too, and the controller judges them on the
+	// node the pod is bound to, or narrows the pod to the nodes where they are
+	// ready.
+	SameNode bool
 	// GateOptIn tells that the dependencies need no node either, but the
 	// controller waits for them only when its operator opted in (Secrets: the
 	// controller would have to watch every Secret); otherwise they stay with the
@@ -116,7 +122,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]JobRef { return &s.Jobs }, ParseJobsJSON, jobItem),
 		list(Kind{
-			Annotation: "dependency-daemonset", Env: EnvDaemonSets, API: true,
+			Annotation: "dependency-daemonset", Env: EnvDaemonSets, API: true, SameNode: true,
 			Example: "openvswitch",
 			Doc: Doc{
 				Format: "`[ns:]name,...`",
@@ -148,7 +154,7 @@ func Kinds() []Kind {
 			},
 		}, func(s *Spec) *[]string { return &s.Containers }, ignoreNamespace(ParseNames), identity),
 		jsonArray(Kind{
-			Annotation: "dependency-pod", Env: EnvPodsJSON, API: true,
+			Annotation: "dependency-pod", Env: EnvPodsJSON, API: true, SameNode: true,
 			Example: `[{"labels":{"application":"neutron","component":"ovs-agent"},"requireSameNode":true}]`,
 			Doc: Doc{
 				Format:       "`[{\"labels\":{},\"namespace\"?,\"requireSameNode\"?}]`",
