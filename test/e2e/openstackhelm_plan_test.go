@@ -35,7 +35,7 @@ import (
 //     query, rabbitmq-diagnostics, scripts), which the test app does not run, and
 //     the kubelet here cannot reach pod IPs at all (no route from the host to the
 //     pods' bridge). The readiness probe becomes the test app's own exec probe
-//     (`testapp exists testapp`, every second); liveness and startup probes and
+//     (`testapp exists testapp`, every second, 5 s to answer); liveness and startup probes and
 //     lifecycle hooks (scripts of the image) are dropped. Readiness still gates the
 //     Services' endpoints, which is what the dependencies read.
 //   - init containers running the original kubernetes-entrypoint image
@@ -47,13 +47,18 @@ import (
 //     host-network pod of the suite does (withAPIServer): pods on the pod network
 //     reach nothing but each other here, and the kubelet's default
 //     KUBERNETES_SERVICE_HOST, the kubernetes Service's ClusterIP, is routed by
-//     nothing. Pods whose init container waits for nothing keep the pod network.
+//     nothing. Pods whose init container waits for nothing keep the pod network,
+//     so that the StatefulSets of several replicas do not claim the same host
+//     ports on the one node (a host-network pod's container ports are host ports).
 //   - other init containers (the charts' scripts) run `testapp run 0` and succeed.
 //   - volumeClaimTemplates and persistentVolumeClaim volumes become emptyDir (no
 //     storage provisioner here); hostPath volumes become emptyDir too (the scenario
 //     must not write to the host, and /run/openvswitch and the like do not exist).
 //   - the rendered objects name no namespace; they are created in
 //     openstackhelm.Namespace, which the charts were rendered for.
+//   - not in the objects: the node gets the labels the charts' nodeSelectors ask
+//     for (oshNodeLabels) for the test's duration, and the openvswitch server the
+//     Open vSwitch agent waits for is a stand-in (openvswitchStandIn).
 //
 // Skipped, each with its reason in the plan: CronJobs (schedules, not an install
 // step), the charts' test Pods and helm hooks that run on delete or test, the
