@@ -156,7 +156,7 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 			}
 		}
 		for _, g := range status.Gated {
-			if !isNodeFree(g.Name, false) {
+			if !isGateable(g.Name, false) {
 				t.Fatalf("%s gated", g.Name)
 			}
 			if _, ok := env[g.Name]; ok {

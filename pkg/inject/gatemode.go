@@ -106,13 +106,13 @@ func NamespaceDecidesGate(pod *corev1.Pod, cfg Config) bool {
 	return !annotated
 }
 
-// HasNodeFreeDependencies tells whether deps has any dependency gate mode would
+// HasGateableDependencies tells whether deps has any dependency gate mode would
 // hold the pod for: those that need no node (services, jobs, pods on any node,
 // custom resources...) and, since the controller judges them on the pod's node
 // or narrows the pod to the nodes where they are ready, those on the same node
 // (DaemonSets, pods with requireSameNode). Secrets are left out: they need the
 // operator's opt-in.
-func HasNodeFreeDependencies(deps *spec.Spec) bool {
+func HasGateableDependencies(deps *spec.Spec) bool {
 	if deps == nil {
 		return false
 	}
@@ -124,12 +124,12 @@ func HasNodeFreeDependencies(deps *spec.Spec) bool {
 	return false
 }
 
-// isNodeFree tells whether the controller waits for the dependencies of the
+// isGateable tells whether the controller waits for the dependencies of the
 // contract variable name in gate mode: they are judged from the API, without
 // the pod's node or on it (spec.Kind.SameNode), and, for a kind that needs the
 // operator's opt-in (Secrets), optIn is set. What stays is what only the pod
 // itself can check: containers, sockets, TCP, HTTP, config templates.
-func isNodeFree(name string, optIn bool) bool {
+func isGateable(name string, optIn bool) bool {
 	k, ok := spec.KindOf(name)
 	return ok && (k.NodeFree || k.SameNode || k.GateOptIn && optIn)
 }
@@ -139,7 +139,7 @@ func isNodeFree(name string, optIn bool) bool {
 // moves the kinds that need it (Secrets, with --secret-dependencies) too.
 func splitGated(env []corev1.EnvVar, optIn bool) (kept, gated []corev1.EnvVar) {
 	for _, e := range env {
-		if isNodeFree(e.Name, optIn) {
+		if isGateable(e.Name, optIn) {
 			gated = append(gated, e)
 		} else {
 			kept = append(kept, e)

@@ -92,7 +92,7 @@ func TestREADMEAnnotationTableNamesEveryAnnotation(t *testing.T) {
 	}
 }
 
-func TestHasNodeFreeDependencies(t *testing.T) {
+func TestHasGateableDependencies(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -124,12 +124,12 @@ func TestHasNodeFreeDependencies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := HasNodeFreeDependencies(deps); got != tt.want {
-				t.Errorf("HasNodeFreeDependencies = %v, want %v", got, tt.want)
+			if got := HasGateableDependencies(deps); got != tt.want {
+				t.Errorf("HasGateableDependencies = %v, want %v", got, tt.want)
 			}
 		})
 	}
-	if HasNodeFreeDependencies(nil) {
-		t.Error("HasNodeFreeDependencies(nil) = true")
+	if HasGateableDependencies(nil) {
+		t.Error("HasGateableDependencies(nil) = true")
 	}
 }

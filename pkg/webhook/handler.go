@@ -178,7 +178,7 @@ func (p *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	if namespaceUnread {
-		if deps, _, err := inject.Dependencies(mutated); err == nil && inject.HasNodeFreeDependencies(deps) {
+		if deps, _, err := inject.Dependencies(mutated); err == nil && inject.HasGateableDependencies(deps) {
 			warnings = append(warnings, "the labels of namespace "+safetext.Truncate(pod.Namespace, maxLoggedName)+" could not be read, so its "+
 				inject.NamespaceLabelGate+" label was not honoured: the pod is not gated, and its resolver waits for all its dependencies")
 		}
