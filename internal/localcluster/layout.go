@@ -57,6 +57,8 @@ type Cluster struct {
 	nodeName string
 	// podNetwork: the host has an address on the pods' bridge (Options.HostOnPodNetwork).
 	podNetwork bool
+	// auditNamespaces: Options.AuditServiceAccountsIn.
+	auditNamespaces []string
 
 	containerIDs []string // found by down in runc's state: sandboxes and containers
 
@@ -84,6 +86,11 @@ type Options struct {
 	// bridge address and each other, nothing else (ServeAPIServerOnBridge lets them
 	// reach the API server). Off by default: only the fault scenarios need it.
 	HostOnPodNetwork bool
+	// AuditServiceAccountsIn are namespaces whose ServiceAccounts' requests
+	// kube-apiserver records in its audit log (AuditLogPath), at level Metadata; no
+	// other request is recorded. Empty: no audit log. The end-to-end suite counts the
+	// requests of the resolvers of one namespace this way.
+	AuditServiceAccountsIn []string
 }
 
 // New resolves the cluster's paths; it starts nothing.
@@ -114,7 +121,7 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host), logf: opts.Logf, podNetwork: opts.HostOnPodNetwork}
+	c := &Cluster{dir: dir, repo: repo, nodeName: strings.ToLower(host), logf: opts.Logf, podNetwork: opts.HostOnPodNetwork, auditNamespaces: opts.AuditServiceAccountsIn}
 	if c.logf == nil {
 		c.logf = stderrLogger(began)
 	}

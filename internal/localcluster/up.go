@@ -60,6 +60,15 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// The policy is written, or an old one removed, before kube-apiserver starts: its
+	// presence turns the audit flags on (auditFlags).
+	if len(c.auditNamespaces) > 0 {
+		if err := c.writeAuditPolicy(c.auditNamespaces); err != nil {
+			return err
+		}
+	} else if err := os.Remove(c.Path(auditPolicyFile)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	client, err := c.httpsClient()
 	if err != nil {
 		return err
@@ -161,7 +170,7 @@ func (c *Cluster) apiserver(client *http.Client) *component {
 	pki := func(f string) string { return c.Path("pki", f) }
 	return &component{
 		name: "kube-apiserver", path: c.bin("kube-apiserver"),
-		args: []string{
+		args: append([]string{
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(apiserverPort),
@@ -189,7 +198,7 @@ func (c *Cluster) apiserver(client *http.Client) *component {
 			// Webhooks registered through a Service are called at one of its ready
 			// endpoints (nothing routes Service IPs here); pods only with HostOnPodNetwork.
 			"--enable-aggregator-routing=" + strconv.FormatBool(c.podNetwork),
-		},
+		}, c.auditFlags()...),
 		ready: httpOK(client, c.apiserverURL()+"/readyz"),
 	}
 }

@@ -2,5 +2,15 @@
 
 package e2e
 
-// suite: the webhook on the host network, registered by URL on loopback.
-var suite = suiteHooks{webhookAPIServerHost: "127.0.0.1"}
+import (
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/openstackhelm"
+)
+
+// suite: the webhook on the host network, registered by URL on loopback. The API
+// server audits the requests of the openstack ServiceAccounts (and no other), which
+// TestOpenstackHelm counts.
+var suite = suiteHooks{
+	webhookAPIServerHost: "127.0.0.1",
+	clusterOptions:       localcluster.Options{AuditServiceAccountsIn: []string{openstackhelm.Namespace}},
+}
