@@ -143,6 +143,7 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 		if !slices.Contains(r.during, p.Name) {
 			r.nodeFreeServed += nodeFree
 			r.nodeFreeServedGated += gf
+			r.sameNodeServed += sameNode
 		}
 		left, err := admittedResolverDeps(p)
 		if err != nil {
@@ -213,6 +214,11 @@ func measure(t *testing.T, r *oshResult, plan *oshPlan, pods []corev1.Pod, reque
 		}
 		if r.gatedPods == 0 {
 			t.Errorf("no pod was gated in the adopted run")
+		}
+		// Node-aware gates: the Open vSwitch agent's pod waits for the
+		// openvswitch server's pod on its node; adopted, that item is the gate's.
+		if r.sameNodeServed > 0 && r.sameNodeGated == 0 {
+			t.Errorf("none of the %d same-node items of the pods created while the webhook served was gated", r.sameNodeServed)
 		}
 	}
 	if r.pods == 0 {

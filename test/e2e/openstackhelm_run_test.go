@@ -66,6 +66,8 @@ type oshResult struct {
 	notAdopted int
 	// Items of the pods created while the webhook served, and how many were gated.
 	nodeFreeServed, nodeFreeServedGated int
+	// sameNodeServed: the same-node items of the pods created while the webhook served.
+	sameNodeServed int
 	// orderChecked counts the (pod, dependency) pairs whose start order was
 	// checked; early those where the application started first.
 	orderChecked, early int
