@@ -28,3 +28,32 @@ const (
 	// spec.MaxItems (or selectors than spec.MaxSelectorItems); none is checked.
 	ReasonTooManyDependencies = "TooManyDependencies"
 )
+
+// The annotation the dependency controller keeps on the workload that owns
+// waiting pods (a Deployment, through its ReplicaSet; a StatefulSet; a
+// DaemonSet; a Job; a CronJob, through its Job), so that tools that show
+// workloads and not pods (kubectl get deploy, Argo CD) see why a rollout does
+// not progress. It is absent while none of the workload's pods waits.
+//
+// Its value is one line, at most MaxWaitingBytes, built only from the pods'
+// conditions: "<reason>: <n> of <m> pods wait for <blocker>; <blocker>", where
+// <reason> is the most severe reason among the waiting pods (see
+// UnsatisfiableReasons) and each blocker is the name of a dependency as the
+// pods' condition messages give it, e.g.
+// "Waiting: 2 of 3 pods wait for service ns/db; job ns/migrate".
+const (
+	AnnotationWaiting = "entrypoint.io/waiting"
+	MaxWaitingBytes   = 1024
+)
+
+// UnsatisfiableReasons are the reasons that waiting alone never resolves: a
+// dependency cycle, or more dependencies than the controller checks. A health
+// check may call a workload whose summary starts with one of them degraded
+// rather than progressing.
+func UnsatisfiableReasons() []string { return []string{ReasonCycle, ReasonTooManyDependencies} }
+
+// ReasonSeverity orders the reasons of a waiting pod, the most severe first:
+// the owner's summary names the first that any of its waiting pods has.
+func ReasonSeverity() []string {
+	return []string{ReasonCycle, ReasonTooManyDependencies, ReasonNoReadyNode, ReasonWaiting}
+}

@@ -79,6 +79,10 @@ type Options struct {
 	// InformerIdle is how long the informer of a kind no pod waits for is kept
 	// before it is stopped; 0 means DefaultInformerIdle.
 	InformerIdle time.Duration
+	// OwnerWriteInterval is the least time between two writes of one
+	// workload's api.AnnotationWaiting (owners.go); 0 means
+	// DefaultOwnerWriteInterval.
+	OwnerWriteInterval time.Duration
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger

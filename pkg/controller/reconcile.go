@@ -162,6 +162,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up the dependency controller: %w", err)
 	}
+	if err := setupOwners(mgr, opts); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
