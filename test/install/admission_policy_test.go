@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,7 +51,7 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 		if o.GetKind() == "ServiceAccount" && strings.HasSuffix(o.GetName(), "-controller") {
 			sa = o.GetName()
 		}
-		if o.GetKind() == "ValidatingAdmissionPolicy" {
+		if o.GetKind() == "ValidatingAdmissionPolicy" && !strings.HasSuffix(o.GetName(), "-workloads") {
 			policy = o.GetName()
 		}
 	}
@@ -57,8 +59,10 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 		t.Fatalf("the chart renders no controller ServiceAccount (%q) or no ValidatingAdmissionPolicy (%q)", sa, policy)
 	}
 	t.Cleanup(func() {
-		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, policy, metav1.DeleteOptions{})
-		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, policy, metav1.DeleteOptions{})
+		for _, name := range []string{policy, policy + "-workloads"} {
+			_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+			_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		}
 	})
 	impersonated := rest.CopyConfig(env.Config)
 	impersonated.Impersonate = rest.ImpersonationConfig{
@@ -264,6 +268,79 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 	_, err = pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"app":"db"}}}`), metav1.PatchOptions{}, "status")
 	denied("a label patch through pods/status", err, "labels")
 
+	// Workloads: the controller writes their annotation entrypoint.io/waiting
+	// with a merge patch of that annotation, and nothing else.
+	workloads := policy + "-workloads"
+	deploy, err := env.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Labels: map[string]string{"app": "api"}, Annotations: map[string]string{"team": "db"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := env.Client.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "migrate"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "m", Image: "registry.example/m:1"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployments := asController.AppsV1().Deployments(ns)
+	otherAnnotation := []byte(`{"metadata":{"annotations":{"team":"web"}}}`)
+	byWorkloads := func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+workloads+"'")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, otherAnnotation, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		if byWorkloads(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after applying the ValidatingAdmissionPolicy %s, the controller may still change another annotation of a Deployment (last error: %v)", workloads, err)
+		}
+	}
+	waiting := func(value any) []byte {
+		data, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{api.AnnotationWaiting: value}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	deniedWorkload := func(what string, err error, message string) {
+		t.Helper()
+		switch {
+		case err == nil:
+			t.Errorf("%s: allowed, want refused by the ValidatingAdmissionPolicy %s", what, workloads)
+		case !byWorkloads(err) || !apierrors.IsForbidden(err):
+			t.Errorf("%s: refused with %v, want the ValidatingAdmissionPolicy %s (Forbidden)", what, err, workloads)
+		case !strings.Contains(err.Error(), message):
+			t.Errorf("%s: refused with %q, which does not say %q", what, err, message)
+		}
+	}
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, waiting("Waiting: 1 of 1 pods wait for service "+ns+"/db"), metav1.PatchOptions{})
+	allowed("writing a Deployment's annotation "+api.AnnotationWaiting, err)
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, waiting(nil), metav1.PatchOptions{})
+	allowed("removing a Deployment's annotation "+api.AnnotationWaiting, err)
+	_, err = asController.BatchV1().Jobs(ns).Patch(ctx, job.Name, types.MergePatchType, waiting("Waiting: 1 of 1 pods wait for service "+ns+"/db"), metav1.PatchOptions{})
+	allowed("writing a Job's annotation "+api.AnnotationWaiting, err)
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, otherAnnotation, metav1.PatchOptions{})
+	deniedWorkload("changing another annotation of a Deployment", err, "no other annotation")
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"team":null}}}`), metav1.PatchOptions{})
+	deniedWorkload("removing another annotation of a Deployment", err, "no other annotation")
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
+	deniedWorkload("scaling a Deployment through its spec", err, "may not change a workload's spec")
+	_, err = deployments.Patch(ctx, deploy.Name, types.StrategicMergePatchType, []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/evil:1"}]}}}}`), metav1.PatchOptions{})
+	deniedWorkload("changing a Deployment's image", err, "may not change a workload's spec")
+	_, err = asController.BatchV1().Jobs(ns).Patch(ctx, job.Name, types.MergePatchType, []byte(`{"spec":{"suspend":true}}`), metav1.PatchOptions{})
+	deniedWorkload("suspending a Job", err, "may not change a workload's spec")
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"db"}}}`), metav1.PatchOptions{})
+	deniedWorkload("a Deployment's label patch", err, "labels")
+
 	// What its RBAC never allows, allowed on purpose: the policy refuses it still.
 	grant := "ke-policy-widened"
 	if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
@@ -271,6 +348,7 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"delete"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"patch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"patch"}},
 		},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -298,6 +376,13 @@ func TestControllerAdmissionPolicy(t *testing.T) {
 	denied("deleting a pod", err, "DELETE of pods is refused")
 	_, err = pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, ephemeral, metav1.PatchOptions{}, "ephemeralcontainers")
 	denied("adding an ephemeral container", err, "UPDATE of pods/ephemeralcontainers is refused")
+	_, err = deployments.Patch(ctx, deploy.Name, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}, "scale")
+	deniedWorkload("scaling a Deployment", err, "UPDATE of deployments/scale is refused")
+	if got, err := env.Client.AppsV1().Deployments(ns).Get(ctx, deploy.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if _, set := got.Annotations[api.AnnotationWaiting]; set || got.Annotations["team"] != "db" || got.Labels["app"] != "api" || *got.Spec.Replicas != 1 {
+		t.Errorf("after the controller's writes: annotations %v, labels %v, replicas %d; want team=db only, app=api, 1", got.Annotations, got.Labels, *got.Spec.Replicas)
+	}
 
 	// The policy binds the controller only: an administrator changes the image.
 	admin, err := env.Client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.StrategicMergePatchType, imagePatch("registry.example/app:2"), metav1.PatchOptions{})

@@ -72,11 +72,21 @@ func TestWebhookRunsWithTheChartsFlags(t *testing.T) {
 		}
 	}
 	mwc := find(t, objs, "MutatingWebhookConfiguration")
-	policy := find(t, objs, "ValidatingAdmissionPolicy")
+	var policy *unstructured.Unstructured // the pods' policy; the workloads' is its -workloads
+	for _, o := range objs {
+		if o.GetKind() == "ValidatingAdmissionPolicy" && !strings.HasSuffix(o.GetName(), "-workloads") {
+			policy = o
+		}
+	}
+	if policy == nil {
+		t.Fatal("the chart renders no ValidatingAdmissionPolicy for pods")
+	}
 	t.Cleanup(func() {
 		_ = env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, mwc.GetName(), metav1.DeleteOptions{})
-		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, policy.GetName(), metav1.DeleteOptions{})
-		_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, policy.GetName(), metav1.DeleteOptions{})
+		for _, name := range []string{policy.GetName(), policy.GetName() + "-workloads"} {
+			_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+			_ = env.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		}
 	})
 
 	deploy, controllerDeploy := deployment(objs, "-webhook"), deployment(objs, "-controller")
