@@ -62,7 +62,6 @@ type ownerState struct {
 	// read before anything is written (after a restart, nothing is assumed).
 	known bool
 	value string
-	uid   types.UID
 	// wrote is when the annotation was last written, for the interval.
 	wrote time.Time
 }
@@ -272,14 +271,14 @@ func (o *owners) ensure(ctx context.Context, top ownerKey, want string, pods int
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", top, err)
 		}
-		cur = ownerState{known: true, value: meta.Annotations[api.AnnotationWaiting], uid: meta.UID}
+		cur = ownerState{known: true, value: meta.Annotations[api.AnnotationWaiting]}
 	}
 	if cur.value == want {
 		o.mu.Lock()
 		if pods == 0 && want == "" {
 			delete(o.states, top) // nothing to remember of a workload without pods
 		} else {
-			st.known, st.value, st.uid = true, cur.value, cur.uid
+			st.known, st.value = true, cur.value
 		}
 		o.mu.Unlock()
 		return nil
@@ -304,7 +303,7 @@ func (o *owners) ensure(ctx context.Context, top ownerKey, want string, pods int
 		return fmt.Errorf("writing annotation %s of %s: %w", api.AnnotationWaiting, top, err)
 	}
 	o.mu.Lock()
-	st.known, st.value, st.uid, st.wrote = true, want, meta.UID, o.now()
+	st.known, st.value, st.wrote = true, want, o.now()
 	o.mu.Unlock()
 	log.V(1).Info("wrote the owner's summary", "annotation", api.AnnotationWaiting, "summary", want, "pods", pods)
 

@@ -292,3 +292,29 @@ func TestBlockersOf(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerSummaryAfterRestart: nothing of the summary is kept but in memory;
+// a new controller (a restart, a new leader) computes it again from the pods
+// and corrects what the workload carries.
+func TestOwnerSummaryAfterRestart(t *testing.T) {
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	ref := createWorkload(t, dyn, ns, "StatefulSet", "db")
+	createPod(t, ownedPod(t, ns, "db-0", ref, map[string]string{"DEPENDENCY_SERVICE": "seed"}))
+	createPod(t, ownedPod(t, ns, "db-1", ref, map[string]string{"DEPENDENCY_SERVICE": "seed"}))
+	t.Run("first controller", func(t *testing.T) {
+		startControllerWith(t, env.Config, nil, func(o *Options) { o.OwnerWriteInterval = 100 * time.Millisecond })
+		waitWaiting(t, dyn, ns, "StatefulSet", "db", "the summary", is("Waiting: 2 of 2 pods wait for service "+ns+"/seed"))
+	}) // its manager stops here
+	if err := env.Client.CoreV1().Pods(ns).Delete(ctx, "db-1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	startControllerWith(t, env.Config, nil, func(o *Options) { o.OwnerWriteInterval = 100 * time.Millisecond })
+	waitWaiting(t, dyn, ns, "StatefulSet", "db", "the summary recomputed", is("Waiting: 1 of 1 pods wait for service "+ns+"/seed"))
+	readySlice(t, ns, "seed")
+	waitWaiting(t, dyn, ns, "StatefulSet", "db", "the annotation removed", unset)
+}
