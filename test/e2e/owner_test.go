@@ -44,7 +44,7 @@ func TestOwnerSummaryOnADeployment(t *testing.T) {
 		summary = d.Annotations[api.AnnotationWaiting]
 		return summary == want, nil
 	})
-	logDeployments(t, ctx, ns)
+	logDeployments(ctx, t, ns)
 
 	db, svc := database("db")
 	_, err = cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
@@ -60,7 +60,7 @@ func TestOwnerSummaryOnADeployment(t *testing.T) {
 		_, set := d.Annotations[api.AnnotationWaiting]
 		return !set, nil
 	})
-	logDeployments(t, ctx, ns)
+	logDeployments(ctx, t, ns)
 
 	var reasons []string
 	eventually(t, "the Events on the Deployment, waiting then ready", 30*time.Second, func(ctx context.Context) (bool, error) {
@@ -81,7 +81,7 @@ func TestOwnerSummaryOnADeployment(t *testing.T) {
 // logDeployments logs the namespace's Deployments as
 // kubectl get deploy -o custom-columns=NAME:.metadata.name,WAITING:.metadata.annotations.entrypoint\.io/waiting
 // prints them.
-func logDeployments(t *testing.T, ctx context.Context, ns string) {
+func logDeployments(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
 	list, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
 	must(t, err)
