@@ -62,8 +62,9 @@ type ownerState struct {
 	// read before anything is written (after a restart, nothing is assumed).
 	known bool
 	value string
-	// wrote is when the annotation was last written, for the interval.
-	wrote time.Time
+	// wrote is when the annotation was last written, for the interval;
+	// counted when the pods were last counted, for ownerRecount.
+	wrote, counted time.Time
 }
 
 // owners keeps the annotation api.AnnotationWaiting on the workloads whose
@@ -152,13 +153,20 @@ func (o *owners) Reconcile(ctx context.Context, direct ownerKey) (reconcile.Resu
 	if err != nil || !ok {
 		return reconcile.Result{}, err
 	}
-	if wait := o.untilWritable(top); wait > 0 {
+	if wait := o.untilDue(top); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	want, pods, err := o.summaryOf(ctx, top)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	o.mu.Lock()
+	if st := o.states[top]; st != nil {
+		st.counted = o.now()
+	} else {
+		o.states[top] = &ownerState{counted: o.now()}
+	}
+	o.mu.Unlock()
 	return reconcile.Result{}, o.ensure(ctx, top, want, pods)
 }
 
@@ -202,15 +210,28 @@ func (o *owners) top(ctx context.Context, direct ownerKey) (ownerKey, bool, erro
 	return top, top.Kind != "", nil
 }
 
-// untilWritable is how long until top's annotation may be written again.
-func (o *owners) untilWritable(top ownerKey) time.Duration {
+// ownerRecount is the least time between two counts of one workload's pods
+// (at most the write interval): a count lists the namespace's pods from the
+// cache, and a release of thousands of pods wakes their workload thousands of
+// times.
+const ownerRecount = time.Second
+
+// untilDue is how long until top's pods may be counted again and its
+// annotation written.
+func (o *owners) untilDue(top ownerKey) time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := o.states[top]
-	if st == nil || st.wrote.IsZero() {
+	if st == nil {
 		return 0
 	}
-	return st.wrote.Add(o.interval).Sub(o.now())
+	due := st.counted.Add(min(ownerRecount, o.interval))
+	if !st.wrote.IsZero() {
+		if w := st.wrote.Add(o.interval); w.After(due) {
+			due = w
+		}
+	}
+	return due.Sub(o.now())
 }
 
 // summaryOf summarizes the conditions of top's pods that the cache holds; pods
