@@ -2,7 +2,9 @@
 // injected (found by its label), it keeps the pod condition
 // entrypoint.io/DependenciesReady saying which dependencies it still waits for and
 // why, in the resolver's own words; it removes the scheduling gate of gate mode
-// once the gated dependencies are ready; and it reports dependency cycles.
+// once the gated dependencies are ready; it reports dependency cycles; and it
+// sums up, on the workload that owns waiting pods, why they wait (the
+// annotation entrypoint.io/waiting, owners.go).
 //
 // It watches each kind it needs once (EndpointSlices, Jobs, Pods, Deployments,
 // StatefulSets, DaemonSets, PersistentVolumeClaims, ConfigMaps, CRDs and

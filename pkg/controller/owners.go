@@ -112,8 +112,9 @@ func setupOwners(mgr ctrl.Manager, opts Options) error {
 			return nil
 		}))
 	// One worker: reconciles of two ReplicaSets of one Deployment would
-	// otherwise race on its annotation; a reconcile reads only the cache
-	// unless it writes.
+	// otherwise race on its annotation. A reconcile reads the cache; the API
+	// only for what it has not seen (a ReplicaSet's or Job's owner, a
+	// workload's annotation after a restart) and to write.
 	err := builder.TypedControllerManagedBy[ownerKey](mgr).
 		Named(OwnersName).
 		WatchesRawSource(pods).
