@@ -6,7 +6,9 @@ import (
 )
 
 func TestSummarize(t *testing.T) {
-	waiting := func(name, reason string) Dependency { return Dependency{Name: name, State: StateWaiting, Reason: reason} }
+	waiting := func(name, reason string) Dependency {
+		return Dependency{Name: name, State: StateWaiting, Reason: reason}
+	}
 	ready := func(name string) Dependency { return Dependency{Name: name, State: StateReady} }
 	unknown := func(name string) Dependency { return Dependency{Name: name, State: StateUnknown} }
 	cond := func(reason string) *Condition { return &Condition{Status: "False", Reason: reason} }
