@@ -136,7 +136,7 @@ func blockerCell(w status.Workload) safeout.Escaped {
 	}
 	cell := strings.Join(shown, ", ")
 	if more := len(w.Blockers) - len(shown) + w.Unnamed; more > 0 {
-		cell += fmt.Sprintf(" (+%d more)", more)
+		cell = strings.TrimSpace(cell + fmt.Sprintf(" (+%d more)", more))
 	}
 	if cell == "" {
 		return "-"

@@ -162,6 +162,29 @@ func testStatus(t *testing.T, c *cluster) {
 		}
 	}
 
+	// why -o json on a workload: the summary, with every pod's report.
+	out, _, code = c.kubectl(t, ns, "why", "deployment/api", "-o", "json")
+	var summary struct {
+		Workload      string
+		Pods, Blocked int
+		Blockers      []struct {
+			Name string
+			Pods int
+		}
+		Conditions []struct {
+			Reason string
+			Pods   int
+		}
+		Reports []struct{ Pod string }
+	}
+	if err := json.Unmarshal([]byte(out), &summary); err != nil {
+		t.Fatalf("why deployment/api -o json: %v\n%s", err, out)
+	}
+	if got := fmt.Sprintf("%s %d/%d %v %v %d %d", summary.Workload, summary.Blocked, summary.Pods, summary.Blockers, summary.Conditions, len(summary.Reports), code); got !=
+		"deployment NS/api 3/3 [{service NS/db 3} {job NS/migrate 3}] [{Ready 1} {Waiting 2}] 3 1" {
+		t.Errorf("why deployment/api -o json: %s", got)
+	}
+
 	// -o json: every workload with its counts.
 	out, _, _ = c.kubectl(t, ns, "status", "-o", "json")
 	var rows []struct {
