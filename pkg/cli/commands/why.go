@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
@@ -283,6 +284,9 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 	return nil
 }
 
+// summaryReasonWidth is the most of a reason why's summary shows, in bytes.
+const summaryReasonWidth = 120
+
 // printSummary writes why's summary of a workload's pods, and with verbose
 // each pod's report after it; -o json|yaml writes the summary with every
 // report.
@@ -303,8 +307,13 @@ func printSummary(out io.Writer, format string, verbose bool, s why.Summary) err
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fprintf(tw, "BLOCKER\tPODS\tWHY\n")
 		for _, b := range s.Blockers {
-			// Escaped whole: a reason's line breaks show as \n, in its cell.
-			fprintf(tw, "%s\t%d/%d\t%s\n", b.Name, b.Pods, s.Pods, strings.Join(b.Reasons, " | "))
+			// Each reason cut (-v shows them whole), then escaped: its line
+			// breaks show as \n, in its cell.
+			reasons := make([]string, len(b.Reasons))
+			for i, r := range b.Reasons {
+				reasons[i] = safetext.Truncate(r, summaryReasonWidth)
+			}
+			fprintf(tw, "%s\t%d/%d\t%s\n", b.Name, b.Pods, s.Pods, strings.Join(reasons, " | "))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
