@@ -39,7 +39,8 @@ controller's condition ` + string(api.ConditionType) + ` when it is set.
 For a workload (deployment/NAME, statefulset/NAME, daemonset/NAME, job/NAME,
 cronjob/NAME, replicaset/NAME) it judges each of its pods and sums them up: one line per
 blocker with the number of pods it blocks, and the pods' condition reasons; -v adds each
-pod's report, -o json gives the summary with every report. A workload without pods is
+pod's report (a workload of one pod gets its report), -o json gives the summary with every
+report. A workload without pods is
 explained from its pod template.
 
 Sockets, TCP ports and HTTP endpoints are checked inside the pod by the resolver only:
@@ -288,7 +289,7 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 const summaryReasonWidth = 120
 
 // printSummary writes why's summary of a workload's pods, and with verbose
-// each pod's report after it; -o json|yaml writes the summary with every
+// each pod's report after it (of a single pod, its report only); -o json|yaml writes the summary with every
 // report.
 func printSummary(out io.Writer, format string, verbose bool, s why.Summary) error {
 	switch format {
@@ -302,6 +303,10 @@ func printSummary(out io.Writer, format string, verbose bool, s why.Summary) err
 		fprintf(out, "%s: none of its %d pods is blocked\n", s.Workload, s.Pods)
 	} else {
 		fprintf(out, "%s: %d of %d pods blocked\n", s.Workload, s.Blocked, s.Pods)
+	}
+	if len(s.Reports) == 1 {
+		// One pod: its report says it all, and more.
+		return printReports(out, "", s.Reports)
 	}
 	if len(s.Blockers) > 0 {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
