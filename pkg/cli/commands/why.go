@@ -299,11 +299,7 @@ func printSummary(out io.Writer, format string, verbose bool, s why.Summary) err
 	default:
 		return fmt.Errorf("--output=%s: want json or yaml, or nothing for a table", format)
 	}
-	if s.Blocked == 0 {
-		fprintf(out, "%s: none of its %d pods is blocked\n", s.Workload, s.Pods)
-	} else {
-		fprintf(out, "%s: %d of %d pods blocked\n", s.Workload, s.Blocked, s.Pods)
-	}
+	fprintf(out, "%s: %d of %d pods blocked\n", s.Workload, s.Blocked, s.Pods)
 	if len(s.Reports) == 1 {
 		// One pod: its report says it all, and more.
 		return printReports(out, "", s.Reports)
