@@ -119,9 +119,10 @@ type owner struct {
 	namespace, kind, name string
 }
 
-// List reads the pods the webhook manages (label entrypoint.io/managed=true)
-// and the ReplicaSets and Jobs that own waiting ones, and returns the
-// workloads with waiting pods, by namespace and name.
+// List reads the pods the webhook manages (label entrypoint.io/managed=true),
+// one LIST, and the ReplicaSets and Jobs that own pods in the namespaces where
+// one waits, a GET each, and returns the workloads with waiting pods, by
+// namespace and name.
 func List(ctx context.Context, cs kubernetes.Interface, opts Options) ([]Workload, error) {
 	sel := labels.SelectorFromSet(labels.Set{inject.LabelManaged: "true"}).String()
 	pods, err := cs.CoreV1().Pods(opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
