@@ -1,5 +1,5 @@
 // Command kubectl-entrypoint is the kubectl plugin of kubernetes-entrypoint
-// (kubectl entrypoint lint|inject|why|graph); see pkg/cli/commands.
+// (kubectl entrypoint lint|inject|why|status|graph); see pkg/cli/commands.
 package main
 
 import (

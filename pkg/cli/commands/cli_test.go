@@ -219,6 +219,7 @@ func TestCommands(t *testing.T) {
 	}{
 		{name: "lint-clean", args: []string{"lint", "-f", "testdata/lint-clean.yaml"}, code: 0},
 		{name: "lint-problems", args: []string{"lint", "-f", "testdata/lint-problems.yaml"}, code: 1},
+		{name: "lint-deadline", args: []string{"lint", "-f", "testdata/lint-deadline.yaml"}, code: 0},
 		{name: "lint-stdin", stdin: string(problems), args: []string{"lint", "-f", "-"}, code: 1},
 		{name: "lint-json", args: []string{"lint", "-f", "testdata/lint-problems.yaml", "-o", "json"}, code: 1},
 		{name: "lint-registry", args: []string{"lint", "-f", "testdata/lint-problems.yaml", "--registry-lookup"}, code: 1},

@@ -170,6 +170,7 @@ func TestOnCluster(t *testing.T) {
 	c := startCluster(t)
 	t.Run("why", func(t *testing.T) { testWhy(t, c) })
 	t.Run("graph", func(t *testing.T) { testGraph(t, c) })
+	t.Run("status", func(t *testing.T) { testStatus(t, c) })
 	t.Run("control characters", func(t *testing.T) { testControlCharacters(t, c) })
 }
 

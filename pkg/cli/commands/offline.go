@@ -122,6 +122,12 @@ the manifests, and prints each problem at its file and line. It needs no cluster
 Exit status: 0 when the webhook would admit every pod, 1 when it would deny one, 2 when
 the manifests could not be read.
 
+lint warns (exit status 0) about a Deployment whose pods may wait for their dependencies
+longer than its spec.progressDeadlineSeconds (600 when unset): its entrypoint.io/optional-after
+or entrypoint.io/timeout is longer, or it waits for a Job of the same manifests whose
+activeDeadlineSeconds is. Past the deadline the rollout is marked failed
+(ProgressDeadlineExceeded), which Argo CD and kubectl rollout status report.
+
 Containers without a command get their argv from their image, which the webhook reads
 from the registry: lint notes them and, unless --registry-lookup, does not read it.
 
@@ -189,7 +195,7 @@ func summarize(errOut io.Writer, format string, docs []*manifest.Document, resul
 	if format != "" {
 		return
 	}
-	annotated, adopted, errors := 0, 0, 0
+	annotated, adopted, errors, warnings := 0, 0, 0, 0
 	for _, r := range results {
 		switch {
 		case r.Outcome.Reason == inject.ReasonAdopted:
@@ -199,8 +205,11 @@ func summarize(errOut io.Writer, format string, docs []*manifest.Document, resul
 			annotated++
 		}
 		for _, f := range r.Findings {
-			if f.Severity == offline.SeverityError {
+			switch f.Severity {
+			case offline.SeverityError:
 				errors++
+			case offline.SeverityWarning:
+				warnings++
 			}
 		}
 	}
@@ -208,8 +217,12 @@ func summarize(errOut io.Writer, format string, docs []*manifest.Document, resul
 	if adopted > 0 {
 		adoptedPart = fmt.Sprintf(", %d adopted", adopted)
 	}
-	fprintf(errOut, "%d objects, %d pods or pod templates, %d with %s annotations%s; %d problems\n",
-		len(docs), len(results), annotated, inject.AnnotationPrefix, adoptedPart, errors)
+	warningsPart := ""
+	if warnings > 0 {
+		warningsPart = fmt.Sprintf(", %d warnings", warnings)
+	}
+	fprintf(errOut, "%d objects, %d pods or pod templates, %d with %s annotations%s; %d problems%s\n",
+		len(docs), len(results), annotated, inject.AnnotationPrefix, adoptedPart, errors, warningsPart)
 }
 
 func newInject(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, e env) *cobra.Command {

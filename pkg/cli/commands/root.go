@@ -60,6 +60,7 @@ func newRoot(streams genericiooptions.IOStreams, version string, e env) *cobra.C
   lint     the webhook's own validation of manifests, offline, with file and line
   inject   the webhook's mutation of manifests, offline
   why      what a pod waits for, dependency by dependency, read live from the cluster
+  status   the workloads whose pods wait, with their blockers, read live from the cluster
   graph    the dependency graph of a namespace's workloads`,
 		Version: version,
 		// Run by kubectl as a plugin: usage lines read "kubectl entrypoint ...".
@@ -72,7 +73,7 @@ func newRoot(streams genericiooptions.IOStreams, version string, e env) *cobra.C
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(newLint(flags, streams, e), newInject(flags, streams, e), newWhy(flags, streams), newGraph(flags, streams))
+	root.AddCommand(newLint(flags, streams, e), newInject(flags, streams, e), newWhy(flags, streams), newStatus(flags, streams), newGraph(flags, streams))
 	return root
 }
 

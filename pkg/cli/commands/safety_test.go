@@ -215,6 +215,7 @@ func testControlCharacters(t *testing.T, c *cluster) {
 	for _, args := range [][]string{
 		{"why", "owned"}, {"why", "owned", "-o", "json"}, {"why", "owned", "-o", "yaml"}, {"why", "deployment/celweb"},
 		{"graph"}, {"graph", "-o", "dot"}, {"graph", "-o", "mermaid"}, {"graph", "-o", "json"}, {"graph", "-o", "yaml"},
+		{"status"}, {"status", "-o", "json"}, {"status", "-o", "yaml"},
 	} {
 		out, errOut, code := c.kubectl(t, ns, args...)
 		what := strings.Join(args, " ")
@@ -231,5 +232,39 @@ func testControlCharacters(t *testing.T, c *cluster) {
 	out, _, _ = c.kubectl(t, ns, "graph")
 	if want := `thing NS/x\x1b[2J\r\u202e\u009b`; !strings.Contains(out, want) {
 		t.Errorf("graph: no %s in\n%s", want, out)
+	}
+	out, _, _ = c.kubectl(t, ns, "status")
+	if want := `thing/x\x1b[2J\r\u202e\u009b`; !strings.Contains(out, want) {
+		t.Errorf("status: no %s in\n%s", want, out)
+	}
+}
+
+// TestWhySummaryEscapesControlCharacters: why's summary of a workload, its
+// table (with each pod's report) and its JSON and YAML, hold no raw control or
+// bidirectional character.
+func TestWhySummaryEscapesControlCharacters(t *testing.T) {
+	s := why.Summarize("deployment ns/"+hostile, hostileReports(t))
+	for _, format := range []string{"", "json", "yaml"} {
+		t.Run("format "+format, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := printSummary(&b, format, true, s); err != nil {
+				t.Fatal(err)
+			}
+			checkSafe(t, "why -v -o "+format, b.String())
+			if format != "" {
+				return
+			}
+			for _, want := range []string{
+				`deployment ns/x\x1b[2J\r\u202e\u009b\x9b\ny: 2 of 3 pods blocked`,
+				`cel apps/v1 Deployment ns/x\x1b[2J\r\u202e\u009b\x9b\ny  1/3   object.status == 'x\x1b[2J`,
+				// A reason is cut in the table (-v shows it whole).
+				`its dependencies, unreadable                             2/3   the webhook would deny its pods: annotation annotation entrypoint.io/dependency-cel: item 1 (Deployment apps/v1 ns/db... | first`,
+				`Waitingx\x1b[2J\r\u202e\u009b\x9b\ny on 1`,
+			} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("output without %q:\n%s", want, b.String())
+				}
+			}
+		})
 	}
 }

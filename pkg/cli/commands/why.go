@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/safetext"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/why"
@@ -27,6 +28,7 @@ import (
 
 func newWhy(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	var output string
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "why POD | TYPE/NAME",
 		Short: "Say what a pod waits for, dependency by dependency, read live from the cluster",
@@ -35,7 +37,11 @@ injection, or the DEPENDENCY_* variables of a pod that runs the original image),
 each one now by the resolver's own rules (a few GETs and LISTs), and shows the
 controller's condition ` + string(api.ConditionType) + ` when it is set.
 For a workload (deployment/NAME, statefulset/NAME, daemonset/NAME, job/NAME,
-cronjob/NAME, replicaset/NAME) it explains each of its pods.
+cronjob/NAME, replicaset/NAME) it judges each of its pods and sums them up: one line per
+blocker with the number of pods it blocks, and the pods' condition reasons; -v adds each
+pod's report (a workload of one pod gets its report), -o json gives the summary with every
+report. A workload without pods is
+explained from its pod template.
 
 Sockets, TCP ports and HTTP endpoints are checked inside the pod by the resolver only:
 they show as unknown.
@@ -43,14 +49,20 @@ they show as unknown.
 Exit status: 0 when nothing blocks, 1 when a dependency is waiting (or the scheduling
 gate still holds the pod), 2 when the question could not be answered.`,
 		Example: `  kubectl entrypoint why web-6d8f7c9b5-x2x7q
+  kubectl entrypoint why -n openstack deployment/keystone-api -v
   kubectl entrypoint why -n openstack deployment/keystone-api -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reports, err := whyReports(cmd.Context(), flags, args[0])
+			reports, workload, err := whyReports(cmd.Context(), flags, args[0])
 			if err != nil {
 				return &ExitError{Code: ExitFailure, Err: err}
 			}
-			if err := printReports(streams.Out, output, reports); err != nil {
+			if workload != "" {
+				err = printSummary(streams.Out, output, verbose, why.Summarize(workload, reports))
+			} else {
+				err = printReports(streams.Out, output, reports)
+			}
+			if err != nil {
 				return &ExitError{Code: ExitFailure, Err: err}
 			}
 			for _, r := range reports {
@@ -61,23 +73,26 @@ gate still holds the pod), 2 when the question could not be answered.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "for a workload, each pod's report too, after the summary")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: empty for a table per pod, or json, yaml")
 	return cmd
 }
 
-func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, target string) ([]why.Report, error) {
+// whyReports are the reports on target's pods; workload ("deployment ns/web")
+// is set when target is a workload with pods, to be summed up.
+func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, target string) (reports []why.Report, workload string, err error) {
 	cs, dyn, mapper, err := clients(flags)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ns := namespace(flags)
 	obj, err := getTarget(ctx, dyn, mapper, ns, target)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	pods, err := podsOf(ctx, cs, obj)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	x := why.Explainer{Client: dyn, Mapper: mapper}
 	if len(pods) == 0 {
@@ -85,18 +100,31 @@ func whyReports(ctx context.Context, flags *genericclioptions.ConfigFlags, targe
 		// would wait for, from the template.
 		tmpl, ok, err := podTemplate(obj)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s %s/%s has no pods to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
+			return nil, "", fmt.Errorf("%s %s/%s has no pods to explain", strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName())
 		}
-		return []why.Report{x.ExplainTemplate(ctx, strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName(), tmpl)}, nil
+		return []why.Report{x.ExplainTemplate(ctx, strings.ToLower(obj.GetKind()), obj.GetNamespace(), obj.GetName(), tmpl)}, "", nil
 	}
-	var reports []why.Report
+	if obj.GetKind() != "Pod" {
+		// A workload's current pods: those that finished (a Job's, a
+		// CronJob's) wait for nothing, unless there are no others.
+		current := slices.DeleteFunc(slices.Clone(pods), func(p corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		})
+		if len(current) > 0 {
+			pods = current
+		}
+	}
+	slices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	for i := range pods {
 		reports = append(reports, x.Explain(ctx, &pods[i]))
 	}
-	return reports, nil
+	if obj.GetKind() != "Pod" {
+		workload = strings.ToLower(obj.GetKind()) + " " + obj.GetNamespace() + "/" + obj.GetName()
+	}
+	return reports, workload, nil
 }
 
 // getTarget reads POD or TYPE/NAME in namespace ns, TYPE as kubectl takes it
@@ -255,4 +283,55 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 		}
 	}
 	return nil
+}
+
+// summaryReasonWidth is the most of a reason why's summary shows, in bytes.
+const summaryReasonWidth = 120
+
+// printSummary writes why's summary of a workload's pods, and with verbose
+// each pod's report after it (of a single pod, its report only); -o json|yaml writes the summary with every
+// report.
+func printSummary(out io.Writer, format string, verbose bool, s why.Summary) error {
+	switch format {
+	case "json", "yaml":
+		return printStructured(out, format, s)
+	case "":
+	default:
+		return fmt.Errorf("--output=%s: want json or yaml, or nothing for a table", format)
+	}
+	fprintf(out, "%s: %d of %d pods blocked\n", s.Workload, s.Blocked, s.Pods)
+	if len(s.Reports) == 1 {
+		// One pod: its report says it all, and more.
+		return printReports(out, "", s.Reports)
+	}
+	if len(s.Blockers) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fprintf(tw, "BLOCKER\tPODS\tWHY\n")
+		for _, b := range s.Blockers {
+			// Each reason cut (-v shows them whole), then escaped: its line
+			// breaks show as \n, in its cell.
+			reasons := make([]string, len(b.Reasons))
+			for i, r := range b.Reasons {
+				reasons[i] = safetext.Truncate(r, summaryReasonWidth)
+			}
+			fprintf(tw, "%s\t%d/%d\t%s\n", b.Name, b.Pods, s.Pods, strings.Join(reasons, " | "))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.Unknown) > 0 {
+		fprintf(out, "only the resolver in the pods can check: %s\n", strings.Join(s.Unknown, ", "))
+	}
+	counts := make([]string, len(s.Conditions))
+	for i, c := range s.Conditions {
+		counts[i] = fmt.Sprintf("%s on %d", c.Reason, c.Pods)
+	}
+	fprintf(out, "condition %s: %s\n", api.ConditionType, strings.Join(counts, ", "))
+	if !verbose {
+		fprintf(out, "(-v shows each pod's report)\n")
+		return nil
+	}
+	fprintf(out, "\n")
+	return printReports(out, "", s.Reports)
 }

@@ -26,6 +26,9 @@ const (
 	SeverityError = "error"
 	// SeverityNote is something the webhook decides and this offline run could not.
 	SeverityNote = "note"
+	// SeverityWarning is something the webhook admits that is likely to go
+	// wrong in the cluster (a Deployment's progress deadline).
+	SeverityWarning = "warning"
 )
 
 // Finding is one problem or note about one object, at a line of its file.
@@ -54,8 +57,8 @@ func (f Finding) String() string {
 		}
 	}
 	sev := ""
-	if f.Severity == SeverityNote {
-		sev = "note: "
+	if f.Severity == SeverityNote || f.Severity == SeverityWarning {
+		sev = f.Severity + ": "
 	}
 	return fmt.Sprintf("%s:%d: %s%s: %s", safetext.Escape(f.Source), f.Line, sev, safetext.Escape(what), f.Message)
 }
@@ -84,8 +87,16 @@ type Result struct {
 // a registry lookup in opts, containers that set no command are given an argv
 // from their image as the webhook's lookup would, and each gets a note saying the
 // registry was not read: only then do the other problems of such a pod show.
+//
+// Lint also warns about Deployments whose pods may wait longer than their
+// progress deadline (progressDeadlines).
 func Lint(ctx context.Context, docs []*manifest.Document, opts Options) ([]Result, error) {
-	return run(ctx, docs, opts, opts.Config.ImageConfig == nil)
+	results, err := run(ctx, docs, opts, opts.Config.ImageConfig == nil)
+	if err != nil {
+		return nil, err
+	}
+	progressDeadlines(docs, results, opts.Namespace)
+	return results, nil
 }
 
 // Inject runs the webhook's mutation on each document that holds a pod and puts

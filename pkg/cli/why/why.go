@@ -9,6 +9,7 @@ package why
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -419,4 +420,105 @@ func (x Explainer) ExplainTemplate(ctx context.Context, kind, ns, name string, t
 	r.Pod, r.Workload, r.Condition = "", workload, nil
 	r.Source = "its pod template, " + r.Source
 	return r
+}
+
+// Summary is what a workload's pods wait for, dependency by dependency.
+type Summary struct {
+	// Workload is "deployment ns/web".
+	Workload string `json:"workload"`
+	Pods     int    `json:"pods"`
+	Blocked  int    `json:"blocked"`
+	// Blockers are what blocks the pods, those that block the most first.
+	Blockers []Blocker `json:"blockers"`
+	// Conditions counts the pods by the reason of their condition
+	// (ConditionNotSet when there is none).
+	Conditions []ReasonCount `json:"conditions"`
+	// Unknown are the dependencies only the resolver in the pod can check.
+	Unknown []string `json:"unknown,omitempty"`
+	// Reports are the pods' own.
+	Reports []Report `json:"reports"`
+}
+
+// Blocker is something that blocks Pods of a workload's pods, and the
+// different reasons given for it (at most maxReasons).
+type Blocker struct {
+	Name    string   `json:"name"`
+	Pods    int      `json:"pods"`
+	Reasons []string `json:"reasons"`
+}
+
+// ReasonCount is how many pods have a condition with Reason.
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Pods   int    `json:"pods"`
+}
+
+// Names of the blockers that are not a dependency, and of no condition.
+const (
+	// BlockerGate: the scheduling gate holds the pod although no dependency
+	// waits now (the controller has not released it yet).
+	BlockerGate = "the scheduling gate"
+	// BlockerUnreadable: the pod's dependencies could not be read.
+	BlockerUnreadable = "its dependencies, unreadable"
+	// ConditionNotSet is the reason counted for a pod without the condition.
+	ConditionNotSet = "not set"
+)
+
+// maxReasons is how many different reasons a Blocker keeps.
+const maxReasons = 3
+
+// Summarize sums up the reports of workload's pods.
+func Summarize(workload string, reports []Report) Summary {
+	s := Summary{Workload: workload, Pods: len(reports), Blockers: []Blocker{}, Conditions: []ReasonCount{}, Reports: reports}
+	blockers := map[string]*Blocker{}
+	var order []string
+	block := func(name, reason string) {
+		b, ok := blockers[name]
+		if !ok {
+			b = &Blocker{Name: name, Reasons: []string{}}
+			blockers[name] = b
+			order = append(order, name)
+		}
+		b.Pods++
+		if reason != "" && len(b.Reasons) < maxReasons && !slices.Contains(b.Reasons, reason) {
+			b.Reasons = append(b.Reasons, reason)
+		}
+	}
+	conditions := map[string]int{}
+	for _, r := range reports {
+		reason := ConditionNotSet
+		if r.Condition != nil {
+			reason = r.Condition.Reason
+		}
+		conditions[reason]++
+		if r.Blocked {
+			s.Blocked++
+		}
+		if r.Problem != "" {
+			block(BlockerUnreadable, r.Problem)
+		}
+		waiting := false
+		for _, d := range r.Dependencies {
+			switch d.State {
+			case StateWaiting:
+				waiting = true
+				block(d.Name, d.Reason)
+			case StateUnknown:
+				if !slices.Contains(s.Unknown, d.Name) {
+					s.Unknown = append(s.Unknown, d.Name)
+				}
+			}
+		}
+		if r.HeldByGate && !waiting && r.Problem == "" {
+			block(BlockerGate, "no dependency waits now: the controller has not released the pod yet")
+		}
+	}
+	for _, name := range order {
+		s.Blockers = append(s.Blockers, *blockers[name])
+	}
+	slices.SortStableFunc(s.Blockers, func(a, b Blocker) int { return b.Pods - a.Pods })
+	for _, reason := range slices.Sorted(maps.Keys(conditions)) {
+		s.Conditions = append(s.Conditions, ReasonCount{Reason: reason, Pods: conditions[reason]})
+	}
+	return s
 }
