@@ -3,7 +3,6 @@ package inject
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -13,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/spec"
 )
@@ -171,23 +169,7 @@ func TestAdopt(t *testing.T) {
 // Mutate leaves it alone.
 func checkAdopted(t *testing.T, file string, before, got *corev1.Pod, cfg Config) {
 	t.Helper()
-	b, err := yaml.Marshal(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outFile := filepath.Join("testdata", "adopt", file+".out.yaml")
-	if *update {
-		if err := os.WriteFile(outFile, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(outFile)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := lineDiff(string(want), string(b)); diff != "" {
-		t.Errorf("%s differs (go test -update rewrites it):\n%s", outFile, diff)
-	}
+	compareGolden(t, filepath.Join("testdata", "adopt", file+".out.yaml"), got)
 
 	// The pod as it is created: named, in its namespace.
 	named := func(p *corev1.Pod) *corev1.Pod {

@@ -63,10 +63,7 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 		}
 		env[g.Name] = g.Value
 	}
-	env[spec.EnvNamespace] = pod.Namespace
-	env[spec.EnvPodName] = podNameOrPlaceholder(pod)
-
-	deps, err = spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	deps, err = fromPodEnv(pod, env)
 	if err != nil {
 		return nil, gated, fmt.Errorf("pod %s: reading its dependencies: %w", name, err)
 	}
@@ -92,9 +89,7 @@ func GatedDependencies(pod *corev1.Pod) (*spec.Spec, error) {
 	for _, g := range status.Gated {
 		env[g.Name] = g.Value
 	}
-	env[spec.EnvNamespace] = pod.Namespace
-	env[spec.EnvPodName] = podNameOrPlaceholder(pod)
-	deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	deps, err := fromPodEnv(pod, env)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s: reading what its gate holds it for: %w", pod.Namespace, pod.Name, err)
 	}
@@ -106,6 +101,14 @@ func GatedDependencies(pod *corev1.Pod) (*spec.Spec, error) {
 // it, and the same-node kinds need POD_NAME set, which only tells the resolver its
 // own pod.
 const unnamedPod = "pod-being-admitted"
+
+// fromPodEnv parses env, contract variables, as the resolver in pod would read
+// them: with NAMESPACE and POD_NAME the pod's (env is changed).
+func fromPodEnv(pod *corev1.Pod, env map[string]string) (*spec.Spec, error) {
+	env[spec.EnvNamespace] = pod.Namespace
+	env[spec.EnvPodName] = podNameOrPlaceholder(pod)
+	return spec.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
 
 func podNameOrPlaceholder(pod *corev1.Pod) string {
 	if pod.Name == "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -42,23 +43,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal("Mutate modified its input pod")
 			}
 
-			b, err := yaml.Marshal(got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			outFile := filepath.Join("testdata", name+".out.yaml")
-			if *update {
-				if err := os.WriteFile(outFile, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(outFile)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := lineDiff(string(want), string(b)); diff != "" {
-				t.Errorf("%s differs (go test -update rewrites it):\n%s", outFile, diff)
-			}
+			compareGolden(t, filepath.Join("testdata", name+".out.yaml"), got)
 
 			again, outcome, err := Mutate(context.Background(), got, cfg)
 			if err != nil || outcome.Result != ResultSkipped || outcome.Reason != ReasonAlreadyInjected {
@@ -93,4 +78,26 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// compareGolden compares got, as YAML, with the golden file outFile, which
+// go test -update rewrites.
+func compareGolden(t *testing.T, outFile string, got *corev1.Pod) {
+	t.Helper()
+	b, err := yaml.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(outFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := lineDiff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (go test -update rewrites it):\n%s", outFile, diff)
+	}
 }
