@@ -596,26 +596,7 @@ func (r *Reconciler) alreadyWritten(key types.NamespacedName, pod *corev1.Pod, w
 // pod changed since it was read (its resourceVersion): what was narrowed is what
 // the API server holds.
 func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod, narrow *corev1.NodeSelector) error {
-	var keep []corev1.PodSchedulingGate
-	for _, g := range pod.Spec.SchedulingGates {
-		if g.Name != inject.SchedulingGate {
-			keep = append(keep, g)
-		}
-	}
-	ops := []map[string]any{
-		{"op": "test", "path": "/metadata/uid", "value": pod.UID},
-		{"op": "test", "path": "/spec/schedulingGates", "value": pod.Spec.SchedulingGates},
-	}
-	if narrow != nil {
-		ops = append(ops, map[string]any{"op": "test", "path": "/metadata/resourceVersion", "value": pod.ResourceVersion})
-		ops = append(ops, narrowOps(pod, narrow)...)
-	}
-	if len(keep) == 0 {
-		ops = append(ops, map[string]any{"op": "remove", "path": "/spec/schedulingGates"})
-	} else {
-		ops = append(ops, map[string]any{"op": "replace", "path": "/spec/schedulingGates", "value": keep})
-	}
-	data, err := json.Marshal(ops)
+	data, err := json.Marshal(gateRemovalOps(pod, narrow))
 	if err != nil {
 		return err
 	}
