@@ -16,11 +16,13 @@ const startupTimeout = 2 * time.Minute
 // removes gates. The canary lives in its own namespace and is deleted before
 // this returns, so the scenario's figures start from a controller at rest.
 func (r *rig) startController(ctx context.Context) (*process, error) {
-	p, err := start("the controller", controllerEnv(), r.controller,
-		"--webhook=false", "--leader-elect=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--kubeconfig", r.kubeconfig,
-		"--kube-api-qps", strconv.Itoa(r.qps), "--kube-api-burst", strconv.Itoa(r.burst))
+	return r.startControllerAs(ctx, "the controller", "--leader-elect=false")
+}
+
+// startControllerAs is startController with the process named name and args
+// added (leader election), returning once it released the canary.
+func (r *rig) startControllerAs(ctx context.Context, name string, args ...string) (*process, error) {
+	p, err := r.launchController(name, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +31,17 @@ func (r *rig) startController(ctx context.Context) (*process, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// launchController starts entrypoint-webhook as the dependency controller alone,
+// with the rig's client limits and args added, and returns at once.
+func (r *rig) launchController(name string, args ...string) (*process, error) {
+	return start(name, controllerEnv(), r.controller, append([]string{
+		"--webhook=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--kubeconfig", r.kubeconfig,
+		"--kube-api-qps", strconv.Itoa(r.qps), "--kube-api-burst", strconv.Itoa(r.burst),
+	}, args...)...)
 }
 
 func (r *rig) canary(ctx context.Context, p *process) error {

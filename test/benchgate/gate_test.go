@@ -25,6 +25,7 @@ type gatedScenario struct {
 	perService int // pods waiting for each Service
 	target     string
 	collect    bool // have the API server collect garbage before each look at its memory
+	ceiling    bool // then measure the raw rate of the same releases (ceiling_test.go); one round only
 }
 
 func (s gatedScenario) podsPerRound() int { return s.services * s.perService }
@@ -232,6 +233,21 @@ func (res gatedResult) print(sc gatedScenario) {
 	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
 }
 
+// rate is the controller's releases per second in the last round: its pods
+// over the time from the first EndpointSlice create call to the last release.
+func (res gatedResult) rate(sc gatedScenario) float64 {
+	return float64(sc.podsPerRound()) / res.allReleased.Seconds()
+}
+
+// printCeiling writes the controller's release rate beside the raw client's.
+func printCeiling(sc gatedScenario, res gatedResult, c ceilingResult, qps, burst int) {
+	row := func(k, format string, args ...any) { fmt.Printf("  %-34s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("release rate, controller", "%.0f pods/s (%d pods, first EndpointSlice create call → last release)", res.rate(sc), sc.podsPerRound())
+	row("ceiling: raw gate-removal patches", "%.0f patches/s (%d fresh gated pods, %d workers, qps %d burst %d; all answered in %.2f s, all seen released in %.2f s)",
+		c.rate(), c.pods, c.workers, qps, burst, c.answered.Seconds(), c.released.Seconds())
+	row("controller ÷ ceiling", "%.2f", res.rate(sc)/c.rate())
+}
+
 func (res gatedResult) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the time of the whole scenario means nothing
 	b.ReportMetric(benchstat.MS(res.latency.Percentile(50)), "p50-ms")
@@ -245,9 +261,12 @@ func (res gatedResult) report(b *testing.B) {
 
 var gatedScenarios = []gatedScenario{
 	{name: "latency", title: "one pod on one Service, 50 times", rounds: 50, services: 1, perService: 1, target: "p99 < 100 ms"},
-	{name: "1000-pods", title: "1,000 pods on one Service", rounds: 1, services: 1, perService: 1000, target: "all within 3 s"},
-	{name: "10000-pods", title: "10,000 pods on 100 Services (100 each), all made ready at once", rounds: 1, services: 100, perService: 100, target: "all within 15 s"},
+	{name: "1000-pods", title: "1,000 pods on one Service", rounds: 1, services: 1, perService: 1000, target: "all within 3 s", ceiling: true},
+	{name: "10000-pods", title: "10,000 pods on 100 Services (100 each), all made ready at once", rounds: 1, services: 100, perService: 100, target: "all within 15 s", ceiling: true},
 }
+
+// The hand-over scenario: as many pods and Services as the largest burst.
+const handoverPods, handoverServices = 10000, 100
 
 // BenchmarkGate measures gate mode at scale: the comparison with resolver
 // processes first, while the API server's memory is not yet inflated by the
@@ -283,9 +302,32 @@ func BenchmarkGate(b *testing.B) {
 			if sc.rounds == 1 {
 				s += fmt.Sprintf(", all in %.2f s", res.allReleased.Seconds())
 			}
-			summary = append(summary, s+fmt.Sprintf(" (%s)", sc.target))
+			s += fmt.Sprintf(" (%s)", sc.target)
+			if sc.ceiling {
+				// The same API server, right after, with the controller stopped.
+				c, err := r.ceiling(ctx, sc)
+				if err != nil {
+					b.Fatalf("%s, the raw ceiling: %v", sc.title, err)
+				}
+				printCeiling(sc, res, c, r.qps, r.burst)
+				b.ReportMetric(res.rate(sc), "ctrl-pods/s")
+				b.ReportMetric(c.rate(), "raw-patches/s")
+				b.ReportMetric(res.rate(sc)/c.rate(), "ctrl/raw")
+				s += fmt.Sprintf(", %.0f pods/s = %.2f of the raw %.0f patches/s", res.rate(sc), res.rate(sc)/c.rate(), c.rate())
+			}
+			summary = append(summary, s)
 		})
 	}
+	b.Run("handover", func(b *testing.B) {
+		r := need(b)
+		res, err := r.handover(ctx, handoverPods, handoverServices)
+		if err != nil {
+			b.Fatalf("leader hand-over of %d pods: %v", handoverPods, err)
+		}
+		res.print()
+		res.report(b)
+		summary = append(summary, res.summary())
+	})
 	if len(summary) > 0 {
 		fmt.Printf("\nbench-gate: %s\n", strings.Join(summary, "; "))
 	}

@@ -102,8 +102,20 @@ func (r *rig) finish(dir string) error {
 }
 
 // binary is the path in env, checked, or else pkg built into dir with the
-// Makefile's flags (static, reproducible, stripped).
+// Makefile's flags (static, reproducible, stripped): what is measured is what
+// ships.
 func binary(dir, env, name, pkg string) (string, error) {
+	return built(dir, env, name, pkg, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags", "-s -w")
+}
+
+// testBinary is binary for a test, which measures nothing: go build's default
+// flags, so that it reuses the packages `go vet` compiled (make test vets
+// first) and takes seconds.
+func testBinary(dir, env, name, pkg string) (string, error) {
+	return built(dir, env, name, pkg, nil)
+}
+
+func built(dir, env, name, pkg string, environ []string, flags ...string) (string, error) {
 	if p := os.Getenv(env); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s: %w", env, err)
@@ -111,8 +123,8 @@ func binary(dir, env, name, pkg string) (string, error) {
 		return p, nil
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "-trimpath", "-ldflags", "-s -w", module+pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd := exec.Command("go", append(append([]string{"build", "-o", out}, flags...), module+pkg)...)
+	cmd.Env = append(os.Environ(), environ...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s (or set %s): %w\n%s", name, env, err, b)
 	}

@@ -92,6 +92,41 @@ func (m metrics) watches() float64 { return m.sum(longRunning, map[string]string
 // eventsSent is the number of watch events the API server has sent, to every watcher.
 func (m metrics) eventsSent() float64 { return m.sum(watchEvents, nil) }
 
+// podWrites is how many writes to pods, their status and other subresources
+// aside, the API server has accepted (code 200): patches, updates, applies.
+func podWrites(m metrics) float64 {
+	n := 0.0
+	for _, verb := range []string{"PATCH", "UPDATE", "APPLY"} {
+		n += m.sum(requestTotal, map[string]string{"resource": "pods", "subresource": "", "verb": verb, "code": "200"})
+	}
+	return n
+}
+
+// podWriteCodes is, by response code, how many writes to pods (status aside)
+// the API server answered between two scrapes: "200 999, 500 1".
+func podWriteCodes(before, after metrics) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range []struct {
+		m    metrics
+		sign float64
+	}{{after, 1}, {before, -1}} {
+		for _, s := range m.m[requestTotal].GetMetric() {
+			switch labelValue(s, "verb") {
+			case "PATCH", "UPDATE", "APPLY":
+				if labelValue(s, "resource") == "pods" && labelValue(s, "subresource") == "" {
+					out[labelValue(s, "code")] += m.sign * value(s)
+				}
+			}
+		}
+	}
+	for k, v := range out {
+		if v == 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
 // requestKey names a kind of request: "PATCH pods/status (resource)", with the
 // scope the API server gives it in parentheses.
 func requestKey(s *dto.Metric) string {

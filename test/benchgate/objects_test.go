@@ -126,11 +126,14 @@ func makeReady(ctx context.Context, client kubernetes.Interface, ns string, serv
 }
 
 // parallel calls do(0..n-1) on createWorkers goroutines and returns the first error.
-func parallel(n int, do func(int) error) error {
+func parallel(n int, do func(int) error) error { return parallelOn(createWorkers, n, do) }
+
+// parallelOn calls do(0..n-1) on workers goroutines and returns the first error.
+func parallelOn(workers, n int, do func(int) error) error {
 	next := make(chan int)
-	errs := make(chan error, createWorkers)
+	errs := make(chan error, workers)
 	var wg sync.WaitGroup
-	for range min(createWorkers, n) {
+	for range min(workers, n) {
 		wg.Go(func() {
 			for i := range next {
 				if err := do(i); err != nil {

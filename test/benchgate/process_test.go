@@ -58,6 +58,13 @@ func (p *process) stop() {
 	}
 }
 
+// kill ends the process with SIGKILL, as a node that dies or the OOM killer
+// does: no cleanup, no release of its Lease. It returns once it exited.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // excerpt is the process's stderr, for a diagnosis: whole up to 30 lines, else
 // its first 5 (a failure to start, e.g. an unknown flag, comes first) and its last 25.
 func (p *process) excerpt() string {

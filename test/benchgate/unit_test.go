@@ -76,6 +76,9 @@ func TestMetrics(t *testing.T) {
 	if got := after.eventsSent(); got != 0 {
 		t.Errorf("events sent after = %v, want 0 (no such series)", got)
 	}
+	if got, want := podWrites(after)-podWrites(before), 100.0; got != want {
+		t.Errorf("pod writes accepted between = %v, want %v (PATCH pods 200 only: not 409, not status)", got, want)
+	}
 	got := requestsBetween(before, after)
 	want := map[string]float64{
 		"PATCH pods (namespace)":         103, // both codes of one kind

@@ -24,6 +24,7 @@ const conditionType = api.ConditionType
 type podState struct {
 	gated     bool      // the last event showed the scheduling gate
 	released  time.Time // first event without the gate; zero while gated
+	regated   int       // events with the gate after one without: never, as a removed gate cannot come back
 	condition *corev1.PodCondition
 }
 
@@ -99,6 +100,9 @@ func (w *podWatch) observe(pod *corev1.Pod, now time.Time) {
 		w.pods[pod.Name] = s
 	}
 	s.gated = hasGate(pod)
+	if s.gated && !s.released.IsZero() {
+		s.regated++
+	}
 	if !s.gated && s.released.IsZero() {
 		s.released = now
 	}
