@@ -23,19 +23,20 @@ import (
 
 // handoverResult is what one hand-over saw.
 type handoverResult struct {
-	pods           int
-	releasedAtKill int           // seen released by the harness when the leader was killed
-	readyToKill    time.Duration // first EndpointSlice create call → SIGKILL
-	killToAcquired time.Duration // SIGKILL → the new leader's acquireTime in the Lease
-	killToLast     time.Duration // SIGKILL → the last pod seen released
-	allReleased    time.Duration // first EndpointSlice create call → last release
-	leaseDuration  time.Duration // the Lease's leaseDurationSeconds, as its holder wrote it
-	oldLeader      string        // the Lease's holderIdentity while the first process led
-	newLeader      string        // and after the hand-over
-	transitions    int32         // the Lease's leaseTransitions after the hand-over
-	podWrites      float64       // writes to the pods (not their status) the API server accepted, from the readiness on
-	podWriteCodes  string        // the writes to the pods by response code: 200, and 422 for a patch whose test failed
-	notEvaluated   string        // why the first leader's conditions were not waited for, if they were not
+	pods            int
+	releasedAtKill  int           // seen released by the harness when the leader was killed
+	readyToKill     time.Duration // first EndpointSlice create call → SIGKILL
+	killToAcquired  time.Duration // SIGKILL → the new leader's acquireTime in the Lease
+	killToLast      time.Duration // SIGKILL → the last pod seen released
+	acquiredToFirst time.Duration // the new leader's acquireTime → the first pod seen released after it
+	allReleased     time.Duration // first EndpointSlice create call → last release
+	leaseDuration   time.Duration // the Lease's leaseDurationSeconds, as its holder wrote it
+	oldLeader       string        // the Lease's holderIdentity while the first process led
+	newLeader       string        // and after the hand-over
+	transitions     int32         // the Lease's leaseTransitions after the hand-over
+	podWrites       float64       // writes to the pods (not their status) the API server accepted, from the readiness on
+	podWriteCodes   string        // the writes to the pods by response code: 200, and 422 for a patch whose test failed
+	notEvaluated    string        // why the first leader's conditions were not waited for, if they were not
 }
 
 // handover runs the scenario on n pods spread over services Services in a fresh
@@ -157,7 +158,15 @@ func (r *rig) handover(ctx context.Context, n, services int) (handoverResult, er
 		return res, fmt.Errorf("the Lease passed to %q, but the second controller did not log that it acquired it; %s", res.newLeader, second.diagnosis())
 	}
 	if lease.Spec.AcquireTime != nil {
-		res.killToAcquired = lease.Spec.AcquireTime.Sub(killed)
+		acquired := lease.Spec.AcquireTime.Time
+		res.killToAcquired = acquired.Sub(killed)
+		first := last
+		for _, at := range w.released(pods) {
+			if at.After(acquired) && at.Before(first) {
+				first = at
+			}
+		}
+		res.acquiredToFirst = first.Sub(acquired)
 	}
 	if lease.Spec.LeaseDurationSeconds != nil {
 		res.leaseDuration = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
@@ -253,7 +262,9 @@ func (res handoverResult) print() {
 	row("leader election", "lease duration %s (the Lease's), renew deadline 10 s, retry period 2 s: controller-runtime's defaults, entrypoint-webhook has no flags for them", res.leaseDuration)
 	row("released when the leader died", "%d of %d, %.2f s after the first EndpointSlice create call", res.releasedAtKill, res.pods, res.readyToKill.Seconds())
 	row("SIGKILL → new leader", "%.2f s (its acquireTime in the Lease; %d transitions)", res.killToAcquired.Seconds(), res.transitions)
-	row("SIGKILL → last release", "%.2f s", res.killToLast.Seconds())
+	row("new leader → its first release", "%.2f s (its informers start once it leads)", res.acquiredToFirst.Seconds())
+	row("SIGKILL → last release", "%.2f s: the rest, %d pods (the dead leader's last writes among them), at %.0f pods/s from the new leader's first release",
+		res.killToLast.Seconds(), res.pods-res.releasedAtKill, float64(res.pods-res.releasedAtKill)/(res.killToLast-res.killToAcquired-res.acquiredToFirst).Seconds())
 	row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
 	row("gate removals accepted", "%.0f for %d pods; none seen gated after its release, no gate left", res.podWrites, res.pods)
 	row("writes to the pods by code", "%s", res.podWriteCodes)
@@ -266,6 +277,7 @@ func (res handoverResult) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(res.killToLast.Seconds(), "kill-to-last-s")
 	b.ReportMetric(res.killToAcquired.Seconds(), "kill-to-leader-s")
+	b.ReportMetric(res.acquiredToFirst.Seconds(), "leader-to-first-s")
 	b.ReportMetric(float64(res.releasedAtKill), "released-at-kill")
 	b.ReportMetric(res.leaseDuration.Seconds(), "lease-s")
 }
