@@ -103,7 +103,7 @@ bench-hostile: envtest-assets build ## Hostile admission requests to the webhook
 		go test -run '^$$' -bench Hostile -benchtime 1x -count 1 -timeout 30m ./test/hostile/
 
 .PHONY: bench-gate
-bench-gate: envtest-assets build ## Gate mode at scale on a real kube-apiserver: release latency, 1,000 and 10,000 gated pods, the controller's memory and CPU, watches vs GATE_RESOLVERS (300) resolver processes.
+bench-gate: envtest-assets build ## Gate mode at scale on a real kube-apiserver: release latency, 1,000 and 10,000 gated pods beside the raw rate of the same patches, the controller's memory and CPU, watches vs GATE_RESOLVERS (300) resolver processes, the leader hand-over under load (10,000 pods; TestLeaderHandover, 1,000).
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) ENTRYPOINT_BINARY=$(abspath $(BIN))/kubernetes-entrypoint \
 		ENTRYPOINT_WEBHOOK_BINARY=$(abspath $(BIN))/entrypoint-webhook \
 		go test -run '^TestLeaderHandover$$' -bench Gate -benchtime 1x -count 1 -timeout 60m ./test/benchgate/
