@@ -114,4 +114,3 @@ func zoneinfo(goroot string) (map[string][]byte, error) {
 	}
 	return zones, nil
 }
-

@@ -6,7 +6,7 @@
 //   - kubernetes-entrypoint: the resolver alone, /usr/local/bin/kubernetes-entrypoint
 //     (on PATH, as in openstack-helm's image, so `command: [kubernetes-entrypoint]`
 //     works). The webhook injects this image: as an init container's, or mounted
-//     as an image volume (subPath usr/local/bin).
+//     as an image volume (subPath usr/local/bin, inject.ImageVolumeSubPath).
 //   - entrypoint-webhook: the webhook, which is also the controller.
 //
 // Both run as nonroot (65532:65532) on a base of our own, the equivalent of
