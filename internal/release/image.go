@@ -17,7 +17,7 @@
 // this base, the CA bundle at /etc/ssl/certs/ca-certificates.crt from
 // golang.org/x/crypto/x509roots/fallback (the version in go.mod) and the time zone
 // database from the Go toolchain's zoneinfo.zip. There is no shell, no libc, no
-// package database. docs/release.md says how to rebase on the real distroless.
+// package database. docs/images.md says how to move the binaries onto the real distroless.
 //
 // The images are reproducible: every time stamp is ImageOptions.Epoch, entries
 // are sorted and owned by root (but /home/nonroot), the binaries are built with

@@ -147,6 +147,7 @@ func TestImages(t *testing.T) {
 		t.Fatalf("%d images, want 2", got)
 	}
 	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	var sharedBase v1.Hash // the base layer, the same blob in every image
 	for i, spec := range Images() {
 		res := b.results[i]
 		t.Run(spec.Name, func(t *testing.T) {
@@ -222,7 +223,17 @@ func TestImages(t *testing.T) {
 				if spec.Name == ResolverImage && res.Platforms[j].Size >= 30<<20 {
 					t.Errorf("%s: the resolver image is %d bytes uncompressed, want < 30 MiB", platforms[j], res.Platforms[j].Size)
 				}
-				t.Logf("%s %s: %d bytes uncompressed, %d compressed", spec.Name, platforms[j], res.Platforms[j].Size, res.Platforms[j].CompressedSize)
+				layers, err := img.Layers()
+				if err != nil || len(layers) != 2 {
+					t.Fatalf("%s: %d layers (%v), want the base and the binary", platforms[j], len(layers), err)
+				}
+				baseSize, _ := layers[0].Size()
+				baseDigest, _ := layers[0].Digest()
+				if sharedBase != (v1.Hash{}) && sharedBase != baseDigest {
+					t.Errorf("%s %s: base layer %s, another image's is %s: want one blob for all", spec.Name, platforms[j], baseDigest, sharedBase)
+				}
+				sharedBase = baseDigest
+				t.Logf("%s %s: %d bytes uncompressed, %d compressed (the base layer %d)", spec.Name, platforms[j], res.Platforms[j].Size, res.Platforms[j].CompressedSize, baseSize)
 			}
 		})
 	}
