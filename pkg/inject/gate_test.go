@@ -456,11 +456,17 @@ func TestGateOnlyPlan(t *testing.T) {
 			return p
 		}},
 		{name: "image volume asked where the webhook doubts it", lookups: true, mode: ModeInitContainer, caveat: "node a runs containerd 1.7.28",
-			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{AnnotationInjectionMode: "image-volume"})) }},
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{AnnotationInjectionMode: "image-volume"}))
+			}},
 		{name: "command annotation not JSON", lookups: true, denied: "entrypoint.io/command.app",
-			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{"entrypoint.io/command.app": "/usr/bin/app"})) }},
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{"entrypoint.io/command.app": "/usr/bin/app"}))
+			}},
 		{name: "command annotation for a container not in the pod", lookups: true, denied: `this pod has no container "worker"`,
-			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{"entrypoint.io/command.worker": `["/w"]`})) }},
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{"entrypoint.io/command.worker": `["/w"]`}))
+			}},
 		{name: "containers annotation naming a container not in the pod", lookups: true, denied: "entrypoint.io/containers",
 			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{"entrypoint.io/containers": "worker"})) }},
 		{name: "injection mode annotation invalid", lookups: true, denied: "entrypoint.io/injection-mode",
