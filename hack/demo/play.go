@@ -100,7 +100,7 @@ func (d *demo) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.n.step("What the webhook made of the gated pod %s: a scheduling gate, and the Service and the Job kept out of its container (in the status annotation's \"gated\")", gatedPod.Name)
+	d.n.step("What the webhook made of the gated pod %s: a scheduling gate, the Service and the Job in the status annotation's \"gated\", and no resolver (the gate covers all it waits for: gate-only)", gatedPod.Name)
 	if excerpt, err = mutatedExcerpt(gatedPod); err != nil {
 		return err
 	}
