@@ -98,7 +98,8 @@ const ctxCheckEvery = 1024
 // commands, images), so it cannot run before it; the order of the independent
 // checks only decides the order in which a denial lists problems: unknown
 // annotations, dependency annotations in the contract's order, the other
-// annotations, then the containers.
+// annotations, then the containers. Gate mode is decided before the containers
+// are looked at: a pod the gate holds for everything wraps none (gateOnlyPlan).
 func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
 	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
 	if pl.namespace == "" {
