@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -507,5 +508,36 @@ func TestGateOnlyPlan(t *testing.T) {
 				t.Errorf("message %q does not say that no resolver was injected", outcome.Message)
 			}
 		})
+	}
+}
+
+// optional-after, which the controller acts on, is in a gate-only pod's status
+// with its dependencies, and Dependencies reads it back as from a wrapped
+// container.
+func TestGateOnlyKeepsOptionalAfter(t *testing.T) {
+	annotations := map[string]string{
+		"entrypoint.io/gate":               "true",
+		"entrypoint.io/dependency-job":     "migrate",
+		"entrypoint.io/dependency-service": "mariadb",
+		"entrypoint.io/optional-after":     "30m",
+		"entrypoint.io/dependency-socket":  "/run/db.sock", // deleted below for the gate-only pod
+	}
+	wrapped, _, err := Mutate(context.Background(), simplePod(annotations), testConfig())
+	if err != nil || GateOnly(wrapped) {
+		t.Fatalf("with a socket: gate-only %v, err %v; want the resolver", GateOnly(wrapped), err)
+	}
+	delete(annotations, "entrypoint.io/dependency-socket")
+	gateOnly, _, err := Mutate(context.Background(), simplePod(annotations), testConfig())
+	if err != nil || !GateOnly(gateOnly) {
+		t.Fatalf("without the socket: gate-only %v, err %v; want gate-only", GateOnly(gateOnly), err)
+	}
+	for name, pod := range map[string]*corev1.Pod{"wrapped": wrapped, "gate-only": gateOnly} {
+		deps, gated, err := Dependencies(pod)
+		if err != nil || !gated {
+			t.Fatalf("%s: gated %v, err %v", name, gated, err)
+		}
+		if deps.OptionalAfter != 30*time.Minute || len(deps.Jobs) != 1 || len(deps.Services) != 1 {
+			t.Errorf("%s: Dependencies %+v; want the Job, the Service and optional-after 30m", name, deps)
+		}
 	}
 }
