@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"debug/elf"
 	"encoding/pem"
+	"errors"
 	"io"
 	"maps"
 	"os"
@@ -115,7 +116,7 @@ func files(t *testing.T, img v1.Image) map[string]file {
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
