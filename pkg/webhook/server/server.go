@@ -75,6 +75,9 @@ type Options struct {
 	// LeaderElect makes the controller run on one replica at a time; false only
 	// for a single process outside a cluster.
 	LeaderElect bool
+	// LeaseDuration, RenewDeadline and RetryPeriod time the election (client-go's
+	// leader election: a dead leader's Lease is taken over after LeaseDuration).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// AllowedCustomResources are the resources (plural.group, or *.group for a
 	// whole group) that custom-resource and CEL dependencies may name besides
 	// the contract's own kinds; the controller reads no other.
@@ -102,6 +105,9 @@ func DefaultOptions() Options {
 		Port:                   9443,
 		Webhook:                true,
 		LeaderElect:            true,
+		LeaseDuration:          15 * time.Second,
+		RenewDeadline:          10 * time.Second,
+		RetryPeriod:            2 * time.Second,
 		KubeAPIQPS:             1000,
 		KubeAPIBurst:           2000,
 		TLSMode:                TLSCertDir,
@@ -131,6 +137,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "on shutdown, the longest the webhook keeps serving requests in flight (and any still arriving) before it stops")
 	fs.BoolVar(&o.Webhook, "webhook", o.Webhook, "serve the admission webhook; false runs only the dependency controller")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one replica to run the controller (a Lease in --namespace); false only for a single process outside a cluster")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a controller replica that stopped renewing keeps the Lease: the longest a dead leader's pods wait for a new one")
+	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "how long the leader retries renewing its Lease before it stops the controller (shorter than --leader-elect-lease-duration)")
+	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "the pause between tries to take or renew the Lease")
 	fs.StringVar(&o.AllowedCustomResources, "allowed-custom-resources", o.AllowedCustomResources, "comma-separated resources, as RBAC names them (plural.group, e.g. connections.mariadb.osh.openstack.org, or *.group for a whole group), that custom-resource and CEL dependencies may name besides the contract's own kinds; the controller never reads any other kind (Nodes, Namespaces, unlisted custom resources) for a pod")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server, on average (client-side limit)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "requests to the API server in a burst above --kube-api-qps")
@@ -354,6 +363,10 @@ func (o *Options) checkRoles() error {
 	if o.AdoptAllNamespaces && !o.GateController() {
 		errs = append(errs, errors.New("--adopt-all-namespaces needs --controller or --controller-separate: nothing would remove the gates of adopted pods"))
 	}
+	if o.LeaderElect && !(o.LeaseDuration > o.RenewDeadline && o.RenewDeadline > o.RetryPeriod && o.RetryPeriod > 0) {
+		errs = append(errs, fmt.Errorf("--leader-elect-lease-duration=%s --leader-elect-renew-deadline=%s --leader-elect-retry-period=%s: want lease duration > renew deadline > retry period > 0",
+			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
+	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps=%g --kube-api-burst=%d: want positive numbers", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
@@ -373,6 +386,7 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, p processPl
 	}
 	return mgr.Add(&controller.Runner{
 		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace,
+		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Options: controller.Options{
 			Dependencies:       inject.Dependencies,
 			SecretDependencies: p.SecretDependencies,
