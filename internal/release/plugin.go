@@ -1,3 +1,6 @@
+// Package release writes the files of a release (make release, hack/release): the
+// kubectl plugin's archives and their krew manifest, the packaged chart, the images
+// and their SBOMs, checksums.txt; the same tree and epoch write the same bytes.
 package release
 
 import (
