@@ -49,7 +49,8 @@ func installChart(ctx context.Context) error {
 		Repo:          cluster.Repo(),
 		Chart:         filepath.Join(dist, filepath.FromSlash(packaged)),
 		Kubeconfig:    cluster.KubeconfigPath(),
-		Image:         projectImage,
+		Image:         webhookImage,
+		ResolverImage: resolverImage,
 		APIServerHost: suite.webhookAPIServerHost,
 		APIServerPort: localcluster.APIServerPort,
 		// For containers without a command: the test registry on loopback.
