@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	step("the chart "+filepath.Join(o.dir, filepath.FromSlash(chart)), t)
 
 	t = time.Now()
-	if err := writeImages(ctx, o); err != nil {
+	if err := writeImages(ctx, o, log); err != nil {
 		return err
 	}
 	step("the images and their SBOMs", t)
@@ -173,12 +173,33 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	return nil
 }
 
-// writeImages writes the images' OCI layouts and their SBOMs.
-//
-// WIRE h-images: release.WriteImages(ctx, release.ImageOptions{Dir: o.dir,
-// Version: o.version, Revision: o.revision, Platforms: o.imagePlatforms, Epoch:
-// o.epoch, Source: ...}) and release.WriteSBOMs, once they are in main.
-func writeImages(context.Context, options) error { return nil }
+// writeImages writes the images' OCI layouts (dir/images/<name>) and their SBOMs
+// (dir/sbom/<name>.cdx.json), and logs each image's index digest and size.
+func writeImages(ctx context.Context, o options, log io.Writer) error {
+	platforms := make([]string, len(o.imagePlatforms))
+	for i, p := range o.imagePlatforms {
+		platforms[i] = p.String()
+	}
+	opts := release.ImageOptions{
+		Dir: o.dir, Repo: o.repo, Version: o.version, Revision: o.revision,
+		Platforms: platforms, Epoch: o.epoch,
+	}
+	images, err := release.WriteImages(ctx, opts)
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		for _, p := range img.Platforms {
+			fmt.Fprintf(log, "release: image %s %s: %.1f MB, %.1f MB compressed\n",
+				img.Name, p.Platform, float64(p.Size)/1e6, float64(p.CompressedSize)/1e6)
+		}
+		fmt.Fprintf(log, "release: image %s: index %s\n", img.Name, img.IndexDigest)
+	}
+	if _, err := release.WriteSBOMs(ctx, release.SBOMOptions{ImageOptions: opts}); err != nil {
+		return err
+	}
+	return nil
+}
 
 // emptyDir makes dir an empty directory: it must not exist, be empty, or hold a
 // previous release (a checksums file), so that a mistyped --dir removes nothing else.

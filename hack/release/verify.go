@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"helm.sh/helm/v3/pkg/chart/loader"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/release"
@@ -24,7 +27,9 @@ import (
 // verify checks a release directory as someone downloading it would: checksums.txt
 // lists every other file with its sum; the krew manifest is valid, and each of its
 // platforms names an archive of the directory by its sha256; each archive holds the
-// binary (executable), LICENSE and README.md; the chart has the version. With krew
+// binary (executable), LICENSE and README.md; each image's OCI layout holds an image
+// index whose blobs are all there and match their digests, and its SBOM is CycloneDX; the chart has
+// the version. With krew
 // (a krew binary, with krew's validate-krew-manifest beside it), krew checks the
 // manifest and installs every platform's archive with it, as `kubectl krew install
 // --manifest --archive` does.
@@ -93,12 +98,62 @@ func verify(ctx context.Context, dir, version, krew string) error {
 		}
 	}
 
+	for _, spec := range release.Images() {
+		if err := checkImage(dir, spec.Name); err != nil {
+			return err
+		}
+	}
+
 	ch, err := loader.Load(filepath.Join(dir, filepath.FromSlash(release.ChartArchivePath(version))))
 	if err != nil {
 		return fmt.Errorf("the packaged chart: %w", err)
 	}
 	if ch.Metadata.Version != version || ch.Metadata.AppVersion != version {
 		return fmt.Errorf("the packaged chart: version %s, appVersion %s; want %s", ch.Metadata.Version, ch.Metadata.AppVersion, version)
+	}
+	return nil
+}
+
+// checkImage: the image's OCI layout holds one image index with an image for each
+// platform, and its SBOM is a CycloneDX document.
+func checkImage(dir, name string) error {
+	at := filepath.Join(dir, "images", name)
+	p, err := layout.FromPath(at)
+	if err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	m, err := top.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	if len(m.Manifests) != 1 {
+		return fmt.Errorf("the image %s: index.json lists %d manifests, want one image index", name, len(m.Manifests))
+	}
+	idx, err := top.ImageIndex(m.Manifests[0].Digest)
+	if err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) == 0 {
+		return fmt.Errorf("the image %s: an image index without images (%v)", name, err)
+	}
+	// Every manifest, config and layer read and checked against its digest and size.
+	if err := validate.Index(idx); err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "sbom", name+".cdx.json"))
+	if err != nil {
+		return fmt.Errorf("the SBOM of %s: %w", name, err)
+	}
+	var sbom struct {
+		BOMFormat string `json:"bomFormat"`
+	}
+	if err := json.Unmarshal(b, &sbom); err != nil || sbom.BOMFormat != "CycloneDX" {
+		return fmt.Errorf("the SBOM of %s: not a CycloneDX document (%v)", name, err)
 	}
 	return nil
 }

@@ -1,6 +1,3 @@
-// Package release writes the files of a release (make release, hack/release): the
-// kubectl plugin's archives and their krew manifest, the packaged chart, the images
-// and their SBOMs, checksums.txt; the same tree and epoch write the same bytes.
 package release
 
 import (
@@ -10,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -125,7 +121,7 @@ func WritePlugins(ctx context.Context, o PluginOptions) ([]PluginArchive, error)
 	for i, p := range o.Platforms {
 		g.Go(func() error {
 			bin := filepath.Join(work, p.OS+"-"+p.Arch, PluginBin(p))
-			if err := buildPluginBinary(gctx, o.Repo, p, o.Version, "./cmd/kubectl-entrypoint", bin); err != nil {
+			if err := BuildBinary(gctx, o.Repo, "./cmd/kubectl-entrypoint", p.String(), o.Version, bin); err != nil {
 				return err
 			}
 			data, err := os.ReadFile(bin)
@@ -159,20 +155,4 @@ func WritePlugins(ctx context.Context, o PluginOptions) ([]PluginArchive, error)
 		return nil, err
 	}
 	return out, nil
-}
-
-// buildPluginBinary builds pkg (relative to repo) for a platform the way make build does:
-// static (CGO_ENABLED=0), -trimpath, -buildvcs=false, stripped, the version in
-// main.version. With the same toolchain the output is the same bytes anywhere.
-func buildPluginBinary(ctx context.Context, repo string, p OSArch, version, pkg, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -X main.version="+version, "-o", out, pkg)
-	cmd.Dir = repo
-	// The architecture levels pinned to Go's defaults: a GOAMD64 or GOARM64 in the
-	// environment would change the bytes.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch, "GOAMD64=v1", "GOARM64=v8.0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s for %s: %w\n%s", pkg, p, err, b)
-	}
-	return nil
 }
