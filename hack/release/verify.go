@@ -138,8 +138,11 @@ func checkImage(dir, name string) error {
 		return fmt.Errorf("the image %s: %w", name, err)
 	}
 	im, err := idx.IndexManifest()
-	if err != nil || len(im.Manifests) == 0 {
-		return fmt.Errorf("the image %s: an image index without images (%v)", name, err)
+	if err != nil {
+		return fmt.Errorf("the image %s: %w", name, err)
+	}
+	if len(im.Manifests) == 0 {
+		return fmt.Errorf("the image %s: an image index without images", name)
 	}
 	// Every manifest, config and layer read and checked against its digest and size.
 	if err := validate.Index(idx); err != nil {
@@ -152,8 +155,11 @@ func checkImage(dir, name string) error {
 	var sbom struct {
 		BOMFormat string `json:"bomFormat"`
 	}
-	if err := json.Unmarshal(b, &sbom); err != nil || sbom.BOMFormat != "CycloneDX" {
-		return fmt.Errorf("the SBOM of %s: not a CycloneDX document (%v)", name, err)
+	if err := json.Unmarshal(b, &sbom); err != nil {
+		return fmt.Errorf("the SBOM of %s: %w", name, err)
+	}
+	if sbom.BOMFormat != "CycloneDX" {
+		return fmt.Errorf("the SBOM of %s: bomFormat %q, not CycloneDX", name, sbom.BOMFormat)
 	}
 	return nil
 }
