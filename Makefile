@@ -115,7 +115,28 @@ demo-envtest: envtest-assets build ## The webhook and the resolver on an API ser
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) go run ./hack/demo-envtest $(abspath $(BIN))/kubernetes-entrypoint
 
 clean: ## Remove build output (the control-plane cache in $(KE_CACHE) stays).
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(RELEASE_DIR)
+
+# make release VERSION=x.y.z writes RELEASE_DIR (docs/release.md): the kubectl
+# plugin's archives, their krew manifest, the packaged chart, the images as OCI
+# layouts with their SBOMs, checksums.txt; the same tree writes the same bytes
+# (mtimes from SOURCE_DATE_EPOCH, else the commit's time). Then krew
+# (KREW_VERSION, built once from the Go module proxy) validates the manifest and
+# installs every archive with it.
+RELEASE_DIR  ?= dist
+RELEASE_URL  ?= https://github.com/kubernetes-entrypoint/kubernetes-entrypoint/releases/download/v{version}/{archive}
+KREW_VERSION ?= v0.4.3
+KREW = $(KE_CACHE)/bin/krew-$(KREW_VERSION)/krew
+
+$(KREW):
+	GOBIN=$(dir $@) GOFLAGS= go install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION) sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+
+.PHONY: release release-check
+release: $(KREW) ## Write a release to dist/ (VERSION=x.y.z; RELEASE_URL: where the krew manifest points), reproducibly, and check it (docs/release.md).
+	go run ./hack/release --version '$(VERSION)' --dir '$(RELEASE_DIR)' --url-template '$(RELEASE_URL)' --krew '$(KREW)'
+
+release-check: ## The release's tests, part of make test: a release of the host platform, twice, checked and installed by krew.
+	go test -count=1 ./hack/release/ ./internal/release/
 
 .PHONY: cluster-up cluster-down
 cluster-up: ## Start a real single-node cluster on loopback (state in $KE_CLUSTER_DIR, default /tmp/ke-cluster).

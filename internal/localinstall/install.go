@@ -30,7 +30,10 @@ const controllerLease = controller.LeaseName
 
 // Options describe one install. Image, ResolverImage and Kubeconfig are required.
 type Options struct {
-	Repo       string // the repository root, holding charts/kubernetes-entrypoint
+	Repo string // the repository root, holding charts/kubernetes-entrypoint
+	// Chart is the chart to install: a directory or a packaged chart (.tgz, as make
+	// release writes to dist/charts); empty: charts/kubernetes-entrypoint in Repo.
+	Chart      string
 	Kubeconfig string
 	// Image is the webhook's image as repository:tag, already in the node's containerd
 	// (pull policy Never).
@@ -118,7 +121,7 @@ func Values(o Options, webhookPort, healthPort, controllerHealthPort int) map[st
 	}
 }
 
-// Install installs charts/kubernetes-entrypoint with the Helm SDK and waits until the
+// Install installs charts/kubernetes-entrypoint (or Options.Chart) with the Helm SDK and waits until the
 // webhook mutates an annotated pod (server-side dry run).
 func Install(ctx context.Context, o Options) (*Installed, error) {
 	if o.Image == "" || o.ResolverImage == "" || o.Kubeconfig == "" || o.APIServerHost == "" || o.APIServerPort == 0 {
@@ -140,9 +143,13 @@ func Install(ctx context.Context, o Options) (*Installed, error) {
 	}
 	values := alignController(merge(Values(o, ports[0], ports[1], ports[2]), o.Overrides), o.Overrides)
 
-	ch, err := loader.Load(filepath.Join(o.Repo, "charts", "kubernetes-entrypoint"))
+	chartPath := o.Chart
+	if chartPath == "" {
+		chartPath = filepath.Join(o.Repo, "charts", "kubernetes-entrypoint")
+	}
+	ch, err := loader.Load(chartPath)
 	if err != nil {
-		return nil, fmt.Errorf("loading the chart: %w", err)
+		return nil, fmt.Errorf("loading the chart %s: %w", chartPath, err)
 	}
 	cfg := new(action.Configuration)
 	getter := kube.GetConfig(o.Kubeconfig, "", o.Namespace)

@@ -5,12 +5,18 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localinstall"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/release"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
+
+// e2eChartVersion is the version of the chart the suite packages and installs.
+const e2eChartVersion = "0.0.0-e2e"
 
 // webhookNamespace is where the suite installs the chart (localinstall's default).
 const webhookNamespace = "kubernetes-entrypoint"
@@ -24,11 +30,24 @@ var injectionMode = func() inject.InjectionMode {
 	return inject.ModeInitContainer
 }()
 
-// installChart installs charts/kubernetes-entrypoint with the Helm SDK, with the values
+// installChart installs the chart as a release ships it, packaged by make release's
+// code (internal/release WriteChart) into a .tgz, with the Helm SDK and the values
 // this machine needs (internal/localinstall), and waits until the webhook mutates pods.
 func installChart(ctx context.Context) error {
+	dist, err := os.MkdirTemp("", "ke-e2e-dist-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dist)
+	packaged, err := release.WriteChart(release.ChartOptions{
+		Repo: cluster.Repo(), Dir: dist, Version: e2eChartVersion, Epoch: time.Unix(0, 0),
+	})
+	if err != nil {
+		return err
+	}
 	in, err := localinstall.Install(ctx, localinstall.Options{
 		Repo:          cluster.Repo(),
+		Chart:         filepath.Join(dist, filepath.FromSlash(packaged)),
 		Kubeconfig:    cluster.KubeconfigPath(),
 		Image:         webhookImage,
 		ResolverImage: resolverImage,
