@@ -271,7 +271,7 @@ func (r *rig) schedulerAlone(ctx context.Context) (result, error) {
 		}
 	}
 	s.res.started = s.res.allBound
-	s.res.allBound = s.res.allBound - firstBind.Sub(t0)
+	s.res.allBound -= firstBind.Sub(t0)
 	return s.res, nil
 }
 
