@@ -128,7 +128,9 @@ func (s *scenario) close() {
 		s.scheduler.Stop()
 	}
 	if s.ns != "" {
-		_ = deletePods(context.Background(), s.r.client, s.ns)
+		if err := deletePods(context.Background(), s.r.client, s.ns); err != nil {
+			fmt.Printf("cleaning up: %v\n", err)
+		}
 	}
 }
 
@@ -314,7 +316,9 @@ func (r *rig) daemonSet(ctx context.Context) (result, error) {
 }
 
 // BenchmarkKwok measures gate mode with the real scheduler on fake nodes: the
-// gated pods, the same pods for the scheduler alone, the same-node case.
+// pods for the scheduler alone first, on an API server that has held no pods
+// yet (the limit is not flattered), then the same pods gated, then the
+// same-node case.
 func BenchmarkKwok(b *testing.B) {
 	ctx := context.Background()
 	var gated, alone *result
@@ -327,8 +331,8 @@ func BenchmarkKwok(b *testing.B) {
 		run         func(*rig, context.Context) (result, error)
 		keep        **result
 	}{
-		{"gated", fmt.Sprintf("%d gated pods on %d Services, made ready at once", n, services), (*rig).gated, &gated},
-		{"scheduler-alone", fmt.Sprintf("the same %d pods without the gate, bound by the scheduler alone", n), (*rig).schedulerAlone, &alone},
+		{"scheduler-alone", fmt.Sprintf("%d pods without the gate, bound by the scheduler alone", n), (*rig).schedulerAlone, &alone},
+		{"gated", fmt.Sprintf("the same %d pods gated, on %d Services, made ready at once", n, services), (*rig).gated, &gated},
 		{"daemonset", fmt.Sprintf("%d gated pods pinned to their nodes, each waiting for the DaemonSet's pod there", n), (*rig).daemonSet, nil},
 	} {
 		b.Run(sc.name, func(b *testing.B) {

@@ -197,13 +197,27 @@ func parallel(n int, do func(int) error) error {
 	}
 }
 
-// deletePods removes a namespace's pods at once (grace period 0: kwok is no
-// kubelet to wait for), so that later scenarios' processes do not list them.
+// deletePods removes a namespace's pods (grace period 0: kwok is no kubelet to
+// wait for) and waits until they are gone, so that the next scenario is
+// measured on an API server that holds none of them. The API server ends a
+// DeleteCollection of thousands of pods at its request timeout, part done:
+// the call is repeated until none is left.
 func deletePods(ctx context.Context, client kubernetes.Interface, ns string) error {
-	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
-		return fmt.Errorf("deleting the pods of %s: %w", ns, err)
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
+		list, lerr := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		switch {
+		case lerr != nil:
+			return fmt.Errorf("listing the pods of %s after deleting them: %w", ns, lerr)
+		case len(list.Items) == 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the pods of %s are still there %s after their deletion began, e.g. %s (the last delete call: %v)", ns, stepTimeout, list.Items[0].Name, err)
+		case err == nil:
+			time.Sleep(time.Second) // the last ones are still going
+		}
 	}
-	return nil
 }
 
 // newNamespace creates a namespace named after prefix.
