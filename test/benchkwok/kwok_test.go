@@ -151,7 +151,8 @@ func (s *scenario) create(ctx context.Context, pods []string, podOf func(int) (*
 	// The release is timed, not the backlog of a burst of new pods: wait until
 	// the controller has evaluated each (set its condition).
 	if s.ctrl != nil {
-		if err := s.w.waitFor(pods, stepTimeout, "evaluated by the controller", s.procs, evaluated); err != nil {
+		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
+		if err := s.w.waitFor(pods, limit, "evaluated by the controller", s.procs, evaluated); err != nil {
 			s.res.note = "the controller's condition was not waited for: " + firstLine(err)
 		} else {
 			s.res.evaluated = time.Since(t0)
