@@ -213,7 +213,11 @@ func deletePods(ctx context.Context, client kubernetes.Interface, ns string) err
 		case len(list.Items) == 0:
 			return nil
 		case time.Now().After(deadline):
-			return fmt.Errorf("the pods of %s are still there %s after their deletion began, e.g. %s (the last delete call: %v)", ns, stepTimeout, list.Items[0].Name, err)
+			last := "succeeded"
+			if err != nil {
+				last = err.Error()
+			}
+			return fmt.Errorf("the pods of %s are still there %s after their deletion began, e.g. %s (the last delete call: %s)", ns, stepTimeout, list.Items[0].Name, last)
 		case err == nil:
 			time.Sleep(time.Second) // the last ones are still going
 		}
