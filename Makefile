@@ -4,8 +4,9 @@ SHELL := /usr/bin/env bash
 
 K8S_VERSION  ?= v1.37.2
 ETCD_VERSION ?= v3.7.3
+KWOK_VERSION ?= v0.8.0
 KE_CACHE     ?= $(HOME)/.cache/kubernetes-entrypoint
-export K8S_VERSION ETCD_VERSION KE_CACHE
+export K8S_VERSION ETCD_VERSION KWOK_VERSION KE_CACHE
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     ?= bin
@@ -107,6 +108,13 @@ bench-gate: envtest-assets build ## Gate mode at scale on a real kube-apiserver:
 	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) ENTRYPOINT_BINARY=$(abspath $(BIN))/kubernetes-entrypoint \
 		ENTRYPOINT_WEBHOOK_BINARY=$(abspath $(BIN))/entrypoint-webhook \
 		go test -run '^TestLeaderHandover$$' -bench Gate -benchtime 1x -count 1 -timeout 60m ./test/benchgate/
+
+.PHONY: bench-kwok
+bench-kwok: envtest-assets build ## Gate mode with the real kube-scheduler and kwok's fake nodes (BENCH_KWOK_NODES 500): ready → gate removed and → bound for BENCH_KWOK_PODS (10,000) pods on 100 Services and pinned to a DaemonSet's nodes, vs the scheduler alone; API server CPU, memory, watches.
+	@hack/build-k8s.sh kube-scheduler >/dev/null
+	KUBEBUILDER_ASSETS=$(KE_CACHE)/k8s-$(K8S_VERSION) KWOK_BINARY=$$(hack/build-kwok.sh)/kwok \
+		ENTRYPOINT_WEBHOOK_BINARY=$(abspath $(BIN))/entrypoint-webhook \
+		go test -run '^$$' -bench Kwok -benchtime 1x -count 1 -timeout 120m ./test/benchkwok/
 
 demo: ## The whole path on a real single-node cluster on this machine (Linux, root): the chart, examples/, narrated; then tear down.
 	go run ./hack/demo $(DEMO_FLAGS)
