@@ -144,7 +144,9 @@ func TestReleaseLogCoalesces(t *testing.T) {
 			}, t0.Add(30 * time.Second), false,
 			[]string{"a/old Normal DependenciesReady: released 1 pod waiting for service a/db (removed scheduling gate entrypoint.io/dependencies): old"}, 1},
 		{"control characters of a dependency's name escaped",
-			func(l *releaseLog) { l.add(releaseReadyKey("a", []string{"service a/db\x1b[2J"}), podRef{name: "p"}, t0) },
+			func(l *releaseLog) {
+				l.add(releaseReadyKey("a", []string{"service a/db\x1b[2J"}), podRef{name: "p"}, t0)
+			},
 			t0, true,
 			[]string{`a/p Normal DependenciesReady: released 1 pod waiting for service a/db\x1b[2J (removed scheduling gate entrypoint.io/dependencies): p`}, 0},
 	} {
