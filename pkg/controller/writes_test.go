@@ -241,3 +241,42 @@ func TestWaitingConditionAfterTheGrace(t *testing.T) {
 		})
 	}
 }
+
+// The Ready conditions of released pods wait while the controller has work:
+// with a reconcile under way (held here), the pods are released and their
+// conditions only noted; once it ends, they are written.
+func TestReadyConditionsWaitForTheBurst(t *testing.T) {
+	const n = 20
+	ns := env.Namespace(t)
+	r, log := startCounted(t, ns, func(o *Options) { o.WaitingGrace = time.Hour })
+	for i := range n {
+		createPod(t, managedPod(t, ns, fmt.Sprintf("app-%02d", i), map[string]string{"DEPENDENCY_SERVICE": "db"}, inject.SchedulingGate))
+	}
+	waitFor(t, "the controller following every pod", func() (bool, string) {
+		got := followedIn(r, ns)
+		return got == n, fmt.Sprintf("%d of %d followed", got, n)
+	})
+
+	r.active.Add(1) // a reconcile of another pod, as far as the controller can tell
+	busy := true
+	defer func() {
+		if busy {
+			r.active.Add(-1)
+		}
+	}()
+	readySlice(t, ns, "db")
+	waitFor(t, "every pod released and its Ready condition noted for later", func() (bool, string) {
+		return r.deferred.len() == n, fmt.Sprintf("%d of %d noted", r.deferred.len(), n)
+	})
+	for _, w := range log.snapshot() {
+		if strings.HasSuffix(w.path, "/status") || strings.HasPrefix(w.path, "events") {
+			t.Errorf("%s while the controller was busy; want only the gates' patches", w)
+		}
+	}
+
+	r.active.Add(-1)
+	busy = false
+	for i := range n {
+		waitPod(t, ns, fmt.Sprintf("app-%02d", i), "condition Ready once the controller is idle", hasCondition(corev1.ConditionTrue, ReasonReady, ""))
+	}
+}
