@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/buildinfo"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/launch"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/kube"
@@ -77,7 +78,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		case "install":
 			return install(before[1:], stdout, stderr)
 		case "version":
-			fmt.Fprintln(stdout, "kubernetes-entrypoint", version)
+			fmt.Fprint(stdout, buildinfo.Text("kubernetes-entrypoint", version))
 			return exitOK
 		}
 	}

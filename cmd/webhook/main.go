@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/buildinfo"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
 
@@ -26,7 +27,7 @@ func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
-		fmt.Println("entrypoint-webhook", version)
+		fmt.Print(buildinfo.Text("entrypoint-webhook", version))
 		return
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))

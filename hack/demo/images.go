@@ -25,11 +25,11 @@ import (
 // busyboxBinary is Debian's busybox-static: one static binary with every applet.
 const busyboxBinary = "/bin/busybox"
 
-// buildImages builds the project's image (its binaries, as the Dockerfile does) and
-// the busybox stand-in, and imports them into the node's containerd.
+// buildImages builds the project's two images (as the release does) and the busybox
+// stand-in, and imports them into the node's containerd.
 func buildImages(ctx context.Context, c *localcluster.Cluster) error {
-	if err := c.BuildAndImportImage(ctx, localcluster.ProjectImage(projectImage, "demo")); err != nil {
-		return fmt.Errorf("the project's image: %w", err)
+	if err := c.BuildAndImportProjectImages(ctx, projectImages(), "demo", nil); err != nil {
+		return err
 	}
 	img, err := busybox(busyboxBinary)
 	if err != nil {

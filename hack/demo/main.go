@@ -36,8 +36,11 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localinstall"
 )
 
+// projectImages are the project's images as the release builds them, for this
+// machine's architecture.
+func projectImages() localcluster.ProjectImages { return localcluster.ProjectImageRefs("demo") }
+
 const (
-	projectImage = "localhost/kubernetes-entrypoint:demo"
 	// busyboxImage is what examples/ runs; here a stand-in built from Debian's
 	// busybox-static (the same 1.35 release) is imported under that name.
 	busyboxImage = "docker.io/library/busybox:1.35"
@@ -126,7 +129,8 @@ func run(n *narrator, keep bool) error {
 	if _, err := localinstall.Install(ctx, localinstall.Options{
 		Repo:          c.Repo(),
 		Kubeconfig:    c.KubeconfigPath(),
-		Image:         projectImage,
+		Image:         projectImages().Webhook,
+		ResolverImage: projectImages().Resolver,
 		APIServerHost: "127.0.0.1",
 		APIServerPort: localcluster.APIServerPort,
 		Logf:          n.indented("helm"),

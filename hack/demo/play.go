@@ -100,7 +100,7 @@ func (d *demo) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.n.step("What the webhook made of the gated pod %s: a scheduling gate, and the Service and the Job kept out of its container (in the status annotation's \"gated\")", gatedPod.Name)
+	d.n.step("What the webhook made of the gated pod %s: a scheduling gate, the Service and the Job in the status annotation's \"gated\", and no resolver (the gate covers all it waits for: gate-only)", gatedPod.Name)
 	if excerpt, err = mutatedExcerpt(gatedPod); err != nil {
 		return err
 	}
@@ -345,7 +345,10 @@ func mutatedExcerpt(p *corev1.Pod) (string, error) {
 	for _, c := range p.Spec.Containers {
 		containers = append(containers, clean(c))
 	}
-	spec := map[string]any{"initContainers": inits, "containers": containers}
+	spec := map[string]any{"containers": containers}
+	if len(inits) > 0 {
+		spec["initContainers"] = inits
+	}
 	if len(p.Spec.SchedulingGates) > 0 {
 		spec["schedulingGates"] = p.Spec.SchedulingGates
 	}
@@ -569,7 +572,7 @@ func (d *demo) summary(applied time.Time, webPod, gatedPod string) {
 			webPod, d.web.resolverExec.Sub(last).Milliseconds()))
 	}
 	if !last.IsZero() && !d.gateRemoved.IsZero() && !d.gated.appOutput.IsZero() {
-		lines = append(lines, fmt.Sprintf("%s (gate mode): gate removed %d ms after the last dependency was ready, app's first line %d ms after (scheduling, image, init container, start)",
+		lines = append(lines, fmt.Sprintf("%s (gate mode): gate removed %d ms after the last dependency was ready, app's first line %d ms after (scheduling, the image, the container's start)",
 			gatedPod, d.gateRemoved.Sub(last).Milliseconds(), d.gated.appOutput.Sub(last).Milliseconds()))
 	}
 	d.n.block(strings.Join(lines, "\n"))

@@ -6,11 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,8 +20,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/release"
 )
 
 // BuildAndImport builds an image from Go packages and imports it into the cluster's
@@ -46,20 +52,115 @@ type Image struct {
 	LDFlags string // appended to -s -w, e.g. -X main.version=e2e
 }
 
-// ProjectImage is the project's image as the Dockerfile lays it out: the binaries in
-// /usr/local/bin, entrypoint-webhook as the entrypoint, UID 65532, version stamped.
-func ProjectImage(ref, version string) Image {
-	return Image{
-		Ref: ref,
-		Binaries: []Binary{
-			{Name: "kubernetes-entrypoint", Package: "./cmd/entrypoint"},
-			{Name: "entrypoint-webhook", Package: "./cmd/webhook"},
-			{Name: "kubectl-entrypoint", Package: "./cmd/kubectl-entrypoint"},
-		},
-		Entrypoint: []string{"/usr/local/bin/entrypoint-webhook"},
-		User:       "65532:65532",
-		LDFlags:    "-X main.version=" + version,
+// ProjectImages are the references the project's two images are imported as.
+type ProjectImages struct {
+	Resolver string // the resolver alone, which the webhook injects
+	Webhook  string // the webhook and controller
+}
+
+// ProjectImageRefs are localhost/kubernetes-entrypoint:TAG and
+// localhost/entrypoint-webhook:TAG.
+func ProjectImageRefs(tag string) ProjectImages {
+	return ProjectImages{
+		Resolver: "localhost/" + release.ResolverImage + ":" + tag,
+		Webhook:  "localhost/" + release.WebhookImage + ":" + tag,
 	}
+}
+
+// BuildAndImportProjectImages builds the project's images as the release does
+// (internal/release: OCI layouts, here for the host's architecture only), adds
+// extra files to each as one more layer (a test registry's CA bundle, say), and
+// imports them into the node's containerd as refs.
+func (c *Cluster) BuildAndImportProjectImages(ctx context.Context, refs ProjectImages, version string, extra map[string][]byte) error {
+	began := time.Now()
+	results, err := release.WriteImages(ctx, release.ImageOptions{
+		Dir:       c.Path("images", "release"),
+		Repo:      c.repo,
+		Version:   version,
+		Revision:  "local",
+		Platforms: []string{"linux/" + runtime.GOARCH},
+		// Fixed: the same sources give the same digests, run after run.
+		Epoch: time.Unix(0, 0).UTC(),
+	})
+	if err != nil {
+		return fmt.Errorf("the project's images: %w", err)
+	}
+	c.Logf("built the project's images in %s", time.Since(began).Round(time.Millisecond))
+	for _, res := range results {
+		ref := refs.Webhook
+		if res.Name == release.ResolverImage {
+			ref = refs.Resolver
+		}
+		img, err := layoutImage(res.Layout, runtime.GOARCH)
+		if err != nil {
+			return fmt.Errorf("%s: %w", res.Layout, err)
+		}
+		if len(extra) > 0 {
+			if img, err = withFiles(img, extra); err != nil {
+				return err
+			}
+		}
+		if err := c.ImportV1Image(ref, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// layoutImage is the image for linux/arch of the index in an OCI layout.
+func layoutImage(dir, arch string) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	tm, err := top.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(tm.Manifests) != 1 {
+		return nil, fmt.Errorf("index.json lists %d manifests, want one image index", len(tm.Manifests))
+	}
+	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
+			return idx.Image(d.Digest)
+		}
+	}
+	return nil, fmt.Errorf("no image for linux/%s in the index", arch)
+}
+
+// withFiles is img with one more layer of regular files (0644, by absolute path).
+func withFiles(img v1.Image, files map[string][]byte) (v1.Image, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range slices.Sorted(maps.Keys(files)) {
+		name := strings.TrimPrefix(path.Clean("/"+f), "/")
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(files[f])), ModTime: time.Unix(0, 0)}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(files[f]); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, err
+	}
+	return mutate.AppendLayers(img, l)
 }
 
 // Binary is one Go main package and its file name in /usr/local/bin.

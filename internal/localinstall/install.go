@@ -28,13 +28,15 @@ import (
 // controllerLease is the Lease the controller's replicas elect a leader with.
 const controllerLease = controller.LeaseName
 
-// Options describe one install. Image and Kubeconfig are required.
+// Options describe one install. Image, ResolverImage and Kubeconfig are required.
 type Options struct {
 	Repo       string // the repository root, holding charts/kubernetes-entrypoint
 	Kubeconfig string
-	// Image is the project's image as repository:tag, already in the node's containerd
+	// Image is the webhook's image as repository:tag, already in the node's containerd
 	// (pull policy Never).
 	Image string
+	// ResolverImage is the image the webhook injects (injection.image), likewise.
+	ResolverImage string
 	// APIServerHost and APIServerPort are set in the env of the webhook and of the
 	// controller: they run on the host network, where the API server listens on
 	// loopback.
@@ -74,6 +76,7 @@ type Installed struct {
 // self-signed TLS mode, images that are never pulled.
 func Values(o Options, webhookPort, healthPort, controllerHealthPort int) map[string]any {
 	repo, tag, _ := strings.Cut(o.Image, ":")
+	resolverRepo, resolverTag, _ := strings.Cut(o.ResolverImage, ":")
 	level := o.LogLevel
 	if level == "" {
 		level = "info"
@@ -104,7 +107,10 @@ func Values(o Options, webhookPort, healthPort, controllerHealthPort int) map[st
 		// init-container, whatever the nodes' containerd: the e2e suites and the
 		// demo look for the install init container. An override of
 		// injection.mode (Options.Overrides) tries the other modes.
-		"injection":           map[string]any{"imagePullPolicy": "Never", "mode": "init-container"},
+		"injection": map[string]any{
+			"image":           map[string]any{"repository": resolverRepo, "tag": resolverTag},
+			"imagePullPolicy": "Never", "mode": "init-container",
+		},
 		"metrics":             map[string]any{"enabled": false},
 		"healthProbe":         map[string]any{"port": healthPort},
 		"registryLookup":      map[string]any{"enabled": o.RegistryLookup, "timeout": "5s"},
@@ -115,8 +121,8 @@ func Values(o Options, webhookPort, healthPort, controllerHealthPort int) map[st
 // Install installs charts/kubernetes-entrypoint with the Helm SDK and waits until the
 // webhook mutates an annotated pod (server-side dry run).
 func Install(ctx context.Context, o Options) (*Installed, error) {
-	if o.Image == "" || o.Kubeconfig == "" || o.APIServerHost == "" || o.APIServerPort == 0 {
-		return nil, fmt.Errorf("localinstall: Image, Kubeconfig, APIServerHost and APIServerPort are required")
+	if o.Image == "" || o.ResolverImage == "" || o.Kubeconfig == "" || o.APIServerHost == "" || o.APIServerPort == 0 {
+		return nil, fmt.Errorf("localinstall: Image, ResolverImage, Kubeconfig, APIServerHost and APIServerPort are required")
 	}
 	if o.Release == "" {
 		o.Release = "kubernetes-entrypoint"

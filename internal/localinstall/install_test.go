@@ -6,7 +6,7 @@ import (
 )
 
 func TestValuesWithOverrides(t *testing.T) {
-	o := Options{Image: "localhost/ke:v1", APIServerHost: "127.0.0.1", APIServerPort: 6443}
+	o := Options{Image: "localhost/ke:v1", ResolverImage: "localhost/ke-resolver:v1", APIServerHost: "127.0.0.1", APIServerPort: 6443}
 	got := merge(Values(o, 9443, 8081, 8083), map[string]any{
 		"injection":    map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "1m"}}},
 		"replicaCount": 2,
@@ -28,13 +28,16 @@ func TestValuesWithOverrides(t *testing.T) {
 	if img := got["image"].(map[string]any); img["repository"] != "localhost/ke" || img["tag"] != "v1" {
 		t.Errorf("image values %v", img)
 	}
+	if img := injection["image"].(map[string]any); img["repository"] != "localhost/ke-resolver" || img["tag"] != "v1" {
+		t.Errorf("injection.image values %v: want the resolver's image", img)
+	}
 }
 
 // The controller runs on the webhook's network with the webhook's way to the API
 // server: on the host network by default, on the pod network when a suite moves the
 // webhook there, unless the overrides place the controller themselves.
 func TestControllerFollowsTheWebhook(t *testing.T) {
-	o := Options{Image: "localhost/ke:v1", APIServerHost: "127.0.0.1", APIServerPort: 6443}
+	o := Options{Image: "localhost/ke:v1", ResolverImage: "localhost/ke-resolver:v1", APIServerHost: "127.0.0.1", APIServerPort: 6443}
 	controller := func(overrides map[string]any) map[string]any {
 		return alignController(merge(Values(o, 9443, 8081, 8083), overrides), overrides)["controller"].(map[string]any)
 	}

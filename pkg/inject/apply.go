@@ -14,6 +14,10 @@ import (
 
 // apply changes pod, a copy of the pod the plan was made for, as planned.
 func (p *plan) apply(pod *corev1.Pod, cfg Config) {
+	if p.gateOnly {
+		markManaged(pod, injectionStatus{Version: statusVersion, Mode: ModeGateOnly}, p.gated)
+		return
+	}
 	binary := path.Join(cfg.MountPath, launch.BinaryName)
 	mount := corev1.VolumeMount{Name: VolumeName, MountPath: cfg.MountPath, ReadOnly: true}
 	status := injectionStatus{Version: statusVersion, Mode: p.mode, Containers: p.targetNames()}

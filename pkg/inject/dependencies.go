@@ -17,7 +17,8 @@ import (
 // mode kept in the status annotation, parsed by spec.FromEnv with NAMESPACE and
 // POD_NAME the pod's, exactly as the resolver parses its environment. gated tells
 // whether the pod is held before scheduling: its status lists gated variables, or
-// it carries SchedulingGate (its author may have set it).
+// it carries SchedulingGate (its author may have set it). A pod injected in
+// ModeGateOnly has no wrapped container: its status annotation holds all.
 //
 // A pod the webhook did not inject, or whose status annotation is not the
 // webhook's, is an error.
@@ -33,6 +34,9 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 	var status injectionStatus
 	if err := json.Unmarshal([]byte(raw), &status); err != nil {
 		return nil, false, fmt.Errorf("pod %s: its %s annotation is not the webhook's: %w", name, AnnotationStatus, err)
+	}
+	if status.Mode == ModeGateOnly {
+		return gateOnlyDependencies(pod, status)
 	}
 	if status.Version != statusVersion || len(status.Containers) == 0 {
 		return nil, false, fmt.Errorf("pod %s: its %s annotation is not the webhook's: version %d with %d containers, want version %d with at least one",
@@ -70,6 +74,40 @@ func Dependencies(pod *corev1.Pod) (deps *spec.Spec, gated bool, err error) {
 	return deps, gated, nil
 }
 
+// gateOnlyDependencies is Dependencies of a pod injected in ModeGateOnly: its
+// status annotation holds every variable, and no container any.
+func gateOnlyDependencies(pod *corev1.Pod, status injectionStatus) (*spec.Spec, bool, error) {
+	name := pod.Namespace + "/" + pod.Name
+	if status.Version != statusVersion || len(status.Gated) == 0 || len(status.Containers) > 0 {
+		return nil, false, fmt.Errorf("pod %s: its %s annotation is not the webhook's: version %d in mode %s with %d gated variables and %d containers, want version %d with at least one gated variable and no container",
+			name, AnnotationStatus, status.Version, ModeGateOnly, len(status.Gated), len(status.Containers), statusVersion)
+	}
+	deps, err := fromPodEnv(pod, gatedEnv(status))
+	if err != nil {
+		return nil, true, fmt.Errorf("pod %s: reading its dependencies: %w", name, err)
+	}
+	return deps, true, nil
+}
+
+// gatedEnv is the variables status keeps, by name.
+func gatedEnv(status injectionStatus) map[string]string {
+	env := make(map[string]string, len(status.Gated)+2)
+	for _, g := range status.Gated {
+		env[g.Name] = g.Value
+	}
+	return env
+}
+
+// GateOnly tells whether pod was injected in ModeGateOnly: the scheduling gate
+// holds it for all its dependencies, and no resolver runs in it.
+func GateOnly(pod *corev1.Pod) bool {
+	if pod == nil {
+		return false
+	}
+	var s injectionStatus
+	return json.Unmarshal([]byte(pod.Annotations[AnnotationStatus]), &s) == nil && s.Mode == ModeGateOnly
+}
+
 // GatedDependencies reads only what the scheduling gate holds an injected or
 // adopted pod for: the variables its status annotation keeps, parsed as
 // Dependencies parses them; nil for a pod gate mode kept nothing of. The rest
@@ -85,11 +123,7 @@ func GatedDependencies(pod *corev1.Pod) (*spec.Spec, error) {
 	if len(status.Gated) == 0 {
 		return nil, nil
 	}
-	env := make(map[string]string, len(status.Gated)+2)
-	for _, g := range status.Gated {
-		env[g.Name] = g.Value
-	}
-	deps, err := fromPodEnv(pod, env)
+	deps, err := fromPodEnv(pod, gatedEnv(status))
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s: reading what its gate holds it for: %w", pod.Namespace, pod.Name, err)
 	}

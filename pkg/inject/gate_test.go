@@ -3,10 +3,12 @@ package inject
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -184,6 +186,7 @@ func TestDependencies(t *testing.T) {
 		return out
 	}
 	service := map[string]string{"entrypoint.io/dependency-service": "mariadb"}
+	mixed := map[string]string{"entrypoint.io/dependency-service": "mariadb", "entrypoint.io/dependency-tcp": "db:1"}
 	tests := []struct {
 		name     string
 		pod      func() *corev1.Pod
@@ -216,10 +219,32 @@ func TestDependencies(t *testing.T) {
 			return p
 		}, err: "version 2 with 1 containers, want version 1"},
 		{name: "wrapped container missing", pod: func() *corev1.Pod {
-			p := injected(service)
+			p := injected(mixed)
 			p.Spec.Containers[0].Name = "renamed"
 			return p
 		}, gated: true, err: `names wrapped container "app", which the pod does not have`},
+		{name: "mixed: gated and kept read together", pod: func() *corev1.Pod { return injected(mixed) },
+			services: []spec.ObjectRef{{Namespace: "shop", Name: "mariadb"}}, tcp: []string{"db:1"}, gated: true},
+		{name: "gate-only, its container renamed: no container is read", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Spec.Containers[0].Name = "renamed"
+			return p
+		}, services: []spec.ObjectRef{{Namespace: "shop", Name: "mariadb"}}, gated: true},
+		{name: "gate-only with a container named", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = `{"version":1,"mode":"gate-only","containers":["app"],"gated":[{"name":"DEPENDENCY_SERVICE","value":"shop:mariadb"}]}`
+			return p
+		}, err: "in mode gate-only with 1 gated variables and 1 containers, want version 1 with at least one gated variable and no container"},
+		{name: "gate-only with nothing gated", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = `{"version":1,"mode":"gate-only"}`
+			return p
+		}, err: "in mode gate-only with 0 gated variables and 0 containers"},
+		{name: "gate-only of another version", pod: func() *corev1.Pod {
+			p := injected(service)
+			p.Annotations[AnnotationStatus] = `{"version":2,"mode":"gate-only","gated":[{"name":"DEPENDENCY_SERVICE","value":"shop:mariadb"}]}`
+			return p
+		}, err: "version 2 in mode gate-only"},
 		{name: "gated value the resolver would reject", pod: func() *corev1.Pod {
 			p := injected(service)
 			p.Annotations[AnnotationStatus] = `{"version":1,"containers":["app"],"initContainer":"x","gated":[{"name":"DEPENDENCY_SERVICE","value":"a,,b"}]}`
@@ -340,5 +365,179 @@ func TestGateModeSecretsAndNewKinds(t *testing.T) {
 	}
 	if hasSchedulingGate(out) {
 		t.Errorf("a pod waiting only for a Secret was gated without --secret-dependencies")
+	}
+}
+
+// A gate-only pod counts as injected while it carries the scheduling gate, the
+// one thing added to it. A copy of it made once the controller removed the gate
+// (a restore from a backup) is gated again, to the same pod: nothing else in
+// it would wait.
+func TestGateOnlyReadmission(t *testing.T) {
+	cfg := testConfig()
+	cfg.NamespaceGated = true
+	gateOnly, outcome, err := Mutate(context.Background(), simplePod(map[string]string{"entrypoint.io/dependency-service": "mariadb"}), cfg)
+	if err != nil || outcome.Result != ResultInjected || !GateOnly(gateOnly) {
+		t.Fatalf("first Mutate: outcome %+v, err %v; want a gate-only pod", outcome, err)
+	}
+	tests := []struct {
+		name   string
+		pod    func() *corev1.Pod
+		result string
+		reason string
+	}{
+		{name: "still gated", pod: gateOnly.DeepCopy, result: ResultSkipped, reason: ReasonAlreadyInjected},
+		{name: "released, then created again", pod: func() *corev1.Pod {
+			p := gateOnly.DeepCopy()
+			p.Spec.SchedulingGates = nil
+			return p
+		}, result: ResultInjected, reason: ReasonInjected},
+		{name: "gate-only status with nothing gated", pod: func() *corev1.Pod {
+			p := gateOnly.DeepCopy()
+			p.Annotations[AnnotationStatus] = `{"version":1,"mode":"gate-only"}`
+			return p
+		}, result: ResultInjected, reason: ReasonInjected},
+	}
+	for _, tt := range tests {
+		for _, m := range InjectionModes() {
+			t.Run(tt.name+"/"+string(m), func(t *testing.T) {
+				got, outcome, err := Mutate(context.Background(), tt.pod(), withMode(cfg, m))
+				if err != nil || outcome.Result != tt.result || outcome.Reason != tt.reason {
+					t.Fatalf("outcome %+v, err %v; want %s %s", outcome, err, tt.result, tt.reason)
+				}
+				if !reflect.DeepEqual(got, gateOnly) {
+					t.Errorf("got %v\nwant the gate-only pod %v", got, gateOnly)
+				}
+			})
+		}
+	}
+}
+
+// A gate-only pod wraps no container, so what only wrapping needs neither
+// denies it nor is looked up; the annotations that choose containers and their
+// commands are still checked.
+func TestGateOnlyPlan(t *testing.T) {
+	gated := func(extra map[string]string) map[string]string {
+		a := map[string]string{"entrypoint.io/gate": "true", "entrypoint.io/dependency-service": "mariadb"}
+		maps.Copy(a, extra)
+		return a
+	}
+	tests := []struct {
+		name    string
+		pod     func() *corev1.Pod
+		lookups bool // the registry is configured
+		mode    InjectionMode
+		caveat  string
+		denied  string // a part of the denial; "" for a gate-only pod
+	}{
+		{name: "no command, no registry", lookups: false, pod: func() *corev1.Pod {
+			p := simplePod(gated(nil))
+			p.Spec.Containers[0].Command = nil
+			return p
+		}},
+		{name: "no command, image unknown to the registry", lookups: true, pod: func() *corev1.Pod {
+			p := simplePod(gated(nil))
+			p.Spec.Containers[0].Command, p.Spec.Containers[0].Image = nil, "registry.example/unknown:1.0"
+			return p
+		}},
+		{name: "only known sidecars", lookups: true, pod: func() *corev1.Pod {
+			p := simplePod(gated(nil))
+			p.Spec.Containers[0].Name = "istio-proxy"
+			return p
+		}},
+		{name: "volume and init container named as the webhook's", lookups: true, pod: func() *corev1.Pod {
+			p := simplePod(gated(nil))
+			p.Spec.Volumes = []corev1.Volume{{Name: VolumeName}}
+			p.Spec.InitContainers = []corev1.Container{{Name: InitContainerName, Image: "busybox"}}
+			return p
+		}},
+		{name: "mount at the resolver's path", lookups: true, pod: func() *corev1.Pod {
+			p := simplePod(gated(nil))
+			p.Spec.Volumes = []corev1.Volume{{Name: "data"}}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: DefaultMountPath}}
+			return p
+		}},
+		{name: "image volume asked where the webhook doubts it", lookups: true, mode: ModeInitContainer, caveat: "node a runs containerd 1.7.28",
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{AnnotationInjectionMode: "image-volume"}))
+			}},
+		{name: "command annotation not JSON", lookups: true, denied: "entrypoint.io/command.app",
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{"entrypoint.io/command.app": "/usr/bin/app"}))
+			}},
+		{name: "command annotation for a container not in the pod", lookups: true, denied: `this pod has no container "worker"`,
+			pod: func() *corev1.Pod {
+				return simplePod(gated(map[string]string{"entrypoint.io/command.worker": `["/w"]`}))
+			}},
+		{name: "containers annotation naming a container not in the pod", lookups: true, denied: "entrypoint.io/containers",
+			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{"entrypoint.io/containers": "worker"})) }},
+		{name: "injection mode annotation invalid", lookups: true, denied: "entrypoint.io/injection-mode",
+			pod: func() *corev1.Pod { return simplePod(gated(map[string]string{AnnotationInjectionMode: "sideways"})) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			registry := &fakeRegistry{}
+			cfg.ImageConfig = registry
+			if !tt.lookups {
+				cfg.ImageConfig = nil
+			}
+			cfg.InjectionMode, cfg.ImageVolumeCaveat = tt.mode, tt.caveat
+			pod := tt.pod()
+			out, outcome, err := Mutate(context.Background(), pod, cfg)
+			if tt.denied != "" {
+				if err == nil || outcome.Result != ResultDenied || !strings.Contains(err.Error(), tt.denied) {
+					t.Fatalf("outcome %+v, err %v; want denied for %q", outcome, err, tt.denied)
+				}
+				return
+			}
+			if err != nil || outcome.Result != ResultInjected || !GateOnly(out) {
+				t.Fatalf("outcome %+v, err %v; want a gate-only pod", outcome, err)
+			}
+			if len(outcome.Warnings) > 0 {
+				t.Errorf("warnings %q about what a gate-only pod does not use", outcome.Warnings)
+			}
+			if asked := registry.requests(); len(asked) > 0 {
+				t.Errorf("the registry was asked for %v, which a gate-only pod does not need", asked)
+			}
+			want := pod.DeepCopy()
+			want.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: SchedulingGate}}
+			if !reflect.DeepEqual(out.Spec, want.Spec) {
+				t.Errorf("spec %v\nwant the pod's with the gate only %v", out.Spec, want.Spec)
+			}
+			if !strings.Contains(outcome.Message, "no resolver injected") {
+				t.Errorf("message %q does not say that no resolver was injected", outcome.Message)
+			}
+		})
+	}
+}
+
+// optional-after, which the controller acts on, is in a gate-only pod's status
+// with its dependencies, and Dependencies reads it back as from a wrapped
+// container.
+func TestGateOnlyKeepsOptionalAfter(t *testing.T) {
+	annotations := map[string]string{
+		"entrypoint.io/gate":               "true",
+		"entrypoint.io/dependency-job":     "migrate",
+		"entrypoint.io/dependency-service": "mariadb",
+		"entrypoint.io/optional-after":     "30m",
+		"entrypoint.io/dependency-socket":  "/run/db.sock", // deleted below for the gate-only pod
+	}
+	wrapped, _, err := Mutate(context.Background(), simplePod(annotations), testConfig())
+	if err != nil || GateOnly(wrapped) {
+		t.Fatalf("with a socket: gate-only %v, err %v; want the resolver", GateOnly(wrapped), err)
+	}
+	delete(annotations, "entrypoint.io/dependency-socket")
+	gateOnly, _, err := Mutate(context.Background(), simplePod(annotations), testConfig())
+	if err != nil || !GateOnly(gateOnly) {
+		t.Fatalf("without the socket: gate-only %v, err %v; want gate-only", GateOnly(gateOnly), err)
+	}
+	for name, pod := range map[string]*corev1.Pod{"wrapped": wrapped, "gate-only": gateOnly} {
+		deps, gated, err := Dependencies(pod)
+		if err != nil || !gated {
+			t.Fatalf("%s: gated %v, err %v", name, gated, err)
+		}
+		if deps.OptionalAfter != 30*time.Minute || len(deps.Jobs) != 1 || len(deps.Services) != 1 {
+			t.Errorf("%s: Dependencies %+v; want the Job, the Service and optional-after 30m", name, deps)
+		}
 	}
 }

@@ -134,6 +134,27 @@ func isGateable(name string, optIn bool) bool {
 	return ok && (k.NodeFree || k.SameNode || k.GateOptIn && optIn)
 }
 
+// ModeGateOnly is the status annotation's mode of a pod the gate holds for all
+// its dependencies: no resolver was injected and no container changed, only the
+// scheduling gate, the label LabelManaged and the status annotation were added.
+// Its Containers are empty and its Gated are every variable of the plan, so that
+// Dependencies reads back what the resolver would have read.
+const ModeGateOnly InjectionMode = "gate-only"
+
+// needsResolver tells whether kept, the plan's variables gate mode left in the
+// containers, still hold a dependency only the pod can check (a kind of
+// spec.Kinds that isGateable refused). The others, the timeout and the like,
+// only tell the resolver how to wait; with nothing to wait for, it would exec
+// the container's argv at once.
+func needsResolver(kept []corev1.EnvVar) bool {
+	for _, e := range kept {
+		if _, ok := spec.KindOf(e.Name); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // splitGated splits env, the plan's variables in contract order, into what stays
 // in the containers and what gate mode moves to the status annotation. optIn
 // moves the kinds that need it (Secrets, with --secret-dependencies) too.

@@ -5,10 +5,12 @@
 // InjectionMode, an emptyDir with an init container that installs the binary
 // into it (ModeInitContainer), or the project's image itself as an image volume
 // (ModeImageVolume).
-// Every injected pod is labelled LabelManaged. In gate mode the dependencies that
-// need no node are left to the dependency controller instead: the pod gets the
-// scheduling gate SchedulingGate, and their variables go to the status annotation,
-// where Dependencies reads them back.
+// Every injected pod is labelled LabelManaged. In gate mode the dependencies the
+// dependency controller judges from the API are left to it instead: the pod gets
+// the scheduling gate SchedulingGate, and their variables go to the status
+// annotation, where Dependencies reads them back. When that is every dependency,
+// the pod gets nothing else (ModeGateOnly): no volume, no init container, no
+// container changed.
 //
 // It is pure: no HTTP and no Kubernetes client. The only way out is the
 // ImageConfigLookup the caller may give, used when a container's argv comes from its
@@ -299,7 +301,11 @@ func Mutate(ctx context.Context, pod *corev1.Pod, cfg Config) (*corev1.Pod, Outc
 	out := pod.DeepCopy()
 	p.apply(out, cfg)
 	message := "wrapped container(s) " + strings.Join(p.targetNames(), ", ")
-	if len(p.gated) > 0 {
+	switch {
+	case p.gateOnly:
+		message = "held by scheduling gate " + SchedulingGate + " until the items of " + gatedAnnotations(p.gated) +
+			" are ready; no resolver injected: the controller judges every dependency"
+	case len(p.gated) > 0:
 		message += "; held by scheduling gate " + SchedulingGate + " until the items of " + gatedAnnotations(p.gated) + " are ready"
 	}
 	return out, Outcome{Result: ResultInjected, Reason: ReasonInjected, Message: message, Warnings: p.warnings}, nil

@@ -2,7 +2,9 @@ package inject
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -131,5 +133,51 @@ func TestHasGateableDependencies(t *testing.T) {
 	}
 	if HasGateableDependencies(nil) {
 		t.Error("HasGateableDependencies(nil) = true")
+	}
+}
+
+// Gate mode on a pod waiting for a Service, which the gate always holds it
+// for, and one kind: it is gate-only exactly when the kinds table says the
+// controller judges that kind too (NodeFree, SameNode, or GateOptIn with
+// --secret-dependencies); then no container changes and Dependencies still
+// reads the kind back. Otherwise the resolver is injected for that kind.
+func TestGateOnlyFollowsTheKindsTable(t *testing.T) {
+	for _, k := range spec.Kinds() {
+		for _, optIn := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/secret-dependencies=%v", k.Annotation, optIn), func(t *testing.T) {
+				cfg := testConfig()
+				cfg.SecretDependencies = optIn
+				pod := simplePod(map[string]string{
+					AnnotationPrefix + "dependency-service": "mariadb", AnnotationPrefix + k.Annotation: k.Example,
+					AnnotationPrefix + keyContainers: "app", AnnotationGate: "true",
+				})
+				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "sidecar", Image: "registry.example/app:1.0"})
+				out, outcome, err := Mutate(context.Background(), pod, cfg)
+				if err != nil {
+					t.Fatalf("Mutate: %v (%+v)", err, outcome)
+				}
+				want := k.NodeFree || k.SameNode || k.GateOptIn && optIn
+				if GateOnly(out) != want {
+					t.Fatalf("gate-only %v, want %v; status %s", GateOnly(out), want, out.Annotations[AnnotationStatus])
+				}
+				if want && (!reflect.DeepEqual(out.Spec.Containers, pod.Spec.Containers) || len(out.Spec.InitContainers) > 0 || len(out.Spec.Volumes) > 0) {
+					t.Errorf("a gate-only pod's spec changed beyond the gate: %v", out.Spec)
+				}
+				if !want && !setsEnv(&out.Spec.Containers[0], k.Env) {
+					t.Errorf("the wrapped container lacks %s, which only the resolver checks", k.Env)
+				}
+				deps, _, err := Dependencies(out)
+				if err != nil {
+					t.Fatalf("Dependencies: %v", err)
+				}
+				parsed := &spec.Spec{Namespace: pod.Namespace}
+				if err := k.Parse(parsed, k.Example); err != nil {
+					t.Fatalf("the example does not parse: %v", err)
+				}
+				if got, want := k.Format(deps), k.Format(parsed); got != want {
+					t.Errorf("Dependencies read %s as %q, want %q", k.Env, got, want)
+				}
+			})
+		}
 	}
 }

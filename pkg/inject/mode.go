@@ -36,7 +36,7 @@ func InjectionModes() []InjectionMode { return []InjectionMode{ModeInitContainer
 
 // ImageVolumeSubPath is the directory of the project's image that image-volume
 // mode mounts at Config.MountPath: the one holding kubernetes-entrypoint (see
-// the Dockerfile), so that the binary is at the same path as in init-container
+// internal/release), so that the binary is at the same path as in init-container
 // mode.
 const ImageVolumeSubPath = "usr/local/bin"
 

@@ -29,6 +29,10 @@ type plan struct {
 	// gated are the variables of node-free dependencies in gate mode, taken out of
 	// env: the status annotation keeps them for the controller.
 	gated []corev1.EnvVar
+	// gateOnly: the gate holds the pod for every dependency, so no resolver is
+	// injected and no container is changed; gated are all the variables, env
+	// and targets' argv are empty.
+	gateOnly bool
 	// warnings are what was asked and not done, for Outcome.Warnings.
 	warnings []string
 }
@@ -94,7 +98,8 @@ const ctxCheckEvery = 1024
 // commands, images), so it cannot run before it; the order of the independent
 // checks only decides the order in which a denial lists problems: unknown
 // annotations, dependency annotations in the contract's order, the other
-// annotations, then the containers.
+// annotations, then the containers. Gate mode is decided before the containers
+// are looked at: a pod the gate holds for everything wraps none (gateOnlyPlan).
 func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg Config) (*plan, *problems, error) {
 	pl := &planner{ctx: ctx, pod: pod, ours: ours, cfg: cfg, namespace: pod.Namespace, kinds: containerKinds(pod)}
 	if pl.namespace == "" {
@@ -108,7 +113,13 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 	pl.checkGate()
 	pl.checkInjectionMode()
 	mode, modeWarnings := pl.injectionMode()
-	p := &plan{env: deps.env, mode: mode, targets: pl.targets(), initIndex: initContainerIndex(pod)}
+	kept, gated, gateWarnings := pl.gate(deps)
+	if len(gated) > 0 && !needsResolver(kept) {
+		return pl.gateOnlyPlan(deps)
+	}
+	p := &plan{env: kept, gated: gated, mode: mode, targets: pl.targets(true), initIndex: initContainerIndex(pod)}
+	p.warnings = append(p.warnings, gateWarnings...)
+	p.warnings = append(p.warnings, modeWarnings...)
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}
@@ -124,8 +135,27 @@ func newPlan(ctx context.Context, pod *corev1.Pod, ours map[string]string, cfg C
 		pl.checkTarget(c, *t, p.initIndex, deps)
 	}
 	pl.checkNameClashes(mode)
-	p.env, p.gated, p.warnings = pl.gate(deps)
-	p.warnings = append(p.warnings, modeWarnings...)
+	return pl.done(p)
+}
+
+// gateOnlyPlan is newPlan's end for a pod the gate holds for every dependency:
+// no container is wrapped, so what only wrapping needs is neither checked nor
+// looked up (a container's argv, its image's ENTRYPOINT, the names of the
+// volume and init container, the injection mode). The annotations that choose
+// the containers and their commands are still checked, so that a mistake in
+// them shows now rather than when the pod gains a dependency the resolver
+// checks; their commands are not used: each container runs its own argv.
+func (pl *planner) gateOnlyPlan(deps dependencies) (*plan, *problems, error) {
+	targets := pl.targets(false)
+	if err := pl.stopped(); err != nil {
+		return nil, nil, err
+	}
+	pl.commandAnnotations(targets)
+	return pl.done(&plan{mode: ModeGateOnly, gated: deps.env, gateOnly: true})
+}
+
+// done returns p, or the problems found on the way, or the context's error.
+func (pl *planner) done(p *plan) (*plan, *problems, error) {
 	if err := pl.stopped(); err != nil {
 		return nil, nil, err
 	}

@@ -13,10 +13,12 @@ const statusVersion = 1
 // the order they are written, so the annotation is the same for the same pod.
 type injectionStatus struct {
 	Version int `json:"version"`
-	// Mode is the injection mode, or ModeAdopted; absent on pods injected
-	// before there were two, which were all ModeInitContainer.
-	Mode       InjectionMode `json:"mode,omitempty"`
-	Containers []string      `json:"containers"`
+	// Mode is the injection mode, ModeAdopted or ModeGateOnly; absent on pods
+	// injected before there were two, which were all ModeInitContainer.
+	Mode InjectionMode `json:"mode,omitempty"`
+	// Containers are the wrapped containers (the adopted init container in
+	// ModeAdopted); absent in ModeGateOnly, where none is.
+	Containers []string `json:"containers,omitempty"`
 	// InitContainer is the install init container's name, in ModeInitContainer
 	// only.
 	InitContainer string `json:"initContainer,omitempty"`
@@ -45,9 +47,9 @@ func (s injectionStatus) encode() string {
 // may not be the mode the webhook or the pod asks for now): the volume
 // VolumeName, of type image in ModeImageVolume, and in ModeInitContainer (or no
 // mode, as the webhook wrote before image volumes) the init container; in
-// ModeAdopted the adopted init container. A status
-// annotation a user copied onto a pod that lacks them does not count; Mutate
-// overwrites it.
+// ModeAdopted the adopted init container; in ModeGateOnly the scheduling gate.
+// A status annotation a user copied onto a pod that lacks them does not count;
+// Mutate overwrites it.
 func wasInjected(pod *corev1.Pod) bool {
 	raw, ok := pod.Annotations[AnnotationStatus]
 	if !ok {
@@ -66,6 +68,11 @@ func wasInjected(pod *corev1.Pod) bool {
 	case ModeAdopted:
 		// Nothing was added but the gate, which the controller removes later.
 		return len(s.Containers) > 0 && hasInitContainer(pod, s.Containers[0])
+	case ModeGateOnly:
+		// The gate is all that was added: a copy of the pod made after the
+		// controller removed it (a restore from a backup, say) is gated again,
+		// since nothing in it would wait otherwise.
+		return len(s.Gated) > 0 && hasSchedulingGate(pod)
 	}
 	return false
 }

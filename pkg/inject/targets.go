@@ -112,7 +112,9 @@ func containerOf(pod *corev1.Pod, t target) *corev1.Container {
 // targets works out which containers to wrap: those entrypoint.io/containers names,
 // else every regular container but the known sidecars. Native sidecars come first,
 // as the kubelet starts them first, then regular containers, each in pod order.
-func (pl *planner) targets() []target {
+// needOne reports a pod where that leaves none: it is set unless the gate
+// holds the pod for everything, when no container is wrapped anyway.
+func (pl *planner) targets(needOne bool) []target {
 	var (
 		wanted   func(c *corev1.Container, sidecar bool) bool
 		explicit = pl.ours[keyContainers]
@@ -147,7 +149,7 @@ func (pl *planner) targets() []target {
 			out = append(out, target{name: c.Name, index: i})
 		}
 	}
-	if len(out) == 0 && explicit == "" {
+	if needOne && len(out) == 0 && explicit == "" {
 		pl.invalid(field.NewPath("spec", "containers"), "no container to wrap: every container of this pod is a known sidecar ("+
 			listNames(containerNames(pl.pod))+"); name the ones to wrap in annotation "+AnnotationPrefix+keyContainers)
 	}

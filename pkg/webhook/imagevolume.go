@@ -23,7 +23,7 @@ import (
 // Image-volume support, for --injection-mode=auto.
 //
 // The webhook injects in image-volume mode only when it can tell that every node
-// of the cluster runs such a pod: the volume is the project's image mounted with
+// of the cluster runs such a pod: the volume is the resolver image mounted with
 // subPath, and the resolver is executed from it. That needs, on each node:
 //
 //   - a kubelet of Kubernetes 1.35 or later, where image volumes (KEP-4639) are on

@@ -20,7 +20,7 @@ import (
 const createWorkers = 16
 
 // gatedPod is a pod as the webhook leaves it in gate mode, waiting for service
-// (in ns).
+// (in ns): gate-only, since the gate holds it for all it waits for.
 func gatedPod(ns, name, service string) (*corev1.Pod, error) {
 	return injectedPod(ns, name, service, true)
 }

@@ -10,6 +10,8 @@ import (
 
 // The harness's pods are the webhook's own mutation in gate mode: the gate, the
 // managed label, and the Service held in the status annotation, not in the env.
+// The Service is all they wait for, so they are gate-only: no resolver, the
+// container as written.
 func TestGatedPodIsTheWebhooksMutation(t *testing.T) {
 	pod, err := gatedPod("bench", "p1", "db")
 	if err != nil {
@@ -29,6 +31,12 @@ func TestGatedPodIsTheWebhooksMutation(t *testing.T) {
 		if e.Name == "DEPENDENCY_SERVICE" {
 			t.Errorf("the gated Service is in the container's env: %v", e)
 		}
+	}
+	c := pod.Spec.Containers[0]
+	if !inject.GateOnly(pod) || len(pod.Spec.InitContainers) > 0 || len(pod.Spec.Volumes) > 0 ||
+		strings.Join(c.Command, " ") != "/app serve" || len(c.Args) > 0 || len(c.Env) > 0 || len(c.VolumeMounts) > 0 {
+		t.Errorf("not gate-only (status %s): init containers %v, volumes %v, container %+v",
+			pod.Annotations[inject.AnnotationStatus], pod.Spec.InitContainers, pod.Spec.Volumes, c)
 	}
 }
 

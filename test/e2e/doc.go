@@ -1,5 +1,5 @@
 // Package e2e runs the whole path on a real single-node cluster (internal/localcluster):
-// the project's image is built and imported, the Helm chart is installed with the Helm
+// the project's two images are built (internal/release) and imported, the Helm chart is installed with the Helm
 // SDK as on this machine (self-signed TLS, the webhook on the host network registered by
 // URL on 127.0.0.1), and annotated workloads are created; the real API server calls the
 // real webhook, the real kubelet runs the injected init container and the resolver, which

@@ -286,8 +286,8 @@ func injectedProblem(p *corev1.Pod) string {
 	}
 	for _, v := range p.Spec.Volumes {
 		if v.Name == inject.VolumeName {
-			if v.Image == nil || v.Image.Reference != projectImage {
-				return fmt.Sprintf("volume %s is not the image %s: %+v", inject.VolumeName, projectImage, v.VolumeSource)
+			if v.Image == nil || v.Image.Reference != resolverImage {
+				return fmt.Sprintf("volume %s is not the image %s: %+v", inject.VolumeName, resolverImage, v.VolumeSource)
 			}
 			return ""
 		}

@@ -30,7 +30,8 @@ func installChart(ctx context.Context) error {
 	in, err := localinstall.Install(ctx, localinstall.Options{
 		Repo:          cluster.Repo(),
 		Kubeconfig:    cluster.KubeconfigPath(),
-		Image:         projectImage,
+		Image:         webhookImage,
+		ResolverImage: resolverImage,
 		APIServerHost: suite.webhookAPIServerHost,
 		APIServerPort: localcluster.APIServerPort,
 		// For containers without a command: the test registry on loopback.

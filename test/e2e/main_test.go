@@ -19,11 +19,15 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/localcluster"
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/release"
 )
 
 const (
-	// projectImage holds the project's binaries, as the Dockerfile builds it.
-	projectImage = "localhost/kubernetes-entrypoint:e2e"
+	// resolverImage is the project's resolver image (kubernetes-entrypoint alone),
+	// which the webhook injects; webhookImage the webhook's. Both are built as the
+	// release builds them (internal/release).
+	resolverImage = "localhost/kubernetes-entrypoint:e2e"
+	webhookImage  = "localhost/entrypoint-webhook:e2e"
 	// appImage is test/e2e/testapp: no shell, nothing else.
 	appImage = "localhost/ke-e2e-app:v1"
 )
@@ -136,27 +140,21 @@ func setup(ctx context.Context, c *localcluster.Cluster) error {
 	if reg, err = startRegistry(); err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	// Both images build at once: go build dominates.
-	project := localcluster.ProjectImage(projectImage, "e2e")
-	// The CA bundle, as distroless has one: here the test registry's CA only.
-	project.Files = map[string][]byte{"/etc/ssl/certs/ca-certificates.crt": reg.caPEM}
-	images := []localcluster.Image{
-		project,
-		{
+	// The images build at once: go build dominates.
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// The CA bundle replaced by the test registry's CA: the webhook trusts it.
+		errs[0] = c.BuildAndImportProjectImages(ctx, localcluster.ProjectImages{Resolver: resolverImage, Webhook: webhookImage}, "e2e",
+			map[string][]byte{release.CABundlePath: reg.caPEM})
+	})
+	wg.Go(func() {
+		errs[1] = c.BuildAndImportImage(ctx, localcluster.Image{
 			Ref:      appImage,
 			Binaries: []localcluster.Binary{{Name: "testapp", Package: "./test/e2e/testapp"}},
 			User:     "65532:65532",
-		},
-	}
-	errs := make([]error, len(images))
-	var wg sync.WaitGroup
-	for i, img := range images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.BuildAndImportImage(ctx, img)
-		}()
-	}
+		})
+	})
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {

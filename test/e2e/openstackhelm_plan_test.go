@@ -40,7 +40,7 @@ import (
 //     Services' endpoints, which is what the dependencies read.
 //   - init containers running the original kubernetes-entrypoint image
 //     (quay.io/airshipit/kubernetes-entrypoint...) run the project's image
-//     (projectImage, whose kubernetes-entrypoint is on the charts' PATH) with their
+//     (resolverImage, whose kubernetes-entrypoint is on the charts' PATH) with their
 //     env and command unchanged. Where such a container reads the API (a Service,
 //     a Job, a pod...), the pod goes on the host network and the container gets
 //     KUBERNETES_SERVICE_HOST/PORT of the API server on loopback, as every
@@ -321,8 +321,8 @@ func (p *oshPlan) makeRunnable(ps *corev1.PodSpec, job bool) {
 	for i := range ps.InitContainers {
 		c := &ps.InitContainers[i]
 		if strings.HasPrefix(c.Image, oshOriginalImage) {
-			c.Image, c.ImagePullPolicy = projectImage, corev1.PullNever
-			note("kubernetes-entrypoint init container → projectImage, env and command unchanged")
+			c.Image, c.ImagePullPolicy = resolverImage, corev1.PullNever
+			note("kubernetes-entrypoint init container → resolverImage, env and command unchanged")
 			if api {
 				// Appended, in a fixed order: the chart's own variables keep their places.
 				env := apiServerEnv()

@@ -15,9 +15,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/release"
 )
 
-// The binaries the image must hold, and where.
+// The binaries `make build` builds; the images hold one each (but the plugin).
 var imageBinaries = []string{"kubernetes-entrypoint", "entrypoint-webhook", "kubectl-entrypoint"}
 
 const (
@@ -131,53 +133,54 @@ func buildCommand(t testing.TB, s *stage) string {
 
 func TestDockerfile(t *testing.T) {
 	stages := parseDockerfile(t, filepath.Join(repoRoot, "Dockerfile"))
-	if len(stages) != 2 {
-		t.Fatalf("want a builder and a final stage, got %d stages", len(stages))
+	images := release.Images()
+	if len(stages) != 1+len(images) {
+		t.Fatalf("want a builder and a stage for each of the %d images, got %d stages", len(images), len(stages))
 	}
-	builder, final := stages[0], stages[1]
-
-	if final.Image != imageBase {
-		t.Errorf("final base image %q, want %q", final.Image, imageBase)
-	}
-	if users := final.all("USER"); len(users) != 1 || users[0].Args != "65532:65532" {
-		t.Errorf("USER %v, want 65532:65532 (distroless nonroot)", users)
-	}
-	if ep := final.all("ENTRYPOINT"); len(ep) != 1 || ep[0].Args != `["`+imageBinDir+`entrypoint-webhook"]` {
-		t.Errorf("ENTRYPOINT %v, want the webhook in exec form", ep)
-	}
-	labels := map[string]string{}
-	for _, l := range final.all("LABEL") {
-		for _, m := range regexp.MustCompile(`([\w.-]+)="([^"]*)"`).FindAllStringSubmatch(l.Args, -1) {
-			labels[m[1]] = m[2]
-		}
-	}
-	for _, key := range []string{"source", "version", "revision", "title", "description", "licenses"} {
-		if labels[ociLabelBase+key] == "" {
-			t.Errorf("no LABEL %s%s", ociLabelBase, key)
-		}
-	}
-	if labels[ociLabelBase+"version"] != "${VERSION}" || final.Args["VERSION"] == "" {
-		t.Errorf("the version label must come from ARG VERSION, got %q", labels[ociLabelBase+"version"])
-	}
-
-	// The final stage copies exactly the binaries of imageBinaries from the builder into PATH.
-	copies := final.all("COPY")
-	if len(copies) != 1 {
-		t.Fatalf("want one COPY in the final stage, got %v", copies)
-	}
-	fields := strings.Fields(copies[0].Args)
-	if fields[0] != "--from="+builder.Name || fields[len(fields)-1] != imageBinDir {
-		t.Fatalf("COPY %q: want --from=%s ... %s", copies[0].Args, builder.Name, imageBinDir)
-	}
+	builder := stages[0]
 	var outDir string
-	var copied []string
-	for _, src := range fields[1 : len(fields)-1] {
-		outDir = path.Dir(src)
-		copied = append(copied, path.Base(src))
-	}
-	slices.Sort(copied)
-	if want := slices.Sorted(slices.Values(imageBinaries)); !slices.Equal(copied, want) {
-		t.Errorf("the image holds %v, want %v", copied, want)
+	// Each image's stage is named after it (docker build --target NAME) and holds
+	// its binary alone, as internal/release lays the image out.
+	for i, spec := range images {
+		final := stages[1+i]
+		if final.Name != spec.Name {
+			t.Errorf("stage %d is %q, want %q (the image's name, for --target)", 1+i, final.Name, spec.Name)
+		}
+		if final.Image != imageBase {
+			t.Errorf("%s: base image %q, want %q", spec.Name, final.Image, imageBase)
+		}
+		if users := final.all("USER"); len(users) != 1 || users[0].Args != release.ImageUser {
+			t.Errorf("%s: USER %v, want %s (distroless nonroot)", spec.Name, users, release.ImageUser)
+		}
+		if ep := final.all("ENTRYPOINT"); len(ep) != 1 || ep[0].Args != `["`+imageBinDir+spec.Name+`"]` {
+			t.Errorf("%s: ENTRYPOINT %v, want its binary in exec form", spec.Name, ep)
+		}
+		labels := map[string]string{}
+		for _, l := range final.all("LABEL") {
+			for _, m := range regexp.MustCompile(`([\w.-]+)="([^"]*)"`).FindAllStringSubmatch(l.Args, -1) {
+				labels[m[1]] = m[2]
+			}
+		}
+		for _, key := range []string{"source", "version", "revision", "title", "description", "licenses"} {
+			if labels[ociLabelBase+key] == "" {
+				t.Errorf("%s: no LABEL %s%s", spec.Name, ociLabelBase, key)
+			}
+		}
+		if labels[ociLabelBase+"title"] != spec.Name || labels[ociLabelBase+"description"] != spec.Description {
+			t.Errorf("%s: title %q and description %q differ from internal/release's", spec.Name, labels[ociLabelBase+"title"], labels[ociLabelBase+"description"])
+		}
+		if labels[ociLabelBase+"version"] != "${VERSION}" || final.Args["VERSION"] == "" {
+			t.Errorf("%s: the version label must come from ARG VERSION, got %q", spec.Name, labels[ociLabelBase+"version"])
+		}
+		copies := final.all("COPY")
+		if len(copies) != 1 {
+			t.Fatalf("%s: want one COPY, got %v", spec.Name, copies)
+		}
+		fields := strings.Fields(copies[0].Args)
+		if len(fields) != 3 || fields[0] != "--from="+builder.Name || path.Base(fields[1]) != spec.Name || fields[2] != imageBinDir {
+			t.Fatalf("%s: COPY %q: want --from=%s <out>/%s %s", spec.Name, copies[0].Args, builder.Name, spec.Name, imageBinDir)
+		}
+		outDir = path.Dir(fields[1])
 	}
 
 	// The builder runs the make target with the version and the output directory.
@@ -259,8 +262,9 @@ func TestImageBinariesMatchMake(t *testing.T) {
 	}
 	for name, args := range map[string][]string{"kubernetes-entrypoint": {"version"}, "entrypoint-webhook": {"--version"}, "kubectl-entrypoint": {"--version"}} {
 		out, err := exec.Command(filepath.Join(makeOut, name), args...).CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != name+" "+testVersion {
-			t.Errorf("%s %v printed %q (%v), want %q", name, args, out, err, name+" "+testVersion)
+		first, rest, _ := strings.Cut(string(out), "\n")
+		if err != nil || first != name+" "+testVersion || !strings.HasPrefix(rest, runtime.Version()+" ") || !strings.Contains(rest, "\nk8s.io/client-go v") {
+			t.Errorf("%s %v printed %q (%v), want %q, the Go version and the main modules' versions", name, args, out, err, name+" "+testVersion)
 		}
 	}
 }

@@ -152,6 +152,16 @@ tenths of it unless GOMEMLIMIT is set.
 {{- end -}}
 {{- end -}}
 
+{{/* The resolver's image, which the webhook injects: repository:tag, or repository@digest. */}}
+{{- define "ke.resolverImage" -}}
+{{- $img := .Values.injection.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The Service's in-cluster DNS names, most specific first. */}}
 {{- define "ke.serviceHosts" -}}
 {{- $svc := include "ke.webhookName" . -}}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/buildinfo"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/cli/safeout"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -68,7 +69,8 @@ func newRoot(streams genericiooptions.IOStreams, version string, e env) *cobra.C
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate("kubectl-entrypoint {{.Version}}\n") // as the other two binaries print theirs
+	// As the other two binaries print theirs; the text holds no template actions.
+	root.SetVersionTemplate(buildinfo.Text("kubectl-entrypoint", version))
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)

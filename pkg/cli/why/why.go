@@ -116,6 +116,10 @@ func Sources(pod *corev1.Pod) ([]Source, error) {
 			return nil, err
 		}
 		where, inPod := "injected by the entrypoint webhook", "the resolver"
+		if inject.GateOnly(pod) {
+			// No resolver: the gate holds the pod for every dependency.
+			where, inPod = "injected by the entrypoint webhook, gate only (no resolver: the controller judges every dependency)", CheckedByGate
+		}
 		if name, ok := inject.AdoptedContainer(pod); ok {
 			where = fmt.Sprintf("adopted by the entrypoint webhook (its gate holds what the controller can judge, init container %q the rest)", name)
 			inPod = fmt.Sprintf("init container %q", name)

@@ -31,6 +31,15 @@ func TestSources(t *testing.T) {
 	if err != nil || outcome.Reason != inject.ReasonAdopted {
 		t.Fatalf("adopting: %+v, %v", outcome, err)
 	}
+	gateOnly, _, err := inject.Mutate(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{
+			"entrypoint.io/dependency-service": "db", inject.AnnotationGate: "true",
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}}},
+	}, inject.Config{Image: "ke", Controller: true})
+	if err != nil || !inject.GateOnly(gateOnly) {
+		t.Fatalf("gating: %v, status %s", err, gateOnly.Annotations[inject.AnnotationStatus])
+	}
 	broken := injected.DeepCopy()
 	broken.Annotations[inject.AnnotationStatus] = "{"
 
@@ -42,6 +51,8 @@ func TestSources(t *testing.T) {
 		err      string
 	}{
 		{name: "injected", pod: injected, services: []string{"ns/db"}, where: []string{"injected by the entrypoint webhook"}},
+		{name: "gate-only", pod: gateOnly, services: []string{"ns/db"},
+			where: []string{"injected by the entrypoint webhook, gate only (no resolver: the controller judges every dependency)"}},
 		{name: "adopted", pod: adopted, services: []string{"ns/db"},
 			where: []string{`adopted by the entrypoint webhook (its gate holds what the controller can judge, init container "init" the rest)`}},
 		{name: "openstack-helm init container", pod: plain(corev1.Container{Name: "init", Env: []corev1.EnvVar{
@@ -131,6 +142,43 @@ func TestCheckedBy(t *testing.T) {
 	for i, d := range deps {
 		if d.CheckedBy != want[i] {
 			t.Errorf("%s: checked by %q, want %q", d.Name, d.CheckedBy, want[i])
+		}
+	}
+}
+
+// A gate-only pod has no resolver: the gate holds it for every dependency, the
+// same-node ones too.
+func TestCheckedByGateOnly(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{
+			inject.AnnotationGate:              "true",
+			"entrypoint.io/dependency-service": "db",
+			"entrypoint.io/dependency-job":     "migrate",
+			"entrypoint.io/dependency-pod":     `[{"labels":{"app":"agent"},"requireSameNode":true}]`,
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}}},
+	}
+	gated, _, err := inject.Mutate(context.Background(), pod, inject.Config{Image: "ke", Controller: true})
+	if err != nil || !inject.GateOnly(gated) {
+		t.Fatalf("gating: %v, status %s", err, gated.Annotations[inject.AnnotationStatus])
+	}
+	gated.Spec.NodeName = "n1" // released and scheduled: the same-node item is judged on n1
+	sources, err := Sources(gated)
+	if err != nil || len(sources) != 1 {
+		t.Fatalf("sources %+v, %v", sources, err)
+	}
+	items := kube.Items(sources[0].Deps, kube.LookupOptions{NodeName: "n1"})
+	if len(items) != 3 {
+		t.Fatalf("items %+v, want the Service, the Job and the pod", items)
+	}
+	deps := make([]Dependency, len(items))
+	for i, it := range items {
+		deps[i].Name = it.Text
+	}
+	markCheckedBy(deps, gated, sources[0])
+	for _, d := range deps {
+		if d.CheckedBy != CheckedByGate {
+			t.Errorf("%s: checked by %q, want %q", d.Name, d.CheckedBy, CheckedByGate)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func Default() Options {
 
 // BindFlags registers the options on fs under entrypoint-webhook's names.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.Image, "image", o.Image, "image of the injected init container; it must hold kubernetes-entrypoint on PATH (normally this webhook's own image)")
+	fs.StringVar(&o.Image, "image", o.Image, "the resolver image the webhook injects (init container or image volume); it must hold kubernetes-entrypoint on PATH, at /usr/local/bin for image-volume (the project's kubernetes-entrypoint image)")
 	fs.StringVar(&o.ImagePullPolicy, "image-pull-policy", o.ImagePullPolicy, "pull policy of the injected init container (default: IfNotPresent)")
 	fs.StringVar(&o.InjectionMode, "injection-mode", o.InjectionMode, "how the resolver reaches the wrapped containers: init-container (an emptyDir and an init container that copies it from --image), "+
 		"image-volume (--image itself as an image volume, no init container; needs Kubernetes 1.35+ nodes with containerd 2.2+), or auto: image-volume while every node runs kubelet 1.35+ and containerd 2.2+, "+

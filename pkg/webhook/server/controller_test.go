@@ -70,7 +70,8 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 			if err != nil {
 				t.Fatalf("creating a pod: %v", err)
 			}
-			return len(created.Spec.InitContainers) > 0
+			// Injected in any way: a gate-only pod gets no init container.
+			return created.Annotations[inject.AnnotationStatus] != ""
 		})
 		return created
 	}
@@ -102,6 +103,11 @@ func testControllerReleasesAndExplains(t *testing.T, separate bool) {
 	app := create(annotatedPod(map[string]string{
 		"entrypoint.io/dependency-service": "mariadb", inject.AnnotationGate: "true",
 	}))
+	// The gate holds it for its one dependency: no resolver in it, and the
+	// controller releases it from the status annotation alone.
+	if !inject.GateOnly(app) || len(app.Spec.InitContainers) > 0 || len(app.Spec.Volumes) > 0 {
+		t.Fatalf("pod %s is not gate-only: status %s, spec %v", app.Name, app.Annotations[inject.AnnotationStatus], app.Spec)
+	}
 	testenv.Eventually(t, 30*time.Second, "condition Waiting naming the service", func() bool {
 		c := condition(app.Name)
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == keapi.ReasonWaiting &&

@@ -42,7 +42,8 @@ func (r *warningRecorder) take() []string {
 // entrypoint.io/gate=true, and a pod annotated so, are created held by the
 // scheduling gate, labelled managed, with their node-free dependencies in the
 // status annotation only, where inject.Dependencies finds them; the annotation
-// "false" opts out; and a warning of the webhook reaches the client.
+// "false" opts out; a pod whose every dependency is gated gets nothing but the
+// gate (gate-only); and a warning of the webhook reaches the client.
 func TestGateModeThroughTheAPIServer(t *testing.T) {
 	env := testenv.StartT(t, envtest.Environment{
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../../../config/webhook"}},
@@ -130,6 +131,34 @@ func TestGateModeThroughTheAPIServer(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("gate-only pod", func(t *testing.T) {
+		pod := annotatedPod(map[string]string{"entrypoint.io/dependency-service": "mariadb", inject.AnnotationGate: "true"})
+		var created *corev1.Pod
+		testenv.Eventually(t, 20*time.Second, "a gate-only pod in "+plainNS, func() bool {
+			created, err = client.CoreV1().Pods(plainNS).Create(ctx, pod, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("creating a pod in %s: %v", plainNS, err)
+			}
+			return created.Annotations[inject.AnnotationStatus] != ""
+		})
+		if !inject.GateOnly(created) || !isGated(created) || created.Labels[inject.LabelManaged] != "true" {
+			t.Errorf("status %s, gates %v, labels %v; want gate-only, gated and managed",
+				created.Annotations[inject.AnnotationStatus], created.Spec.SchedulingGates, created.Labels)
+		}
+		if len(created.Spec.InitContainers) > 0 || len(created.Spec.Volumes) > 0 ||
+			!slices.Equal(created.Spec.Containers[0].Command, pod.Spec.Containers[0].Command) ||
+			!slices.Equal(created.Spec.Containers[0].Args, pod.Spec.Containers[0].Args) || len(created.Spec.Containers[0].Env) > 0 {
+			t.Errorf("a gate-only pod got more than the gate: %v", created.Spec)
+		}
+		deps, gated, err := inject.Dependencies(created)
+		if err != nil || !gated || len(deps.Services) != 1 || deps.Services[0].String() != plainNS+"/mariadb" {
+			t.Errorf("Dependencies: gated %v, %+v, err %v; want gated, service %s/mariadb", gated, deps, err, plainNS)
+		}
+		if w := recorder.take(); len(w) > 0 {
+			t.Errorf("warnings %q, want none", w)
+		}
+	})
 
 	t.Run("a warning reaches the client", func(t *testing.T) {
 		pod := annotatedPod(service)

@@ -1,0 +1,103 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// CycloneDXGomod is the SBOM generator, fetched through the Go module proxy and
+// compiled once into the Go build cache (go install pkg@version), never vendored.
+const CycloneDXGomod = "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0"
+
+// SBOMOptions are ImageOptions plus the generator.
+type SBOMOptions struct {
+	ImageOptions
+	// Tool is the cyclonedx-gomod binary; empty: CycloneDXGomod, go installed
+	// into a temporary directory (a link from the build cache once compiled).
+	Tool string
+}
+
+// WriteSBOMs writes a CycloneDX JSON SBOM of each image's binary to
+// <Dir>/sbom/<name>.cdx.json and returns the files.
+//
+// It runs `cyclonedx-gomod bin` on the binary built as WriteImages builds it, for
+// the first of Platforms: the modules are those linked into the binary (its
+// build info), the binary's hashes are recorded, and the main module's version
+// is Version. (`cyclonedx-gomod app` reads the version from git with go-git,
+// which fails in a git worktree and in a source tarball; bin mode takes -version.)
+//
+// Reproducible: no time stamp (-notimestamp), and the serial number is derived
+// from the image's name, the version and the binary (-serial), not random.
+// License detection reads the module cache only (GOPROXY=off); the main module,
+// not being in the cache, has no detected license (it is Apache-2.0, LICENSE).
+func WriteSBOMs(ctx context.Context, o SBOMOptions) ([]string, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(o.Dir, "sbom")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "ke-sbom-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	tool := o.Tool
+	if tool == "" {
+		if tool, err = installTool(ctx, o.Repo, tmp); err != nil {
+			return nil, err
+		}
+	}
+	platform := o.Platforms[0]
+	var files []string
+	for _, spec := range Images() {
+		bin := filepath.Join(tmp, spec.Name)
+		if err := BuildBinary(ctx, o.Repo, spec.Package, platform, o.Version, bin); err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, err
+		}
+		out := filepath.Join(dir, spec.Name+".cdx.json")
+		args := []string{"bin", "-json", "-licenses", "-notimestamp",
+			"-serial", serial(spec.Name, o.Version, data), "-version", o.Version, "-output", out, bin}
+		cmd := exec.CommandContext(ctx, tool, args...)
+		cmd.Dir = o.Repo
+		cmd.Env = append(os.Environ(), "GOPROXY=off")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("cyclonedx-gomod bin %s: %w\n%s", spec.Name, err, b)
+		}
+		o.logf("wrote the SBOM of %s to %s", spec.Name, out)
+		files = append(files, out)
+	}
+	return files, nil
+}
+
+// serial is a urn:uuid (version 8, RFC 9562: custom) from a hash of the inputs,
+// so that the same binary gives the same SBOM.
+func serial(name, version string, binary []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", name, version)
+	h.Write(binary)
+	u := h.Sum(nil)[:16]
+	u[6] = (u[6] & 0x0f) | 0x80
+	u[8] = (u[8] & 0x3f) | 0x80
+	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// installTool installs CycloneDXGomod into dir, for the host.
+func installTool(ctx context.Context, repo, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "install", CycloneDXGomod)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOOS=", "GOARCH=", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s: %w\n%s", CycloneDXGomod, err, b)
+	}
+	return filepath.Join(dir, "cyclonedx-gomod"), nil
+}
