@@ -85,6 +85,10 @@ type Options struct {
 	// workload's api.AnnotationWaiting (owners.go); 0 means
 	// DefaultOwnerWriteInterval.
 	OwnerWriteInterval time.Duration
+	// WaitingGrace is how long a gated pod may wait before its Waiting
+	// condition is written (coalesce.go): one released sooner never gets one.
+	// 0 means DefaultWaitingGrace; negative, no grace.
+	WaitingGrace time.Duration
 	// Metrics, when set, receives the controller's metrics.
 	Metrics *Metrics
 	Log     logr.Logger

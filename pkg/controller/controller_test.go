@@ -327,7 +327,9 @@ func TestServiceMinimumHoldsTheGate(t *testing.T) {
 // With ENTRYPOINT_OPTIONAL_AFTER the gate goes that long after the pod's
 // creation whatever still blocks, with a Warning Event naming it; without, it stays.
 func TestOptionalAfterLiftsTheGate(t *testing.T) {
-	startController(t, nil)
+	// No grace for the Waiting condition: the test looks for it well before
+	// the optional-after time.
+	startControllerWith(t, env.Config, nil, func(o *Options) { o.WaitingGrace = -1 })
 	ns := env.Namespace(t)
 	created := time.Now()
 	createPod(t, managedPod(t, ns, "optional", map[string]string{"DEPENDENCY_SERVICE": "never", "ENTRYPOINT_OPTIONAL_AFTER": "2s"}, inject.SchedulingGate))

@@ -162,10 +162,13 @@ type decision struct {
 	// written with the gate's removal.
 	narrow     *corev1.NodeSelector
 	narrowedTo []string
-	// warning is the note of the Warning Event of an optional release, still
-	// what blocks, and optionalAfter the pod's annotation, for the log.
-	warning, still string
-	optionalAfter  time.Duration
+	// waitedFor, when the gate goes because nothing blocks, names the pod's
+	// dependencies, for the Event that counts the pods released alike. still,
+	// when it goes after optionalAfter (the pod's annotation), is what blocks,
+	// for the log and the Warning Event.
+	waitedFor     []string
+	still         string
+	optionalAfter time.Duration
 
 	// write: the condition want is ensured (written unless the pod has it).
 	// released: its Event says the gate was removed; gated: the pod keeps
@@ -261,7 +264,8 @@ func decide(in decisionInput) decision {
 	if in.gateAt >= 0 && len(blockers) == 0 && !pending {
 		// The condition comes with the reconcile that the pod's update wakes:
 		// when a thousand pods are released at once, every gate goes first.
-		return decision{gate: releaseReady, state: ReasonReady, want: want, requeue: recheck, narrow: narrow, narrowedTo: narrowTo}
+		return decision{gate: releaseReady, state: ReasonReady, want: want, requeue: recheck, narrow: narrow, narrowedTo: narrowTo,
+			waitedFor: waitedFor(in)}
 	}
 	var wait time.Duration
 	if in.gateAt >= 0 && in.deps.OptionalAfter > 0 {
@@ -274,9 +278,7 @@ func decide(in decisionInput) decision {
 			// Narrowed still where some node has them all; otherwise the pod
 			// goes wherever it would have gone.
 			return decision{gate: releaseOptional, state: want.Reason, want: want, requeue: recheck, narrow: narrow, narrowedTo: narrowTo,
-				still: still, optionalAfter: in.deps.OptionalAfter,
-				warning: shown("removed scheduling gate "+inject.SchedulingGate+" after "+in.deps.OptionalAfter.String()+
-					" (entrypoint.io/optional-after) without "+still, maxEventNote)}
+				still: still, optionalAfter: in.deps.OptionalAfter}
 		}
 	}
 	d := decision{write: true, want: want, released: in.gateMode && in.gateAt < 0, gated: in.gateAt >= 0,
@@ -290,6 +292,19 @@ func decide(in decisionInput) decision {
 		d.requeue = pendingRecheck
 	}
 	return d
+}
+
+// waitedFor names what a pod released because nothing blocks waited for: its
+// dependencies judged, and the same-node ones placed.
+func waitedFor(in decisionInput) []string {
+	var out []string
+	for _, v := range in.verdicts {
+		out = append(out, v.text)
+	}
+	for _, p := range in.places {
+		out = append(out, p.text)
+	}
+	return out
 }
 
 // Bounds of what is written, whatever the annotations say: a condition message

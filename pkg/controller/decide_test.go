@@ -115,7 +115,7 @@ func TestDecide(t *testing.T) {
 	}{
 		{"bound to n1, ready there: released, nothing narrowed",
 			bound(ready, verdict{text: ovsText, judged: true, status: resolve.Status{Ready: true}}),
-			decision{gate: releaseReady, state: ReasonReady, want: condition(corev1.ConditionTrue, ReasonReady,
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db", ovsText}, want: condition(corev1.ConditionTrue, ReasonReady,
 				"all 2 dependencies are ready, those on the same node on node n1")}},
 		{"bound to n1, not ready there: Waiting, naming the node",
 			bound(ready, verdict{text: ovsText, judged: true, status: resolve.Status{Reason: "0 of 1 matching pods ready on node n1"}}),
@@ -123,17 +123,17 @@ func TestDecide(t *testing.T) {
 				"waiting for "+ovsText+": 0 of 1 matching pods ready on node n1")}},
 		{"ready on n1 and n2, and n2 and n3: released, narrowed to n2 in the same write",
 			placing(nil, []itemNodes{ovsOn("n1", "n2"), libvirtOn("n2", "n3")}, ready),
-			decision{gate: releaseReady, state: ReasonReady, narrow: terms("n2"), narrowedTo: []string{"n2"},
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db", ovsText, "pods in ns with labels app=libvirt on this node"}, narrow: terms("n2"), narrowedTo: []string{"n2"},
 				want: condition(corev1.ConditionTrue, ReasonReady,
 					"the dependency that needs no node is ready; the 2 on the same node are all ready on node n2")}},
 		{"ready on several nodes, no terms of its own: one term per node",
 			placing(nil, []itemNodes{ovsOn("n1", "n2", "n3")}, ready),
-			decision{gate: releaseReady, state: ReasonReady, narrow: terms("n1", "n2", "n3"), narrowedTo: []string{"n1", "n2", "n3"},
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db", ovsText}, narrow: terms("n1", "n2", "n3"), narrowedTo: []string{"n1", "n2", "n3"},
 				want: condition(corev1.ConditionTrue, ReasonReady,
 					"the dependency that needs no node is ready; the one on the same node is ready on nodes n1, n2, n3")}},
 		{"terms of its own: each gains one node, the first its node-name requirements admit",
 			placing(zone, []itemNodes{ovsOn("n2", "n3", "n4")}, ready),
-			decision{gate: releaseReady, state: ReasonReady, narrow: zoneN3, narrowedTo: []string{"n3"},
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db", ovsText}, narrow: zoneN3, narrowedTo: []string{"n3"},
 				want: condition(corev1.ConditionTrue, ReasonReady,
 					"the dependency that needs no node is ready; the one on the same node is ready on nodes n2, n3, n4")}},
 		{"released by node-aware gates: Ready says the same-node ones were ready then",
@@ -160,9 +160,7 @@ func TestDecide(t *testing.T) {
 		{"optional-after up with no node: released, not narrowed", noNodeOptional,
 			decision{gate: releaseOptional, state: ReasonNoReadyNode, optionalAfter: time.Minute,
 				want:  condition(corev1.ConditionFalse, ReasonNoReadyNode, "no node where the same-node dependency is ready ("+ovsText+": ready on no node)"),
-				still: "no node where the same-node dependency is ready (" + ovsText + ": ready on no node)",
-				warning: "removed scheduling gate entrypoint.io/dependencies after 1m0s (entrypoint.io/optional-after) without " +
-					"no node where the same-node dependency is ready (" + ovsText + ": ready on no node)"}},
+				still: "no node where the same-node dependency is ready (" + ovsText + ": ready on no node)"}},
 
 		{"gone: forgotten", decisionInput{gone: true}, decision{forget: true}},
 		{"finished: forgotten", decisionInput{finished: true, gateAt: 0}, decision{forget: true}},
@@ -172,7 +170,7 @@ func TestDecide(t *testing.T) {
 		{"released, not running: the condition kept", notRunning, decision{write: true, released: true, want: readyOne}},
 
 		{"nothing blocks, gated: released", gatedPod(oneService, ready),
-			decision{gate: releaseReady, state: ReasonReady, want: readyOne}},
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db"}, want: readyOne}},
 		{"no dependency needing no node, gated: released", gatedPod(&spec.Spec{}),
 			decision{gate: releaseReady, state: ReasonReady, want: condition(corev1.ConditionTrue, ReasonReady, "no dependency that needs no node")}},
 		{"nothing blocks, not gated: Ready naming what the resolver checks",
@@ -180,7 +178,7 @@ func TestDecide(t *testing.T) {
 			decision{write: true, want: condition(corev1.ConditionTrue, ReasonReady,
 				"the dependency that needs no node is ready; the resolver in the pod checks socket /run/db.sock")}},
 		{"nothing blocks, in a cycle: released all the same", cycleUnblocked,
-			decision{gate: releaseReady, state: ReasonReady, want: readyOne}},
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db"}, want: readyOne}},
 
 		{"blocked: Waiting", gatedPod(oneService, unready("db")), decision{write: true, gated: true, want: waitingDB}},
 		{"blocked by more than 5: the first 5 and a count", gatedPod(oneService, seven...),
@@ -209,9 +207,7 @@ func TestDecide(t *testing.T) {
 
 		{"optional-after up, blocked: released with a Warning", elapsed,
 			decision{gate: releaseOptional, state: ReasonWaiting, want: waitingDB, optionalAfter: 5 * time.Minute,
-				still: "service ns/db: no ready endpoints",
-				warning: "removed scheduling gate entrypoint.io/dependencies after 5m0s (entrypoint.io/optional-after) " +
-					"without service ns/db: no ready endpoints"}},
+				still: "service ns/db: no ready endpoints"}},
 		{"optional-after not up: back when it is, even if the write fails", notYet,
 			decision{write: true, gated: true, want: waitingDB, requeue: 2 * time.Minute, requeueOnError: 2 * time.Minute}},
 		{"optional-after up sooner than the pending recheck", notYetPending,
@@ -229,7 +225,7 @@ func TestDecide(t *testing.T) {
 
 		{"remembered Job: Ready with a note", gatedPod(oneService, ready,
 			verdict{text: "job ns/migrate", judged: true, status: resolve.Status{Ready: true}, remembered: &remembered}),
-			decision{gate: releaseReady, state: ReasonReady, want: condition(corev1.ConditionTrue, ReasonReady,
+			decision{gate: releaseReady, state: ReasonReady, waitedFor: []string{"service ns/db", "job ns/migrate"}, want: condition(corev1.ConditionTrue, ReasonReady,
 				"all 2 dependencies that need no node are ready; job ns/migrate succeeded at 2026-01-01T00:00:00Z (deleted since)")}},
 		{"remembered Job in its grace: Waiting, back when it ends", gatedPod(oneService, ready,
 			verdict{text: "job ns/migrate", judged: true, status: resolve.Status{Reason: inGrace.reason}, remembered: &inGrace}),
@@ -265,9 +261,11 @@ func TestDecideCutsLongMessages(t *testing.T) {
 		deps:     &spec.Spec{OptionalAfter: time.Minute},
 		verdicts: []verdict{{text: "service ns/db", judged: true, status: resolve.Status{Reason: strings.Repeat("\x01", 5000)}}}}
 	d := decide(in)
-	if d.gate != releaseOptional || len(d.want.Message) > maxConditionBytes || len(d.warning) > maxEventNote ||
-		!strings.HasSuffix(d.want.Message, "...") || !strings.HasSuffix(d.warning, "...") || strings.Contains(d.warning, "\x01") {
-		t.Errorf("gate %v, message %d bytes, warning %d bytes: %q", d.gate, len(d.want.Message), len(d.warning), d.warning)
+	g := releaseGroup{key: releaseOptionalKey("ns", d.optionalAfter, d.still), count: 1, pods: []podRef{{name: "app"}}}
+	warning := g.note()
+	if d.gate != releaseOptional || len(d.want.Message) > maxConditionBytes || len(warning) > maxEventNote ||
+		!strings.HasSuffix(d.want.Message, "...") || !strings.HasSuffix(warning, "...") || strings.Contains(warning, "\x01") {
+		t.Errorf("gate %v, message %d bytes, warning %d bytes: %q", d.gate, len(d.want.Message), len(warning), warning)
 	}
 	in.gateAt = -1
 	if d := decide(in); !d.write || len(d.want.Message) > maxConditionBytes || !strings.HasPrefix(d.want.Message, `waiting for service ns/db: \x01`) {

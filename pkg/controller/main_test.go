@@ -51,6 +51,10 @@ const settle = 30 * time.Second
 // webhook's format is tested with the webhook (inject.Dependencies).
 const envAnnotation = "test.entrypoint.io/env"
 
+// gatedAnnotation marks, in these tests, a pod created with the scheduling gate,
+// as the webhook's status annotation does: released, it is still a gate-mode pod.
+const gatedAnnotation = "test.entrypoint.io/gated"
+
 // testDependencies parses the pod's test environment with the resolver's parser.
 func testDependencies(pod *corev1.Pod) (*spec.Spec, bool, error) {
 	raw, ok := pod.Annotations[envAnnotation]
@@ -64,7 +68,8 @@ func testDependencies(pod *corev1.Pod) (*spec.Spec, bool, error) {
 	vars[spec.EnvNamespace] = pod.Namespace
 	vars[spec.EnvPodName] = pod.Name
 	deps, err := spec.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	return deps, gateIndex(pod) >= 0, err
+	_, gated := pod.Annotations[gatedAnnotation]
+	return deps, gated || gateIndex(pod) >= 0, err
 }
 
 type fixedCycles map[string]string
@@ -145,6 +150,9 @@ func managedPod(t *testing.T, ns, name string, env map[string]string, gates ...s
 	}
 	for _, g := range gates {
 		pod.Spec.SchedulingGates = append(pod.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: g})
+		if g == inject.SchedulingGate {
+			pod.Annotations[gatedAnnotation] = "true"
+		}
 	}
 	return pod
 }

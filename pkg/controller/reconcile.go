@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,6 +61,12 @@ type Reconciler struct {
 	allowed allowList
 	// jobs are the completions of Jobs seen succeed, which may be deleted since.
 	jobs *jobMemory
+	// deferred are the pods whose condition is written after the burst, and
+	// releases the releases whose Events are (coalesce.go, afterburst.go);
+	// active counts the reconciles under way, to tell when the burst is over.
+	deferred *deferredConditions
+	releases *releaseLog
+	active   atomic.Int64
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -70,6 +77,17 @@ type Reconciler struct {
 	// that reads the pod from a cache not yet updated does not write it (and
 	// record its Event) again.
 	written map[types.NamespacedName]writtenCondition
+	// flush are the pods queued to have their deferred condition written.
+	flush map[types.NamespacedName]bool
+	// seen is when this process first held back the Waiting condition of each
+	// pod, the start of its grace when later than the pod's creation.
+	seen map[types.NamespacedName]seenPod
+}
+
+// seenPod is when a pod, by uid, was first seen waiting.
+type seenPod struct {
+	uid types.UID
+	at  time.Time
 }
 
 // writtenCondition is a condition as written, and the pod's version after it.
@@ -96,6 +114,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	}
 	if opts.InformerIdle <= 0 {
 		opts.InformerIdle = DefaultInformerIdle
+	}
+	if opts.WaitingGrace == 0 {
+		opts.WaitingGrace = DefaultWaitingGrace
 	}
 	if opts.RememberedJobGrace <= 0 {
 		opts.RememberedJobGrace = DefaultRememberedJobGrace
@@ -124,7 +145,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 		states:   newPodStates(opts.Now),
 		dirty:    map[types.NamespacedName]time.Time{},
 		written:  map[types.NamespacedName]writtenCondition{},
+		flush:    map[types.NamespacedName]bool{},
+		seen:     map[types.NamespacedName]seenPod{},
 		jobs:     newJobMemory(MaxRememberedJobs, opts.Now),
+		deferred: newDeferredConditions(),
+		releases: newReleaseLog(),
 	}
 	r.kinds = &kindInformers{
 		client: opts.Dynamic, log: opts.Log, kinds: map[schema.GroupVersionResource]*kindInformer{}, now: opts.Now,
@@ -178,6 +203,7 @@ func (s dependencySource) Start(ctx context.Context, q workqueue.TypedRateLimiti
 	s.r.mu.Unlock()
 	s.r.kinds.start(ctx)
 	go s.r.sweepInformers(ctx)
+	go s.r.afterBursts(ctx)
 	return nil
 }
 
@@ -240,14 +266,28 @@ func (r *Reconciler) takeDirty(p types.NamespacedName) (time.Time, bool) {
 // Reconcile brings one pod's condition and gate up to date: what is observed of
 // it is decided on (decide, which does no I/O), then acted on.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	r.active.Add(1)
+	defer r.active.Add(-1)
 	key := req.NamespacedName
 	wokeAt, woke := r.takeDirty(key)
+	flush := r.takeFlush(key)
 	var pod corev1.Pod
 	in, err := r.observe(ctx, key, &pod)
 	if err != nil {
+		if flush {
+			r.deferred.add(key, r.opts.Now())
+		}
 		return reconcile.Result{}, err
 	}
-	return r.act(ctx, key, &pod, decide(in), wokeAt, woke)
+	return r.act(ctx, key, &pod, decide(in), actContext{wokeAt: wokeAt, woke: woke, flush: flush})
+}
+
+// actContext is what act is told besides the decision: when a dependency
+// change first woke the pod (woke), and whether the reconcile is the one that
+// writes its deferred condition (flush).
+type actContext struct {
+	wokeAt      time.Time
+	woke, flush bool
 }
 
 // observe reads the pod into pod and, unless it is not followed, gathers what is
@@ -409,12 +449,11 @@ func (r *Reconciler) place(ctx context.Context, pod *corev1.Pod, deps *spec.Spec
 	return places, nil
 }
 
-// act carries out what was decided of the pod: removes its gate, or ensures its
+// act carries out what was decided of the pod: removes its gate (the one write
+// of a release: its Event and condition come after the burst), or ensures its
 // condition, records Events and metrics, and keeps or forgets what the
-// controller holds of it. wokeAt, when woke, is when a dependency change first
-// woke it.
-func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *corev1.Pod, d decision,
-	wokeAt time.Time, woke bool) (reconcile.Result, error) {
+// controller holds of it.
+func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *corev1.Pod, d decision, ac actContext) (reconcile.Result, error) {
 	if d.forget {
 		if d.ignored != "" {
 			// Labelled by hand, or injected by a webhook of another version.
@@ -437,11 +476,12 @@ func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *cor
 		}
 		now := r.opts.Now()
 		if r.opts.Metrics != nil {
-			if woke {
-				r.opts.Metrics.ReleaseLatency.Observe(now.Sub(wokeAt).Seconds())
+			if ac.woke {
+				r.opts.Metrics.ReleaseLatency.Observe(now.Sub(ac.wokeAt).Seconds())
 			}
 			r.opts.Metrics.GatedDuration.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
 		}
+		r.released(key, pod, releaseReadyKey(key.Namespace, d.waitedFor), now)
 		r.states.set(key, d.state, false, pod.CreationTimestamp.Time)
 		return requeued(reconcile.Result{}, d.requeue), nil
 	case releaseOptional:
@@ -450,14 +490,20 @@ func (r *Reconciler) act(ctx context.Context, key types.NamespacedName, pod *cor
 		}
 		ctrl.LoggerFrom(ctx).Info("removed the scheduling gate without the dependencies still blocking: they are optional after this long",
 			"optionalAfter", d.optionalAfter.String(), "blocking", d.still)
-		r.recorder.Eventf(pod, nil, corev1.EventTypeWarning, "StartedWithoutDependencies", "CheckDependencies", "%s", d.warning)
+		r.released(key, pod, releaseOptionalKey(key.Namespace, d.optionalAfter, d.still), r.opts.Now())
 		r.states.set(key, d.state, false, pod.CreationTimestamp.Time)
 		return requeued(reconcile.Result{}, d.requeue), nil
 	}
 	if !d.write {
 		return reconcile.Result{RequeueAfter: d.requeue}, nil
 	}
-	result, err := r.ensureCondition(ctx, key, pod, findCondition(pod), d.want, d.released, d.gated)
+	current := findCondition(pod)
+	if hold := r.waitingHeld(key, pod, current, d); hold > 0 {
+		r.states.set(key, d.want.Reason, d.gated, pod.CreationTimestamp.Time)
+		return requeued(reconcile.Result{RequeueAfter: hold}, d.requeue), nil
+	}
+	later := deferredAfterRelease(d.want, d.released) && !ac.flush
+	result, err := r.ensureCondition(ctx, key, pod, current, d.want, d.released, d.gated, later)
 	if err != nil {
 		return reconcile.Result{RequeueAfter: d.requeueOnError}, err
 	}
@@ -484,14 +530,20 @@ const maxCachedEvaluations = 4096
 const conditionDamping = time.Second
 
 // ensureCondition writes want unless the pod has it already (or this process
-// wrote it and the cache lags), at most once per conditionDamping, with an Event.
+// wrote it and the cache lags), at most once per conditionDamping, with an
+// Event unless the pod's release was announced (releaseLog). later leaves the
+// write for after the burst (afterburst.go).
 func (r *Reconciler) ensureCondition(ctx context.Context, key types.NamespacedName, pod *corev1.Pod,
-	current *corev1.PodCondition, want corev1.PodCondition, released, gated bool) (reconcile.Result, error) {
+	current *corev1.PodCondition, want corev1.PodCondition, released, gated, later bool) (reconcile.Result, error) {
 	defer r.states.set(key, want.Reason, gated, pod.CreationTimestamp.Time)
 	if current != nil && current.Status == want.Status && current.Reason == want.Reason && current.Message == want.Message {
 		return reconcile.Result{}, nil
 	}
 	if r.alreadyWritten(key, pod, want) {
+		return reconcile.Result{}, nil
+	}
+	if later {
+		r.deferred.add(key, r.opts.Now())
 		return reconcile.Result{}, nil
 	}
 	if wait := r.damped(key, pod.UID); wait > 0 {
@@ -502,7 +554,9 @@ func (r *Reconciler) ensureCondition(ctx context.Context, key types.NamespacedNa
 		return reconcile.Result{}, err
 	}
 	r.remember(key, pod.UID, version, want)
-	r.event(pod, want, released)
+	if !deferredAfterRelease(want, released) {
+		r.event(pod, want, released)
+	}
 	return reconcile.Result{}, nil
 }
 
@@ -559,9 +613,52 @@ func optionalRequeue(result *reconcile.Result, wait time.Duration) {
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.waiters.forget(key)
 	r.states.forget(key)
+	r.deferred.remove(key)
 	r.mu.Lock()
 	delete(r.written, key)
+	delete(r.flush, key)
+	delete(r.seen, key)
 	r.mu.Unlock()
+}
+
+// waitingHeld is how long the pod's first Waiting condition is still held
+// back (waitingHeld of coalesce.go): its grace runs from its creation, or
+// from when this process first held it back if that is later (after a
+// restart, or a hand-over of the lease). 0: write it now.
+func (r *Reconciler) waitingHeld(key types.NamespacedName, pod *corev1.Pod, current *corev1.PodCondition, d decision) time.Duration {
+	if !d.gated || current != nil || d.want.Status == corev1.ConditionTrue || r.opts.WaitingGrace <= 0 {
+		return 0
+	}
+	now := r.opts.Now()
+	r.mu.Lock()
+	s, ok := r.seen[key]
+	if !ok || s.uid != pod.UID {
+		s = seenPod{uid: pod.UID, at: now}
+		r.seen[key] = s
+	}
+	r.mu.Unlock()
+	since := pod.CreationTimestamp.Time
+	if s.at.After(since) {
+		since = s.at
+	}
+	return waitingHeld(current, d.want, d.gated, since, now, r.opts.WaitingGrace)
+}
+
+// released notes the pod's release for the Event of its group, and forgets
+// when its wait was first seen.
+func (r *Reconciler) released(key types.NamespacedName, pod *corev1.Pod, group releaseKey, now time.Time) {
+	r.releases.add(group, podRef{name: pod.Name, uid: pod.UID}, now)
+	r.mu.Lock()
+	delete(r.seen, key)
+	r.mu.Unlock()
+}
+
+func (r *Reconciler) takeFlush(key types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := r.flush[key]
+	delete(r.flush, key)
+	return ok
 }
 
 func (r *Reconciler) remember(key types.NamespacedName, uid types.UID, version string, c corev1.PodCondition) {

@@ -265,7 +265,7 @@ func printReports(out io.Writer, format string, reports []why.Report) error {
 		if c := r.Condition; c != nil {
 			fprintf(out, "condition %s=%s (%s): %s\n", api.ConditionType, c.Status, c.Reason, c.Message)
 		} else if r.Workload == "" {
-			fprintf(out, "condition %s: not set (the dependency controller has not seen the pod, or does not run)\n", api.ConditionType)
+			fprintf(out, "condition %s: not set (a gated pod gets it once it has waited about a second; or the dependency controller has not seen the pod, or does not run)\n", api.ConditionType)
 		}
 		waiting := 0
 		for _, d := range r.Dependencies {
