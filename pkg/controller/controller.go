@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,6 +95,9 @@ type Options struct {
 	Log     logr.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// woken, when set (by tests), is told of the pods each change of what they
+	// wait for wakes.
+	woken func(pods []types.NamespacedName)
 }
 
 // DefaultWorkers reconcile pods at once: releases are API writes, each waiting

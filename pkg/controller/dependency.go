@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/resolve/celcheck"
@@ -168,7 +169,15 @@ func (d dependency) objects(k *kindInformer) []*unstructured.Unstructured {
 	case d.gvr == endpointSlicesResource:
 		objs = k.byIndex(serviceIndex, d.namespace+"/"+d.name)
 	case d.selector != nil:
-		for _, o := range k.byIndex("namespace", d.namespace) {
+		var scope []*unstructured.Unstructured
+		if d.node != "" && d.gvr == podsResource {
+			// The pods of one node: a namespace-wide scan per same-node
+			// dependency made a namespace of pods on many nodes quadratic.
+			scope = k.byIndex(nodeIndex, onNodeKey(d.namespace, d.node))
+		} else {
+			scope = k.byIndex(toolscache.NamespaceIndex, d.namespace)
+		}
+		for _, o := range scope {
 			if d.selector.Matches(labels.Set(o.GetLabels())) {
 				objs = append(objs, o)
 			}
@@ -187,7 +196,7 @@ func (d dependency) objects(k *kindInformer) []*unstructured.Unstructured {
 
 // key identifies what the dependency waits for, for the index.
 func (d dependency) key() depKey {
-	k := depKey{gvr: d.gvr, namespace: d.namespace, name: d.name}
+	k := depKey{gvr: d.gvr, namespace: d.namespace, name: d.name, node: d.node}
 	if d.selector != nil {
 		k.name, k.selector = "", d.selector.String()
 		if k.selector == "" { // labels.Everything(): the index needs a non-empty key
@@ -201,12 +210,15 @@ func (d dependency) key() depKey {
 const everything = "<all>"
 
 // depKey is what a pod waits for: an object by name (for a Service, its
-// EndpointSlices' service name) or objects by a label selector, in a namespace.
+// EndpointSlices' service name) or objects by a label selector, in a namespace;
+// with node set, only the pods on that node (a same-node dependency), so that a
+// pod's change on one node wakes only the pods waiting on that node.
 type depKey struct {
 	gvr       schema.GroupVersionResource
 	namespace string
 	name      string
 	selector  string
+	node      string
 }
 
 // blocker is how the condition names an unready dependency: its name, then why.

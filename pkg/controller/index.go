@@ -16,9 +16,16 @@ type waiters struct {
 	// byKey: by name (and by selector string, for the selector's own entry).
 	byKey map[depKey]map[types.NamespacedName]struct{}
 	// selectors of each kind and namespace, by their string form.
-	selectors map[scope]map[string]labels.Selector
+	selectors map[scope]map[string]*selectorUse
 	// ofPod is what each pod waits for, to update and drop its entries.
 	ofPod map[types.NamespacedName][]depKey
+}
+
+// selectorUse is a selector and how many keys of byKey hold it: one per node
+// it is waited for on, and one namespace-wide.
+type selectorUse struct {
+	selector labels.Selector
+	keys     int
 }
 
 type scope struct {
@@ -29,7 +36,7 @@ type scope struct {
 func newWaiters() *waiters {
 	return &waiters{
 		byKey:     map[depKey]map[types.NamespacedName]struct{}{},
-		selectors: map[scope]map[string]labels.Selector{},
+		selectors: map[scope]map[string]*selectorUse{},
 		ofPod:     map[types.NamespacedName][]depKey{},
 	}
 }
@@ -54,18 +61,26 @@ func (w *waiters) set(pod types.NamespacedName, deps []dependency) {
 		if pods == nil {
 			pods = map[types.NamespacedName]struct{}{}
 			w.byKey[k] = pods
+			if k.selector != "" {
+				w.useSelectorLocked(k, deps[indexOfKey(deps, i, k)].selector)
+			}
 		}
 		pods[pod] = struct{}{}
-		if k.selector != "" {
-			s := scope{k.gvr, k.namespace}
-			if w.selectors[s] == nil {
-				w.selectors[s] = map[string]labels.Selector{}
-			}
-			if _, ok := w.selectors[s][k.selector]; !ok {
-				w.selectors[s][k.selector] = deps[indexOfKey(deps, i, k)].selector
-			}
-		}
 	}
+}
+
+// useSelectorLocked counts the new key k of byKey on its selector sel.
+func (w *waiters) useSelectorLocked(k depKey, sel labels.Selector) {
+	s := scope{k.gvr, k.namespace}
+	if w.selectors[s] == nil {
+		w.selectors[s] = map[string]*selectorUse{}
+	}
+	use := w.selectors[s][k.selector]
+	if use == nil {
+		use = &selectorUse{selector: sel}
+		w.selectors[s][k.selector] = use
+	}
+	use.keys++
 }
 
 // indexOfKey finds the dependency whose key is k, searching from i (keys and deps
@@ -94,7 +109,11 @@ func (w *waiters) dropLocked(pod types.NamespacedName) {
 			delete(w.byKey, k)
 			if k.selector != "" {
 				s := scope{k.gvr, k.namespace}
-				delete(w.selectors[s], k.selector)
+				if use := w.selectors[s][k.selector]; use != nil {
+					if use.keys--; use.keys <= 0 {
+						delete(w.selectors[s], k.selector)
+					}
+				}
 				if len(w.selectors[s]) == 0 {
 					delete(w.selectors, s)
 				}
@@ -125,9 +144,16 @@ func (w *waiters) of(gvr schema.GroupVersionResource, old, obj *unstructured.Uns
 			name = o.GetLabels()[serviceNameLabel]
 		}
 		add(depKey{gvr: gvr, namespace: ns, name: name})
-		for str, sel := range w.selectors[scope{gvr, ns}] {
-			if sel.Matches(labels.Set(o.GetLabels())) {
+		node := ""
+		if gvr == podsResource {
+			node = nodeOf(o)
+		}
+		for str, use := range w.selectors[scope{gvr, ns}] {
+			if use.selector.Matches(labels.Set(o.GetLabels())) {
 				add(depKey{gvr: gvr, namespace: ns, selector: str})
+				if node != "" {
+					add(depKey{gvr: gvr, namespace: ns, selector: str, node: node})
+				}
 			}
 		}
 	}

@@ -27,6 +27,10 @@ var (
 // serviceIndex indexes EndpointSlices by "namespace/service".
 const serviceIndex = "service"
 
+// nodeIndex indexes pods by "namespace/node", so that a same-node dependency
+// reads the pods of one node, not every pod of its namespace.
+const nodeIndex = "node"
+
 const serviceNameLabel = "kubernetes.io/service-name"
 
 // kindInformer is the one shared informer of a kind the controller watches.
@@ -117,21 +121,7 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 	if k.ctx == nil {
 		return nil
 	}
-	indexers := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
-	if gvr == endpointSlicesResource {
-		indexers[serviceIndex] = func(obj any) ([]string, error) {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok {
-				return nil, nil
-			}
-			svc := u.GetLabels()[serviceNameLabel]
-			if svc == "" {
-				return nil, nil
-			}
-			return []string{u.GetNamespace() + "/" + svc}, nil
-		}
-	}
-	inf := dynamicinformer.NewFilteredDynamicInformer(k.client, gvr, "", 0, indexers, nil).Informer()
+	inf := dynamicinformer.NewFilteredDynamicInformer(k.client, gvr, "", 0, indexersOf(gvr), nil).Informer()
 	ctx, stop := context.WithCancel(k.ctx)
 	ki := &kindInformer{informer: inf, stop: stop, lastUsed: k.now()}
 	_ = inf.SetTransform(slimmer(gvr))
@@ -175,6 +165,51 @@ func (k *kindInformers) get(gvr schema.GroupVersionResource) *kindInformer {
 		}
 	}()
 	return ki
+}
+
+// indexersOf are the indexes of the kind's informer: by namespace, and by
+// service for EndpointSlices, by node for pods.
+func indexersOf(gvr schema.GroupVersionResource) toolscache.Indexers {
+	indexers := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
+	switch gvr {
+	case endpointSlicesResource:
+		indexers[serviceIndex] = serviceOf
+	case podsResource:
+		indexers[nodeIndex] = podNodeOf
+	}
+	return indexers
+}
+
+// serviceOf is the "namespace/service" of an EndpointSlice; none without its
+// service label.
+func serviceOf(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	svc := u.GetLabels()[serviceNameLabel]
+	if svc == "" {
+		return nil, nil
+	}
+	return []string{u.GetNamespace() + "/" + svc}, nil
+}
+
+// podNodeOf is the "namespace/node" of a pod; none while it has no node.
+func podNodeOf(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	n := nodeOf(u)
+	if n == "" {
+		return nil, nil
+	}
+	return []string{onNodeKey(u.GetNamespace(), n)}, nil
+}
+
+// onNodeKey is the nodeIndex value of the pods of namespace on node.
+func onNodeKey(namespace, node string) string {
+	return namespace + "/" + node
 }
 
 // sweep stops the informers of kinds no pod waits for (inUse) and none asked

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,4 +251,87 @@ func TestAccessWarnerSameNode(t *testing.T) {
 	if got := w.Warnings(context.Background(), withServiceAccount(managedPod(t, tenant, "app", deps), "app")); len(got) != 0 {
 		t.Errorf("warnings of the pod not gated: %q", got)
 	}
+}
+
+// wakeLog keeps the pods of each wake, in order.
+type wakeLog struct {
+	mu      sync.Mutex
+	batches [][]types.NamespacedName
+}
+
+func (l *wakeLog) add(pods []types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.batches = append(l.batches, slices.Clone(pods))
+}
+
+// since are the batches after the first n.
+func (l *wakeLog) since(n int) [][]types.NamespacedName {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.batches[n:])
+}
+
+func (l *wakeLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.batches)
+}
+
+// Two gated pods bound to n1 and n2 wait for the ovs pod on their node: the
+// ovs pod's changes on n2 wake the pod on n2 only, those on n1 the pod on n1
+// only, and each is released by its own node's ovs pod.
+func TestOtherNodesPodWakesNone(t *testing.T) {
+	var log wakeLog
+	startControllerWith(t, env.Config, nil, func(o *Options) { o.woken = log.add })
+	ns := env.Namespace(t)
+	deps := map[string]string{spec.EnvPodsJSON: `[{"labels":{"app":"ovs"},"requireSameNode":true}]`}
+	waiting := map[string]types.NamespacedName{}
+	for _, node := range []string{"n1", "n2"} {
+		pod := managedPod(t, ns, "on-"+node, deps, inject.SchedulingGate)
+		pod.Spec.Affinity = boundTo(node)
+		createPod(t, pod)
+		waiting[node] = types.NamespacedName{Namespace: ns, Name: pod.Name}
+	}
+	text := "pods in " + ns + " with labels app=ovs on this node"
+	for node, p := range waiting {
+		waitPod(t, ns, p.Name, "waiting on "+node, hasCondition(corev1.ConditionFalse, ReasonWaiting, text+": no matching pods on node "+node))
+	}
+	start := log.len()
+
+	woken := func(p types.NamespacedName) int {
+		n := 0
+		for _, b := range log.since(start) {
+			if slices.Contains(b, p) {
+				n++
+			}
+		}
+		return n
+	}
+	// Created, then its status set: two changes on n2.
+	onN2 := runningOn(t, ns, "ovs-n2", "ovs", "n2", false)
+	waitPod(t, ns, "on-n2", "not ready on n2", hasCondition(corev1.ConditionFalse, ReasonWaiting, text+": 0 of 1 matching pods ready on node n2"))
+	waitFor(t, "both changes on n2 waking on-n2", func() (bool, string) {
+		n := woken(waiting["n2"])
+		return n >= 2, fmt.Sprintf("woken %d times", n)
+	})
+	// The informer hands its changes over in order: once the one on n1 woke
+	// on-n1, every wake of n2's changes has been seen.
+	onN1 := runningOn(t, ns, "ovs-n1", "ovs", "n1", false)
+	waitPod(t, ns, "on-n1", "not ready on n1", hasCondition(corev1.ConditionFalse, ReasonWaiting, text+": 0 of 1 matching pods ready on node n1"))
+	waitFor(t, "the change on n1 waking on-n1", func() (bool, string) {
+		n := woken(waiting["n1"])
+		return n >= 1, fmt.Sprintf("woken %d times", n)
+	})
+	for _, b := range log.since(start) {
+		if slices.Contains(b, waiting["n1"]) && slices.Contains(b, waiting["n2"]) {
+			t.Errorf("one pod's change woke the pods waiting on both nodes: %v", b)
+		}
+	}
+
+	setReady(t, onN2, true)
+	waitPod(t, ns, "on-n2", "released", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
+	stillGated(t, ns, "on-n1", time.Second)
+	setReady(t, onN1, true)
+	waitPod(t, ns, "on-n1", "released", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 }

@@ -236,6 +236,9 @@ func (r *Reconciler) wake(pods []types.NamespacedName) {
 	if r.queue == nil {
 		return
 	}
+	if r.opts.woken != nil {
+		r.opts.woken(pods)
+	}
 	pq, prioritized := r.queue.(priorityqueue.PriorityQueue[reconcile.Request])
 	for _, p := range pods {
 		if _, ok := r.dirty[p]; !ok {
