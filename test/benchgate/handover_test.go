@@ -327,4 +327,3 @@ func testRig(t *testing.T) *rig {
 	}
 	return r
 }
-
