@@ -33,6 +33,11 @@ func TestCheckRoles(t *testing.T) {
 		{name: "adoption everywhere with a separate controller", args: []string{"--controller=false", "--controller-separate", "--adopt-all-namespaces"}},
 		{name: "leader election without a namespace", args: []string{"--namespace="},
 			wantErr: []string{"leader election needs"}},
+		{name: "a shorter Lease", args: []string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}},
+		{name: "a renew deadline not shorter than the Lease", args: []string{"--leader-elect-lease-duration=5s", "--leader-elect-renew-deadline=5s"},
+			wantErr: []string{"--leader-elect-lease-duration=5s --leader-elect-renew-deadline=5s", "want lease duration > renew deadline > retry period > 0"}},
+		{name: "no retry period", args: []string{"--leader-elect-retry-period=0s"}, wantErr: []string{"retry period > 0"}},
+		{name: "Lease timings unused without leader election", args: []string{"--leader-elect=false", "--leader-elect-retry-period=0s"}},
 		{name: "no namespace needed by a webhook with a separate controller", args: []string{"--namespace=", "--controller=false", "--controller-separate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -363,7 +363,7 @@ func (o *Options) checkRoles() error {
 	if o.AdoptAllNamespaces && !o.GateController() {
 		errs = append(errs, errors.New("--adopt-all-namespaces needs --controller or --controller-separate: nothing would remove the gates of adopted pods"))
 	}
-	if o.LeaderElect && !(o.LeaseDuration > o.RenewDeadline && o.RenewDeadline > o.RetryPeriod && o.RetryPeriod > 0) {
+	if o.Controller && o.LeaderElect && (o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0) {
 		errs = append(errs, fmt.Errorf("--leader-elect-lease-duration=%s --leader-elect-renew-deadline=%s --leader-elect-retry-period=%s: want lease duration > renew deadline > retry period > 0",
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
 	}
