@@ -143,7 +143,7 @@ $(KREW):
 release: $(KREW) ## Write a release to dist/ (VERSION=x.y.z; RELEASE_URL: where the krew manifest points), reproducibly, and check it (docs/release.md).
 	go run ./hack/release --version '$(VERSION)' --dir '$(RELEASE_DIR)' --url-template '$(RELEASE_URL)' --krew '$(KREW)'
 
-release-check: ## The release's tests, part of make test: a release of the host platform, twice, checked and installed by krew.
+release-check: ## The release's tests, part of make test: a release of the host platform (and one without images), checked and installed by krew; the images and SBOMs built twice.
 	go test -count=1 ./hack/release/ ./internal/release/
 
 .PHONY: cluster-up cluster-down

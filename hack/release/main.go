@@ -53,6 +53,9 @@ type options struct {
 	pluginPlatforms                           []release.OSArch
 	imagePlatforms                            []release.OSArch
 	parallel                                  int
+	// images: write the images and their SBOMs (false: the plugin, the krew
+	// manifest and the chart only).
+	images bool
 }
 
 var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
@@ -68,6 +71,7 @@ func parse(args []string, log io.Writer) (options, error) {
 	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "seconds since 1970 written as every file's mtime (default: $SOURCE_DATE_EPOCH, else the HEAD commit's time)")
 	revision := fs.String("revision", "", "the commit the release is built from (default: git rev-parse HEAD)")
 	parallel := fs.Int("parallel", 2, "plugin platforms built at once")
+	images := fs.Bool("images", true, "write the images and their SBOMs; false: the plugin archives, the krew manifest and the chart only")
 	krew := fs.String("krew", "", "a krew binary: after writing, krew installs each plugin archive with the manifest (make release passes one)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -75,7 +79,7 @@ func parse(args []string, log io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	o := options{dir: *dir, version: strings.TrimPrefix(*version, "v"), urlTemplate: *urlTemplate, revision: *revision, parallel: *parallel, krew: *krew}
+	o := options{dir: *dir, version: strings.TrimPrefix(*version, "v"), urlTemplate: *urlTemplate, revision: *revision, parallel: *parallel, krew: *krew, images: *images}
 	if !semver.MatchString(o.version) {
 		return options{}, fmt.Errorf("--version %q: want a semantic version, x.y.z", *version)
 	}
@@ -149,11 +153,13 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	}
 	step("the chart "+filepath.Join(o.dir, filepath.FromSlash(chart)), t)
 
-	t = time.Now()
-	if err := writeImages(ctx, o, log); err != nil {
-		return err
+	if o.images {
+		t = time.Now()
+		if err := writeImages(ctx, o, log); err != nil {
+			return err
+		}
+		step("the images and their SBOMs", t)
 	}
-	step("the images and their SBOMs", t)
 
 	if err := release.WriteChecksums(o.dir); err != nil {
 		return err
@@ -162,7 +168,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		o.version, o.revision, o.epoch.Format(time.RFC3339)), began)
 
 	t = time.Now()
-	if err := verify(ctx, o.dir, o.version, o.krew); err != nil {
+	if err := verify(ctx, o.dir, o.version, o.krew, o.images); err != nil {
 		return fmt.Errorf("the release in %s: %w", o.dir, err)
 	}
 	checked := "checked"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // CycloneDXGomod is the SBOM generator, fetched through the Go module proxy and
@@ -17,7 +18,7 @@ const CycloneDXGomod = "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
 type SBOMOptions struct {
 	ImageOptions
 	// Tool is the cyclonedx-gomod binary; empty: CycloneDXGomod, go installed
-	// into a temporary directory (a link from the build cache once compiled).
+	// once into the project's cache (installTool).
 	Tool string
 }
 
@@ -91,13 +92,49 @@ func serial(name, version string, binary []byte) string {
 	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
-// installTool installs CycloneDXGomod into dir, for the host.
+// installTool returns CycloneDXGomod built for the host: from the project's
+// cache ($KE_CACHE, else ~/.cache/kubernetes-entrypoint, in bin/cyclonedx-gomod-
+// <version>, beside golangci-lint and krew) when it is there, else go installed
+// there once (into dir when no cache directory can be had).
 func installTool(ctx context.Context, repo, dir string) (string, error) {
+	if cache := toolCache(); cache != "" {
+		dir = filepath.Join(cache, "bin", "cyclonedx-gomod-"+CycloneDXGomod[strings.LastIndexByte(CycloneDXGomod, '@')+1:])
+	}
+	bin := filepath.Join(dir, "cyclonedx-gomod")
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// Installed beside, then renamed into place: two test processes may install
+	// at once, and a run killed mid-install leaves no binary behind.
+	tmp, err := os.MkdirTemp(dir, ".install-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", "install", CycloneDXGomod)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOOS=", "GOARCH=", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOOS=", "GOARCH=", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go install %s: %w\n%s", CycloneDXGomod, err, b)
 	}
-	return filepath.Join(dir, "cyclonedx-gomod"), nil
+	if err := os.Rename(filepath.Join(tmp, "cyclonedx-gomod"), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// toolCache is the project's cache directory, as the Makefile's KE_CACHE; "" when
+// there is no home directory.
+func toolCache() string {
+	if c := os.Getenv("KE_CACHE"); c != "" {
+		return c
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "kubernetes-entrypoint")
 }
