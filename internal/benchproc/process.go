@@ -22,6 +22,7 @@ type Process struct {
 	stdout, stderr *testenv.Buffer
 	done           chan struct{} // closed when the process exited
 	err            error         // from Wait, valid once done is closed
+	ended          time.Time     // when Wait returned, valid once done is closed
 }
 
 // Start runs path with args and env (nil: none); name is what diagnoses call it.
@@ -32,7 +33,7 @@ func Start(name string, env []string, path string, args ...string) (*Process, er
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	go func() { p.err = p.cmd.Wait(); p.ended = time.Now(); close(p.done) }()
 	return p, nil
 }
 
@@ -61,6 +62,30 @@ func (p *Process) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Kill ends the process with SIGKILL, as a node that dies or the OOM killer
+// does: no cleanup, no release of a Lease. It returns once the process exited.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Err is what waiting for the process returned (nil: it exited 0); nil while
+// it runs.
+func (p *Process) Err() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// Ended is when the process exited; zero while it runs.
+func (p *Process) Ended() time.Time {
+	if !p.Exited() {
+		return time.Time{}
+	}
+	return p.ended
 }
 
 // Output is what the process wrote, stdout then stderr (components log to either).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
@@ -61,22 +62,22 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 	defer func() { _ = deletePods(context.Background(), r.client, ns) }()
 
 	env := []string{"PATH=/usr/bin:/bin", "NAMESPACE=" + ns, "KUBECONFIG=" + r.kubeconfig, "DEPENDENCY_SERVICE=" + ns + ":db"}
-	procs := make([]*process, 0, n)
+	procs := make([]*benchproc.Process, 0, n)
 	stopAll := func() {
 		for _, p := range procs {
-			p.stop()
+			p.Stop()
 		}
 	}
 	defer stopAll()
 	for i := range n {
-		p, err := start(fmt.Sprintf("resolver %d", i), env, r.resolver)
+		p, err := benchproc.Start(fmt.Sprintf("resolver %d", i), env, r.resolver)
 		if err != nil {
 			return res, err
 		}
 		procs = append(procs, p)
 	}
-	if err := waitProcs(procs, 2*time.Minute, "logged that it waits", func(p *process) bool {
-		return strings.Contains(p.stderr.String(), "waiting for dependencies")
+	if err := waitProcs(procs, 2*time.Minute, "logged that it waits", func(p *benchproc.Process) bool {
+		return strings.Contains(p.Output(), "waiting for dependencies")
 	}); err != nil {
 		return res, err
 	}
@@ -96,25 +97,25 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, p := range procs {
-		mb, err := statusMB(p.pid(), "VmRSS")
+		u, err := benchproc.UsageOf(p.Pid())
 		if err != nil {
-			return res, fmt.Errorf("reading a waiting resolver's memory: %w; %s", err, p.diagnosis())
+			return res, fmt.Errorf("reading a waiting resolver's memory: %w; %s", err, p.Diagnosis())
 		}
-		res.rssMB += mb
+		res.rssMB += u.RSSMB
 	}
 
 	ready, err := makeReady(ctx, r.client, ns, []string{"db"})
 	if err != nil {
 		return res, err
 	}
-	if err := waitProcs(procs, releaseTimeout, "exited", (*process).exited); err != nil {
+	if err := waitProcs(procs, releaseTimeout, "exited", (*benchproc.Process).Exited); err != nil {
 		return res, fmt.Errorf("the Service is ready but: %w", err)
 	}
 	for _, p := range procs {
-		if p.err != nil {
-			return res, fmt.Errorf("a resolver failed once its Service was ready: %s", p.diagnosis())
+		if p.Err() != nil {
+			return res, fmt.Errorf("a resolver failed once its Service was ready: %s", p.Diagnosis())
 		}
-		res.latency = append(res.latency, p.ended.Sub(ready["db"]))
+		res.latency = append(res.latency, p.Ended().Sub(ready["db"]))
 	}
 	if res.after, err = r.observe(true); err != nil {
 		return res, err
@@ -124,10 +125,10 @@ func (r *rig) runResolvers(ctx context.Context, n int) (resolverResult, error) {
 
 // waitProcs polls until ok holds for every process; the error names one for
 // which it does not.
-func waitProcs(procs []*process, timeout time.Duration, what string, ok func(*process) bool) error {
+func waitProcs(procs []*benchproc.Process, timeout time.Duration, what string, ok func(*benchproc.Process) bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		var missing *process
+		var missing *benchproc.Process
 		n := 0
 		for _, p := range procs {
 			if ok(p) {
@@ -140,7 +141,7 @@ func waitProcs(procs []*process, timeout time.Duration, what string, ok func(*pr
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s, %d of %d resolvers %s; %s", timeout, n, len(procs), what, missing.diagnosis())
+			return fmt.Errorf("after %s, %d of %d resolvers %s; %s", timeout, n, len(procs), what, missing.Diagnosis())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -159,7 +160,7 @@ func (c comparison) print(n int) {
 		fmt.Sprintf("%.1f → %.1f MB waiting (%+.1f)", rs.before.heapMB, rs.waiting.heapMB, rs.waiting.heapMB-rs.before.heapMB))
 	row("API server goroutines", fmt.Sprintf("%.0f → %.0f waiting", g.before.goroutines, g.waiting.goroutines),
 		fmt.Sprintf("%.0f → %.0f waiting", rs.before.goroutines, rs.waiting.goroutines))
-	row("waiting side's memory", fmt.Sprintf("controller VmHWM %.1f MB", g.controller.hwmMB), fmt.Sprintf("resolvers' VmRSS summed %.1f MB", rs.rssMB))
+	row("waiting side's memory", fmt.Sprintf("controller VmHWM %.1f MB", g.controller.HWMMB), fmt.Sprintf("resolvers' VmRSS summed %.1f MB", rs.rssMB))
 	row("API requests per pod", fmt.Sprintf("%.2f, creation to release", total(g.requests)/float64(g.pods)),
 		fmt.Sprintf("%.2f, start to exit", started(rs.before, rs.after)/float64(n)))
 	row("API server CPU", fmt.Sprintf("%.2f s, creation to release", (g.after.cpu-g.before.cpu).Seconds()),

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 )
 
 // startupTimeout bounds how long a fresh controller may take to release the
@@ -15,19 +17,19 @@ const startupTimeout = 2 * time.Minute
 // returns once it has released a canary pod, i.e. its caches are synced and it
 // removes gates. The canary lives in its own namespace and is deleted before
 // this returns, so the scenario's figures start from a controller at rest.
-func (r *rig) startController(ctx context.Context) (*process, error) {
+func (r *rig) startController(ctx context.Context) (*benchproc.Process, error) {
 	return r.startControllerAs(ctx, "the controller", "--leader-elect=false")
 }
 
 // startControllerAs is startController with the process named name and args
 // added (leader election), returning once it released the canary.
-func (r *rig) startControllerAs(ctx context.Context, name string, args ...string) (*process, error) {
+func (r *rig) startControllerAs(ctx context.Context, name string, args ...string) (*benchproc.Process, error) {
 	p, err := r.launchController(name, args...)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.canary(ctx, p); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	return p, nil
@@ -35,8 +37,8 @@ func (r *rig) startControllerAs(ctx context.Context, name string, args ...string
 
 // launchController starts entrypoint-webhook as the dependency controller alone,
 // with the rig's client limits and args added, and returns at once.
-func (r *rig) launchController(name string, args ...string) (*process, error) {
-	return start(name, controllerEnv(), r.controller, append([]string{
+func (r *rig) launchController(name string, args ...string) (*benchproc.Process, error) {
+	return benchproc.Start(name, controllerEnv(), r.controller, append([]string{
 		"--webhook=false",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--kubeconfig", r.kubeconfig,
@@ -44,7 +46,7 @@ func (r *rig) launchController(name string, args ...string) (*process, error) {
 	}, args...)...)
 }
 
-func (r *rig) canary(ctx context.Context, p *process) error {
+func (r *rig) canary(ctx context.Context, p *benchproc.Process) error {
 	ns, err := newNamespace(ctx, r.client, "canary")
 	if err != nil {
 		return err
@@ -64,13 +66,13 @@ func (r *rig) canary(ctx context.Context, p *process) error {
 	if err := createGatedPods(ctx, r.client, ns, pod, func(int) string { return "ready" }); err != nil {
 		return err
 	}
-	if err := w.waitFor(pod, startupTimeout, "released", p.running, isReleased); err != nil {
-		if p.exited() { // err says so, with the diagnosis
+	if err := w.waitFor(pod, startupTimeout, "released", p.Running, isReleased); err != nil {
+		if p.Exited() { // err says so, with the diagnosis
 			return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w", err)
 		}
 		s, _ := w.state("canary")
 		return fmt.Errorf("the controller did not release a canary pod whose Service is ready: %w; the pod: %s; %s",
-			err, describe(s), p.diagnosis())
+			err, describe(s), p.Diagnosis())
 	}
 	return deletePods(ctx, r.client, ns)
 }

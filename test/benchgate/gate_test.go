@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchstat"
 )
 
@@ -42,8 +43,8 @@ type gatedResult struct {
 	// controller did not set it in time); the release is measured all the same.
 	notEvaluated string
 
-	controller    usage         // at the end: VmHWM is the peak of the whole scenario
-	controllerCPU time.Duration // user+system during the scenario, from after the canary
+	controller    benchproc.Usage // at the end: VmHWM is the peak of the whole scenario
+	controllerCPU time.Duration   // user+system during the scenario, from after the canary
 	// The API server before the pods, while they wait (the first round's,
 	// evaluated) and after the last release.
 	before, waiting, after moment
@@ -75,7 +76,7 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 	if g.ctrl, err = r.startController(ctx); err != nil {
 		return g.res, err
 	}
-	defer g.ctrl.stop()
+	defer g.ctrl.Stop()
 	if g.w, err = watchPods(ctx, r.client, g.ns); err != nil {
 		return g.res, err
 	}
@@ -89,7 +90,7 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 	}
 	defer func() { _ = deletePods(context.Background(), r.client, g.ns) }()
 
-	start, err := usageOf(g.ctrl.pid())
+	start, err := benchproc.UsageOf(g.ctrl.Pid())
 	if err != nil {
 		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
 	}
@@ -106,12 +107,12 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 	}
 	g.res.harnessEvents = g.w.received()
 	g.res.requests = withoutHarness(requestsBetween(g.res.before.metrics, g.res.after.metrics))
-	end, err := usageOf(g.ctrl.pid())
+	end, err := benchproc.UsageOf(g.ctrl.Pid())
 	if err != nil {
 		return g.res, fmt.Errorf("reading the controller's resource use: %w", err)
 	}
-	g.res.controller, g.res.controllerCPU = end, end.cpu-start.cpu
-	return g.res, g.ctrl.running()
+	g.res.controller, g.res.controllerCPU = end, end.CPU-start.CPU
+	return g.res, g.ctrl.Running()
 }
 
 // gatedRun is one scenario under way.
@@ -119,7 +120,7 @@ type gatedRun struct {
 	rig      *rig
 	sc       gatedScenario
 	ns       string
-	ctrl     *process
+	ctrl     *benchproc.Process
 	w        *podWatch
 	res      gatedResult
 	evaluate bool // wait for the condition; false once the controller did not set it in time
@@ -142,14 +143,14 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 	// wait until the controller has evaluated each (set its condition).
 	if g.evaluate {
 		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
-		if err := g.w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", g.ctrl.running, evaluated); err != nil {
+		if err := g.w.waitFor(pods, limit, "evaluated by the controller (carry "+string(conditionType)+")", g.ctrl.Running, evaluated); err != nil {
 			g.evaluate, g.res.notEvaluated = false, err.Error()
 		} else {
 			g.res.evaluated = time.Since(t0)
 		}
 	}
 	if n, early := g.w.count(pods, func(s *podState) bool { return !isReleased(s) }); n < len(pods) {
-		return fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", len(pods)-n, len(pods), early, g.ctrl.diagnosis())
+		return fmt.Errorf("%d of %d pods were released while their Service had no endpoint, e.g. %s; %s", len(pods)-n, len(pods), early, g.ctrl.Diagnosis())
 	}
 	if round == 0 {
 		var err error
@@ -163,12 +164,12 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 	if err != nil {
 		return err
 	}
-	if err := g.w.waitFor(pods, releaseTimeout, "released", g.ctrl.running, isReleased); err != nil {
+	if err := g.w.waitFor(pods, releaseTimeout, "released", g.ctrl.Running, isReleased); err != nil {
 		_, missing := g.w.count(pods, isReleased)
 		s, _ := g.w.state(missing)
 		svc := serviceOf(indexOf(pods, missing))
 		return fmt.Errorf("gate mode did not release the pods within %s of their Service becoming ready: %w; pod %s: %s; its Service %s has had a ready EndpointSlice since %s; %s",
-			releaseTimeout, err, missing, describe(s), svc, ready[svc].Format(time.RFC3339Nano), g.ctrl.diagnosis())
+			releaseTimeout, err, missing, describe(s), svc, ready[svc].Format(time.RFC3339Nano), g.ctrl.Diagnosis())
 	}
 	last := t1
 	for i, at := range g.w.released(pods) {
@@ -180,7 +181,7 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 	// that the scenario's requests and CPU hold the whole of a pod's handling.
 	if g.evaluate {
 		limit := 30*time.Second + time.Duration(len(pods))*20*time.Millisecond
-		if err := g.w.waitFor(pods, limit, "marked ready ("+string(conditionType)+"=True)", g.ctrl.running, markedReady); err != nil {
+		if err := g.w.waitFor(pods, limit, "marked ready ("+string(conditionType)+"=True)", g.ctrl.Running, markedReady); err != nil {
 			g.evaluate, g.res.notEvaluated = false, err.Error()
 		} else {
 			g.res.markedReady = time.Since(t1)
@@ -222,7 +223,7 @@ func (res gatedResult) print(sc gatedScenario) {
 	} else {
 		row("condition not waited for", "%s", res.notEvaluated)
 	}
-	row("controller peak RSS (VmHWM)", "%.1f MB", res.controller.hwmMB)
+	row("controller peak RSS (VmHWM)", "%.1f MB", res.controller.HWMMB)
 	row("controller CPU (user+system)", "%.2f s, %.2f ms per pod", res.controllerCPU.Seconds(), benchstat.MS(res.controllerCPU)/float64(res.pods))
 	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
 	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
@@ -259,7 +260,7 @@ func (res gatedResult) report(b *testing.B) {
 	b.ReportMetric(benchstat.MS(res.latency.Percentile(50)), "p50-ms")
 	b.ReportMetric(benchstat.MS(res.latency.Percentile(99)), "p99-ms")
 	b.ReportMetric(benchstat.MS(res.latency.Max()), "max-ms")
-	b.ReportMetric(res.controller.hwmMB, "ctrl-HWM-MB")
+	b.ReportMetric(res.controller.HWMMB, "ctrl-HWM-MB")
 	b.ReportMetric(res.controllerCPU.Seconds(), "ctrl-CPU-s")
 	b.ReportMetric(res.waiting.watches-res.before.watches, "watches-added")
 	b.ReportMetric(total(res.requests)/float64(res.pods), "req/pod")

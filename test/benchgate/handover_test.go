@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/controller"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
@@ -61,7 +62,7 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 	if err != nil {
 		return res, err
 	}
-	defer first.stop()
+	defer first.Stop()
 	lease, err := r.lease(ctx, ns)
 	if err != nil {
 		return res, err
@@ -74,7 +75,7 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 	if err != nil {
 		return res, err
 	}
-	defer second.stop()
+	defer second.Stop()
 	if err := waitLog(second, "Attempting to acquire leader lease", startupTimeout); err != nil {
 		return res, err
 	}
@@ -94,8 +95,8 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 		return res, err
 	}
 	limit := 30*time.Second + time.Duration(n)*20*time.Millisecond
-	if err := w.waitFor(pods, limit, "evaluated by the first controller", first.running, evaluated); err != nil {
-		if first.exited() {
+	if err := w.waitFor(pods, limit, "evaluated by the first controller", first.Running, evaluated); err != nil {
+		if first.Exited() {
 			return res, err
 		}
 		res.notEvaluated = err.Error()
@@ -104,7 +105,7 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 		return res, err
 	}
 	if holder(lease) != res.oldLeader {
-		return res, fmt.Errorf("the Lease changed hands before the kill: %q, then %q; %s; %s", res.oldLeader, holder(lease), first.diagnosis(), second.diagnosis())
+		return res, fmt.Errorf("the Lease changed hands before the kill: %q, then %q; %s; %s", res.oldLeader, holder(lease), first.Diagnosis(), second.Diagnosis())
 	}
 	before, err := r.scrape()
 	if err != nil {
@@ -120,26 +121,26 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 		if released >= n/2 {
 			break
 		}
-		if err := first.running(); err != nil {
+		if err := first.Running(); err != nil {
 			return res, fmt.Errorf("the leader ended before half the pods were released (%d of %d): %w", released, n, err)
 		}
 		if time.Since(t1) > releaseTimeout {
-			return res, fmt.Errorf("%d of %d pods released %s after their Services became ready; %s", released, n, releaseTimeout, first.diagnosis())
+			return res, fmt.Errorf("%d of %d pods released %s after their Services became ready; %s", released, n, releaseTimeout, first.Diagnosis())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	killed := time.Now()
-	first.kill()
+	first.Kill()
 	res.readyToKill = killed.Sub(t1)
 	res.releasedAtKill, _ = w.count(pods, isReleased)
 
 	// The Lease outlives its dead holder by its duration; then the second
 	// process takes it, starts its informers and releases the rest.
-	if err := w.waitFor(pods, releaseTimeout+time.Minute, "released", second.running, isReleased); err != nil {
+	if err := w.waitFor(pods, releaseTimeout+time.Minute, "released", second.Running, isReleased); err != nil {
 		_, missing := w.count(pods, isReleased)
 		s, _ := w.state(missing)
 		return res, fmt.Errorf("after the leader's SIGKILL at %d of %d released: %w; pod %s: %s; %s",
-			res.releasedAtKill, n, err, missing, describe(s), second.diagnosis())
+			res.releasedAtKill, n, err, missing, describe(s), second.Diagnosis())
 	}
 	last := t1
 	for _, at := range w.released(pods) {
@@ -153,10 +154,10 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 	res.newLeader, res.transitions = holder(lease), ptrValue(lease.Spec.LeaseTransitions)
 	if res.newLeader == "" || res.newLeader == res.oldLeader {
 		return res, fmt.Errorf("every pod was released, but the Lease's holder is %q after the hand-over (%q before): the second controller did not lead; %s",
-			res.newLeader, res.oldLeader, second.diagnosis())
+			res.newLeader, res.oldLeader, second.Diagnosis())
 	}
-	if !strings.Contains(second.stderr.String(), "Successfully acquired lease") {
-		return res, fmt.Errorf("the Lease passed to %q, but the second controller did not log that it acquired it; %s", res.newLeader, second.diagnosis())
+	if !strings.Contains(second.Output(), "Successfully acquired lease") {
+		return res, fmt.Errorf("the Lease passed to %q, but the second controller did not log that it acquired it; %s", res.newLeader, second.Diagnosis())
 	}
 	if lease.Spec.AcquireTime != nil {
 		acquired := lease.Spec.AcquireTime.Time
@@ -175,7 +176,7 @@ func (r *rig) handover(ctx context.Context, n, services int, leaseFlags ...strin
 	if err := r.checkReleasedOnce(ctx, ns, pods, w, before, &res); err != nil {
 		return res, fmt.Errorf("after the hand-over (the leader SIGKILLed at %d of %d released): %w", res.releasedAtKill, n, err)
 	}
-	return res, second.running()
+	return res, second.Running()
 }
 
 // checkReleasedOnce: no pod lost, none gated in the API server, none seen gated
@@ -246,11 +247,11 @@ func ptrValue[T any](p *T) T {
 }
 
 // waitLog waits until the process has logged line, or gives up with its diagnosis.
-func waitLog(p *process, line string, timeout time.Duration) error {
+func waitLog(p *benchproc.Process, line string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.stderr.String(), line) {
-		if p.exited() || time.Now().After(deadline) {
-			return fmt.Errorf("%s did not log %q within %s: %s", p.name, line, timeout, p.diagnosis())
+	for !strings.Contains(p.Output(), line) {
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("%s did not log %q within %s: %s", p.Name, line, timeout, p.Diagnosis())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

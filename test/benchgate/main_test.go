@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
@@ -95,7 +96,7 @@ func (r *rig) finish(dir string) error {
 	if err := os.WriteFile(r.kubeconfig, r.env.KubeconfigBytes(), 0o600); err != nil {
 		return fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
-	if r.apiServer, err = childNamed(os.Getpid(), "kube-apiserver"); err != nil {
+	if r.apiServer, err = benchproc.ChildNamed(os.Getpid(), "kube-apiserver"); err != nil {
 		return fmt.Errorf("finding the API server's process, to read its memory: %w", err)
 	}
 	return nil

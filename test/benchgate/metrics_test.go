@@ -12,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 )
 
 // The API server's metrics the benchmark reads. A request is counted in
@@ -218,16 +220,12 @@ func (r *rig) observe(collect bool) (moment, error) {
 	if err != nil {
 		return moment{}, err
 	}
-	rss, err := statusMB(r.apiServer, "VmRSS")
+	u, err := benchproc.UsageOf(r.apiServer)
 	if err != nil {
-		return moment{}, fmt.Errorf("reading the API server's memory: %w", err)
-	}
-	st, err := readProcStat(r.apiServer)
-	if err != nil {
-		return moment{}, fmt.Errorf("reading the API server's CPU time: %w", err)
+		return moment{}, fmt.Errorf("reading the API server's memory and CPU time: %w", err)
 	}
 	return moment{
-		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: rss, cpu: st.cpu,
+		metrics: m, watches: m.watches(), eventsSent: m.eventsSent(), rssMB: u.RSSMB, cpu: u.CPU,
 		heapMB: m.sum("go_memstats_heap_inuse_bytes", nil) / 1e6, goroutines: m.sum("go_goroutines", nil),
 	}, nil
 }
