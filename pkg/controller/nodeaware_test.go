@@ -146,6 +146,13 @@ func TestNarrowedToReadyNodes(t *testing.T) {
 	runningOn(t, ns, "ovs-n2", "ovs", "n2", true)
 	runningOn(t, ns, "ovs-n1", "ovs", "n1", true)
 	waitPod(t, ns, "web", "waiting for the Service alone", hasCondition(corev1.ConditionFalse, ReasonWaiting, "waiting for service "+ns+"/db: no endpoints"))
+	// web's condition changes once one node is ready; a pod bound to n1 with the
+	// same dependency is released only once the controller's cache has ovs-n1
+	// ready too, so web's release below sees both nodes (not a race with it).
+	probe := managedPod(t, ns, "probe-n1", deps, inject.SchedulingGate)
+	probe.Spec.Affinity = boundTo("n1")
+	createPod(t, probe)
+	waitPod(t, ns, "probe-n1", "released on n1", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 	readySlice(t, ns, "db")
 	web := waitPod(t, ns, "web", "released", func(p *corev1.Pod) bool { return gateIndex(p) < 0 })
 	want := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{

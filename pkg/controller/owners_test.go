@@ -220,8 +220,10 @@ func TestOwnerWritesCoalesced(t *testing.T) {
 		}
 	}
 	// Each write is at least one interval after the one before: n writes
-	// take at least (n-1) intervals.
-	if allowed := 1 + int(last.Sub(first)/DefaultOwnerWriteInterval); len(writes) > allowed {
+	// take at least (n-1) intervals, as the controller times them; the test
+	// times their watch events, which arrive a few milliseconds late or early,
+	// so it gives them a quarter of a second.
+	if allowed := 1 + int((last.Sub(first)+250*time.Millisecond)/DefaultOwnerWriteInterval); len(writes) > allowed {
 		t.Errorf("%d writes in %s, at most %d allowed: %q", len(writes), last.Sub(first), allowed, writes)
 	}
 	t.Logf("%d pods' changes, %d writes of the annotation: %q", pods, len(writes), writes)
