@@ -27,6 +27,18 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return fmt.Errorf("%s already runs as pid %d (state %s); run down first", name, pid, c.dir)
 		}
 	}
+	// A run killed before its down (a CI job cancelled, a machine reused) leaves etcd's
+	// data behind; a cluster started on it would hold the old objects (a Helm release
+	// "still in use", old pods). Nothing runs, so the earlier cluster is taken down first.
+	if left := c.leftoverState(); len(left) > 0 {
+		c.Logf("up: %s holds state of an earlier cluster that was not taken down (%s); taking it down first", c.dir, strings.Join(left, ", "))
+		if err := c.Down(); err != nil {
+			return fmt.Errorf("an earlier cluster's state in %s could not be removed: %w", c.dir, err)
+		}
+		if left := c.leftoverState(); len(left) > 0 {
+			return fmt.Errorf("an earlier cluster's state in %s is still there after down (%s); remove it by hand", c.dir, strings.Join(left, ", "))
+		}
+	}
 	if err := c.Prepare(); err != nil {
 		return err
 	}
@@ -143,6 +155,22 @@ func (c *Cluster) Prepare() error {
 		return err
 	}
 	return c.ensureBinaries()
+}
+
+// leftoverState lists what the state directory holds besides the logs, which every
+// down keeps: after a clean down, nothing.
+func (c *Cluster) leftoverState() []string {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil
+	}
+	var left []string
+	for _, e := range entries {
+		if e.Name() != "logs" {
+			left = append(left, e.Name())
+		}
+	}
+	return left
 }
 
 // allComponents in stop order reversed: down stops them from the end of the list.
