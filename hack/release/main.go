@@ -186,9 +186,15 @@ func writeImages(ctx context.Context, o options, log io.Writer) error {
 	for i, p := range o.imagePlatforms {
 		platforms[i] = p.String()
 	}
+	bins, err := os.MkdirTemp("", "ke-release-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bins)
+	// One set of binaries: the SBOMs describe the images' own binaries.
 	opts := release.ImageOptions{
 		Dir: o.dir, Repo: o.repo, Version: o.version, Revision: o.revision,
-		Platforms: platforms, Epoch: o.epoch,
+		Platforms: platforms, Epoch: o.epoch, Binaries: &release.Binaries{Dir: bins},
 	}
 	images, err := release.WriteImages(ctx, opts)
 	if err != nil {

@@ -100,6 +100,22 @@ type ImageOptions struct {
 	Source string
 	// Logf reports progress; nil: silent.
 	Logf func(format string, args ...any)
+	// Binaries builds the binaries, each once; share one between WriteImages and
+	// WriteSBOMs so that the SBOM describes the image's binary. nil: each call
+	// builds its own in a temporary directory.
+	Binaries *Binaries
+}
+
+// binaries is o.Binaries, or a fresh set in a temporary directory that done removes.
+func (o *ImageOptions) binaries() (b *Binaries, done func(), err error) {
+	if o.Binaries != nil {
+		return o.Binaries, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "ke-release-")
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Binaries{Dir: tmp}, func() { os.RemoveAll(tmp) }, nil
 }
 
 // ImageResult is one written image.
@@ -175,19 +191,19 @@ func WriteImages(ctx context.Context, o ImageOptions) ([]ImageResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "ke-release-")
+	bins, done, err := o.binaries()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer done()
 
 	var results []ImageResult
 	for _, spec := range Images() {
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 		res := ImageResult{Name: spec.Name, Layout: filepath.Join(o.Dir, "images", spec.Name)}
 		for _, platform := range o.Platforms {
-			bin := filepath.Join(tmp, strings.ReplaceAll(platform, "/", "-"), spec.Name)
-			if err := BuildBinary(ctx, o.Repo, spec.Package, platform, o.Version, bin); err != nil {
+			bin, err := bins.Build(ctx, o.Repo, spec.Package, platform, o.Version)
+			if err != nil {
 				return nil, err
 			}
 			img, err := platformImage(spec, o, platform, baseLayer, bin)

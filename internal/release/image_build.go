@@ -2,14 +2,58 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
+
+// Binaries builds each (package, platform, version) once, into Dir, and hands out
+// the same file afterwards: a release's images and their SBOMs then describe the
+// very same bytes, and each binary is linked once rather than once per use.
+// Safe for concurrent use; the zero value needs Dir only.
+type Binaries struct {
+	Dir string
+
+	mu    sync.Mutex
+	built map[string]*builtBinary
+}
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Build returns the binary of the main package pkg for platform, as BuildBinary
+// builds it, building it on the first call only.
+func (b *Binaries) Build(ctx context.Context, repo, pkg, platform, version string) (string, error) {
+	key := strings.Join([]string{repo, pkg, platform, version}, "\x00")
+	b.mu.Lock()
+	if b.built == nil {
+		b.built = map[string]*builtBinary{}
+	}
+	e, ok := b.built[key]
+	if !ok {
+		e = &builtBinary{}
+		b.built[key] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() {
+		sum := sha256.Sum256([]byte(key))
+		e.path = filepath.Join(b.Dir, hex.EncodeToString(sum[:8]), path.Base(pkg))
+		e.err = BuildBinary(ctx, repo, pkg, platform, version, e.path)
+	})
+	return e.path, e.err
+}
 
 // LDFlags are the Makefile's (GO_BUILD): stripped, the version stamped into main.
 func LDFlags(version string) string { return "-s -w -X main.version=" + version }

@@ -37,20 +37,24 @@ func testOptions(dir string) ImageOptions {
 	}
 }
 
-// built is one WriteImages run shared by the tests of this file: the builds
-// dominate, so they run once (and the second run, for reproducibility, hits the
-// Go build cache).
+// built is one WriteImages run shared by the package's tests: linking dominates,
+// so the binaries are linked once (built.bins) and every test that needs no fresh
+// build takes them from there. TestImagesAreReproducible alone builds again.
 var built = sync.OnceValues(func() (builtImages, error) {
 	dir, err := os.MkdirTemp("", "ke-release-test-")
 	if err != nil {
 		return builtImages{}, err
 	}
-	res, err := WriteImages(context.Background(), testOptions(dir))
-	return builtImages{dir: dir, results: res}, err
+	bins := &Binaries{Dir: filepath.Join(dir, "bin")}
+	o := testOptions(filepath.Join(dir, "out"))
+	o.Binaries = bins
+	res, err := WriteImages(context.Background(), o)
+	return builtImages{dir: dir, bins: bins, results: res}, err
 })
 
 type builtImages struct {
 	dir     string
+	bins    *Binaries
 	results []ImageResult
 }
 
@@ -152,7 +156,7 @@ func TestImages(t *testing.T) {
 	for i, spec := range Images() {
 		res := b.results[i]
 		t.Run(spec.Name, func(t *testing.T) {
-			if res.Name != spec.Name || res.Layout != filepath.Join(b.dir, "images", spec.Name) {
+			if res.Name != spec.Name || res.Layout != filepath.Join(b.dir, "out", "images", spec.Name) {
 				t.Errorf("result %s at %s, want %s at images/%s", res.Name, res.Layout, spec.Name, spec.Name)
 			}
 			idx, m := layoutIndex(t, res.Layout)
@@ -310,13 +314,14 @@ func TestBase(t *testing.T) {
 	}
 }
 
-// A second build into another directory gives the same digests, layer for layer.
+// A second build into another directory, binaries linked afresh, gives the same
+// digests, layer for layer.
 func TestImagesAreReproducible(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("builds on linux only")
 	}
 	b := mustBuild(t)
-	again, err := WriteImages(context.Background(), testOptions(t.TempDir()))
+	again, err := WriteImages(context.Background(), testOptions(t.TempDir())) // no Binaries: its own
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,6 +335,7 @@ func TestImagesAreReproducible(t *testing.T) {
 	o := testOptions(t.TempDir())
 	o.Platforms = testPlatforms[:1]
 	o.Epoch = testEpoch.Add(time.Second)
+	o.Binaries = b.bins // the epoch is not in the binaries
 	other, err := WriteImages(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -360,5 +366,43 @@ func TestImageOptionsCheck(t *testing.T) {
 				t.Errorf("check() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Binaries links each (package, platform, version) once, however many ask at once,
+// and a package that does not build is an error, not a file.
+func TestBinariesBuildOnce(t *testing.T) {
+	b := mustBuild(t)
+	first, err := b.bins.Build(context.Background(), testOptions("").Repo, "./cmd/entrypoint", testPlatforms[0], testOptions("").Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	paths := make([]string, 4)
+	for i := range paths {
+		wg.Go(func() {
+			p, err := b.bins.Build(context.Background(), testOptions("").Repo, "./cmd/entrypoint", testPlatforms[0], testOptions("").Version)
+			if err != nil {
+				t.Error(err)
+			}
+			paths[i] = p
+		})
+	}
+	wg.Wait()
+	for _, p := range paths {
+		if p != first {
+			t.Errorf("a second request got %s, want the first build %s", p, first)
+		}
+	}
+	if again, err := os.Stat(first); err != nil || !again.ModTime().Equal(st.ModTime()) {
+		t.Errorf("the binary was written again (%v)", err)
+	}
+	other := &Binaries{Dir: t.TempDir()}
+	if _, err := other.Build(context.Background(), testOptions("").Repo, "./cmd/nonexistent", testPlatforms[0], "v1"); err == nil {
+		t.Error("a package that does not exist built")
 	}
 }

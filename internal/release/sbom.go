@@ -25,8 +25,8 @@ type SBOMOptions struct {
 // WriteSBOMs writes a CycloneDX JSON SBOM of each image's binary to
 // <Dir>/sbom/<name>.cdx.json and returns the files.
 //
-// It runs `cyclonedx-gomod bin` on the binary built as WriteImages builds it, for
-// the first of Platforms: the modules are those linked into the binary (its
+// It runs `cyclonedx-gomod bin` on the binary built as WriteImages builds it (the
+// same file when both share o.Binaries), for the first of Platforms: the modules are those linked into the binary (its
 // build info), the binary's hashes are recorded, and the main module's version
 // is Version. (`cyclonedx-gomod app` reads the version from git with go-git,
 // which fails in a git worktree and in a source tarball; bin mode takes -version.)
@@ -54,11 +54,16 @@ func WriteSBOMs(ctx context.Context, o SBOMOptions) ([]string, error) {
 			return nil, err
 		}
 	}
+	bins, done, err := o.binaries()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	platform := o.Platforms[0]
 	var files []string
 	for _, spec := range Images() {
-		bin := filepath.Join(tmp, spec.Name)
-		if err := BuildBinary(ctx, o.Repo, spec.Package, platform, o.Version, bin); err != nil {
+		bin, err := bins.Build(ctx, o.Repo, spec.Package, platform, o.Version)
+		if err != nil {
 			return nil, err
 		}
 		data, err := os.ReadFile(bin)
