@@ -31,7 +31,8 @@ func (c ceilingResult) rate() float64 { return float64(c.pods) / c.released.Seco
 
 // ceiling creates the scenario's pods again (one round) in a fresh namespace, no
 // controller running, and releases them with the raw client.
-func (r *rig) ceiling(ctx context.Context, sc gatedScenario) (ceilingResult, error) {
+// phase names its profiles (profile_test.go).
+func (r *rig) ceiling(ctx context.Context, sc gatedScenario, phase string) (ceilingResult, error) {
 	res := ceilingResult{pods: sc.podsPerRound(), workers: controller.DefaultWorkers}
 	ns, err := newNamespace(ctx, r.client, "ceiling-"+sc.name)
 	if err != nil {
@@ -64,6 +65,7 @@ func (r *rig) ceiling(ctx context.Context, sc gatedScenario) (ceilingResult, err
 		return res, err
 	}
 
+	profiled := r.profiler.start(ctx, r, "ceiling-"+phase+"-"+sc.name, "")
 	t0 := time.Now()
 	err = parallelOn(res.workers, len(list.Items), func(i int) error {
 		pod := &list.Items[i]
@@ -88,7 +90,7 @@ func (r *rig) ceiling(ctx context.Context, sc gatedScenario) (ceilingResult, err
 		last = maxTime(last, at)
 	}
 	res.released = last.Sub(t0)
-	return res, nil
+	return res, profiled()
 }
 
 // rawClient is a plain client-go clientset as the controller's client is

@@ -14,11 +14,11 @@ import (
 const startupTimeout = 2 * time.Minute
 
 // startController runs entrypoint-webhook as the dependency controller alone and
-// returns once it has released a canary pod, i.e. its caches are synced and it
+// returns once it has released a canary pod (args added to its flags), i.e. its caches are synced and it
 // removes gates. The canary lives in its own namespace and is deleted before
 // this returns, so the scenario's figures start from a controller at rest.
-func (r *rig) startController(ctx context.Context) (*benchproc.Process, error) {
-	return r.startControllerAs(ctx, "the controller", "--leader-elect=false")
+func (r *rig) startController(ctx context.Context, args ...string) (*benchproc.Process, error) {
+	return r.startControllerAs(ctx, "the controller", append([]string{"--leader-elect=false"}, args...)...)
 }
 
 // startControllerAs is startController with the process named name and args

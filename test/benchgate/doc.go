@@ -48,5 +48,8 @@
 // resolver are built into a temporary directory with the Makefile's flags.
 // GATE_RESOLVERS (default 300) sets N of the comparison; GATE_KUBE_API_QPS and
 // GATE_KUBE_API_BURST the controller's --kube-api-qps and --kube-api-burst
-// (default: entrypoint-webhook's own defaults).
+// (default: entrypoint-webhook's own defaults). GATE_PROFILE_DIR, when set, receives
+// CPU profiles of the API server and the controller (--pprof-bind-address) taken
+// while the pods are released, and of the API server during the raw runs
+// (GATE_PROFILE_SECONDS long, default 10): go tool pprof -top <file>.
 package benchgate

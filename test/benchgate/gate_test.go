@@ -73,7 +73,12 @@ func (r *rig) runGated(ctx context.Context, sc gatedScenario) (gatedResult, erro
 	if g.ns, err = newNamespace(ctx, r.client, "gate-"+sc.name); err != nil {
 		return g.res, err
 	}
-	if g.ctrl, err = r.startController(ctx); err != nil {
+	profArgs, profAddr, err := r.profiler.controllerArgs()
+	if err != nil {
+		return g.res, err
+	}
+	g.pprof = profAddr
+	if g.ctrl, err = r.startController(ctx, profArgs...); err != nil {
 		return g.res, err
 	}
 	defer g.ctrl.Stop()
@@ -123,7 +128,8 @@ type gatedRun struct {
 	ctrl     *benchproc.Process
 	w        *podWatch
 	res      gatedResult
-	evaluate bool // wait for the condition; false once the controller did not set it in time
+	evaluate bool   // wait for the condition; false once the controller did not set it in time
+	pprof    string // the controller's /debug/pprof address when profiling
 }
 
 // round creates the round's pods, waits until the controller has evaluated
@@ -159,6 +165,7 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 		}
 	}
 
+	profiled := g.rig.profiler.start(ctx, g.rig, fmt.Sprintf("%s-round%d", g.sc.name, round), g.pprof)
 	t1 := time.Now()
 	ready, err := makeReady(ctx, g.rig.client, g.ns, services)
 	if err != nil {
@@ -187,7 +194,7 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 			g.res.markedReady = time.Since(t1)
 		}
 	}
-	return nil
+	return profiled()
 }
 
 func indexOf(list []string, v string) int {
@@ -304,7 +311,7 @@ func BenchmarkGate(b *testing.B) {
 			var before, after ceilingResult
 			if sc.ceiling {
 				var err error
-				if before, err = r.ceiling(ctx, sc); err != nil {
+				if before, err = r.ceiling(ctx, sc, "before"); err != nil {
 					b.Fatalf("%s, the raw ceiling before the controller: %v", sc.title, err)
 				}
 			}
@@ -320,7 +327,7 @@ func BenchmarkGate(b *testing.B) {
 			}
 			s += fmt.Sprintf(" (%s)", sc.target)
 			if sc.ceiling {
-				if after, err = r.ceiling(ctx, sc); err != nil {
+				if after, err = r.ceiling(ctx, sc, "after"); err != nil {
 					b.Fatalf("%s, the raw ceiling after the controller: %v", sc.title, err)
 				}
 				printCeiling(sc, res, before, after, r.qps, r.burst)

@@ -28,6 +28,7 @@ type rig struct {
 	controller string               // entrypoint-webhook
 	resolver   string               // kubernetes-entrypoint
 	qps, burst int                  // the controller's --kube-api-qps and --kube-api-burst
+	profiler   *profiler            // nil unless GATE_PROFILE_DIR is set
 }
 
 // the is set once by TestMain before any benchmark runs and only read afterwards.
@@ -67,6 +68,10 @@ func runBenchmarks(m *testing.M) int {
 	}
 	fmt.Printf("controller under test: %s --kube-api-qps %d --kube-api-burst %d\nresolver under test: %s\n", r.controller, r.qps, r.burst, r.resolver)
 
+	if r.profiler, err = profilerFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if r.env, err = testenv.Start(envtest.Environment{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

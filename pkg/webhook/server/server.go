@@ -56,6 +56,9 @@ type Options struct {
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof (plain HTTP, unauthenticated);
+	// "" or "0" (the default) serves nothing. For profiling on loopback only.
+	PprofBindAddress string
 	// MetricsSecure serves /metrics over HTTPS to callers that the API server
 	// authenticates (TokenReview) and authorizes (SubjectAccessReview).
 	MetricsSecure bool
@@ -113,6 +116,7 @@ func DefaultOptions() Options {
 		TLSMode:                TLSCertDir,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		PprofBindAddress:       "0",
 		MetricsSecure:          true,
 		DrainTimeout:           15 * time.Second,
 		Namespace:              os.Getenv("POD_NAMESPACE"),
@@ -132,6 +136,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.TLSMode, "tls-mode", o.TLSMode, "cert-dir (certificates from --cert-dir, e.g. cert-manager) or self-signed (built-in CA in a Secret, caBundle patched, rotated)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "address of Go's /debug/pprof profiles, plain HTTP to anyone who reaches it (e.g. 127.0.0.1:6060 while profiling); 0 disables it")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "serve /metrics over HTTPS, only to callers Kubernetes authenticates and authorizes (get on the non-resource URL /metrics); false: plain HTTP to anyone")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "offer HTTP/2 on the webhook and metrics servers (off: HTTP/2 rapid reset and stream-cancellation vulnerabilities)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "on shutdown, the longest the webhook keeps serving requests in flight (and any still arriving) before it stops")
@@ -211,6 +216,7 @@ func New(cfg *rest.Config, o Options, log logr.Logger) (*Webhook, error) {
 		Logger:                  log,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		PprofBindAddress:        o.PprofBindAddress,
 		WebhookServer:           server,
 		GracefulShutdownTimeout: ptr.To(p.GracefulShutdownTimeout),
 	}
