@@ -31,6 +31,11 @@ type Runner struct {
 	Options Options
 	// Retry is the pause before campaigning again; 0 means 2 s.
 	Retry time.Duration
+	// Cache is the process's cache, started by its own manager, for the
+	// controller to read and watch through (sharedCache): one watch per kind
+	// in the process. It must hold the pods as CacheByObject says. nil: the
+	// controller's manager has a cache of its own.
+	Cache cache.Cache
 }
 
 // NeedLeaderElection is false: the Runner campaigns by itself, not through the
@@ -73,6 +78,7 @@ func (r *Runner) runOnce(ctx context.Context) error {
 		RetryPeriod:                   durationOrNil(r.RetryPeriod),
 		// The same controller is set up again after a lost election.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		NewCache:   r.newCache(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the controller's manager: %w", err)
@@ -85,6 +91,14 @@ func (r *Runner) runOnce(ctx context.Context) error {
 		err = errors.New("the controller's manager ended")
 	}
 	return err
+}
+
+// newCache is the manager's NewCache: nil (its own) without a shared cache.
+func (r *Runner) newCache() cache.NewCacheFunc {
+	if r.Cache == nil {
+		return nil
+	}
+	return func(*rest.Config, cache.Options) (cache.Cache, error) { return newSharedCache(r.Cache), nil }
 }
 
 // durationOrNil is d for a manager option, nil (its default) when d is zero.

@@ -17,8 +17,10 @@
 //
 // The ceiling, measured beside it: right before and right after the 1,000- and
 // the 10,000-pod scenarios, with no controller running, the same pods are
-// created in a fresh namespace and released by a trivial client-go client that
-// sends exactly the controller's patch (controller.GateRemovalPatch) with the
+// created in a fresh namespace, given the Waiting condition the controller gives
+// a pod that waits (untimed: the controller's pods carry it when released, and
+// a patch costs the API server more on a larger object), and released by a
+// trivial client-go client that sends exactly the controller's patch (controller.GateRemovalPatch) with the
 // controller's client limits and controller.DefaultWorkers workers, and nothing
 // else. Its rate (pods over first patch → last pod seen released) is the API
 // server's for these writes; the controller's release rate is reported as a

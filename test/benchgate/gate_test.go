@@ -36,6 +36,7 @@ type gatedResult struct {
 	pods        int
 	latency     benchstat.Durations // per pod: its Service's EndpointSlice create call → seen without the gate
 	allReleased time.Duration       // last round: first EndpointSlice create call → last pod seen released
+	perSecond   []int               // last round: pods seen released in each second from the first EndpointSlice create call
 	created     time.Duration       // last round: creating the pods
 	evaluated   time.Duration       // last round: first pod create call → every pod carries the condition
 	markedReady time.Duration       // last round: first EndpointSlice create call → every pod's condition is True
@@ -179,11 +180,13 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 			releaseTimeout, err, missing, describe(s), svc, ready[svc].Format(time.RFC3339Nano), g.ctrl.Diagnosis())
 	}
 	last := t1
-	for i, at := range g.w.released(pods) {
+	released := g.w.released(pods)
+	for i, at := range released {
 		g.res.latency = append(g.res.latency, at.Sub(ready[serviceOf(i)]))
 		last = maxTime(last, at)
 	}
 	g.res.allReleased = last.Sub(t1)
+	g.res.perSecond = perSecond(t1, released)
 	// The controller writes the condition after the gate: wait for it too, so
 	// that the scenario's requests and CPU hold the whole of a pod's handling.
 	if g.evaluate {
@@ -195,6 +198,27 @@ func (g *gatedRun) round(ctx context.Context, round int, services []string) erro
 		}
 	}
 	return profiled()
+}
+
+// perSecond counts the times in each whole second after start.
+func perSecond(start time.Time, times []time.Time) []int {
+	var out []int
+	for _, at := range times {
+		i := max(int(at.Sub(start)/time.Second), 0)
+		for len(out) <= i {
+			out = append(out, 0)
+		}
+		out[i]++
+	}
+	return out
+}
+
+func formatCounts(counts []int) string {
+	parts := make([]string, len(counts))
+	for i, n := range counts {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, " ")
 }
 
 func indexOf(list []string, v string) int {
@@ -222,6 +246,7 @@ func (res gatedResult) print(sc gatedScenario) {
 		benchstat.MS(res.latency.Percentile(50)), benchstat.MS(res.latency.Percentile(99)), benchstat.MS(res.latency.Max()), sc.target)
 	if sc.rounds == 1 {
 		row("all released after", "%.2f s (from the first EndpointSlice create call)", res.allReleased.Seconds())
+		row("released in each second", "%s", formatCounts(res.perSecond))
 		row("pods created in", "%.2f s", res.created.Seconds())
 	}
 	if res.notEvaluated == "" {
@@ -235,8 +260,8 @@ func (res gatedResult) print(sc gatedScenario) {
 	row("API server open watches", "before the pods %.0f; pods waiting %.0f; after %.0f", res.before.watches, res.waiting.watches, res.after.watches)
 	row("API server VmRSS", "before the pods %.1f MB; pods waiting %.1f MB", res.before.rssMB, res.waiting.rssMB)
 	row("API server CPU", "%.2f s, from the pods' creation to the last release", (res.after.cpu - res.before.cpu).Seconds())
-	row("watch events sent", "%.0f, from the pods' creation to the last release, to every watcher (%d of them to the harness's)",
-		res.after.eventsSent-res.before.eventsSent, res.harnessEvents)
+	row("watch events sent", "%.0f, from the pods' creation to the last release, to every watcher (%d of them to the harness's); by resource: %s",
+		res.after.eventsSent-res.before.eventsSent, res.harnessEvents, largest(between(res.before.eventsSentBy(), res.after.eventsSentBy()), 4))
 	row("watch restarts", "%s", watchRestarts(res.before, res.after))
 	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
 }
@@ -256,8 +281,8 @@ func printCeiling(sc gatedScenario, res gatedResult, before, after ceilingResult
 		when string
 		c    ceilingResult
 	}{{"before", before}, {"after", after}} {
-		row("raw gate-removal patches, "+c.when, "%.0f patches/s (%d fresh gated pods, %d workers, qps %d burst %d; all answered in %.2f s, all seen released in %.2f s)",
-			c.c.rate(), c.c.pods, c.c.workers, qps, burst, c.c.answered.Seconds(), c.c.released.Seconds())
+		row("raw gate-removal patches, "+c.when, "%.0f patches/s (%d gated pods with the Waiting condition, %d workers, qps %d burst %d; all answered in %.2f s, all seen released in %.2f s; in each second: %s)",
+			c.c.rate(), c.c.pods, c.c.workers, qps, burst, c.c.answered.Seconds(), c.c.released.Seconds(), formatCounts(c.c.perSecond))
 	}
 	row("controller ÷ ceiling", "%.2f (the ceiling: the faster raw run)", res.rate(sc)/max(before.rate(), after.rate()))
 }

@@ -94,6 +94,33 @@ func (m metrics) watches() float64 { return m.sum(longRunning, map[string]string
 // eventsSent is the number of watch events the API server has sent, to every watcher.
 func (m metrics) eventsSent() float64 { return m.sum(watchEvents, nil) }
 
+// eventsSentBy is eventsSent by resource ("pods", "events.events.k8s.io").
+func (m metrics) eventsSentBy() map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m[watchEvents].GetMetric() {
+		r := labelValue(s, "resource")
+		if r == "" {
+			r = labelValue(s, "kind")
+		}
+		if g := labelValue(s, "group"); g != "" {
+			r += "." + g
+		}
+		out[r] += value(s)
+	}
+	return out
+}
+
+// between is after minus before, key by key, without the zeros.
+func between(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
 // podWrites is how many writes to pods, their status and other subresources
 // aside, the API server has accepted (code 200): patches, updates, applies.
 func podWrites(m metrics) float64 {

@@ -2,8 +2,10 @@ package benchgate
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/inject"
 )
@@ -145,5 +147,17 @@ apiserver_request_total{code="200",component="apiserver",group="",resource="pods
 				t.Errorf("watchRestarts = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestPerSecond(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	got := perSecond(start, []time.Time{at(10), at(999), at(1000), at(3500), at(-5)})
+	if want := []int{3, 1, 0, 1}; !slices.Equal(got, want) {
+		t.Errorf("perSecond: got %v, want %v (a time before the start counts in the first second)", got, want)
+	}
+	if got := formatCounts(got); got != "3 1 0 1" {
+		t.Errorf("formatCounts: %q", got)
 	}
 }

@@ -390,8 +390,15 @@ func addController(mgr manager.Manager, cfg *rest.Config, o Options, p processPl
 	if err != nil {
 		return err
 	}
+	// Where the process's cache holds the managed pods as the controller needs
+	// them (the plan gives a controller the cycle detector's cache), the
+	// controller watches through it: one watch of pods in the process.
+	var shared cache.Cache
+	if slices.ContainsFunc(p.Cache, func(e cacheEntry) bool { return e.What == cacheManagedPods }) {
+		shared = mgr.GetCache()
+	}
 	return mgr.Add(&controller.Runner{
-		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace,
+		Config: cfg, LeaderElect: o.LeaderElect, Namespace: o.Namespace, Cache: shared,
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Options: controller.Options{
 			Dependencies:       inject.Dependencies,
