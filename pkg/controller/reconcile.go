@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -43,8 +44,11 @@ import (
 
 // Reconciler keeps the condition of managed pods and releases gated ones.
 type Reconciler struct {
-	opts     Options
-	client   client.Client
+	opts   Options
+	client client.Client
+	// pods sends the gate's removal, whose answer (the whole pod) is not decoded:
+	// the informer brings the pod as patched.
+	pods     rest.Interface
 	mapper   meta.RESTMapper
 	recorder events.EventRecorder
 	kinds    *kindInformers
@@ -125,15 +129,16 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("the dependency controller's client: %w", err)
+	}
 	checker := opts.Access
 	if checker == nil {
-		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
-		if err != nil {
-			return nil, fmt.Errorf("the dependency controller's client for access reviews: %w", err)
-		}
 		checker = access.NewChecker(cs.AuthorizationV1().SubjectAccessReviews(), access.Options{})
 	}
 	r := &Reconciler{
+		pods:     cs.CoreV1().RESTClient(),
 		access:   checker,
 		eval:     celcheck.NewEvaluator(runtime.GOMAXPROCS(0), maxCachedEvaluations),
 		allowed:  allowed,
@@ -700,7 +705,8 @@ func (r *Reconciler) removeGate(ctx context.Context, pod *corev1.Pod, narrow *co
 	if err != nil {
 		return err
 	}
-	if err := r.client.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.JSONPatchType, data)); err != nil {
+	err = r.pods.Patch(types.JSONPatchType).Namespace(pod.Namespace).Resource("pods").Name(pod.Name).Body(data).Do(ctx).Error()
+	if err != nil {
 		if narrow != nil {
 			return fmt.Errorf("removing scheduling gate %s and narrowing the pod's required node affinity: %w", inject.SchedulingGate, err)
 		}

@@ -263,6 +263,8 @@ func (res gatedResult) print(sc gatedScenario) {
 	row("watch events sent", "%.0f, from the pods' creation to the last release, to every watcher (%d of them to the harness's); by resource: %s",
 		res.after.eventsSent-res.before.eventsSent, res.harnessEvents, largest(between(res.before.eventsSentBy(), res.after.eventsSentBy()), 4))
 	row("watch restarts", "%s", watchRestarts(res.before, res.after))
+	row("requests while released", "%s (from the moment every pod carried its condition to the end)",
+		largest(withoutHarness(requestsBetween(res.waiting.metrics, res.after.metrics)), 4))
 	row("API requests per released pod", "%.2f (%.0f: %s)", total(res.requests)/float64(res.pods), total(res.requests), largest(res.requests, 5))
 }
 
