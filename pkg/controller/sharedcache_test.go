@@ -45,10 +45,18 @@ func TestRunnerOnSharedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var throughShared, direct atomic.Int64
-	if _, err := lent.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(any) { throughShared.Add(1) }}); err != nil {
+	// Only this test's pods count: the informer sees every namespace's.
+	counter := func(n *atomic.Int64) toolscache.ResourceEventHandlerFuncs {
+		return toolscache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Namespace == ns {
+				n.Add(1)
+			}
+		}}
+	}
+	if _, err := lent.AddEventHandler(counter(&throughShared)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := podInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(any) { direct.Add(1) }}); err != nil {
+	if _, err := podInformer.AddEventHandler(counter(&direct)); err != nil {
 		t.Fatal(err)
 	}
 	createPod(t, managedPod(t, ns, "first", map[string]string{"DEPENDENCY_SERVICE": "db"}, inject.SchedulingGate))

@@ -65,7 +65,8 @@ func TestOneWatchPerKind(t *testing.T) {
 					return false
 				}
 				for _, c := range p.Status.Conditions {
-					if c.Type == keapi.ConditionType && c.Reason == keapi.ReasonWaiting {
+					// Judged, so the EndpointSlice informer has listed and watches.
+					if c.Type == keapi.ConditionType && c.Reason == keapi.ReasonWaiting && c.Message == "waiting for service "+ns+"/db: no endpoints" {
 						return true
 					}
 				}
@@ -73,8 +74,20 @@ func TestOneWatchPerKind(t *testing.T) {
 			})
 			// The API server's own informers watch some kinds too: counted
 			// before the process started.
-			after := watchesByResource(t, env)
-			for _, r := range []string{"pods", "services", "endpointslices"} {
+			// A watch is counted once its request is under way: wait until each
+			// kind has one, then count.
+			kinds := []string{"pods", "services", "endpointslices"}
+			var after map[string]int
+			testenv.Eventually(t, 20*time.Second, "a watch of each kind", func() bool {
+				after = watchesByResource(t, env)
+				for _, r := range kinds {
+					if after[r]-before[r] < 1 {
+						return false
+					}
+				}
+				return true
+			})
+			for _, r := range kinds {
 				if n := after[r] - before[r]; n != 1 {
 					t.Errorf("the process opened %d watches of %s, want 1 (the API server's watches before: %v; after: %v)", n, r, before, after)
 				}
