@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
-
-const module = "github.com/kubernetes-entrypoint/kubernetes-entrypoint"
 
 // rig is what every scenario shares: one control plane and the binaries under test.
 type rig struct {
@@ -108,33 +105,16 @@ func (r *rig) finish(dir string) error {
 }
 
 // binary is the path in env, checked, or else pkg built into dir with the
-// Makefile's flags (static, reproducible, stripped): what is measured is what
-// ships.
+// Makefile's flags: what is measured is what ships.
 func binary(dir, env, name, pkg string) (string, error) {
-	return built(dir, env, name, pkg, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags", "-s -w")
+	return benchproc.Binary(dir, env, name, pkg, []string{"CGO_ENABLED=0"}, benchproc.ReleaseFlags...)
 }
 
 // testBinary is binary for a test, which measures nothing: go build's default
 // flags, so that it reuses the packages `go vet` compiled (make test vets
 // first) and takes seconds.
 func testBinary(dir, env, name, pkg string) (string, error) {
-	return built(dir, env, name, pkg, nil)
-}
-
-func built(dir, env, name, pkg string, environ []string, flags ...string) (string, error) {
-	if p := os.Getenv(env); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s: %w", env, err)
-		}
-		return p, nil
-	}
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", append(append([]string{"build", "-o", out}, flags...), module+pkg)...)
-	cmd.Env = append(os.Environ(), environ...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s (or set %s): %w\n%s", name, env, err, b)
-	}
-	return out, nil
+	return benchproc.Binary(dir, env, name, pkg, nil)
 }
 
 // need skips a benchmark that needs the control plane when it is missing (it

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -17,8 +16,6 @@ import (
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/webhook/server"
 )
-
-const module = "github.com/kubernetes-entrypoint/kubernetes-entrypoint"
 
 // Client limits of the processes under test. The scheduler's defaults (50 QPS,
 // burst 100) would make its client, not its algorithm, the limit of a 10,000-pod
@@ -173,19 +170,7 @@ func (r *rig) finish() error {
 // binary is the path in env, checked, or else pkg built into dir with the
 // Makefile's flags (static, reproducible, stripped).
 func binary(dir, env, name, pkg string) (string, error) {
-	if p := os.Getenv(env); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s: %w", env, err)
-		}
-		return p, nil
-	}
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "-trimpath", "-ldflags", "-s -w", module+pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s (or set %s): %w\n%s", name, env, err, b)
-	}
-	return out, nil
+	return benchproc.Binary(dir, env, name, pkg, []string{"CGO_ENABLED=0"}, benchproc.ReleaseFlags...)
 }
 
 // need skips a benchmark that needs the control plane when it is missing (it

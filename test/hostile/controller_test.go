@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/benchproc"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testenv"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/internal/testpods"
 	"github.com/kubernetes-entrypoint/kubernetes-entrypoint/pkg/api"
@@ -39,26 +37,15 @@ import (
 // it); without it the binary is built into a temporary directory.
 const envWebhookBinary = "ENTRYPOINT_WEBHOOK_BINARY"
 
-const module = "github.com/kubernetes-entrypoint/kubernetes-entrypoint"
-
 // webhookBinary is ENTRYPOINT_WEBHOOK_BINARY, checked, or cmd/webhook built
-// into dir. It is built with go build's default flags, not the Makefile's: so
-// it reuses the packages `go vet` compiled (make test vets first), and takes
-// seconds where the Makefile's flags would compile every dependency again.
+// into dir with go build's default flags (benchproc.Binary).
 func webhookBinary(tb testing.TB, dir string) string {
 	tb.Helper()
-	if p := os.Getenv(envWebhookBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			tb.Fatalf("%s: %v", envWebhookBinary, err)
-		}
-		return p
+	p, err := benchproc.Binary(dir, envWebhookBinary, "entrypoint-webhook", "/cmd/webhook", nil)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	out := filepath.Join(dir, "entrypoint-webhook")
-	cmd := exec.Command("go", "build", "-o", out, module+"/cmd/webhook")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("building entrypoint-webhook (or set %s): %v\n%s", envWebhookBinary, err, b)
-	}
-	return out
+	return p
 }
 
 // ctrlRig is what every case shares: the control plane, a client of the
@@ -86,12 +73,7 @@ func newCtrlRig(tb testing.TB, env *testenv.Env) *ctrlRig {
 }
 
 // ctrlProcess is one running entrypoint-webhook, the controller alone.
-type ctrlProcess struct {
-	cmd            *exec.Cmd
-	stdout, stderr *testenv.Buffer
-	done           chan struct{} // closed when it exited
-	err            error         // from Wait, once done is closed
-}
+type ctrlProcess struct{ *benchproc.Process }
 
 // readyTimeout bounds how long a fresh controller may take to start its workers.
 const readyTimeout = time.Minute
@@ -100,81 +82,36 @@ const readyTimeout = time.Minute
 // once its workers run; it is stopped when tb ends.
 func startCtrlProcess(tb testing.TB, r *ctrlRig) *ctrlProcess {
 	tb.Helper()
-	p := &ctrlProcess{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(r.binary, "--webhook=false", "--controller=true", "--leader-elect=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kubeconfig", r.kubeconfig)
 	// Not the KUBECONFIG of whoever runs the benchmark.
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "KUBECONFIG=") {
-			p.cmd.Env = append(p.cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("starting %s: %v", r.binary, err)
+	proc, err := benchproc.Start("entrypoint-webhook", env, r.binary, "--webhook=false", "--controller=true", "--leader-elect=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kubeconfig", r.kubeconfig)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	tb.Cleanup(p.stop)
+	p := &ctrlProcess{proc}
+	tb.Cleanup(p.Stop)
 	deadline := time.Now().Add(readyTimeout)
-	for !strings.Contains(p.stderr.String(), "Starting workers") {
-		if p.exited() || time.Now().After(deadline) {
-			tb.Fatalf("the controller did not start its workers within %s: %s", readyTimeout, p.diagnosis())
+	for !strings.Contains(p.Output(), "Starting workers") {
+		if p.Exited() || time.Now().After(deadline) {
+			tb.Fatalf("the controller did not start its workers within %s: %s", readyTimeout, p.Diagnosis())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return p
 }
 
-func (p *ctrlProcess) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the process as the kubelet would: SIGTERM, then SIGKILL.
-func (p *ctrlProcess) stop() {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 // peakKiB is the process's peak RSS so far: VmHWM of its /proc/<pid>/status.
 func (p *ctrlProcess) peakKiB() (int64, error) {
-	if p.exited() {
-		return 0, fmt.Errorf("the controller exited: %s", p.diagnosis())
+	if p.Exited() {
+		return 0, fmt.Errorf("the controller exited: %s", p.Diagnosis())
 	}
-	return peakRSSOf(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-}
-
-// logTailLines is how much of its log a diagnosis shows.
-const logTailLines = 25
-
-// diagnosis says whether the process runs, and the tail of its log.
-func (p *ctrlProcess) diagnosis() string {
-	state := "still running"
-	if p.exited() {
-		state = fmt.Sprintf("exited (%v)", p.err)
-	}
-	lines := strings.Split(strings.TrimRight(p.stderr.String()+p.stdout.String(), "\n"), "\n")
-	if len(lines) > logTailLines {
-		lines = append([]string{fmt.Sprintf("[... %d lines ...]", len(lines)-logTailLines)}, lines[len(lines)-logTailLines:]...)
-	}
-	for i, l := range lines {
-		if len(l) > 600 {
-			lines[i] = l[:600] + "..."
-		}
-	}
-	return fmt.Sprintf("entrypoint-webhook (pid %d) %s; the tail of its log:\n%s", p.cmd.Process.Pid, state, strings.Join(lines, "\n"))
+	return peakRSSOf(fmt.Sprintf("/proc/%d/status", p.Pid()))
 }
 
 // scenario is one case's namespaces and client.
@@ -400,7 +337,7 @@ func crossNamespaceCase() ctrlCase {
 					tb.Errorf("an Event holds the value: %s", n)
 				}
 			}
-			if strings.Contains(p.stderr.String()+p.stdout.String(), secretValue) {
+			if strings.Contains(p.Output(), secretValue) {
 				tb.Errorf("the controller's log holds the value")
 			}
 			return fmt.Sprintf("still gated after %s; the value in no condition, none of %d Events, not the log", gatedFor, len(notes))
@@ -461,9 +398,9 @@ func (w *podWatch) waitConditions(tb testing.TB, names []string, want wantCondit
 		if done == len(names) {
 			return
 		}
-		if p.exited() || time.Now().After(deadline) {
+		if p.Exited() || time.Now().After(deadline) {
 			tb.Fatalf("%d of %d pods came to %s within %s\nthe pods: %s\n%s",
-				done, len(names), want, timeout, w.summary(names), p.diagnosis())
+				done, len(names), want, timeout, w.summary(names), p.Diagnosis())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
